@@ -1,0 +1,19 @@
+export { type FakeClock, fakeClock } from './clock.js';
+export * from './servers.js';
+export {
+  type PostgresHandle,
+  type RedisClusterHandle,
+  type RedisHandle,
+  usePostgres,
+  useRedis,
+  useRedisCluster,
+} from './use.js';
+export {
+  forkWorkers,
+  spawnWorkers,
+  type WorkerContext,
+  type WorkerGroup,
+  type WorkerModule,
+  type WorkerOptions,
+  type WorkerOutcome,
+} from './workers.js';

@@ -1,0 +1,3 @@
+import { isolationFixture } from './file.js';
+
+isolationFixture('b');
