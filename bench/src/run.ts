@@ -4,7 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startPostgres, startRedis } from '@oms/testkit/servers';
 import { measure } from 'mitata';
-import { type BenchEnv, type Suite, median, meetsGoal } from './harness.js';
+import { type BenchEnv, median, meetsGoal, type Suite } from './harness.js';
 import { describeMachine, type Machine } from './machine.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -20,7 +20,8 @@ const { values, positionals } = parseArgs({
 });
 const runs = Number(values.runs);
 const timeMs = Number(values.time);
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be an integer >= 1 (got ${values.runs})`);
+if (!Number.isInteger(runs) || runs < 1)
+  throw new Error(`--runs must be an integer >= 1 (got ${values.runs})`);
 if (!(timeMs > 0)) throw new Error(`--time must be > 0 ms (got ${values.time})`);
 
 interface CaseResult {
@@ -53,7 +54,10 @@ async function environment(): Promise<{ env: BenchEnv; stop: () => Promise<void>
     postgresUrl ? undefined : startPostgres(),
   ]);
   return {
-    env: { redisUrl: redisUrl ?? (redis?.url as string), postgresUrl: postgresUrl ?? (pgServer?.url as string) },
+    env: {
+      redisUrl: redisUrl ?? (redis?.url as string),
+      postgresUrl: postgresUrl ?? (pgServer?.url as string),
+    },
     stop: async () => {
       await Promise.all([redis?.stop(), pgServer?.stop()]);
     },
@@ -88,7 +92,8 @@ async function runSuite(suite: Suite<unknown>, env: BenchEnv, machine: Machine):
     const byName = new Map(results.map((r) => [r.name, r]));
     const ratios: RatioResult[] = (suite.ratios ?? []).map((q) => {
       for (const n of [q.numerator, q.denominator, q.subtract]) {
-        if (n !== undefined && !byName.has(n)) throw new Error(`suite ${suite.name}: ratio '${q.name}' names unknown case '${n}'`);
+        if (n !== undefined && !byName.has(n))
+          throw new Error(`suite ${suite.name}: ratio '${q.name}' names unknown case '${n}'`);
       }
       const per = Array.from({ length: runs }, (_, i) => {
         const base = q.subtract ? (byName.get(q.subtract)?.runsNsPerOp[i] ?? 0) : 0;
@@ -119,20 +124,34 @@ function fmtNs(ns: number): string {
 }
 
 function fmtOps(ops: number): string {
-  return ops >= 1e6 ? `${(ops / 1e6).toFixed(2)}M/s` : ops >= 1e3 ? `${(ops / 1e3).toFixed(1)}k/s` : `${ops.toFixed(0)}/s`;
+  return ops >= 1e6
+    ? `${(ops / 1e6).toFixed(2)}M/s`
+    : ops >= 1e3
+      ? `${(ops / 1e3).toFixed(1)}k/s`
+      : `${ops.toFixed(0)}/s`;
 }
 
 function printTable(name: string, cases: CaseResult[], ratios: RatioResult[]): void {
   const rows = [
     ['case', 'median/op', 'ops/s', 'min–max/op'],
-    ...cases.map((c) => [c.name, fmtNs(c.medianNsPerOp), fmtOps(c.opsPerSec), `${fmtNs(c.minNsPerOp)} – ${fmtNs(c.maxNsPerOp)}`]),
+    ...cases.map((c) => [
+      c.name,
+      fmtNs(c.medianNsPerOp),
+      fmtOps(c.opsPerSec),
+      `${fmtNs(c.minNsPerOp)} – ${fmtNs(c.maxNsPerOp)}`,
+    ]),
   ];
   const out = [`\n## ${name} (median of ${runs} runs)\n`, table(rows)];
   if (ratios.length) {
     out.push(
       table([
         ['ratio', 'value', 'goal', 'met'],
-        ...ratios.map((r) => [r.name, r.value.toFixed(3), r.goal ?? '', r.met === undefined ? '' : r.met ? 'yes' : 'NO']),
+        ...ratios.map((r) => [
+          r.name,
+          r.value.toFixed(3),
+          r.goal ?? '',
+          r.met === undefined ? '' : r.met ? 'yes' : 'NO',
+        ]),
       ]),
     );
   }
@@ -142,7 +161,11 @@ function printTable(name: string, cases: CaseResult[], ratios: RatioResult[]): v
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
-  return [line(rows[0] ?? []), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+  return [
+    line(rows[0] ?? []),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.slice(1).map(line),
+  ].join('\n');
 }
 
 const available = readdirSync(suitesDir)
@@ -150,7 +173,8 @@ const available = readdirSync(suitesDir)
   .map((f) => basename(f, '.ts'))
   .sort((a, b) => (a === 'floors' ? -1 : b === 'floors' ? 1 : a.localeCompare(b)));
 const wanted = positionals.length ? positionals : available;
-for (const w of wanted) if (!available.includes(w)) throw new Error(`no suite '${w}' (have: ${available.join(', ')})`);
+for (const w of wanted)
+  if (!available.includes(w)) throw new Error(`no suite '${w}' (have: ${available.join(', ')})`);
 
 const { env, stop } = await environment();
 try {

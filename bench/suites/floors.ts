@@ -3,7 +3,10 @@ import pg from 'pg';
 import { defineSuite } from '../src/harness.js';
 
 // The raw limits later suites compare against: what one round trip costs before any library logic.
-const inFlight = <T>(n: number, fn: () => Promise<T>) => () => Promise.all(Array.from({ length: n }, fn));
+const inFlight =
+  <T>(n: number, fn: () => Promise<T>) =>
+  () =>
+    Promise.all(Array.from({ length: n }, fn));
 
 export default defineSuite({
   name: 'floors',
@@ -27,7 +30,11 @@ export default defineSuite({
   ratios: [
     { name: 'PING: 64 in flight vs 1 (time/op)', numerator: 'redis PING x64', denominator: 'redis PING x1' },
     { name: 'EVALSHA vs PING, 64 in flight', numerator: 'redis EVALSHA x64', denominator: 'redis PING x64' },
-    { name: 'pg: 8 conns vs 1 (time/op)', numerator: 'pg SELECT 1 (8 conns)', denominator: 'pg SELECT 1 (1 conn)' },
+    {
+      name: 'pg: 8 conns vs 1 (time/op)',
+      numerator: 'pg SELECT 1 (8 conns)',
+      denominator: 'pg SELECT 1 (1 conn)',
+    },
   ],
   async teardown({ redis, one, eight }) {
     redis.disconnect();

@@ -36,7 +36,8 @@ class FakeHandle {
 }
 
 function checkMs(name: string, ms: number): void {
-  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`${name} must be a finite number >= 0 (got ${ms})`);
+  if (!Number.isFinite(ms) || ms < 0)
+    throw new RangeError(`${name} must be a finite number >= 0 (got ${ms})`);
 }
 
 /**
@@ -99,7 +100,8 @@ export function fakeClock(startMs = 1_700_000_000_000): FakeClock {
       await flush();
     },
     set(ms) {
-      if (!Number.isFinite(ms) || ms < now) throw new RangeError(`set(ms) must not move time backwards (now ${now}, got ${ms})`);
+      if (!Number.isFinite(ms) || ms < now)
+        throw new RangeError(`set(ms) must not move time backwards (now ${now}, got ${ms})`);
       this.advance(ms - now);
     },
     pending: () => timers.length,

@@ -127,26 +127,32 @@ export async function startPostgres(): Promise<PostgresServer> {
 
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const proc = new ServerProcess('postgres', dir, postgres, [
-      '-D',
-      data,
-      '-p',
-      String(port),
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      `unix_socket_directories=${sockets}`,
-      '-c',
-      'fsync=off',
-      '-c',
-      'full_page_writes=off',
-      '-c',
-      'max_connections=400',
-      '-c',
-      'shared_buffers=32MB',
-      '-c',
-      'log_min_messages=warning',
-    ], runAs);
+    const proc = new ServerProcess(
+      'postgres',
+      dir,
+      postgres,
+      [
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        `unix_socket_directories=${sockets}`,
+        '-c',
+        'fsync=off',
+        '-c',
+        'full_page_writes=off',
+        '-c',
+        'max_connections=400',
+        '-c',
+        'shared_buffers=32MB',
+        '-c',
+        'log_min_messages=warning',
+      ],
+      runAs,
+    );
     proc.start();
     try {
       await waitUntilReady(proc, () => ready(port));

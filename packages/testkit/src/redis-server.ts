@@ -129,9 +129,16 @@ export function startRedis(): Promise<RedisServer> {
  * const cluster = await startRedisCluster({ masters: 3 });
  * const redis = new Cluster(cluster.startupNodes);
  */
-export async function startRedisCluster({ masters = 3 }: { masters?: number } = {}): Promise<RedisClusterServer> {
+export async function startRedisCluster({
+  masters = 3,
+}: {
+  masters?: number;
+} = {}): Promise<RedisClusterServer> {
   if (!Number.isInteger(masters) || masters < 3) {
-    throw new TestkitError('ERR_OMS_TESTKIT_SERVER_START', `a Redis Cluster needs at least 3 masters (got ${masters})`);
+    throw new TestkitError(
+      'ERR_OMS_TESTKIT_SERVER_START',
+      `a Redis Cluster needs at least 3 masters (got ${masters})`,
+    );
   }
   const cli = findBinary('redis-cli');
   const nodes: RedisServer[] = [];
@@ -185,8 +192,11 @@ export async function startRedisCluster({ masters = 3 }: { masters?: number } = 
 async function waitForClusterOk(nodes: RedisServer[], masters: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const infos = await Promise.all(nodes.map((n) => rawRedisCommand(n.port, 'CLUSTER INFO').catch(() => '')));
-    if (infos.every((i) => i.includes('cluster_state:ok') && i.includes(`cluster_known_nodes:${masters}`))) return;
+    const infos = await Promise.all(
+      nodes.map((n) => rawRedisCommand(n.port, 'CLUSTER INFO').catch(() => '')),
+    );
+    if (infos.every((i) => i.includes('cluster_state:ok') && i.includes(`cluster_known_nodes:${masters}`)))
+      return;
     if (Date.now() > deadline) {
       throw new TestkitError(
         'ERR_OMS_TESTKIT_SERVER_START',

@@ -17,7 +17,10 @@ function notOwned(what: string, fix: string): never {
 }
 
 function notReady(what: string): never {
-  throw new TestkitError('ERR_OMS_TESTKIT_NOT_READY', `${what} is available from beforeAll on, not at import time`);
+  throw new TestkitError(
+    'ERR_OMS_TESTKIT_NOT_READY',
+    `${what} is available from beforeAll on, not at import time`,
+  );
 }
 
 function faults(server: FaultHandle | undefined, fix: string): FaultHandle {

@@ -39,7 +39,12 @@ process.on('message', async (m: ToWorker) => {
     process.exit(0);
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
-    await send({ type: 'error', message: err.message, stack: err.stack, code: (err as { code?: string }).code });
+    await send({
+      type: 'error',
+      message: err.message,
+      stack: err.stack,
+      code: (err as { code?: string }).code,
+    });
     process.exit(1);
   }
 });

@@ -60,8 +60,14 @@ const tsx = import.meta.resolve('tsx');
  * group.kill(0, 'SIGKILL');
  * const outcomes = await group.outcomes;
  */
-export function spawnWorkers<I, R>(n: number, modulePath: string, input: I, opts: WorkerOptions = {}): WorkerGroup<R> {
-  if (!Number.isInteger(n) || n < 1) throw new TestkitError('ERR_OMS_TESTKIT_WORKER', `n must be an integer >= 1 (got ${n})`);
+export function spawnWorkers<I, R>(
+  n: number,
+  modulePath: string,
+  input: I,
+  opts: WorkerOptions = {},
+): WorkerGroup<R> {
+  if (!Number.isInteger(n) || n < 1)
+    throw new TestkitError('ERR_OMS_TESTKIT_WORKER', `n must be an integer >= 1 (got ${n})`);
   if (!isAbsolute(modulePath)) {
     throw new TestkitError('ERR_OMS_TESTKIT_WORKER', `modulePath must be absolute (got ${modulePath})`);
   }
@@ -160,7 +166,12 @@ export function spawnWorkers<I, R>(n: number, modulePath: string, input: I, opts
  * // worker.ts: export default async (input, ctx) => { await ctx.ready(); return doWork(input); }
  * const results = await forkWorkers(4, new URL('./worker.ts', import.meta.url).pathname, { ms: 3000 });
  */
-export async function forkWorkers<I, R>(n: number, modulePath: string, input: I, opts?: WorkerOptions): Promise<R[]> {
+export async function forkWorkers<I, R>(
+  n: number,
+  modulePath: string,
+  input: I,
+  opts?: WorkerOptions,
+): Promise<R[]> {
   const outcomes = await spawnWorkers<I, R>(n, modulePath, input, opts).outcomes;
   const failed = outcomes.find((o) => !o.ok);
   if (failed && !failed.ok) throw failed.error;

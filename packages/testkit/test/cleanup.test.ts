@@ -16,7 +16,9 @@ function running(pid: number): boolean {
 
 function startOwner(mode: 'crash' | 'exit'): Promise<{ pids: number[]; proc: ReturnType<typeof spawn> }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', tsx, child, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, ['--import', tsx, child, mode], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     proc.stdout?.on('data', (d) => {
       out += d;

@@ -32,7 +32,12 @@ describe('a 3-master Redis Cluster', () => {
   it('rejects a script over keys in different slots (it really is a cluster)', async () => {
     const client = cluster.client();
     await expect(
-      client.eval("return redis.call('MGET', KEYS[1], KEYS[2])", 2, `${cluster.prefix}{a}`, `${cluster.prefix}{b}`),
+      client.eval(
+        "return redis.call('MGET', KEYS[1], KEYS[2])",
+        2,
+        `${cluster.prefix}{a}`,
+        `${cluster.prefix}{b}`,
+      ),
     ).rejects.toThrow(/CROSSSLOT/);
   });
 

@@ -19,7 +19,9 @@ describe('a missing server binary', () => {
     hideBinaries();
     await expect(startRedis()).rejects.toMatchObject({
       code: 'ERR_OMS_TESTKIT_MISSING_BINARY',
-      message: expect.stringMatching(/'redis-server' was not found.*apt-get install redis-server.*OMS_TEST_REDIS_URL/),
+      message: expect.stringMatching(
+        /'redis-server' was not found.*apt-get install redis-server.*OMS_TEST_REDIS_URL/,
+      ),
     });
   });
 

@@ -38,9 +38,9 @@ describe('forkWorkers', () => {
 
   it('kills hung workers after timeoutMs instead of hanging the test', async () => {
     const started = Date.now();
-    await expect(forkWorkers(2, fixture('worker-echo.ts'), { hang: true }, { timeoutMs: 1_500 })).rejects.toThrow(
-      /timed out after 1500 ms/,
-    );
+    await expect(
+      forkWorkers(2, fixture('worker-echo.ts'), { hang: true }, { timeoutMs: 1_500 }),
+    ).rejects.toThrow(/timed out after 1500 ms/);
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
