@@ -6,8 +6,8 @@ describe('a 3-master Redis Cluster', () => {
 
   it('has three masters that split the slots', async () => {
     const client = cluster.client();
-    const slots = (await client.cluster('SLOTS')) as [number, number, [string, number]][];
-    const owners = new Set(slots.map((s) => s[2][1]));
+    const slots = await client.cluster('SLOTS');
+    const owners = new Set(slots.map((s) => s[2]?.[1]));
     expect(owners.size).toBe(3);
     const covered = slots.reduce((n, [from, to]) => n + (to - from + 1), 0);
     expect(covered).toBe(16384);
