@@ -22,7 +22,8 @@ function walk(dir) {
 /** Module specifiers a file imports or re-exports, type-only ones included (they still need the types). */
 function importsOf(source) {
   const specs = [];
-  const re = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
+  const re =
+    /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
   for (const m of source.matchAll(re)) specs.push(m[1] ?? m[2] ?? m[3]);
   return specs;
 }
@@ -38,12 +39,15 @@ export function checkPackage(dir) {
   const otel = '@opentelemetry/api';
   if (deps[otel]) problems.push(`${otel} must be a peerDependency, not a dependency`);
   if (!peers[otel]) problems.push(`${otel} must be a peerDependency (with a caret range such as ^1.9.0)`);
-  else if (!String(peers[otel]).startsWith('^')) problems.push(`${otel} peer range must be a caret range (got ${peers[otel]})`);
+  else if (!String(peers[otel]).startsWith('^'))
+    problems.push(`${otel} peer range must be a caret range (got ${peers[otel]})`);
 
   for (const driver of Object.keys(DRIVERS)) {
     if (deps[driver]) problems.push(`${driver} must be an optional peerDependency, not a dependency`);
     if (peers[driver] && meta[driver]?.optional !== true) {
-      problems.push(`${driver} is a peerDependency but not optional (set peerDependenciesMeta.${driver}.optional)`);
+      problems.push(
+        `${driver} is a peerDependency but not optional (set peerDependenciesMeta.${driver}.optional)`,
+      );
     }
   }
 
@@ -61,9 +65,12 @@ export function checkPackage(dir) {
       const folder = DRIVERS[name];
       if (!folder) continue;
       if (rel[0] !== folder) {
-        problems.push(`src/${rel.join('/')} imports '${spec}'; drivers may be imported only under src/${folder}/`);
+        problems.push(
+          `src/${rel.join('/')} imports '${spec}'; drivers may be imported only under src/${folder}/`,
+        );
       }
-      if (!peers[name]) problems.push(`src/${rel.join('/')} imports '${spec}' but ${name} is not a peerDependency`);
+      if (!peers[name])
+        problems.push(`src/${rel.join('/')} imports '${spec}' but ${name} is not a peerDependency`);
     }
   }
   return problems;

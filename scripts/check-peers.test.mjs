@@ -25,7 +25,7 @@ const good = {
 
 test('a package that follows the rules passes', () => {
   const dir = fixture('good', good, {
-    'src/index.ts': "export const x = 1;\n",
+    'src/index.ts': 'export const x = 1;\n',
     'src/redis/store.ts': "import type { Redis } from 'ioredis';\nexport type R = Redis;\n",
   });
   assert.deepEqual(checkPackage(dir), []);
@@ -33,7 +33,10 @@ test('a package that follows the rules passes', () => {
 
 test('a driver imported outside its subpath folder is reported', () => {
   const dir = fixture('leak', good, { 'src/core.ts': "import type { Redis } from 'ioredis';\n" });
-  assert.match(checkPackage(dir).join('\n'), /src\/core\.ts imports 'ioredis'; drivers may be imported only under src\/redis\//);
+  assert.match(
+    checkPackage(dir).join('\n'),
+    /src\/core\.ts imports 'ioredis'; drivers may be imported only under src\/redis\//,
+  );
 });
 
 test('a required driver peer and an OpenTelemetry dependency are reported', () => {
@@ -48,6 +51,10 @@ test('a required driver peer and an OpenTelemetry dependency are reported', () =
 });
 
 test('a non-caret OpenTelemetry peer range is reported', () => {
-  const dir = fixture('exact', { ...good, peerDependencies: { '@opentelemetry/api': '1.9.0' } }, { 'src/i.ts': '' });
+  const dir = fixture(
+    'exact',
+    { ...good, peerDependencies: { '@opentelemetry/api': '1.9.0' } },
+    { 'src/i.ts': '' },
+  );
   assert.match(checkPackage(dir).join('\n'), /caret range/);
 });
