@@ -1,0 +1,62 @@
+export type HealthErrorCode =
+  | 'ERR_OMS_HEALTH_INVALID_OPTION'
+  | 'ERR_OMS_HEALTH_DUPLICATE_CHECK'
+  | 'ERR_OMS_HEALTH_UNKNOWN_CHECK'
+  | 'ERR_OMS_HEALTH_CLOSED'
+  | 'ERR_OMS_HEALTH_ABORTED';
+
+/**
+ * The one error class @oms/health throws. `code` is stable; the message says what was wrong and what to do.
+ *
+ * @example
+ * try {
+ *   registry.register({ name: 'db', check, kinds: ['readiness'], critical: true, timeoutMs: 0 });
+ * } catch (e) {
+ *   if (isOmsHealthError(e)) console.error(e.code); // ERR_OMS_HEALTH_INVALID_OPTION
+ * }
+ */
+export class OmsHealthError extends Error {
+  readonly isOmsHealthError = true;
+  constructor(
+    readonly code: HealthErrorCode,
+    message: string,
+    readonly retryable = false,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * True for any error thrown by @oms/health, across duplicated installs too.
+ *
+ * @example
+ * if (isOmsHealthError(e) && e.code === 'ERR_OMS_HEALTH_DUPLICATE_CHECK') { … }
+ */
+export const isOmsHealthError = (e: unknown): e is OmsHealthError =>
+  e instanceof Error && (e as Partial<OmsHealthError>).isOmsHealthError === true;
+
+export function invalid(message: string): never {
+  throw new OmsHealthError('ERR_OMS_HEALTH_INVALID_OPTION', message);
+}
+
+const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+
+export function positiveFinite(name: string, v: unknown): asserts v is number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    invalid(`${name} must be a finite number > 0 (got ${show(v)})`);
+  }
+}
+
+export function nonNegativeFinite(name: string, v: unknown): asserts v is number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    invalid(`${name} must be a finite number >= 0 (got ${show(v)})`);
+  }
+}
+
+export function ratio(name: string, v: unknown): asserts v is number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
+    invalid(`${name} must be a number between 0 and 1 (got ${show(v)})`);
+  }
+}

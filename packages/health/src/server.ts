@@ -1,0 +1,117 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { invalid } from './errors.js';
+import type { HealthRegistry, ReportKind } from './types.js';
+
+/** Options of {@link healthServer}. */
+export interface HealthServerOptions {
+  registry: HealthRegistry;
+  /** 0 picks a free port. */
+  port: number;
+  /** Default `0.0.0.0`, so the kubelet can reach it. */
+  host?: string;
+  /** Override the paths. Defaults: `/livez`, `/readyz`, `/startupz`, `/health`. */
+  paths?: Partial<Record<ReportKind, string>>;
+}
+
+/** A running probe server. */
+export interface HealthServer {
+  readonly port: number;
+  readonly host: string;
+  /** `http://host:port`. */
+  readonly url: string;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const DEFAULT_PATHS: Record<ReportKind, string> = {
+  liveness: '/livez',
+  readiness: '/readyz',
+  startup: '/startupz',
+  all: '/health',
+};
+
+/**
+ * Serves `/livez`, `/readyz`, `/startupz` and `/health` (every check) as `application/health+json` on a
+ * port of its own, so probes keep working while the application port drains or is saturated. Resolves
+ * once it is listening.
+ *
+ * @example
+ * const probes = await healthServer({ registry: health, port: 9090 });
+ * // curl -i http://localhost:9090/readyz
+ * await probes.close();
+ */
+export async function healthServer(opts: HealthServerOptions): Promise<HealthServer> {
+  if (!opts || typeof opts.registry?.report !== 'function') invalid('healthServer({ registry }) needs a registry');
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
+    invalid(`port must be an integer between 0 and 65535 (got ${opts.port})`);
+  }
+  const host = opts.host ?? '0.0.0.0';
+  const routes = new Map<string, ReportKind>();
+  for (const [kind, path] of Object.entries({ ...DEFAULT_PATHS, ...opts.paths })) {
+    if (typeof path !== 'string' || !path.startsWith('/')) invalid(`paths.${kind} must start with / (got ${path})`);
+    routes.set(path, kind as ReportKind);
+  }
+  const registry = opts.registry;
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const kind = routes.get(path);
+    if (!kind) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    // a client that hangs up early aborts nothing shared: report() runs are single-flight anyway
+    registry.handler(kind).then(
+      (r) => {
+        res.writeHead(r.status, { ...r.headers, 'content-length': Buffer.byteLength(r.body) });
+        res.end(req.method === 'HEAD' ? undefined : r.body);
+      },
+      (e: unknown) => {
+        const body = JSON.stringify({
+          status: 'fail',
+          serviceId: registry.service,
+          version: registry.version,
+          output: e instanceof Error ? e.message : 'health report failed',
+          checks: {},
+        });
+        res.writeHead(503, { 'content-type': 'application/health+json', 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      },
+    );
+  };
+
+  const server = createServer(onRequest);
+  // probes are tiny and frequent; do not let a slow kubelet connection pin sockets for long
+  server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    return closing;
+  };
+  const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    port: addr.port,
+    host: addr.address,
+    url: `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost === '[::]' ? '[::1]' : shownHost}:${addr.port}`,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

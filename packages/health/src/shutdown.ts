@@ -1,0 +1,334 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import { constants } from 'node:os';
+import { Emitter } from './emitter.js';
+import { invalid, nonNegativeFinite, positiveFinite } from './errors.js';
+import type { Clock, HealthRegistry } from './types.js';
+
+/** One step run after the server drained, in order, with its own timeout. */
+export interface ShutdownHook {
+  /** Shown in events and logs, e.g. `outbox relay` or `pg pool`. */
+  name: string;
+  /** Its signal aborts when the hook's timeout or the whole shutdown's timeout runs out. */
+  fn: (signal: AbortSignal) => unknown;
+  /** Default 5000 ms. */
+  timeoutMs?: number;
+}
+
+/** A request that was still running at some point of the shutdown. Query strings are left out (tokens). */
+export interface InFlightRequest {
+  method: string;
+  path: string;
+  /** How long it had been running, in ms. */
+  ageMs: number;
+}
+
+export type ShutdownPhase = 'running' | 'draining' | 'closing' | 'waiting' | 'hooks' | 'exiting';
+
+/** A structured log line of the shutdown (only the noteworthy ones: failures and forced exits). */
+export interface ShutdownLogEntry {
+  level: 'info' | 'error';
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** Events of a graceful shutdown. */
+export interface ShutdownEvents {
+  phase: { phase: ShutdownPhase; time: number; inFlight: number; reason?: string };
+  hook: { name: string; ok: boolean; durationMs: number; error?: string };
+  forced: { reason: 'signal' | 'timeout'; signal?: string; phase: ShutdownPhase; inFlight: InFlightRequest[]; hook?: string };
+  exit: { code: number; durationMs: number };
+}
+
+/** Options of {@link gracefulShutdown}. */
+export interface GracefulShutdownOptions {
+  /** The application's HTTP(S) server (not the probe server). In-flight requests are tracked from now on. */
+  server: Server | HttpsServer;
+  /** Readiness fails through it at the first signal; closed after the hooks. */
+  registry: Pick<HealthRegistry, 'beginShutdown' | 'close'>;
+  /** Wait this long after failing readiness before closing the listener: at least one probe period plus
+   * the load balancer's reaction time, so no new traffic is routed to a closed port. */
+  drainDelayMs: number;
+  /** The whole shutdown's budget from the first signal; when it runs out the process exits non-zero. */
+  timeoutMs: number;
+  hooks?: readonly ShutdownHook[];
+  /** Default `['SIGTERM', 'SIGINT']`. */
+  signals?: readonly NodeJS.Signals[];
+  /** How the process ends. Default `process.exit`; inject one in tests. */
+  exit?: (code: number) => void;
+  /** Default: real, ref'd timers, so the process stays up until the shutdown is done. */
+  clock?: Clock;
+  /** Where forced exits and hook failures are logged. Default: one JSON line on stderr. `false` silences. */
+  log?: ((entry: ShutdownLogEntry) => void) | false;
+}
+
+/** A graceful shutdown controller. */
+export interface GracefulShutdown {
+  readonly phase: ShutdownPhase;
+  /** Requests running now. */
+  inFlight(): InFlightRequest[];
+  /** Starts the shutdown as a signal would (or forces it, if already started). Resolves to the exit code. */
+  shutdown(reason?: string): Promise<number>;
+  on<E extends keyof ShutdownEvents>(event: E, fn: (e: ShutdownEvents[E]) => void): () => void;
+  /** Removes the signal handlers and request tracking (when the process keeps running, e.g. in tests). */
+  dispose(): void;
+}
+
+// Shutdown is foreground work: its timers must keep the process alive (unlike the registry's).
+const refClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+const stderrLog = (entry: ShutdownLogEntry) => {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), source: '@oms/health', ...entry })}\n`);
+};
+
+interface Tracked {
+  method: string;
+  path: string;
+  startedAt: number;
+  res: ServerResponse;
+}
+
+/**
+ * Handles SIGTERM/SIGINT in the order Kubernetes needs: readiness fails at once; after `drainDelayMs` the
+ * listener closes and idle keep-alive connections are dropped; tracked in-flight requests finish; `hooks`
+ * run in order, each with its own timeout; the process exits 0. Liveness keeps passing throughout. A second
+ * signal, or `timeoutMs` running out, exits non-zero and logs what was still in flight.
+ *
+ * @example
+ * const server = http.createServer(app).listen(8080);
+ * gracefulShutdown({
+ *   server, registry: health, drainDelayMs: 5000, timeoutMs: 25_000,
+ *   hooks: [
+ *     { name: 'outbox relay', fn: () => relay.stop({ drain: true }), timeoutMs: 5000 },
+ *     { name: 'pg pool', fn: () => pool.end() },
+ *   ],
+ * });
+ */
+export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdown {
+  if (!opts || typeof opts !== 'object') invalid('gracefulShutdown(options) needs an object');
+  const server = opts.server;
+  if (!server || typeof server.close !== 'function' || typeof server.on !== 'function') {
+    invalid('gracefulShutdown({ server }) needs a node:http or node:https server');
+  }
+  if (!opts.registry || typeof opts.registry.beginShutdown !== 'function') {
+    invalid('gracefulShutdown({ registry }) needs a health registry');
+  }
+  nonNegativeFinite('drainDelayMs', opts.drainDelayMs);
+  positiveFinite('timeoutMs', opts.timeoutMs);
+  if (opts.timeoutMs <= opts.drainDelayMs) {
+    invalid(`timeoutMs (${opts.timeoutMs}) must be greater than drainDelayMs (${opts.drainDelayMs})`);
+  }
+  const hooks = [...(opts.hooks ?? [])];
+  for (const [i, h] of hooks.entries()) {
+    if (!h || typeof h.name !== 'string' || typeof h.fn !== 'function') {
+      invalid(`hooks[${i}] must be { name: string, fn: (signal) => unknown, timeoutMs? }`);
+    }
+    if (h.timeoutMs !== undefined) positiveFinite(`hooks[${i}].timeoutMs (${h.name})`, h.timeoutMs);
+  }
+  const signals = [...(opts.signals ?? ['SIGTERM', 'SIGINT'])];
+  const clock = opts.clock ?? refClock;
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  const log = opts.log === false ? undefined : (opts.log ?? stderrLog);
+  const registry = opts.registry;
+  const events = new Emitter<ShutdownEvents>();
+
+  const tracked = new Set<Tracked>();
+  let phase: ShutdownPhase = 'running';
+  let startedAt = 0;
+  let exited = false;
+  let currentHook: string | undefined;
+  let timeoutTimer: unknown;
+  let exitCode: Promise<number> | undefined;
+  let resolveExit: ((code: number) => void) | undefined;
+  let idleWaiter: (() => void) | undefined;
+  const hookAborts = new Set<AbortController>();
+
+  const markClose = (res: ServerResponse) => {
+    // tells keep-alive clients to not reuse the socket, so none races a request into a closing socket
+    if (!res.headersSent) res.setHeader('connection', 'close');
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const t: Tracked = {
+      method: req.method ?? 'GET',
+      path: (req.url ?? '/').split('?', 1)[0] ?? '/',
+      startedAt: clock.now(),
+      res,
+    };
+    tracked.add(t);
+    if (phase !== 'running') markClose(res);
+    res.once('close', () => {
+      tracked.delete(t);
+      if (tracked.size === 0) idleWaiter?.();
+    });
+  };
+  server.on('request', onRequest);
+
+  const inFlight = (): InFlightRequest[] => {
+    const now = clock.now();
+    return [...tracked].map((t) => ({ method: t.method, path: t.path, ageMs: now - t.startedAt }));
+  };
+
+  const setPhase = (p: ShutdownPhase, reason?: string) => {
+    phase = p;
+    events.emit('phase', { phase: p, time: clock.now(), inFlight: tracked.size, ...(reason ? { reason } : {}) });
+  };
+
+  const finish = (code: number) => {
+    if (exited) return;
+    exited = true;
+    phase = 'exiting';
+    if (timeoutTimer !== undefined) clock.clearTimeout(timeoutTimer);
+    for (const c of hookAborts) c.abort(new Error('shutdown forced'));
+    events.emit('exit', { code, durationMs: clock.now() - startedAt });
+    // signal handlers stay until dispose(): a late signal must not fall back to Node's default kill
+    server.off('request', onRequest);
+    resolveExit?.(code);
+    exit(code);
+  };
+
+  const force = (reason: 'signal' | 'timeout', signal?: NodeJS.Signals) => {
+    if (exited) return;
+    const list = inFlight();
+    const e: ShutdownEvents['forced'] = {
+      reason,
+      phase,
+      inFlight: list,
+      ...(signal ? { signal } : {}),
+      ...(currentHook ? { hook: currentHook } : {}),
+    };
+    events.emit('forced', e);
+    log?.({
+      level: 'error',
+      msg:
+        reason === 'timeout'
+          ? `graceful shutdown timed out after ${opts.timeoutMs} ms in phase ${phase}; forcing exit`
+          : `second ${signal ?? 'signal'} during graceful shutdown (phase ${phase}); forcing exit`,
+      phase,
+      inFlight: list,
+      ...(currentHook ? { hook: currentHook } : {}),
+    });
+    const signum = signal ? (constants.signals as Record<string, number>)[signal] : undefined;
+    finish(signum ? 128 + signum : 1);
+  };
+
+  const sleep = (ms: number) => new Promise<void>((r) => clock.setTimeout(r, ms));
+
+  const waitIdle = () =>
+    tracked.size === 0
+      ? Promise.resolve()
+      : new Promise<void>((r) => {
+          idleWaiter = r;
+        });
+
+  const runHook = async (h: ShutdownHook): Promise<boolean> => {
+    const limit = h.timeoutMs ?? 5000;
+    const controller = new AbortController();
+    hookAborts.add(controller);
+    currentHook = h.name;
+    const t0 = clock.now();
+    let timer: unknown;
+    try {
+      await Promise.race([
+        Promise.resolve().then(() => h.fn(controller.signal)),
+        new Promise((_, reject) => {
+          timer = clock.setTimeout(() => {
+            const err = new Error(`hook ${h.name} timed out after ${limit} ms`);
+            controller.abort(err);
+            reject(err);
+          }, limit);
+        }),
+      ]);
+      events.emit('hook', { name: h.name, ok: true, durationMs: clock.now() - t0 });
+      return true;
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      events.emit('hook', { name: h.name, ok: false, durationMs: clock.now() - t0, error });
+      log?.({ level: 'error', msg: `shutdown hook ${h.name} failed: ${error}`, hook: h.name });
+      return false;
+    } finally {
+      clock.clearTimeout(timer);
+      hookAborts.delete(controller);
+      currentHook = undefined;
+    }
+  };
+
+  const sequence = async (reason: string) => {
+    startedAt = clock.now();
+    registry.beginShutdown();
+    setPhase('draining', reason);
+    for (const t of tracked) markClose(t.res);
+    timeoutTimer = clock.setTimeout(() => force('timeout'), opts.timeoutMs);
+
+    await sleep(opts.drainDelayMs);
+    if (exited) return;
+    setPhase('closing');
+    server.close();
+    server.closeIdleConnections?.();
+
+    setPhase('waiting');
+    await waitIdle();
+    if (exited) return;
+    // connections whose last response was already streaming before the signal are idle now
+    server.closeIdleConnections?.();
+
+    setPhase('hooks');
+    let ok = true;
+    for (const h of hooks) {
+      if (exited) return;
+      if (!(await runHook(h))) ok = false;
+    }
+    if (exited) return;
+    try {
+      await registry.close();
+    } catch {
+      // the registry's close only clears timers; nothing to report
+    }
+    finish(ok ? 0 : 1);
+  };
+
+  const start = (reason: string, signal?: NodeJS.Signals): Promise<number> => {
+    if (exitCode) {
+      force('signal', signal);
+      return exitCode;
+    }
+    exitCode = new Promise<number>((r) => {
+      resolveExit = r;
+    });
+    sequence(reason).catch((e: unknown) => {
+      log?.({ level: 'error', msg: `graceful shutdown failed: ${e instanceof Error ? e.message : String(e)}` });
+      finish(1);
+    });
+    return exitCode;
+  };
+
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  for (const sig of signals) {
+    const h = () => void start(sig, sig);
+    handlers.set(sig, h);
+    process.on(sig, h);
+  }
+
+  let disposed = false;
+  function dispose() {
+    if (disposed) return;
+    disposed = true;
+    for (const [sig, h] of handlers) process.off(sig, h);
+    handlers.clear();
+    server.off('request', onRequest);
+  }
+
+  return {
+    get phase() {
+      return phase;
+    },
+    inFlight,
+    shutdown: (reason = 'shutdown()') => start(reason),
+    on: (event, fn) => events.on(event, fn),
+    dispose,
+  };
+}

@@ -1,0 +1,211 @@
+/** The `Clock` of the @oms packages: milliseconds since the epoch, plus timers the clock controls. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** A check outcome, as health+json spells it. */
+export type HealthStatus = 'pass' | 'warn' | 'fail';
+
+/** Which probe a check feeds. */
+export type CheckKind = 'liveness' | 'readiness' | 'startup';
+
+/** Any JSON value (what `observedValue` may hold). */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** What a check function resolves to. Everything is optional; resolving without `status` means `pass`. */
+export interface CheckOutcome {
+  status?: HealthStatus;
+  /** The measured value, e.g. a latency. Defaults to the run's duration in ms. */
+  observedValue?: JsonValue;
+  /** Unit of `observedValue` (`ms`, `bytes`, `percent`, …). Defaults to `ms` with the default value. */
+  observedUnit?: string;
+  /** Why it warned or failed. Redacted before it is stored or served. */
+  output?: string;
+  /** `component`, `datastore`, `system` or a URI. Overrides the registration's `componentType`. */
+  componentType?: string;
+  componentId?: string;
+  /** URI templates of endpoints this component's trouble affects. */
+  affectedEndpoints?: string[];
+  /** Extra keys for the health+json entry (§4.10 of the draft); standard keys are never overwritten. */
+  details?: Record<string, JsonValue>;
+}
+
+/** What a check receives: its signal aborts when the check times out or the registry closes. */
+export interface CheckContext {
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A check: runs once per call and resolves to a {@link CheckOutcome}. Throwing or rejecting means `fail`.
+ * A check may carry `close()` (built-in checks that hold a monitor do); the registry calls it on close.
+ */
+export type HealthCheck = ((ctx: CheckContext) => CheckOutcome | Promise<CheckOutcome>) & { close?: () => void };
+
+/** Options of `register()`. */
+export interface CheckRegistration {
+  /** `component:measurement`, e.g. `postgres:responseTime` (health+json's key style). */
+  name: string;
+  check: HealthCheck;
+  /** Probes this check feeds. Liveness should only ever hold process-local checks. */
+  kinds: readonly CheckKind[];
+  /** A failing critical check fails the report; a failing non-critical one only makes it `warn`. */
+  critical: boolean;
+  /** Enforced: a run that takes longer yields `fail` with "timed out after N ms". */
+  timeoutMs: number;
+  /** Run in the background every `intervalMs`; reports then serve the cached result. */
+  intervalMs?: number;
+  /** A cached result older than this is reported as `fail`. Default `2 × intervalMs + timeoutMs`. */
+  staleAfterMs?: number;
+  /** health+json `componentType` (`component`, `datastore`, `system`). Default `component`. */
+  componentType?: string;
+}
+
+/** One stored check result. */
+export interface CheckResult {
+  readonly name: string;
+  readonly status: HealthStatus;
+  readonly observedValue: JsonValue;
+  readonly observedUnit: string;
+  readonly output?: string;
+  readonly componentType: string;
+  readonly componentId?: string;
+  readonly affectedEndpoints?: readonly string[];
+  readonly details?: Readonly<Record<string, JsonValue>>;
+  /** When the reading was taken (ms since the epoch, from the registry's clock). */
+  readonly time: number;
+  /** How long the run took, in ms. */
+  readonly durationMs: number;
+  readonly timedOut: boolean;
+}
+
+/** One element of a `checks` array in a health+json body. */
+export interface HealthCheckEntry {
+  componentType: string;
+  componentId?: string;
+  observedValue: JsonValue;
+  observedUnit: string;
+  status: HealthStatus;
+  time: string;
+  output?: string;
+  affectedEndpoints?: string[];
+  [extra: string]: JsonValue | undefined;
+}
+
+/** An `application/health+json` body (draft-inadarei-api-health-check-06). */
+export interface HealthBody {
+  status: HealthStatus;
+  version: string;
+  releaseId?: string;
+  serviceId: string;
+  description?: string;
+  output?: string;
+  notes?: string[];
+  checks: Record<string, HealthCheckEntry[]>;
+}
+
+/** What `report()` returns. */
+export interface HealthReport {
+  status: HealthStatus;
+  /** 200 for pass and warn, 503 for fail. */
+  httpStatus: 200 | 503;
+  body: HealthBody;
+}
+
+/** Which report: one probe, or `all` checks (the `/health` endpoint). */
+export type ReportKind = CheckKind | 'all';
+
+/** A state transition of one check, as kept in its history ring and emitted as `change`. */
+export interface HealthTransition {
+  readonly name: string;
+  /** `unknown` for the first result. */
+  readonly from: HealthStatus | 'unknown';
+  readonly to: HealthStatus;
+  /** When the transition happened (ms since the epoch). */
+  readonly time: number;
+  /** How long the check had been in `from`, in ms (0 for the first result). */
+  readonly durationMs: number;
+  /** Duration of the run that caused the transition, in ms. */
+  readonly checkDurationMs: number;
+  readonly output?: string;
+  readonly critical: boolean;
+  readonly kinds: readonly CheckKind[];
+}
+
+/** Emitted after every run of a check (telemetry listens to it). */
+export interface CheckRunEvent {
+  readonly name: string;
+  readonly status: HealthStatus;
+  readonly durationMs: number;
+  readonly timedOut: boolean;
+}
+
+/** Events of a registry. */
+export interface HealthEvents {
+  change: HealthTransition;
+  check: CheckRunEvent;
+  shutdown: { readonly time: number };
+}
+
+/** The current view of one registered check. */
+export interface CheckSnapshot {
+  readonly name: string;
+  readonly kinds: readonly CheckKind[];
+  readonly critical: boolean;
+  /** The effective status (stale results count as `fail`); `unknown` before the first result. */
+  readonly status: HealthStatus | 'unknown';
+  readonly last?: CheckResult;
+  readonly running: boolean;
+}
+
+/** Options of `healthRegistry()`. */
+export interface HealthRegistryOptions {
+  /** health+json `serviceId`. */
+  service: string;
+  /** health+json `version`: the public version of the service. */
+  version: string;
+  /** health+json `releaseId`: the build or deployment identifier. */
+  releaseId?: string;
+  /** health+json `description`. */
+  description?: string;
+  clock?: Clock;
+  /** Transitions kept per check. Default 50. */
+  historySize?: number;
+  /**
+   * Register the process-local liveness checks `eventloop:delay` and `memory:utilization`. Default true.
+   */
+  processChecks?: boolean;
+  /** Extra scrubbing for outputs, run after the built-in secret redaction. */
+  redact?: (text: string) => string;
+}
+
+/** What `handler(kind)` resolves to: ready to write to any HTTP framework. */
+export interface HealthHttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A health registry: register checks, then ask for reports. */
+export interface HealthRegistry {
+  readonly service: string;
+  readonly version: string;
+  /** True once `beginShutdown()` was called: readiness fails from then on. */
+  readonly shuttingDown: boolean;
+  /** True once every critical startup check has passed once. */
+  readonly started: boolean;
+  register(registration: CheckRegistration): void;
+  /** Stops a check's polling and forgets it. */
+  unregister(name: string): boolean;
+  report(kind?: ReportKind, opts?: { signal?: AbortSignal }): Promise<HealthReport>;
+  handler(kind?: ReportKind, opts?: { signal?: AbortSignal }): Promise<HealthHttpResponse>;
+  /** The transition ring of one check, oldest first. */
+  history(name: string): readonly HealthTransition[];
+  checks(): readonly CheckSnapshot[];
+  on<E extends keyof HealthEvents>(event: E, fn: (e: HealthEvents[E]) => void): () => void;
+  /** Makes readiness fail at once (liveness is untouched). `gracefulShutdown` calls it on the first signal. */
+  beginShutdown(): void;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
