@@ -1,0 +1,15 @@
+export { systemClock } from './clock.js';
+export { isOmsLocksError, type LocksErrorCode, OmsLocksError } from './errors.js';
+export { memoryLocks } from './memory.js';
+export { type InstrumentOptions, instrumentLocks } from './telemetry.js';
+export type {
+  AcquireOptions,
+  Clock,
+  Lease,
+  LockMode,
+  Locks,
+  LocksEvents,
+  LocksOptions,
+  LossReason,
+} from './types.js';
+export { MAX_KEY_BYTES, MIN_TTL_MS } from './validate.js';

@@ -1,0 +1,124 @@
+import type { Attempt, Backend, HeldLock } from './backend.js';
+import { systemClock } from './clock.js';
+import { LocksCore } from './core.js';
+import type { Clock, LockMode, Locks, LocksOptions } from './types.js';
+
+interface Entry {
+  writer?: { owner: string; expiresAt: number };
+  readers: Map<string, number>;
+  intents: Map<string, number>;
+}
+
+class MemoryBackend implements Backend {
+  readonly name = 'memory';
+  readonly #entries = new Map<string, Entry>();
+  readonly #clock: Clock;
+  // one counter for the whole store: strictly increasing globally is strictly increasing per key, and
+  // entries of idle keys can be dropped without forgetting their last token
+  #fence = 0n;
+  #wake: ((key: string) => void) | undefined;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  #entry(key: string): Entry {
+    let e = this.#entries.get(key);
+    if (!e) {
+      e = { readers: new Map(), intents: new Map() };
+      this.#entries.set(key, e);
+    }
+    const now = this.#clock.now();
+    if (e.writer && e.writer.expiresAt <= now) e.writer = undefined;
+    for (const [o, at] of e.readers) if (at <= now) e.readers.delete(o);
+    for (const [o, at] of e.intents) if (at <= now) e.intents.delete(o);
+    return e;
+  }
+
+  #gc(key: string, e: Entry): void {
+    if (!e.writer && e.readers.size === 0 && e.intents.size === 0) this.#entries.delete(key);
+  }
+
+  attempt(key: string, mode: LockMode, ttlMs: number, owner: string): Attempt {
+    return {
+      try: async (intentMs) => {
+        const e = this.#entry(key);
+        const now = this.#clock.now();
+        let blockedUntil: number | undefined;
+        if (e.writer) blockedUntil = e.writer.expiresAt;
+        if (mode === 'exclusive') {
+          for (const at of e.readers.values()) blockedUntil = Math.max(blockedUntil ?? 0, at);
+          if (blockedUntil !== undefined) {
+            if (intentMs > 0) e.intents.set(owner, now + intentMs);
+            return { retryAfterMs: blockedUntil - now };
+          }
+          e.intents.delete(owner);
+          e.writer = { owner, expiresAt: now + ttlMs };
+        } else {
+          if (blockedUntil !== undefined || e.intents.size > 0) {
+            this.#gc(key, e);
+            return blockedUntil === undefined ? {} : { retryAfterMs: blockedUntil - now };
+          }
+          e.readers.set(owner, now + ttlMs);
+        }
+        return { token: ++this.#fence, held: this.#held(key, mode, owner) };
+      },
+      cancel: async () => {
+        const e = this.#entries.get(key);
+        if (e?.intents.delete(owner)) {
+          this.#gc(key, e);
+          // readers held back by this intent may go now
+          this.#wake?.(key);
+        }
+      },
+    };
+  }
+
+  #held(key: string, mode: LockMode, owner: string): HeldLock {
+    const mine = (e: Entry) => (mode === 'exclusive' ? e.writer?.owner === owner : e.readers.has(owner));
+    return {
+      extend: async (ttlMs) => {
+        const e = this.#entry(key);
+        if (!mine(e)) return false;
+        const at = this.#clock.now() + ttlMs;
+        if (mode === 'exclusive') e.writer = { owner, expiresAt: at };
+        else e.readers.set(owner, at);
+        return true;
+      },
+      release: async () => {
+        const e = this.#entry(key);
+        const ok = mine(e);
+        if (ok) {
+          if (mode === 'exclusive') e.writer = undefined;
+          else e.readers.delete(owner);
+        }
+        this.#gc(key, e);
+        this.#wake?.(key);
+        return ok;
+      },
+    };
+  }
+
+  async listen(wake: (key: string) => void): Promise<void> {
+    this.#wake = wake;
+  }
+
+  async close(): Promise<void> {
+    this.#wake = undefined;
+    this.#entries.clear();
+  }
+}
+
+/**
+ * Single-process locks with the same semantics as the Redis and PostgreSQL backends (ttl, auto-extension,
+ * loss signal, fencing tokens, shared mode, writer preference), for tests and embedded use.
+ *
+ * @example
+ * const locks = memoryLocks({ ttlMs: 10_000 });
+ * await locks.withLock('report:daily', async (lease) => {
+ *   await writeReport({ fence: lease.fencingToken, signal: lease.signal });
+ * });
+ */
+export function memoryLocks(opts: LocksOptions = {}): Locks {
+  return new LocksCore(new MemoryBackend(opts.clock ?? systemClock), opts);
+}

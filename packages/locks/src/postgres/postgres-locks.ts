@@ -1,0 +1,372 @@
+import { createHash } from 'node:crypto';
+import type { Attempt, AttemptResult, Backend, HeldLock } from '../backend.js';
+import { LocksCore } from '../core.js';
+import { OmsLocksError } from '../errors.js';
+import type { LockMode, Locks, LossReason } from '../types.js';
+import {
+  ADVISORY_DROP_INTENT,
+  ADVISORY_HELD,
+  ADVISORY_TRY_EXCLUSIVE,
+  ADVISORY_TRY_SHARED,
+  ADVISORY_UNLOCK_EXCLUSIVE,
+  ADVISORY_UNLOCK_SHARED,
+  CHANNEL,
+  LEASE_ACQUIRE,
+  LEASE_CANCEL,
+  LEASE_EXTEND,
+  LEASE_RELEASE,
+  LOCKS_MIGRATION_SQL,
+} from './sql.js';
+import type { PgClientLike, PgPoolLike, PostgresLocksOptions } from './types.js';
+
+/** A `Locks` on PostgreSQL, plus the migration its strategy needs. */
+export interface PostgresLocks extends Locks {
+  /** Creates the sequence, table and function (`LOCKS_MIGRATION_SQL`). Idempotent, safe to run concurrently. */
+  migrate(opts?: { signal?: AbortSignal }): Promise<void>;
+}
+
+const payloadOf = (ns: string, key: string) => `${ns.length}:${ns}${key}`;
+
+/** Stable signed 64-bit key of namespace + key, the same in every process and release. */
+export function advisoryKey(namespace: string, key: string): bigint {
+  const d = createHash('sha256').update(namespace).update('\0').update(key).digest();
+  return d.readBigInt64BE(0);
+}
+
+/** Keeps one session LISTENing for release wake-ups; reconnects lazily after it drops. */
+class Listener {
+  readonly #pool: PgPoolLike | false;
+  readonly #ns: string;
+  #client: PgClientLike | undefined;
+  #connecting: Promise<void> | undefined;
+  #wake: ((key: string) => void) | undefined;
+  #closed = false;
+
+  constructor(pool: PgPoolLike | false, ns: string) {
+    this.#pool = pool;
+    this.#ns = ns;
+  }
+
+  async ensure(wake: (key: string) => void): Promise<void> {
+    this.#wake = wake;
+    if (this.#client || this.#pool === false || this.#closed) return;
+    const pool = this.#pool;
+    this.#connecting ??= (async () => {
+      const c = await pool.connect();
+      const prefix = payloadOf(this.#ns, '');
+      const onNotification = (m: { channel: string; payload?: string }) => {
+        if (m.channel === CHANNEL && m.payload?.startsWith(prefix))
+          this.#wake?.(m.payload.slice(prefix.length));
+      };
+      const onGone = () => {
+        if (this.#client !== c) return;
+        this.#client = undefined;
+        c.removeListener('notification', onNotification as (a: never) => void);
+        c.release(true);
+      };
+      c.on('notification', onNotification as (a: never) => void);
+      c.on('error', onGone);
+      c.on('end', onGone);
+      try {
+        await c.query(`listen ${CHANNEL}`);
+      } catch (e) {
+        c.release(true);
+        throw e;
+      }
+      if (this.#closed) {
+        c.release(true);
+        return;
+      }
+      this.#client = c;
+    })().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#connecting?.catch(() => {});
+    const c = this.#client;
+    this.#client = undefined;
+    // destroy rather than UNLISTEN: a pooled session must not keep listening for the next borrower
+    c?.release(true);
+  }
+}
+
+/** Watches a checked-out connection; reports its death once. */
+function watch(c: PgClientLike) {
+  let fn: ((reason: LossReason) => void) | undefined;
+  let dead = false;
+  const onGone = () => {
+    if (dead) return;
+    dead = true;
+    fn?.('connection');
+  };
+  c.on('error', onGone);
+  c.on('end', onGone);
+  return {
+    get dead() {
+      return dead;
+    },
+    onLoss(f: (reason: LossReason) => void) {
+      fn = f;
+      if (dead) f('connection');
+    },
+    /** Back to the pool (or destroyed when broken); stops watching. */
+    done(destroy: boolean) {
+      c.removeListener('error', onGone);
+      c.removeListener('end', onGone);
+      c.release(destroy || dead);
+    },
+  };
+}
+
+class AdvisoryBackend implements Backend {
+  readonly name = 'postgres-advisory';
+  readonly #pool: PgPoolLike;
+  readonly #ns: string;
+  readonly #listener: Listener;
+
+  constructor(pool: PgPoolLike, ns: string, listen: PgPoolLike | false) {
+    this.#pool = pool;
+    this.#ns = ns;
+    this.#listener = new Listener(listen, ns);
+  }
+
+  attempt(key: string, mode: LockMode, _ttlMs: number, _owner: string): Attempt {
+    const k = advisoryKey(this.#ns, key);
+    const intentKey = advisoryKey(this.#ns, `\0intent\0${key}`).toString();
+    const payload = payloadOf(this.#ns, key);
+    let conn: { c: PgClientLike; w: ReturnType<typeof watch> } | undefined;
+    let intent = false;
+    const giveBack = async () => {
+      const held = conn;
+      conn = undefined;
+      if (!held) return;
+      let broken = false;
+      if (intent) {
+        intent = false;
+        broken = await held.c.query(ADVISORY_DROP_INTENT, [intentKey, payload]).then(
+          () => false,
+          () => true,
+        );
+      }
+      held.w.done(broken);
+    };
+    return {
+      try: async (intentMs): Promise<AttemptResult> => {
+        if (!conn) {
+          const c = await this.#pool.connect();
+          conn = { c, w: watch(c) };
+        }
+        const { c, w } = conn;
+        let ok: boolean;
+        let token: string | undefined;
+        try {
+          if (mode === 'exclusive') {
+            const wantIntent = intentMs > 0 && !intent;
+            const { rows } = await c.query(ADVISORY_TRY_EXCLUSIVE, [
+              k.toString(),
+              intentKey,
+              wantIntent,
+              intent,
+            ]);
+            const row = rows[0] as { ok: boolean; token: string | null; intent: boolean | null };
+            ok = row.ok;
+            token = row.token ?? undefined;
+            if (ok) intent = false;
+            else if (row.intent) intent = true;
+          } else {
+            const { rows } = await c.query(ADVISORY_TRY_SHARED, [k.toString(), intentKey]);
+            const row = rows[0] as { ok: boolean; token: string | null };
+            ok = row.ok;
+            token = row.token ?? undefined;
+          }
+        } catch (e) {
+          conn = undefined;
+          intent = false;
+          w.done(true);
+          throw e;
+        }
+        if (!ok || token === undefined) {
+          // a waiting writer keeps its connection (it holds the intent); others give it back between tries
+          if (!intent) await giveBack();
+          return {};
+        }
+        conn = undefined;
+        return { token: BigInt(token), held: this.#held(c, w, k, mode, payload) };
+      },
+      cancel: giveBack,
+    };
+  }
+
+  #held(c: PgClientLike, w: ReturnType<typeof watch>, k: bigint, mode: LockMode, payload: string): HeldLock {
+    const u = BigInt.asUintN(64, k);
+    const classid = (u >> 32n).toString();
+    const objid = (u & 0xffffffffn).toString();
+    let done = false;
+    return {
+      // the heartbeat asks the server whether this session still holds the lock, which also catches a
+      // transaction pooler that swapped the session underneath us
+      extend: async () => {
+        if (w.dead) return false;
+        const { rows } = await c.query(ADVISORY_HELD, [classid, objid]);
+        return (rows[0] as { n: number }).n > 0;
+      },
+      release: async () => {
+        if (done) return false;
+        done = true;
+        if (w.dead) {
+          w.done(true);
+          return false;
+        }
+        try {
+          const { rows } = await c.query(
+            mode === 'exclusive' ? ADVISORY_UNLOCK_EXCLUSIVE : ADVISORY_UNLOCK_SHARED,
+            [k.toString(), payload],
+          );
+          const ok = (rows[0] as { ok: boolean }).ok;
+          // a false unlock means the session lost the lock: never hand that session back to the pool
+          w.done(!ok);
+          return ok;
+        } catch (e) {
+          w.done(true); // closing the session frees the lock server-side
+          throw e;
+        }
+      },
+      onLoss: (fn) => w.onLoss(fn),
+    };
+  }
+
+  listen(wake: (key: string) => void): Promise<void> {
+    return this.#listener.ensure(wake);
+  }
+
+  close(): Promise<void> {
+    return this.#listener.close();
+  }
+}
+
+class LeaseTableBackend implements Backend {
+  readonly name = 'postgres-lease';
+  readonly #pool: PgPoolLike;
+  readonly #ns: string;
+  readonly #listener: Listener;
+
+  constructor(pool: PgPoolLike, ns: string, listen: PgPoolLike | false) {
+    this.#pool = pool;
+    this.#ns = ns;
+    this.#listener = new Listener(listen, ns);
+  }
+
+  attempt(key: string, mode: LockMode, ttlMs: number, owner: string): Attempt {
+    const ns = this.#ns;
+    const ttl = Math.ceil(ttlMs);
+    let intent = false;
+    return {
+      try: async (intentMs) => {
+        const { rows } = await this.#pool.query(LEASE_ACQUIRE, [
+          ns,
+          key,
+          owner,
+          mode,
+          ttl,
+          Math.ceil(intentMs),
+        ]);
+        const row = rows[0] as { token: string | null; retry_ms: number | null };
+        if (row.token !== null) return { token: BigInt(row.token), held: this.#held(key, owner) };
+        if (intentMs > 0) intent = true;
+        return row.retry_ms === null ? {} : { retryAfterMs: row.retry_ms };
+      },
+      cancel: async () => {
+        if (intent) await this.#pool.query(LEASE_CANCEL, [ns, key, owner, payloadOf(ns, key)]);
+      },
+    };
+  }
+
+  #held(key: string, owner: string): HeldLock {
+    const ns = this.#ns;
+    return {
+      extend: async (ttlMs) =>
+        (await this.#pool.query(LEASE_EXTEND, [ns, key, owner, Math.ceil(ttlMs)])).rowCount === 1,
+      release: async () => {
+        const { rows } = await this.#pool.query(LEASE_RELEASE, [ns, key, owner, payloadOf(ns, key)]);
+        return (rows[0] as { ok: boolean }).ok;
+      },
+    };
+  }
+
+  listen(wake: (key: string) => void): Promise<void> {
+    return this.#listener.ensure(wake);
+  }
+
+  close(): Promise<void> {
+    return this.#listener.close();
+  }
+}
+
+const MIGRATION_LOCK = '7233110000000000001';
+
+/**
+ * Locks on PostgreSQL. `strategy: 'advisory'` holds session-level advisory locks on a dedicated connection
+ * (released by the server the moment that connection dies); `strategy: 'lease'` keeps leases in the
+ * `oms_locks` table with server-side expiry and is safe behind PgBouncer transaction pooling. Both take
+ * fencing tokens from one sequence, so call `migrate()` (or run `LOCKS_MIGRATION_SQL`) first.
+ *
+ * @example
+ * import pg from 'pg';
+ * import { postgresLocks } from '@oms/locks/postgres';
+ * const locks = postgresLocks({ pool: new pg.Pool(), strategy: 'lease', namespace: 'billing' });
+ * await locks.migrate();
+ * const lease = await locks.acquire('invoice:42', { ttlMs: 15_000 });
+ * try { await charge({ fence: lease.fencingToken, signal: lease.signal }); } finally { await lease.release(); }
+ */
+export function postgresLocks(opts: PostgresLocksOptions): PostgresLocks {
+  const pool = opts?.pool;
+  if (!pool || typeof pool.connect !== 'function' || typeof pool.query !== 'function') {
+    throw new OmsLocksError(
+      'ERR_OMS_LOCKS_INVALID_OPTION',
+      'postgresLocks needs `pool` with connect() and query() (a pg.Pool)',
+    );
+  }
+  if (opts.strategy !== 'advisory' && opts.strategy !== 'lease') {
+    throw new OmsLocksError(
+      'ERR_OMS_LOCKS_INVALID_OPTION',
+      `strategy must be 'advisory' or 'lease' (got ${JSON.stringify(opts.strategy)})`,
+    );
+  }
+  const ns = opts.namespace ?? 'default';
+  if (typeof ns !== 'string' || ns.length === 0 || ns.length > 200) {
+    throw new OmsLocksError(
+      'ERR_OMS_LOCKS_INVALID_OPTION',
+      `namespace must be a string of 1 to 200 characters`,
+    );
+  }
+  const listen = opts.listen === undefined ? pool : opts.listen;
+  const backend =
+    opts.strategy === 'advisory'
+      ? new AdvisoryBackend(pool, ns, listen)
+      : new LeaseTableBackend(pool, ns, listen);
+  const core = new LocksCore(backend, opts) as LocksCore & PostgresLocks;
+  core.migrate = async ({ signal } = {}) => {
+    signal?.throwIfAborted();
+    const c = await pool.connect();
+    let broken = false;
+    try {
+      // concurrent CREATE OR REPLACE FUNCTION from several pods fails with "tuple concurrently updated"
+      await c.query('begin');
+      await c.query('select pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK]);
+      await c.query(LOCKS_MIGRATION_SQL);
+      await c.query('commit');
+    } catch (e) {
+      broken = true;
+      throw new OmsLocksError('ERR_OMS_LOCKS_BACKEND', `migrate failed: ${(e as Error).message}`, true, {
+        cause: e,
+      });
+    } finally {
+      c.release(broken);
+    }
+  };
+  return core;
+}

@@ -1,0 +1,102 @@
+/** PostgreSQL channel of release wake-ups; payload `<namespace length>:<namespace><key>`. */
+export const CHANNEL = 'oms_locks';
+
+/**
+ * Everything both strategies need: the fencing sequence, the lease table (with writer intents) and the
+ * acquire function. Idempotent; run it with your own migration tool, or call `migrate()`.
+ *
+ * @example
+ * import { LOCKS_MIGRATION_SQL } from '@oms/locks/postgres';
+ * fs.writeFileSync('migrations/0007_oms_locks.sql', LOCKS_MIGRATION_SQL);
+ */
+export const LOCKS_MIGRATION_SQL = `
+create sequence if not exists oms_locks_fence_seq as bigint;
+
+create table if not exists oms_locks (
+  namespace     text        not null,
+  key           text        not null,
+  holder        uuid        not null,
+  mode          text        not null check (mode in ('exclusive', 'shared', 'intent')),
+  fencing_token bigint,
+  expires_at    timestamptz not null,
+  acquired_at   timestamptz not null default now(),
+  primary key (namespace, key, holder)
+);
+
+create or replace function oms_locks_acquire(
+  p_ns text, p_key text, p_holder uuid, p_mode text, p_ttl_ms integer, p_intent_ms integer
+) returns table (token bigint, retry_ms integer) language plpgsql as $fn$
+declare
+  v_block timestamptz;
+  v_token bigint;
+begin
+  -- serializes acquirers of one key for this transaction only, so it is safe behind transaction pooling
+  perform pg_advisory_xact_lock(hashtext(p_ns), hashtext(p_key));
+  delete from oms_locks l where l.namespace = p_ns and l.key = p_key and l.expires_at <= now();
+  if p_mode = 'exclusive' then
+    select max(l.expires_at) into v_block from oms_locks l
+      where l.namespace = p_ns and l.key = p_key and l.mode <> 'intent';
+    if v_block is not null then
+      if p_intent_ms > 0 then
+        insert into oms_locks (namespace, key, holder, mode, expires_at)
+          values (p_ns, p_key, p_holder, 'intent', now() + p_intent_ms * interval '1 millisecond')
+          on conflict (namespace, key, holder) do update set expires_at = excluded.expires_at;
+      end if;
+      return query select null::bigint, greatest(1, ceil(extract(epoch from v_block - now()) * 1000))::integer;
+      return;
+    end if;
+    delete from oms_locks l where l.namespace = p_ns and l.key = p_key and l.holder = p_holder;
+  else
+    select max(l.expires_at) into v_block from oms_locks l
+      where l.namespace = p_ns and l.key = p_key and l.mode = 'exclusive';
+    if v_block is not null then
+      return query select null::bigint, greatest(1, ceil(extract(epoch from v_block - now()) * 1000))::integer;
+      return;
+    end if;
+    -- writer preference: a waiting writer holds new readers back
+    if exists (select 1 from oms_locks l where l.namespace = p_ns and l.key = p_key and l.mode = 'intent') then
+      return query select null::bigint, null::integer;
+      return;
+    end if;
+  end if;
+  v_token := nextval('oms_locks_fence_seq');
+  insert into oms_locks (namespace, key, holder, mode, fencing_token, expires_at)
+    values (p_ns, p_key, p_holder, p_mode, v_token, now() + p_ttl_ms * interval '1 millisecond');
+  return query select v_token, null::integer;
+end
+$fn$;
+`;
+
+export const LEASE_ACQUIRE =
+  'select token::text as token, retry_ms from oms_locks_acquire($1, $2, $3, $4, $5, $6)';
+
+export const LEASE_EXTEND = `update oms_locks set expires_at = now() + $4 * interval '1 millisecond'
+ where namespace = $1 and key = $2 and holder = $3 and mode <> 'intent' and expires_at > now()`;
+
+export const LEASE_RELEASE = `with d as (
+  delete from oms_locks where namespace = $1 and key = $2 and holder = $3 returning expires_at > now() as valid
+) select (select coalesce(bool_or(valid), false) from d) as ok, pg_notify('${CHANNEL}', $4)`;
+
+export const LEASE_CANCEL = `with d as (
+  delete from oms_locks where namespace = $1 and key = $2 and holder = $3 and mode = 'intent' returning 1
+) select case when exists (select 1 from d) then pg_notify('${CHANNEL}', $4) end`;
+
+// offset 0 keeps the planner from flattening the subquery, so nextval only runs when the lock was granted
+export const ADVISORY_TRY_EXCLUSIVE = `select l.ok, case when l.ok then nextval('oms_locks_fence_seq')::text end as token,
+  case when not l.ok and $3::boolean then pg_try_advisory_lock($2::bigint) end as intent,
+  case when l.ok and $4::boolean then pg_advisory_unlock($2::bigint) end as intent_dropped
+  from (select pg_try_advisory_lock($1::bigint) as ok offset 0) l`;
+
+// writer preference: the first waiting writer holds the intent key exclusively, and a reader's momentary
+// shared xact lock on it fails while it does (readers do not conflict with each other)
+export const ADVISORY_TRY_SHARED = `select l.ok, case when l.ok then nextval('oms_locks_fence_seq')::text end as token
+  from (select case when pg_try_advisory_xact_lock_shared($2::bigint) then pg_try_advisory_lock_shared($1::bigint)
+    else false end as ok offset 0) l`;
+
+export const ADVISORY_HELD = `select count(*)::int as n from pg_locks
+ where locktype = 'advisory' and pid = pg_backend_pid() and classid = $1::oid and objid = $2::oid
+   and objsubid = 1 and granted`;
+
+export const ADVISORY_UNLOCK_EXCLUSIVE = `select pg_advisory_unlock($1::bigint) as ok, pg_notify('${CHANNEL}', $2)`;
+export const ADVISORY_UNLOCK_SHARED = `select pg_advisory_unlock_shared($1::bigint) as ok, pg_notify('${CHANNEL}', $2)`;
+export const ADVISORY_DROP_INTENT = `select pg_advisory_unlock($1::bigint), pg_notify('${CHANNEL}', $2)`;

@@ -1,0 +1,41 @@
+import type { LocksOptions } from '../types.js';
+
+/** The part of a query result the locks read. */
+export interface PgResult {
+  rows: Record<string, unknown>[];
+  rowCount: number | null;
+}
+
+/** A checked-out connection: a `pg.PoolClient` fits. */
+export interface PgClientLike {
+  query(text: string, values?: unknown[]): Promise<PgResult>;
+  /** Returns the connection to the pool; with an argument, destroys it instead. */
+  release(destroy?: boolean | Error): void;
+  on(event: 'error' | 'end' | 'notification', fn: (arg: never) => void): unknown;
+  removeListener(event: 'error' | 'end' | 'notification', fn: (arg: never) => void): unknown;
+}
+
+/** The smallest pool the locks need: a `pg.Pool` fits. */
+export interface PgPoolLike {
+  connect(): Promise<PgClientLike>;
+  query(text: string, values?: unknown[]): Promise<PgResult>;
+}
+
+/** Options of `postgresLocks`. */
+export interface PostgresLocksOptions extends LocksOptions {
+  pool: PgPoolLike;
+  /**
+   * `'advisory'`: session-level advisory locks on a connection held for the lease (not for transaction
+   * poolers). `'lease'`: rows in `oms_locks` with server-side expiry, one statement per call, safe behind
+   * PgBouncer transaction pooling.
+   */
+  strategy: 'advisory' | 'lease';
+  /** Separates applications sharing a database. Default `'default'`. */
+  namespace?: string;
+  /**
+   * Where waiting `acquire`s LISTEN for release notifications: a pool whose connections are real sessions
+   * (behind PgBouncer transaction pooling, point this at PostgreSQL directly, or pass `false` to rely on the
+   * poll). Default: `pool`.
+   */
+  listen?: PgPoolLike | false;
+}
