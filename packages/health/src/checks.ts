@@ -1,6 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
+import { redactSecrets } from './redact.js';
 import { invalid, nonNegativeFinite, positiveFinite, ratio } from './errors.js';
 import type { CheckContext, CheckOutcome, HealthCheck, HealthStatus } from './types.js';
 
@@ -316,6 +317,15 @@ export function http(opts: HttpCheckOptions): HealthCheck {
           ? expected(s)
           : expected.includes(s);
   const shown = `${url.origin}${url.pathname}`;
+  // fetch refuses URLs with credentials (and would echo them in its error): send them as a header instead
+  const headers: Record<string, string> = { ...opts.headers };
+  if (url.username || url.password) {
+    const user = decodeURIComponent(url.username);
+    const pass = decodeURIComponent(url.password);
+    headers.authorization ??= `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+    url.username = '';
+    url.password = '';
+  }
   return async ({ signal }: CheckContext) => {
     const signals = [signal];
     if (opts.timeoutMs !== undefined) signals.push(AbortSignal.timeout(opts.timeoutMs));
@@ -324,7 +334,7 @@ export function http(opts: HttpCheckOptions): HealthCheck {
     try {
       res = await fetch(url, {
         method: opts.method ?? 'GET',
-        ...(opts.headers ? { headers: opts.headers } : {}),
+        headers,
         signal: AbortSignal.any(signals),
         redirect: 'manual',
       });
@@ -338,7 +348,7 @@ export function http(opts: HttpCheckOptions): HealthCheck {
         status: 'fail',
         observedValue: round(ms),
         observedUnit: 'ms',
-        output: `${opts.method ?? 'GET'} ${shown}: ${why}`,
+        output: redactSecrets(`${opts.method ?? 'GET'} ${shown}: ${why}`),
       };
     }
     // free the connection: only the status matters

@@ -1,0 +1,36 @@
+import { performance } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+import { healthRegistry } from '../src/index.js';
+import { expectHealthJson } from './helpers.js';
+
+describe('a check that never settles (real clock)', () => {
+  it('report() returns fail within timeoutMs + 20 ms and never has more than one run in flight', async () => {
+    const registry = healthRegistry({ service: 'orders', version: '1', processChecks: false });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    registry.register({
+      name: 'db:responseTime',
+      kinds: ['readiness'],
+      critical: true,
+      timeoutMs: 100,
+      check: () => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        return new Promise(() => {});
+      },
+    });
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      const reports = await Promise.all(Array.from({ length: 10 }, () => registry.report('readiness')));
+      const elapsed = performance.now() - t0;
+      expect(elapsed).toBeLessThanOrEqual(100 + 20);
+      for (const r of reports) {
+        expect(r.status).toBe('fail');
+        expect(r.body.checks['db:responseTime']?.[0]?.output).toMatch(/^timed out after 100 ms/);
+        expectHealthJson(r.body);
+      }
+    }
+    expect(maxInFlight).toBe(1);
+    await registry.close();
+  });
+});
