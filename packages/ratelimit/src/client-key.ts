@@ -1,0 +1,149 @@
+import { BlockList, isIP } from 'node:net';
+import { invalidOption } from './errors.js';
+
+/** Which proxies may set X-Forwarded-For. */
+export type TrustProxy = boolean | number | readonly string[];
+
+export interface ClientKeyOptions {
+  /**
+   * `false` (default): use the socket address, ignore X-Forwarded-For. A number n: trust the n nearest hops
+   * (the socket peer and the n − 1 addresses before it). A list of addresses and CIDRs: trust hops in it.
+   * `true`: trust every hop, so the left-most address wins; only behind a proxy that overwrites the header.
+   */
+  trustProxy?: TrustProxy;
+  /** Prefix length that groups IPv6 clients. Default 64 (one customer's subnet). */
+  ipv6Prefix?: number;
+}
+
+/** The parts of a request `clientKey` reads: the socket peer and the headers. */
+export interface ClientKeyRequest {
+  ip: string | undefined;
+  headers: Record<string, string | readonly string[] | undefined>;
+}
+
+function expand6(ip: string): number[] | undefined {
+  let s = ip;
+  const zone = s.indexOf('%');
+  if (zone >= 0) s = s.slice(0, zone);
+  let tail: number[] = [];
+  const lastColon = s.lastIndexOf(':');
+  if (s.includes('.', lastColon)) {
+    const v4 = s.slice(lastColon + 1).split('.').map(Number);
+    tail = [(v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!];
+    s = `${s.slice(0, lastColon + 1)}0:0`;
+  }
+  const [head = '', rest] = s.split('::');
+  const a = head ? head.split(':') : [];
+  const b = rest !== undefined && rest !== '' ? rest.split(':') : [];
+  const fillN = 8 - a.length - b.length;
+  if (fillN < 0 || (rest === undefined && fillN !== 0)) return undefined;
+  const words = [...a, ...Array<string>(fillN).fill('0'), ...b].map((w) => Number.parseInt(w, 16));
+  if (tail.length) words.splice(6, 2, ...tail);
+  return words.some((w) => Number.isNaN(w)) ? undefined : words;
+}
+
+/** Normalises an address: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 grouped to its prefix. */
+function normalise(raw: string, prefix: number): string | undefined {
+  let ip = raw.trim();
+  if (ip.startsWith('[')) ip = ip.slice(1, ip.indexOf(']'));
+  else if (/^\d+\.\d+\.\d+\.\d+:\d+$/.test(ip)) ip = ip.slice(0, ip.lastIndexOf(':'));
+  const v = isIP(ip.split('%')[0]!);
+  if (v === 4) return ip;
+  if (v !== 6) return undefined;
+  const w = expand6(ip);
+  if (!w) return undefined;
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff) {
+    return `${w[6]! >> 8}.${w[6]! & 0xff}.${w[7]! >> 8}.${w[7]! & 0xff}`;
+  }
+  let bits = prefix;
+  const out: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.max(0, Math.min(16, bits));
+    bits -= 16;
+    out.push((keep === 0 ? 0 : w[i]! & (0xffff << (16 - keep)) & 0xffff).toString(16));
+  }
+  return `${out.join(':')}/${prefix}`;
+}
+
+function trustList(list: readonly string[]): BlockList {
+  const bl = new BlockList();
+  for (const entry of list) {
+    const [addr = '', len] = entry.split('/');
+    const type = isIP(addr) === 6 ? 'ipv6' : isIP(addr) === 4 ? 'ipv4' : undefined;
+    if (!type) throw invalidOption(`trustProxy entry ${JSON.stringify(entry)} is not an IP address or CIDR`);
+    if (len === undefined) bl.addAddress(addr, type);
+    else {
+      const n = Number(len);
+      if (!Number.isInteger(n) || n < 0 || n > (type === 'ipv4' ? 32 : 128)) {
+        throw invalidOption(`trustProxy entry ${JSON.stringify(entry)} has an invalid prefix length`);
+      }
+      bl.addSubnet(addr, n, type);
+    }
+  }
+  return bl;
+}
+
+const cache = new WeakMap<readonly string[], BlockList>();
+
+function trusted(list: readonly string[], ip: string): boolean {
+  let bl = cache.get(list);
+  if (!bl) {
+    bl = trustList(list);
+    cache.set(list, bl);
+  }
+  const bare = ip.split('%')[0]!;
+  const v = isIP(bare);
+  return v !== 0 && bl.check(bare, v === 6 ? 'ipv6' : 'ipv4');
+}
+
+/**
+ * Derives a rate-limit key for the client of a request: `ip:<address>`, with IPv6 grouped by /64 (one
+ * customer usually holds a whole /64, so per-address limits would be trivial to dodge) and X-Forwarded-For
+ * read only as far as the hops you trust (a client can put anything in the left of that header).
+ *
+ * @example
+ * // behind one load balancer that appends to X-Forwarded-For
+ * const key = clientKey({ ip: req.socket.remoteAddress, headers: req.headers }, { trustProxy: 1 });
+ * await limiter.consume(key);
+ */
+export function clientKey(req: ClientKeyRequest, opts: ClientKeyOptions = {}): string {
+  const trust = opts.trustProxy ?? false;
+  const prefix = opts.ipv6Prefix ?? 64;
+  if (!Number.isInteger(prefix) || prefix < 1 || prefix > 128) {
+    throw invalidOption(`ipv6Prefix must be an integer in [1, 128] (got ${String(prefix)})`);
+  }
+  if (typeof trust === 'number' && (!Number.isInteger(trust) || trust < 0)) {
+    throw invalidOption(`trustProxy must be a boolean, an integer >= 0 or a list of CIDRs (got ${trust})`);
+  }
+  if (typeof trust === 'object' && Array.isArray(trust)) cache.get(trust) ?? cache.set(trust, trustList(trust));
+  const peer = req?.ip ?? '';
+  let chosen = peer;
+  if (trust !== false && trust !== 0) {
+    const raw = req.headers?.['x-forwarded-for'];
+    const header = Array.isArray(raw) ? raw.join(',') : typeof raw === 'string' ? raw : '';
+    // the chain as seen from here: nearest hop (the socket peer) last
+    const chain = [
+      ...header
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      peer,
+    ];
+    if (trust === true) chosen = chain[0]!;
+    else if (typeof trust === 'number') chosen = chain[Math.max(0, chain.length - 1 - trust)]!;
+    else {
+      let i = chain.length - 1;
+      while (i > 0 && trusted(trust as readonly string[], normaliseBare(chain[i]!))) i--;
+      chosen = chain[i]!;
+    }
+  }
+  const n = normalise(chosen, prefix) ?? normalise(peer, prefix);
+  return n === undefined ? 'ip:unknown' : `ip:${n}`;
+}
+
+const normaliseBare = (ip: string): string => {
+  const t = ip.trim();
+  if (t.startsWith('[')) return t.slice(1, t.indexOf(']'));
+  if (/^\d+\.\d+\.\d+\.\d+:\d+$/.test(t)) return t.slice(0, t.lastIndexOf(':'));
+  return t;
+};

@@ -1,0 +1,126 @@
+import { OmsRatelimitError } from './errors.js';
+import type { Clock } from './types.js';
+
+interface Pending {
+  at: number;
+  done: boolean;
+  reject: (e: unknown) => void;
+}
+
+export const abortedError = (signal: AbortSignal): OmsRatelimitError =>
+  new OmsRatelimitError('ERR_OMS_RATELIMIT_ABORTED', 'the call was aborted', false, { cause: signal.reason });
+
+/**
+ * Bounds store calls in time with ONE timer per limiter instead of one per call: every call of a limiter has
+ * the same bound, so deadlines arrive in issue order and a FIFO queue is enough.
+ */
+export class Deadlines {
+  readonly #q: Pending[] = [];
+  #head = 0;
+  #timer: unknown;
+  constructor(
+    readonly clock: Clock,
+    readonly ms: number,
+  ) {}
+
+  run<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const e: Pending = { at: this.clock.now() + this.ms, done: false, reject };
+      this.#q.push(e);
+      if (this.#timer === undefined) this.#arm(e.at);
+      let onAbort: (() => void) | undefined;
+      if (signal) {
+        onAbort = () => {
+          if (e.done) return;
+          e.done = true;
+          this.#advance();
+          reject(abortedError(signal));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      p.then(
+        (v) => {
+          if (onAbort) signal!.removeEventListener('abort', onAbort);
+          if (e.done) return;
+          e.done = true;
+          this.#advance();
+          resolve(v);
+        },
+        (err) => {
+          if (onAbort) signal!.removeEventListener('abort', onAbort);
+          if (e.done) return;
+          e.done = true;
+          this.#advance();
+          reject(err);
+        },
+      );
+    });
+  }
+
+  #advance(): void {
+    const q = this.#q;
+    while (this.#head < q.length && q[this.#head]!.done) this.#head++;
+    if (this.#head === q.length) {
+      q.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > q.length) {
+      q.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #arm(at: number): void {
+    this.#timer = this.clock.setTimeout(() => this.#fire(), Math.max(0, at - this.clock.now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    const now = this.clock.now();
+    const q = this.#q;
+    while (this.#head < q.length) {
+      const e = q[this.#head]!;
+      if (!e.done) {
+        if (e.at > now) break;
+        e.done = true;
+        e.reject(
+          new OmsRatelimitError('ERR_OMS_RATELIMIT_STORE_TIMEOUT', `the store did not answer within ${this.ms} ms`, true),
+        );
+      }
+      this.#head++;
+    }
+    this.#advance();
+    if (this.#head < q.length) this.#arm(q[this.#head]!.at);
+  }
+
+  close(): void {
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const q = this.#q;
+    for (let i = this.#head; i < q.length; i++) {
+      const e = q[i]!;
+      if (e.done) continue;
+      e.done = true;
+      e.reject(new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', 'the limiter was closed while the call was pending'));
+    }
+    q.length = 0;
+    this.#head = 0;
+  }
+}
+
+/** Abortable sleeps on an injected clock. */
+export const Abort = {
+  sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(abortedError(signal));
+      const onAbort = () => {
+        clock.clearTimeout(h);
+        reject(abortedError(signal!));
+      };
+      const h = clock.setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  },
+};

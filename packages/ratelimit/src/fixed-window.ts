@@ -1,0 +1,66 @@
+import { type AlgorithmImpl, COMMIT, type Out, REFUND, type Slot, scaledInt } from './algorithm.js';
+import { invalidOption } from './errors.js';
+import type { Algorithm, FixedWindowOptions } from './types.js';
+import { positiveInt } from './validate.js';
+
+/**
+ * Fixed window: time is cut into windows [k·W, (k+1)·W) aligned to the epoch, each with a counter. A call of
+ * cost c is admitted when count + c <= limit. Up to 2 × limit can pass around a boundary (the end of one
+ * window and the start of the next); over [t0, t1] at most limit × (⌊t1/W⌋ − ⌊t0/W⌋ + 1).
+ *
+ * @example
+ * const limiter = rateLimiter({ name: 'export', algorithm: fixedWindow({ limit: 100, windowMs: 3_600_000 }) });
+ */
+export function fixedWindow(o: FixedWindowOptions): Algorithm {
+  if (o === null || typeof o !== 'object') throw invalidOption('fixedWindow() needs { limit, windowMs }');
+  positiveInt('limit', o.limit);
+  positiveInt('windowMs', o.windowMs);
+  const limit = o.limit;
+  const w = o.windowMs;
+  const a: AlgorithmImpl = {
+    kind: 'fixed-window',
+    limit,
+    windowMs: w,
+    adaptive: false,
+    code: 3,
+    units: [0, 1, 0],
+    base: Float64Array.of(limit, w, 0),
+    scale(p, m) {
+      p[0] = scaledInt(limit, m);
+      p[1] = w;
+      p[2] = 0;
+    },
+    limitAt: (m) => scaledInt(limit, m),
+    step: fixedWindowStep,
+  };
+  return Object.freeze(a);
+}
+
+// a = window index, b = count
+function fixedWindowStep(s: Slot, now: number, p: Float64Array, cost: number, mode: number, rts: number, out: Out) {
+  const limit = p[0]!;
+  const w = p[1]!;
+  const win = Math.floor(now / w);
+  let count = s.exp !== 0 && s.a === win ? s.b : 0;
+  const end = (win + 1) * w;
+  if (mode === REFUND) {
+    if (Math.floor(rts / w) === win) count = Math.max(0, count - cost);
+    s.a = win;
+    s.b = count;
+    s.exp = end;
+    out.allowed = true;
+    out.retryAfterMs = 0;
+  } else {
+    const ok = count + cost <= limit;
+    out.allowed = ok;
+    out.retryAfterMs = ok ? 0 : Math.ceil(end - now);
+    if (ok && mode === COMMIT) {
+      count += cost;
+      s.a = win;
+      s.b = count;
+      s.exp = end;
+    }
+  }
+  out.remaining = limit - count > 0 ? limit - count : 0;
+  out.resetMs = count === 0 ? 0 : Math.ceil(end - now);
+}

@@ -1,0 +1,56 @@
+import { invalidOption } from './errors.js';
+import type { Decision } from './types.js';
+
+/** Response headers for a decision, per draft-ietf-httpapi-ratelimit-headers (structured fields). */
+export interface RateLimitHeaders {
+  /** Every policy that applied, e.g. `"api";q=100;w=60`. */
+  'RateLimit-Policy': string;
+  /** The policy closest to its limit, e.g. `"api";r=0;t=42`. */
+  RateLimit: string;
+  /** Seconds until a retry can succeed; only on denial. */
+  'Retry-After'?: string;
+}
+
+// Policy names are restricted to [A-Za-z0-9_.-], so they need no escaping inside an sf-string.
+const item = (name: string) => `"${name}"`;
+
+/**
+ * Builds `RateLimit-Policy`, `RateLimit` and (on denial) `Retry-After` from one decision or several (for
+ * example `limitAll(...).decisions`). `RateLimit-Policy` lists every policy; `RateLimit` reports the one
+ * with the lowest remaining (a denied one first), as the draft asks for several policies.
+ *
+ * @example
+ * const d = await limiter.consume(key);
+ * for (const [h, v] of Object.entries(httpHeaders(d))) res.setHeader(h, v);
+ * // RateLimit-Policy: "api";q=100;w=60   RateLimit: "api";r=99;t=1
+ */
+export function httpHeaders(decision: Decision | readonly Decision[]): RateLimitHeaders {
+  const list: readonly Decision[] = Array.isArray(decision) ? decision : [decision as Decision];
+  if (list.length === 0) throw invalidOption('httpHeaders() needs at least one decision');
+  let pick = list[0]!;
+  const policies: string[] = [];
+  const seen = new Set<string>();
+  for (const d of list) {
+    if (!d || typeof d !== 'object' || !d.policy) throw invalidOption('httpHeaders() takes decisions from this package');
+    if (!seen.has(d.policy.name)) {
+      seen.add(d.policy.name);
+      policies.push(`${item(d.policy.name)};q=${d.limit};w=${d.policy.windowSec}`);
+    }
+    if (
+      (!d.allowed && pick.allowed) ||
+      (d.allowed === pick.allowed && (d.remaining < pick.remaining || (d.remaining === pick.remaining && d.retryAfterMs > pick.retryAfterMs)))
+    ) {
+      pick = d;
+    }
+  }
+  const h: RateLimitHeaders = {
+    'RateLimit-Policy': policies.join(', '),
+    RateLimit: `${item(pick.policy.name)};r=${Math.max(0, Math.floor(pick.remaining))};t=${Math.ceil(pick.resetMs / 1000)}`,
+  };
+  if (!list.every((d) => d.allowed)) {
+    let retry = 0;
+    for (const d of list) if (!d.allowed && d.retryAfterMs > retry) retry = d.retryAfterMs;
+    h['Retry-After'] = String(Math.max(1, Math.ceil(retry / 1000)));
+  }
+  return h;
+}

@@ -1,0 +1,309 @@
+import { type AlgorithmImpl, COMMIT, impl, newOut, type Out, PEEK } from './algorithm.js';
+import { systemClock } from './clock.js';
+import { Abort, abortedError, Deadlines } from './deadlines.js';
+import { Emitter } from './emitter.js';
+import { invalidOption, isOmsRatelimitError, OmsRatelimitError } from './errors.js';
+import { memoryStore } from './memory-store.js';
+import { type AsyncBinding, isStoreImpl, type StoreImpl, type SyncBinding } from './store.js';
+import type {
+  AcquireOptions,
+  Clock,
+  ConsumeOptions,
+  Decision,
+  RateLimiter,
+  RateLimiterEvents,
+  RateLimiterOptions,
+  RatePolicy,
+  StoreErrorPolicy,
+} from './types.js';
+import { costError, fraction, keyError, policyName, positiveFinite } from './validate.js';
+
+const POLICIES: readonly StoreErrorPolicy[] = ['open', 'closed', 'insurance'];
+
+const closedError = () => new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', 'the limiter is closed; create a new one');
+
+/** The engine behind `rateLimiter()`; `limitAll` reaches its internals through `Limiter.internals`. */
+export class Limiter implements RateLimiter {
+  readonly name: string;
+  readonly algorithm: AlgorithmImpl;
+  readonly policy: RatePolicy;
+  readonly store: StoreImpl;
+  readonly clock: Clock;
+  readonly onStoreError: StoreErrorPolicy;
+  readonly #ev = new Emitter<RateLimiterEvents>();
+  readonly #sync: SyncBinding | undefined;
+  readonly #async: AsyncBinding | undefined;
+  readonly #p: Float64Array;
+  readonly #out = newOut();
+  readonly #deadlines: Deadlines;
+  readonly #insurance: SyncBinding | undefined;
+  readonly #insuranceFraction: number;
+  readonly #closedRetryAfterMs: number;
+  readonly #max: number;
+  #closed = false;
+
+  constructor(o: RateLimiterOptions) {
+    if (o === null || typeof o !== 'object') throw invalidOption('rateLimiter() needs { name, algorithm }');
+    policyName(o.name);
+    const alg = impl(o.algorithm);
+    if (!alg || typeof alg.step !== 'function') {
+      throw invalidOption('algorithm must come from tokenBucket(), gcra(), slidingWindow(), fixedWindow() or adaptive()');
+    }
+    const store = o.store ?? memoryStore();
+    if (!isStoreImpl(store)) throw invalidOption('store must come from memoryStore() or redisStore()');
+    const policy = o.onStoreError ?? 'closed';
+    if (!POLICIES.includes(policy)) {
+      throw invalidOption(`onStoreError must be 'open', 'closed' or 'insurance' (got ${String(policy)})`);
+    }
+    const timeoutMs = o.timeoutMs ?? 250;
+    positiveFinite('timeoutMs', timeoutMs);
+    const insuranceFraction = o.insuranceFraction ?? 0.1;
+    fraction('insuranceFraction', insuranceFraction, { openLow: true });
+    const closedRetryAfterMs = o.closedRetryAfterMs ?? 1000;
+    positiveFinite('closedRetryAfterMs', closedRetryAfterMs);
+    const clock = o.clock ?? systemClock;
+    if (typeof clock?.now !== 'function' || typeof clock.setTimeout !== 'function') {
+      throw invalidOption('clock must have now(), setTimeout() and clearTimeout()');
+    }
+    this.name = o.name;
+    this.algorithm = alg;
+    this.store = store;
+    this.clock = clock;
+    this.onStoreError = policy;
+    this.#max = alg.limit;
+    this.policy = Object.freeze({
+      name: o.name,
+      limit: alg.limit,
+      windowSec: Math.max(1, Math.ceil(alg.windowMs / 1000)),
+      algorithm: alg.kind,
+    });
+    this.#p = Float64Array.from(alg.base);
+    if (store.sync) this.#sync = store.bind(o.name);
+    else this.#async = store.bind(o.name);
+    this.#deadlines = new Deadlines(clock, timeoutMs);
+    this.#insuranceFraction = insuranceFraction;
+    this.#closedRetryAfterMs = closedRetryAfterMs;
+    if (policy === 'insurance' && !store.sync) {
+      this.#insurance = (memoryStore({ maxKeys: 100_000 }) as StoreImpl as { bind(n: string): SyncBinding }).bind(o.name);
+    }
+  }
+
+  /** Current parameters and effective limit; `m` is 1 unless adaptive. */
+  params(): { p: Float64Array; limit: number } {
+    const a = this.algorithm;
+    if (!a.adaptive) return { p: this.#p, limit: a.limit };
+    const m = a.multiplier!();
+    const p = new Float64Array(3);
+    a.scale(p, m);
+    return { p, limit: a.limitAt(m) };
+  }
+
+  #params(): Float64Array {
+    const a = this.algorithm;
+    if (a.adaptive) a.scale(this.#p, a.multiplier!());
+    return this.#p;
+  }
+
+  #limitNow(p: Float64Array): number {
+    const a = this.algorithm;
+    // token bucket, fixed and sliding windows keep the limit in p[0]; gcra's burst is tau / T
+    return a.adaptive ? (a.code === 2 ? Math.round(p[1]! / p[0]!) : p[0]!) : a.limit;
+  }
+
+  decision(out: Out, limit: number, degraded?: StoreErrorPolicy): Decision {
+    const d: Decision =
+      degraded === undefined
+        ? {
+            allowed: out.allowed,
+            limit,
+            remaining: out.remaining,
+            resetMs: out.resetMs,
+            retryAfterMs: out.retryAfterMs,
+            policy: this.policy,
+          }
+        : {
+            allowed: out.allowed,
+            limit,
+            remaining: out.remaining,
+            resetMs: out.resetMs,
+            retryAfterMs: out.retryAfterMs,
+            policy: this.policy,
+            degraded,
+          };
+    if (this.#ev.has('decision')) this.#ev.emit('decision', { name: this.name, allowed: d.allowed, degraded });
+    return d;
+  }
+
+  consume(key: string, opts?: ConsumeOptions): Promise<Decision> {
+    return this.#call(key, opts, COMMIT);
+  }
+
+  peek(key: string, opts?: { signal?: AbortSignal }): Promise<Decision> {
+    return this.#call(key, opts, PEEK);
+  }
+
+  #call(key: string, opts: ConsumeOptions | undefined, mode: number): Promise<Decision> {
+    const ke = keyError(key);
+    if (ke) return Promise.reject(ke);
+    let cost = 1;
+    let signal: AbortSignal | undefined;
+    if (opts !== undefined) {
+      if (opts.cost !== undefined && mode === COMMIT) {
+        cost = opts.cost;
+        const ce = costError(cost, this.#max);
+        if (ce) return Promise.reject(ce);
+      }
+      signal = opts.signal;
+      if (signal?.aborted) return Promise.reject(abortedError(signal));
+    }
+    if (this.#closed) return Promise.reject(closedError());
+    const p = this.#params();
+    const sync = this.#sync;
+    if (sync !== undefined) {
+      const out = this.#out;
+      sync.apply(key, this.algorithm, p, cost, mode, this.clock.now(), out);
+      return Promise.resolve(this.decision(out, this.#limitNow(p)));
+    }
+    return this.#remote(key, p, cost, mode, signal);
+  }
+
+  async #remote(key: string, p: Float64Array, cost: number, mode: number, signal?: AbortSignal): Promise<Decision> {
+    const limit = this.#limitNow(p);
+    const timed = this.#ev.has('storeCall');
+    const t0 = timed ? performance.now() : 0;
+    try {
+      const out = await this.#deadlines.run(this.#async!.apply(key, this.algorithm, p, cost, mode), signal);
+      if (timed) this.#storeCall(t0, true);
+      return this.decision(out, limit);
+    } catch (e) {
+      if (timed) this.#storeCall(t0, false);
+      if (isOmsRatelimitError(e) && (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')) {
+        throw e;
+      }
+      const out = newOut();
+      const degraded = this.degrade(e, key, cost, mode, out);
+      return this.decision(out, limit, degraded);
+    }
+  }
+
+  #storeCall(t0: number, ok: boolean): void {
+    this.#ev.emit('storeCall', {
+      name: this.name,
+      store: this.store.kind,
+      durationSec: (performance.now() - t0) / 1000,
+      ok,
+    });
+  }
+
+  /** Fills `out` per `onStoreError` after a store failure, and reports it. */
+  degrade(error: unknown, key: string, cost: number, mode: number, out: Out): StoreErrorPolicy {
+    const policy = this.onStoreError;
+    const code = isOmsRatelimitError(error) ? error.code : 'ERR_OMS_RATELIMIT_STORE_UNAVAILABLE';
+    this.#ev.emit('storeError', { name: this.name, store: this.store.kind, policy, code, error });
+    if (policy === 'open') {
+      out.allowed = true;
+      out.remaining = Math.max(0, this.algorithm.limit - (mode === COMMIT ? cost : 0));
+      out.resetMs = 0;
+      out.retryAfterMs = 0;
+    } else if (policy === 'closed') {
+      out.allowed = false;
+      out.remaining = 0;
+      out.resetMs = this.#closedRetryAfterMs;
+      out.retryAfterMs = this.#closedRetryAfterMs;
+    } else {
+      this.insurance(key, cost, mode, out);
+    }
+    return policy;
+  }
+
+  /** Evaluates the call on this process's insurance limiter (a fraction of the limit). */
+  insurance(key: string, cost: number, mode: number, out: Out): void {
+    const a = this.algorithm;
+    const p = new Float64Array(3);
+    a.scale(p, this.#insuranceFraction * (a.adaptive ? a.multiplier!() : 1));
+    const binding = this.#insurance ?? this.#sync!;
+    binding.apply(key, a, p, Math.min(cost, a.limitAt(this.#insuranceFraction)), mode, this.clock.now(), out);
+  }
+
+  hasInsurance(): boolean {
+    return this.onStoreError === 'insurance';
+  }
+
+  async reset(key: string, opts?: { signal?: AbortSignal }): Promise<void> {
+    const ke = keyError(key);
+    if (ke) throw ke;
+    if (opts?.signal?.aborted) throw abortedError(opts.signal);
+    if (this.#closed) throw closedError();
+    this.#insurance?.reset(key);
+    if (this.#sync) return this.#sync.reset(key);
+    try {
+      await this.#deadlines.run(this.#async!.reset(key), opts?.signal);
+    } catch (e) {
+      if (isOmsRatelimitError(e)) throw e;
+      throw new OmsRatelimitError('ERR_OMS_RATELIMIT_STORE_UNAVAILABLE', 'reset failed: the store is unavailable', true, {
+        cause: e,
+      });
+    }
+  }
+
+  async acquire(key: string, opts: AcquireOptions): Promise<Decision> {
+    if (opts === null || typeof opts !== 'object') throw invalidOption('acquire() needs { maxWaitMs }');
+    const { maxWaitMs, signal } = opts;
+    if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0) || !Number.isFinite(maxWaitMs)) {
+      throw invalidOption(`maxWaitMs must be a finite number >= 0 (got ${String(maxWaitMs)})`);
+    }
+    const deadline = this.clock.now() + maxWaitMs;
+    for (;;) {
+      const d = await this.consume(key, opts);
+      if (d.allowed) return d;
+      const left = deadline - this.clock.now();
+      const wait = Math.max(1, d.retryAfterMs);
+      if (wait > left) {
+        const e = new OmsRatelimitError(
+          'ERR_OMS_RATELIMIT_TIMEOUT',
+          `capacity frees up in ${d.retryAfterMs} ms, beyond maxWaitMs (${maxWaitMs} ms)`,
+          true,
+        );
+        e.retryAfterMs = d.retryAfterMs;
+        throw e;
+      }
+      // the algorithm says exactly when the cost fits; sleep until then instead of polling
+      await Abort.sleep(this.clock, wait, signal);
+    }
+  }
+
+  on<E extends keyof RateLimiterEvents>(event: E, fn: (e: RateLimiterEvents[E]) => void): () => void {
+    return this.#ev.on(event, fn);
+  }
+
+  runBounded<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.#deadlines.run(p, signal);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#deadlines.close();
+    this.#ev.clear();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Creates a rate limiter. The default store is a per-process `memoryStore()`; pass `redisStore()` from
+ * `@oms/ratelimit/redis` to share limits across instances.
+ *
+ * @example
+ * const limiter = rateLimiter({ name: 'api', algorithm: tokenBucket({ capacity: 10, refillPerSec: 5 }) });
+ * const d = await limiter.consume('user:42');
+ * if (!d.allowed) reply.code(429).headers(httpHeaders(d));
+ */
+export function rateLimiter(o: RateLimiterOptions): RateLimiter {
+  return new Limiter(o);
+}

@@ -1,0 +1,2 @@
+export { redisStore } from './store.js';
+export type { RedisLike, RedisStoreOptions } from './types.js';

@@ -1,0 +1,230 @@
+import { createHash } from 'node:crypto';
+
+// Every algorithm is a Lua function f(key, p1, p2, p3, now, cost, mode, rts) -> ok, remaining, reset, retry
+// with times in µs from the server's TIME. mode 0 evaluates only, 1 charges when allowed, 2 refunds a
+// reservation made at rts. Values are stored with %.17g so doubles round-trip exactly.
+
+const PRELUDE = `
+local F = '%.17g %.17g'
+local function pair(v)
+  local sp = string.find(v, ' ', 1, true)
+  return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
+end
+local function ms(us)
+  if us <= 0 then return 0 end
+  return math.ceil(us / 1000)
+end
+`;
+
+const TOKEN_BUCKET = `
+local function alg1(key, cap, rate, _, now, cost, mode, rts)
+  local v = redis.call('GET', key)
+  local tokens, ts = cap, now
+  if v then
+    tokens, ts = pair(v)
+    if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
+    if tokens > cap then tokens = cap end
+  end
+  if mode == 2 then
+    tokens = math.min(cap, tokens + cost)
+    redis.call('SET', key, string.format(F, tokens, ts), 'PX', math.max(1, ms((cap - tokens) / rate) + 1))
+    return true, tokens, (cap - tokens) / rate, 0
+  end
+  local ok = tokens >= cost
+  if ok and mode == 1 then
+    tokens = tokens - cost
+    redis.call('SET', key, string.format(F, tokens, ts), 'PX', ms((cap - tokens) / rate) + 1)
+  end
+  local retry = 0
+  if not ok then retry = (cost - tokens) / rate end
+  return ok, tokens, (cap - tokens) / rate, retry
+end
+`;
+
+const GCRA = `
+local function alg2(key, t, tau, _, now, cost, mode, rts)
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  if mode == 2 then
+    tat = math.max(now, tat - cost * t)
+    redis.call('SET', key, string.format('%.17g', tat), 'PX', ms(tat - now) + 1)
+    return true, (tau - (tat - now)) / t, tat - now, 0
+  end
+  local nxt = tat + cost * t
+  local ok = nxt - now <= tau
+  local retry = 0
+  if ok then
+    if mode == 1 then
+      tat = nxt
+      redis.call('SET', key, string.format('%.17g', tat), 'PX', ms(tat - now) + 1)
+    end
+  else
+    retry = nxt - now - tau
+  end
+  return ok, (tau - (tat - now)) / t, tat - now, retry
+end
+`;
+
+const FIXED_WINDOW = `
+local function alg3(key, limit, w, _, now, cost, mode, rts)
+  local win = math.floor(now / w)
+  local count = 0
+  local v = redis.call('GET', key)
+  if v then
+    local vw, c = pair(v)
+    if vw == win then count = c end
+  end
+  local rest = (win + 1) * w - now
+  if mode == 2 then
+    if math.floor(rts / w) == win then
+      count = math.max(0, count - cost)
+      redis.call('SET', key, string.format(F, win, count), 'PX', ms(rest) + 1)
+    end
+    return true, limit - count, rest, 0
+  end
+  local ok = count + cost <= limit
+  if ok and mode == 1 then
+    count = count + cost
+    redis.call('SET', key, string.format(F, win, count), 'PX', ms(rest) + 1)
+  end
+  local retry = 0
+  if not ok then retry = rest end
+  if count == 0 then rest = 0 end
+  return ok, limit - count, rest, retry
+end
+`;
+
+const SLIDING_COUNTER = `
+local function alg4(key, limit, w, _, now, cost, mode, rts)
+  local win = math.floor(now / w)
+  local cur, prev = 0, 0
+  local v = redis.call('GET', key)
+  if v then
+    local a, b, c = string.match(v, '(%S+) (%S+) (%S+)')
+    a = tonumber(a)
+    if a == win then cur = tonumber(b); prev = tonumber(c) elseif a == win - 1 then prev = tonumber(b) end
+  end
+  local start = win * w
+  local f = (now - start) / w
+  local retry = 0
+  local ok = true
+  if mode == 2 then
+    local rw = math.floor(rts / w)
+    if rw == win then cur = math.max(0, cur - cost) elseif rw == win - 1 then prev = math.max(0, prev - cost) end
+    redis.call('SET', key, string.format('%.17g %.17g %.17g', win, cur, prev), 'PX', ms(start + 2 * w - now) + 1)
+  else
+    ok = prev * (1 - f) + cur + cost <= limit
+    if ok then
+      if mode == 1 then
+        cur = cur + cost
+        redis.call('SET', key, string.format('%.17g %.17g %.17g', win, cur, prev), 'PX', ms(start + 2 * w - now) + 1)
+      end
+    elseif cur + cost <= limit and prev > 0 then
+      retry = math.max(1000, start + (1 - (limit - cost - cur) / prev) * w - now)
+    else
+      local g = 0
+      if cur > limit - cost then g = 1 - (limit - cost) / cur end
+      retry = math.max(1000, start + w + g * w - now)
+    end
+  end
+  local reset = 0
+  if cur > 0 then reset = start + 2 * w - now elseif prev > 0 then reset = start + w - now end
+  return ok, limit - (prev * (1 - f) + cur), reset, retry
+end
+`;
+
+const SLIDING_LOG = `
+local function alg5(key, limit, w, _, now, cost, mode, rts)
+  if mode == 2 then
+    redis.call('LREM', key, -cost, string.format('%.17g', rts))
+    return true, 0, 0, 0
+  end
+  local edge = now - w
+  while true do
+    local h = redis.call('LINDEX', key, 0)
+    if not h or tonumber(h) > edge then break end
+    redis.call('LPOP', key)
+  end
+  local n = redis.call('LLEN', key)
+  local ok = n + cost <= limit
+  local retry = 0
+  if ok then
+    if mode == 1 then
+      local s = string.format('%.17g', now)
+      local left = cost
+      while left > 0 do
+        local batch = {}
+        for i = 1, math.min(left, 1000) do batch[i] = s end
+        redis.call('RPUSH', key, unpack(batch))
+        left = left - #batch
+      end
+      redis.call('PEXPIRE', key, ms(w) + 1)
+      n = n + cost
+    end
+  else
+    retry = math.max(1000, tonumber(redis.call('LINDEX', key, n + cost - limit - 1)) + w - now)
+  end
+  local reset = 0
+  if n > 0 then reset = tonumber(redis.call('LINDEX', key, -1)) + w - now end
+  return ok, limit - n, reset, retry
+end
+`;
+
+const ALGS = ['', TOKEN_BUCKET, GCRA, FIXED_WINDOW, SLIDING_COUNTER, SLIDING_LOG] as const;
+
+const CLOCK = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local dl = tonumber(ARGV[ARGC_DL])
+-- a call its client already gave up on (offline queue, resend after reconnect) must not charge anything
+if dl > 0 and now > dl then return {-1, now} end
+`;
+
+const rem = `local function rem(x) if x < 0 then return 0 end return math.floor(x + 1e-9) end`;
+
+/** KEYS[1]; ARGV: p1 p2 p3 cost mode deadline rts -> {ok, remaining, resetMs, retryMs, nowUs} */
+function single(code: number): string {
+  return `${PRELUDE}${rem}${ALGS[code]}${CLOCK.replace('ARGC_DL', '6')}
+local ok, r, reset, retry = alg${code}(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), now,
+  tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7]))
+if ok then ok = 1 else ok = 0 end
+return {ok, rem(r), ms(reset), ms(retry), now}
+`;
+}
+
+/**
+ * KEYS[1..n]; ARGV: cost mode deadline rts, then (code p1 p2 p3) per key
+ * -> {deniedIndex (0 = none), nowUs, then (ok remaining resetMs retryMs) per key}
+ */
+const MULTI = `${PRELUDE}${rem}${ALGS.join('\n')}
+local A = {alg1, alg2, alg3, alg4, alg5}
+${CLOCK.replace('ARGC_DL', '3')}
+local cost, mode, rts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local out = {0, now}
+local function run(m)
+  for i = 1, #KEYS do
+    local b = 4 + (i - 1) * 4
+    local ok, r, reset, retry = A[tonumber(ARGV[b + 1])](KEYS[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]),
+      tonumber(ARGV[b + 4]), now, cost, m, rts)
+    local o = 3 + (i - 1) * 4
+    if ok then out[o] = 1 else out[o] = 0 end
+    out[o + 1] = rem(r); out[o + 2] = ms(reset); out[o + 3] = ms(retry)
+    if not ok and out[1] == 0 then out[1] = i end
+  end
+end
+if mode == 2 then run(2) return out end
+run(0)
+if out[1] == 0 and mode == 1 then run(1) end
+return out
+`;
+
+export interface Script {
+  readonly src: string;
+  readonly sha: string;
+}
+
+const script = (src: string): Script => ({ src, sha: createHash('sha1').update(src).digest('hex') });
+
+/** One script per algorithm (index = algorithm code), plus the multi-scope script of `limitAll`. */
+export const SCRIPTS: readonly Script[] = [script(MULTI), ...[1, 2, 3, 4, 5].map((c) => script(single(c)))];
+export const MULTI_SCRIPT = SCRIPTS[0]!;

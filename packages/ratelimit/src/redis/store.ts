@@ -1,0 +1,229 @@
+import { type AlgorithmImpl, COMMIT, newOut, type Out, REFUND } from '../algorithm.js';
+import { invalidOption, OmsRatelimitError } from '../errors.js';
+import type { AsyncBinding, AsyncStore, StoreScope } from '../store.js';
+import type { RateLimitStore } from '../types.js';
+import { MULTI_SCRIPT, SCRIPTS, type Script } from './scripts.js';
+import { keySlot } from './slot.js';
+import type { RedisLike, RedisStoreOptions } from './types.js';
+
+type Raw = (number | string)[];
+
+const unavailable = (status: string) =>
+  new OmsRatelimitError('ERR_OMS_RATELIMIT_STORE_UNAVAILABLE', `redis is not connected (status ${status})`, true);
+
+const STALE = new OmsRatelimitError(
+  'ERR_OMS_RATELIMIT_STORE_TIMEOUT',
+  'the command reached redis after its deadline and was dropped',
+  true,
+);
+
+// Statuses in which a command would only wait in ioredis's offline queue: fail at once instead.
+const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
+
+/** Converts ms-unit parameters to µs for the scripts. */
+function usParams(alg: AlgorithmImpl, p: Float64Array, i: number): number {
+  const u = alg.units[i]!;
+  return u === 0 ? p[i]! : u === 1 ? p[i]! * 1000 : p[i]! / 1000;
+}
+
+function fill(out: Out, raw: Raw, at: number): void {
+  out.allowed = raw[at] === 1;
+  out.remaining = raw[at + 1] as number;
+  out.resetMs = raw[at + 2] as number;
+  out.retryAfterMs = raw[at + 3] as number;
+}
+
+class RedisStoreImpl implements AsyncStore {
+  readonly kind = 'redis';
+  readonly sync = false;
+  readonly redis: RedisLike;
+  readonly prefix: string;
+  readonly isCluster: boolean;
+  readonly #tag: ((name: string, key: string) => string) | undefined;
+  readonly #staleUs: number;
+  /** Server time minus client time in µs, estimated from replies; NaN until the first reply. */
+  #offsetUs = Number.NaN;
+  #samples = 0;
+
+  constructor(o: RedisStoreOptions) {
+    this.redis = o.redis;
+    this.prefix = o.prefix ?? 'rl:';
+    this.isCluster = (o.redis as { isCluster?: boolean }).isCluster === true;
+    this.#tag = o.hashTag;
+    this.#staleUs = (o.staleAfterMs ?? 1000) * 1000;
+  }
+
+  redisKey(name: string, key: string): string {
+    const tag = this.#tag;
+    if (tag === undefined) return `${this.prefix}{${name}:${key}}`;
+    return `${this.prefix}{${tag(name, key)}}${name}:${key}`;
+  }
+
+  /** Latest µs server time at which a command sent now may still act. */
+  #deadline(): number {
+    const off = this.#offsetUs;
+    if (Number.isNaN(off)) return 0;
+    return Date.now() * 1000 + off + this.#staleUs;
+  }
+
+  #sample(serverUs: number): void {
+    // the reply left the server before we read it, so each sample underestimates the offset by the
+    // one-way latency; keep the largest recent one
+    const s = serverUs - Date.now() * 1000;
+    if (s > this.#offsetUs || Number.isNaN(this.#offsetUs) || ++this.#samples > 4096) {
+      this.#offsetUs = s;
+      this.#samples = 0;
+    }
+  }
+
+  eval(s: Script, keys: string[], args: (number | string)[]): Promise<Raw> {
+    const r = this.redis;
+    const status = r.status;
+    if (DOWN.has(status)) return Promise.reject(unavailable(status));
+    return (r.evalsha(s.sha, keys.length, ...keys, ...args) as Promise<Raw>).catch((e: unknown) => {
+      // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
+      if (e instanceof Error && e.message.startsWith('NOSCRIPT')) {
+        return r.eval(s.src, keys.length, ...keys, ...args) as Promise<Raw>;
+      }
+      throw e;
+    });
+  }
+
+  apply1(name: string, key: string, alg: AlgorithmImpl, p: Float64Array, cost: number, mode: number): Promise<Out> {
+    const r = this.redis;
+    const status = r.status;
+    if (DOWN.has(status)) return Promise.reject(unavailable(status));
+    const s = SCRIPTS[alg.code]!;
+    const k = this.redisKey(name, key);
+    const p1 = usParams(alg, p, 0);
+    const p2 = usParams(alg, p, 1);
+    const dl = this.#deadline();
+    const done = (raw: Raw): Out => {
+      if (raw[0] === -1) throw STALE;
+      this.#sample(raw[4] as number);
+      const out = newOut();
+      fill(out, raw, 0);
+      return out;
+    };
+    return (r.evalsha(s.sha, 1, k, p1, p2, 0, cost, mode, dl, 0) as Promise<Raw>).then(done, (e: unknown) => {
+      if (e instanceof Error && e.message.startsWith('NOSCRIPT')) {
+        return (r.eval(s.src, 1, k, p1, p2, 0, cost, mode, dl, 0) as Promise<Raw>).then(done);
+      }
+      throw e;
+    });
+  }
+
+  bind(name: string): AsyncBinding {
+    return {
+      apply: (key, alg, p, cost, mode) => this.apply1(name, key, alg, p, cost, mode),
+      reset: async (key) => {
+        await this.redis.del(this.redisKey(name, key));
+      },
+    };
+  }
+
+  async #multi(group: readonly StoreScope[], cost: number, mode: number, rts: number): Promise<Raw> {
+    const keys: string[] = [];
+    const args: (number | string)[] = [cost, mode, this.#deadline(), rts];
+    for (const sc of group) {
+      keys.push(this.redisKey(sc.name, sc.key));
+      args.push(sc.alg.code, usParams(sc.alg, sc.p, 0), usParams(sc.alg, sc.p, 1), usParams(sc.alg, sc.p, 2));
+    }
+    const raw = await this.eval(MULTI_SCRIPT, keys, args);
+    if (raw[0] === -1) throw STALE;
+    this.#sample(raw[1] as number);
+    return raw;
+  }
+
+  async applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[]): Promise<number> {
+    // on one node every key is local, so one script covers them all whatever their slots
+    const groups = new Map<number, number[]>();
+    if (this.isCluster) {
+      scopes.forEach((sc, i) => {
+        const slot = keySlot(this.redisKey(sc.name, sc.key));
+        const g = groups.get(slot);
+        if (g) g.push(i);
+        else groups.set(slot, [i]);
+      });
+    }
+    if (groups.size <= 1) {
+      const raw = await this.#multi(scopes, cost, COMMIT, 0);
+      scopes.forEach((_, i) => fill(outs[i]!, raw, 2 + i * 4));
+      return (raw[0] as number) - 1;
+    }
+    // keys span slots: reserve in each slot (atomic per slot), refund every reservation if any slot denied
+    const list = [...groups.values()];
+    const settled = await Promise.allSettled(
+      list.map((idx) =>
+        this.#multi(
+          idx.map((i) => scopes[i]!),
+          cost,
+          COMMIT,
+          0,
+        ),
+      ),
+    );
+    let denied = -1;
+    let failure: unknown;
+    const refunds: Promise<unknown>[] = [];
+    settled.forEach((s, gi) => {
+      const idx = list[gi]!;
+      if (s.status === 'rejected') {
+        failure ??= s.reason;
+        return;
+      }
+      const raw = s.value;
+      idx.forEach((i, j) => fill(outs[i]!, raw, 2 + j * 4));
+      if (raw[0] !== 0) {
+        const i = idx[(raw[0] as number) - 1]!;
+        if (denied < 0 || i < denied) denied = i;
+      }
+    });
+    if (denied >= 0 || failure !== undefined) {
+      settled.forEach((s, gi) => {
+        if (s.status !== 'fulfilled' || s.value[0] !== 0) return;
+        const idx = list[gi]!;
+        const group = idx.map((i) => scopes[i]!);
+        refunds.push(
+          this.#multi(group, cost, REFUND, s.value[1] as number).then(
+            () => {
+              // report what each scope has now the reservation is returned
+              for (const i of idx) outs[i]!.remaining = Math.min(outs[i]!.remaining + cost, scopes[i]!.alg.limit);
+            },
+            () => undefined,
+          ),
+        );
+      });
+      await Promise.all(refunds);
+      if (failure !== undefined) throw failure;
+    }
+    return denied;
+  }
+}
+
+/**
+ * A store on Redis or Redis Cluster (ioredis). Each algorithm is one Lua script, run with EVALSHA (falling
+ * back to EVAL on NOSCRIPT), that reads the server's `TIME`, so every instance agrees on time whatever the
+ * clocks of the app hosts. Every key gets a TTL (idle keys vanish) and carries a hash tag.
+ *
+ * @example
+ * import Redis from 'ioredis';
+ * import { redisStore } from '@oms/ratelimit/redis';
+ * const store = redisStore({ redis: new Redis(process.env.REDIS_URL!), prefix: 'rl:' });
+ * const limiter = rateLimiter({ name: 'api', algorithm: gcra({ limit: 100, periodMs: 1000 }), store });
+ */
+export function redisStore(o: RedisStoreOptions): RateLimitStore {
+  if (o === null || typeof o !== 'object') throw invalidOption('redisStore() needs { redis, prefix? }');
+  const r = o.redis as Partial<RedisLike> | undefined;
+  if (!r || typeof r.evalsha !== 'function' || typeof r.eval !== 'function') {
+    throw invalidOption('redis must be an ioredis Redis or Cluster');
+  }
+  if (o.prefix !== undefined && (typeof o.prefix !== 'string' || /[{}]/.test(o.prefix))) {
+    throw invalidOption('prefix must be a string without { or }');
+  }
+  if (o.hashTag !== undefined && typeof o.hashTag !== 'function') throw invalidOption('hashTag must be a function');
+  if (o.staleAfterMs !== undefined && !(Number.isFinite(o.staleAfterMs) && o.staleAfterMs > 0)) {
+    throw invalidOption(`staleAfterMs must be a finite number > 0 (got ${String(o.staleAfterMs)})`);
+  }
+  return new RedisStoreImpl(o);
+}

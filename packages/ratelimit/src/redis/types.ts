@@ -1,0 +1,24 @@
+import type { Cluster, Redis } from 'ioredis';
+
+/** The smallest part of an ioredis `Redis` or `Cluster` the store needs. */
+export type RedisLike = Pick<Redis | Cluster, 'evalsha' | 'eval' | 'del' | 'status'>;
+
+/** Options of `redisStore`. */
+export interface RedisStoreOptions {
+  /** An ioredis `Redis` or `Cluster`, created and closed by you. */
+  redis: RedisLike;
+  /** Prepended to every key, e.g. `rl:`. No `{` or `}` (they would change the hash slot). */
+  prefix?: string;
+  /**
+   * Chooses the cluster hash tag of a key. Default: `${name}:${key}`, which spreads keys over the cluster.
+   * Return the same tag for keys that `limitAll` checks together (a tenant id, or a constant) to make
+   * `limitAll` one script and one round trip on Cluster too.
+   */
+  hashTag?: (name: string, key: string) => string;
+  /**
+   * Extra ms past a call's time bound during which a late command may still run. Past it, a command that
+   * reaches Redis late (offline queue, resend after reconnect) is dropped by the script instead of charging.
+   * Default: the limiter's bound.
+   */
+  staleAfterMs?: number;
+}

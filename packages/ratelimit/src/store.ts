@@ -1,0 +1,40 @@
+import type { AlgorithmImpl, Out } from './algorithm.js';
+import type { RateLimitStore } from './types.js';
+
+/** One scope of a multi-scope call, as the stores see it. */
+export interface StoreScope {
+  readonly name: string;
+  readonly key: string;
+  readonly alg: AlgorithmImpl;
+  readonly p: Float64Array;
+}
+
+/** A store whose calls complete synchronously in this process (memory). */
+export interface SyncStore extends RateLimitStore {
+  readonly sync: true;
+  bind(name: string): SyncBinding;
+  applyAll(scopes: readonly StoreScope[], cost: number, now: number, outs: Out[]): number;
+}
+
+export interface SyncBinding {
+  apply(key: string, alg: AlgorithmImpl, p: Float64Array, cost: number, mode: number, now: number, out: Out): void;
+  reset(key: string): void;
+}
+
+/** A store behind a network round trip (Redis). */
+export interface AsyncStore extends RateLimitStore {
+  readonly sync: false;
+  bind(name: string): AsyncBinding;
+  /** Resolves to the index of the first denying scope, or -1 when all were charged. */
+  applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[]): Promise<number>;
+}
+
+export interface AsyncBinding {
+  apply(key: string, alg: AlgorithmImpl, p: Float64Array, cost: number, mode: number): Promise<Out>;
+  reset(key: string): Promise<void>;
+}
+
+export type StoreImpl = SyncStore | AsyncStore;
+
+export const isStoreImpl = (s: unknown): s is StoreImpl =>
+  typeof s === 'object' && s !== null && typeof (s as StoreImpl).bind === 'function' && 'sync' in s;

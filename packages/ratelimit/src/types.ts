@@ -1,0 +1,167 @@
+/** Milliseconds since the epoch plus timers the clock controls (DESIGN.md §2). */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The algorithms this package implements. */
+export type AlgorithmKind = 'token-bucket' | 'gcra' | 'sliding-window-counter' | 'sliding-window-log' | 'fixed-window';
+
+/** A configured algorithm, made by `tokenBucket`, `gcra`, `slidingWindow`, `fixedWindow` or `adaptive`. */
+export interface Algorithm {
+  readonly kind: AlgorithmKind;
+  /** The largest cost one call may ask for: capacity, burst or limit. */
+  readonly limit: number;
+  /** The window advertised in `RateLimit-Policy` (`w`), in ms. */
+  readonly windowMs: number;
+  /** True when wrapped by `adaptive()`. */
+  readonly adaptive: boolean;
+}
+
+export interface TokenBucketOptions {
+  /** Tokens the bucket holds when full (the burst). Integer >= 1. */
+  capacity: number;
+  /** Tokens added per second, continuously. Finite > 0. */
+  refillPerSec: number;
+}
+
+export interface GcraOptions {
+  /** Requests per period at the sustained rate. Integer >= 1. */
+  limit: number;
+  /** The period, in ms. Finite > 0. */
+  periodMs: number;
+  /** Requests that may arrive back to back. Integer >= 1, default `limit`. */
+  burst?: number;
+}
+
+export interface SlidingWindowOptions {
+  /** Requests per window. Integer >= 1. */
+  limit: number;
+  /** Window length in ms. Integer >= 1. */
+  windowMs: number;
+  /** `counter` (default): two counters, approximate, O(1) memory. `log`: exact, one timestamp per unit of cost. */
+  mode?: 'counter' | 'log';
+}
+
+export interface FixedWindowOptions {
+  /** Requests per window. Integer >= 1. */
+  limit: number;
+  /** Window length in ms, aligned to the epoch. Integer >= 1. */
+  windowMs: number;
+}
+
+export interface AdaptiveOptions {
+  /** The load signal in [0, 1], read on every call; values outside are clamped. */
+  load: () => number;
+  /** Load at which scaling starts, in [0, 1). Default 0.7. */
+  threshold?: number;
+  /** Smallest multiplier, in (0, 1]. Default 0.1. */
+  floor?: number;
+  /** Custom curve from load to multiplier; the result is clamped to [floor, 1]. */
+  curve?: (load: number, threshold: number) => number;
+}
+
+/** What `RateLimit-Policy` advertises for a limiter; one frozen object per limiter. */
+export interface RatePolicy {
+  readonly name: string;
+  /** Quota (`q`): capacity, burst or limit. */
+  readonly limit: number;
+  /** Window (`w`) in seconds, rounded up. */
+  readonly windowSec: number;
+  readonly algorithm: AlgorithmKind;
+}
+
+/** The outcome of one call against one limiter. */
+export interface Decision {
+  readonly allowed: boolean;
+  /** The effective limit (scaled down by `adaptive()` under load). */
+  readonly limit: number;
+  /** Units left after this call (before it, when it was denied or not charged). */
+  readonly remaining: number;
+  /** Ms until the limiter is back to full capacity for this key. */
+  readonly resetMs: number;
+  /** When denied, ms until the same call could be admitted (0 when allowed). */
+  readonly retryAfterMs: number;
+  readonly policy: RatePolicy;
+  /** Set when the store failed and `onStoreError` decided instead. */
+  readonly degraded?: StoreErrorPolicy;
+}
+
+/** What happens when the store fails or exceeds the call time bound. */
+export type StoreErrorPolicy = 'open' | 'closed' | 'insurance';
+
+/** Where limiter state lives: `memoryStore()` or `redisStore()` from `@oms/ratelimit/redis`. */
+export interface RateLimitStore {
+  /** `memory` or `redis`; informational. */
+  readonly kind: string;
+}
+
+export interface RateLimiterOptions {
+  /** Names the policy in headers, events and metrics: 1-64 of `A-Z a-z 0-9 _ . -`. */
+  name: string;
+  algorithm: Algorithm;
+  /** Default: a fresh `memoryStore({ maxKeys: 100_000 })`. */
+  store?: RateLimitStore;
+  clock?: Clock;
+  /** Default `'closed'`: deny while the store is unavailable. */
+  onStoreError?: StoreErrorPolicy;
+  /** Bound on every store call in ms; past it the policy decides. Default 250. */
+  timeoutMs?: number;
+  /** For `'insurance'`: the share of the limit each process may admit on its own. Default 0.1. */
+  insuranceFraction?: number;
+  /** For `'closed'`: the `retryAfterMs` of a denial. Default 1000. */
+  closedRetryAfterMs?: number;
+}
+
+export interface ConsumeOptions {
+  /** Units this call takes, integer >= 1 and <= the limit. Default 1. */
+  cost?: number;
+  signal?: AbortSignal;
+}
+
+export interface AcquireOptions extends ConsumeOptions {
+  /** Longest time to wait for capacity before rejecting with `ERR_OMS_RATELIMIT_TIMEOUT`. */
+  maxWaitMs: number;
+}
+
+export interface RateLimiterEvents {
+  decision: { name: string; allowed: boolean; degraded?: StoreErrorPolicy };
+  /** A store round trip finished (or failed); duration in seconds. */
+  storeCall: { name: string; store: string; durationSec: number; ok: boolean };
+  /** The store failed or timed out and `policy` decided instead. */
+  storeError: { name: string; store: string; policy: StoreErrorPolicy; code: string; error: unknown };
+}
+
+/** A limiter bound to one algorithm and store. */
+export interface RateLimiter {
+  readonly name: string;
+  readonly algorithm: Algorithm;
+  readonly policy: RatePolicy;
+  /** Charges `cost` (default 1) to `key` if it fits, atomically. */
+  consume(key: string, opts?: ConsumeOptions): Promise<Decision>;
+  /** The decision a cost-1 call would get now, without charging. */
+  peek(key: string, opts?: { signal?: AbortSignal }): Promise<Decision>;
+  /** Forgets `key`: it starts full again. */
+  reset(key: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Waits (exactly `retryAfterMs`, no polling loop) until the cost fits, up to `maxWaitMs`. */
+  acquire(key: string, opts: AcquireOptions): Promise<Decision>;
+  on<E extends keyof RateLimiterEvents>(event: E, fn: (e: RateLimiterEvents[E]) => void): () => void;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** One scope of `limitAll`. */
+export interface Scope {
+  limiter: RateLimiter;
+  key: string;
+}
+
+export interface LimitAllResult {
+  /** True when every scope admitted the call and all were charged; false when none was. */
+  readonly allowed: boolean;
+  /** One decision per scope, in order. */
+  readonly decisions: readonly Decision[];
+  /** The first scope that denied. */
+  readonly deniedBy?: { readonly index: number; readonly name: string; readonly key: string };
+}
