@@ -1,6 +1,6 @@
 export { systemClock } from './clock.js';
 export { isOmsLocksError, type LocksErrorCode, OmsLocksError } from './errors.js';
-export { memoryLocks } from './memory.js';
+export { type MemoryLocksOptions, MemoryLockTable, memoryLocks, memoryLockTable } from './memory.js';
 export { type InstrumentOptions, instrumentLocks } from './telemetry.js';
 export type {
   AcquireOptions,

@@ -9,17 +9,46 @@ interface Entry {
   intents: Map<string, number>;
 }
 
+/**
+ * The lock state of `memoryLocks`. Stores created with the same table see each other's locks, as separate
+ * processes do on a shared Redis; each store still has its own `close()`.
+ */
+export class MemoryLockTable {
+  /** @internal */
+  readonly entries = new Map<string, Entry>();
+  /** @internal */
+  readonly wakers = new Set<(key: string) => void>();
+  // one counter for the whole table: strictly increasing globally is strictly increasing per key, and
+  // entries of idle keys can be dropped without forgetting their last token
+  /** @internal */
+  fence = 0n;
+  /** @internal */
+  wake(key: string): void {
+    for (const w of [...this.wakers]) w(key);
+  }
+}
+
+/**
+ * A lock table several `memoryLocks` stores can share.
+ *
+ * @example
+ * const table = memoryLockTable();
+ * const a = memoryLocks({ table });
+ * const b = memoryLocks({ table }); // b.tryAcquire('k') is null while a holds 'k'
+ */
+export const memoryLockTable = (): MemoryLockTable => new MemoryLockTable();
+
 class MemoryBackend implements Backend {
   readonly name = 'memory';
-  readonly #entries = new Map<string, Entry>();
+  readonly #t: MemoryLockTable;
+  readonly #entries: Map<string, Entry>;
   readonly #clock: Clock;
-  // one counter for the whole store: strictly increasing globally is strictly increasing per key, and
-  // entries of idle keys can be dropped without forgetting their last token
-  #fence = 0n;
-  #wake: ((key: string) => void) | undefined;
+  #waker: ((key: string) => void) | undefined;
 
-  constructor(clock: Clock) {
+  constructor(clock: Clock, table: MemoryLockTable) {
     this.#clock = clock;
+    this.#t = table;
+    this.#entries = table.entries;
   }
 
   #entry(key: string): Entry {
@@ -61,14 +90,14 @@ class MemoryBackend implements Backend {
           }
           e.readers.set(owner, now + ttlMs);
         }
-        return { token: ++this.#fence, held: this.#held(key, mode, owner) };
+        return { token: ++this.#t.fence, held: this.#held(key, mode, owner) };
       },
       cancel: async () => {
         const e = this.#entries.get(key);
         if (e?.intents.delete(owner)) {
           this.#gc(key, e);
           // readers held back by this intent may go now
-          this.#wake?.(key);
+          this.#t.wake(key);
         }
       },
     };
@@ -93,20 +122,28 @@ class MemoryBackend implements Backend {
           else e.readers.delete(owner);
         }
         this.#gc(key, e);
-        this.#wake?.(key);
+        this.#t.wake(key);
         return ok;
       },
     };
   }
 
   async listen(wake: (key: string) => void): Promise<void> {
-    this.#wake = wake;
+    if (this.#waker) return;
+    this.#waker = wake;
+    this.#t.wakers.add(wake);
   }
 
   async close(): Promise<void> {
-    this.#wake = undefined;
-    this.#entries.clear();
+    if (this.#waker) this.#t.wakers.delete(this.#waker);
+    this.#waker = undefined;
   }
+}
+
+/** Options of `memoryLocks`. */
+export interface MemoryLocksOptions extends LocksOptions {
+  /** Share locks with other stores of this process. Default: a table of this store's own. */
+  table?: MemoryLockTable;
 }
 
 /**
@@ -119,6 +156,9 @@ class MemoryBackend implements Backend {
  *   await writeReport({ fence: lease.fencingToken, signal: lease.signal });
  * });
  */
-export function memoryLocks(opts: LocksOptions = {}): Locks {
-  return new LocksCore(new MemoryBackend(opts.clock ?? systemClock), opts);
+export function memoryLocks(opts: MemoryLocksOptions = {}): Locks {
+  return new LocksCore(
+    new MemoryBackend(opts.clock ?? systemClock, opts.table ?? new MemoryLockTable()),
+    opts,
+  );
 }

@@ -61,10 +61,10 @@ class Listener {
       const onGone = () => {
         if (this.#client !== c) return;
         this.#client = undefined;
-        c.removeListener('notification', onNotification as (a: never) => void);
+        c.removeListener('notification', onNotification);
         c.release(true);
       };
-      c.on('notification', onNotification as (a: never) => void);
+      c.on('notification', onNotification);
       c.on('error', onGone);
       c.on('end', onGone);
       try {

@@ -11,8 +11,10 @@ export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<PgResult>;
   /** Returns the connection to the pool; with an argument, destroys it instead. */
   release(destroy?: boolean | Error): void;
-  on(event: 'error' | 'end' | 'notification', fn: (arg: never) => void): unknown;
-  removeListener(event: 'error' | 'end' | 'notification', fn: (arg: never) => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  on(event: 'end', fn: () => void): unknown;
+  on(event: 'notification', fn: (message: { channel: string; payload?: string }) => void): unknown;
+  removeListener(event: 'error' | 'end' | 'notification', fn: (...args: never[]) => void): unknown;
 }
 
 /** The smallest pool the locks need: a `pg.Pool` fits. */
