@@ -61,7 +61,7 @@ class Listener {
       const onGone = () => {
         if (this.#client !== c) return;
         this.#client = undefined;
-        c.removeListener('notification', onNotification);
+        c.removeListener('notification', onNotification as (...args: unknown[]) => void);
         c.release(true);
       };
       c.on('notification', onNotification);

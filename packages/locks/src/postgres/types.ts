@@ -14,7 +14,7 @@ export interface PgClientLike {
   on(event: 'error', fn: (err: Error) => void): unknown;
   on(event: 'end', fn: () => void): unknown;
   on(event: 'notification', fn: (message: { channel: string; payload?: string }) => void): unknown;
-  removeListener(event: 'error' | 'end' | 'notification', fn: (...args: never[]) => void): unknown;
+  removeListener(event: 'error' | 'end' | 'notification', fn: (...args: unknown[]) => void): unknown;
 }
 
 /** The smallest pool the locks need: a `pg.Pool` fits. */
