@@ -1,0 +1,194 @@
+import { type Attributes, type Meter, metrics, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { kRun, PolicyBase } from './context.js';
+import type {
+  AdaptiveConcurrency,
+  Bulkhead,
+  CircuitBreaker,
+  Fallback,
+  Operation,
+  Pipeline,
+  Policy,
+  Retry,
+  RetryBudget,
+  Timeout,
+  Unsubscribe,
+} from './types.js';
+import { VERSION } from './version.js';
+
+/** Anything `instrument()` knows how to observe. */
+export type Instrumentable =
+  | CircuitBreaker
+  | Retry
+  | Timeout
+  | Bulkhead
+  | AdaptiveConcurrency
+  | Fallback
+  | RetryBudget
+  | Pipeline;
+
+const STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+/**
+ * Publishes the policies' events as OpenTelemetry metrics on the meter `@oms/breaker`:
+ * - `oms.breaker.state` (observable gauge per breaker: 0 closed, 1 half-open, 2 open),
+ * - `oms.breaker.calls` (counter by `oms.breaker.outcome`: success, failure, rejected),
+ * - `oms.breaker.call.duration` (histogram, seconds, when the breaker measured it),
+ * - `oms.breaker.transitions` (counter by `oms.breaker.to` and `oms.breaker.reason`),
+ * - `oms.breaker.retries` (counter) and `oms.breaker.rejections` (counter by `oms.breaker.reason`).
+ * Attributes carry policy names and reasons only. Pipelines are expanded. No spans: see `traced()`.
+ * Returns a function that detaches every listener and the gauge callback.
+ *
+ * @example
+ * const stop = instrument([breaker, retryPolicy, bulkheadPolicy]);
+ * // later, on shutdown
+ * stop();
+ */
+export function instrument(
+  targets: Instrumentable | readonly Instrumentable[],
+  opts: { meter?: Meter } = {},
+): Unsubscribe {
+  const meter = opts.meter ?? metrics.getMeter('@oms/breaker', VERSION);
+  const calls = meter.createCounter('oms.breaker.calls', { description: 'Calls through a circuit breaker, by outcome' });
+  const duration = meter.createHistogram('oms.breaker.call.duration', {
+    description: 'Duration of calls through a circuit breaker',
+    unit: 's',
+  });
+  const transitions = meter.createCounter('oms.breaker.transitions', { description: 'Circuit breaker state changes' });
+  const retries = meter.createCounter('oms.breaker.retries', { description: 'Retries scheduled by retry policies' });
+  const rejections = meter.createCounter('oms.breaker.rejections', {
+    description: 'Calls refused by a policy, by reason',
+  });
+  const gauge = meter.createObservableGauge('oms.breaker.state', {
+    description: 'Circuit breaker state: 0 closed, 1 half-open, 2 open',
+  });
+
+  const offs: Unsubscribe[] = [];
+  const breakers: CircuitBreaker[] = [];
+  const list = (Array.isArray(targets) ? targets : [targets]) as Instrumentable[];
+  const flat: Instrumentable[] = [];
+  for (const t of list) {
+    if (t.kind === 'pipeline') flat.push(...(t.policies.filter((p) => 'kind' in p) as Instrumentable[]));
+    else flat.push(t);
+  }
+
+  for (const t of flat) {
+    switch (t.kind) {
+      case 'circuit-breaker': {
+        breakers.push(t);
+        const base = { 'oms.breaker.name': t.name };
+        const outcome = (o: string, ms: number | undefined) => {
+          calls.add(1, { ...base, 'oms.breaker.outcome': o });
+          if (ms !== undefined) duration.record(ms / 1000, { ...base, 'oms.breaker.outcome': o });
+        };
+        offs.push(
+          t.on('success', (e) => outcome('success', e.durationMs)),
+          t.on('failure', (e) => outcome('failure', e.durationMs)),
+          t.on('rejected', (e) => {
+            calls.add(1, { ...base, 'oms.breaker.outcome': 'rejected' });
+            rejections.add(1, { ...base, 'oms.breaker.policy': 'circuit-breaker', 'oms.breaker.reason': e.reason });
+          }),
+          t.on('stateChange', (e) =>
+            transitions.add(1, { ...base, 'oms.breaker.to': e.to, 'oms.breaker.reason': e.reason }),
+          ),
+        );
+        break;
+      }
+      case 'retry': {
+        const base = { 'oms.breaker.name': t.name };
+        offs.push(
+          t.on('retry', () => retries.add(1, base)),
+          t.on('giveUp', (e) => {
+            if (e.reason === 'budget-exhausted') {
+              rejections.add(1, { ...base, 'oms.breaker.policy': 'retry', 'oms.breaker.reason': 'retry-budget' });
+            }
+          }),
+        );
+        break;
+      }
+      case 'timeout':
+        offs.push(
+          t.on('timeout', () =>
+            rejections.add(1, { 'oms.breaker.name': t.name, 'oms.breaker.policy': 'timeout', 'oms.breaker.reason': 'timeout' }),
+          ),
+        );
+        break;
+      case 'bulkhead':
+        offs.push(
+          t.on('rejected', (e) =>
+            rejections.add(1, {
+              'oms.breaker.name': t.name,
+              'oms.breaker.policy': 'bulkhead',
+              'oms.breaker.reason': e.reason === 'full' ? 'bulkhead-full' : 'queue-timeout',
+            }),
+          ),
+        );
+        break;
+      case 'adaptive-concurrency':
+        offs.push(
+          t.on('rejected', () =>
+            rejections.add(1, {
+              'oms.breaker.name': t.name,
+              'oms.breaker.policy': 'adaptive-concurrency',
+              'oms.breaker.reason': 'concurrency-limit',
+            }),
+          ),
+        );
+        break;
+      case 'fallback':
+      case 'retry-budget':
+        break;
+    }
+  }
+
+  const observe = (r: { observe(v: number, a?: Attributes): void }) => {
+    for (const b of breakers) r.observe(STATE_VALUE[b.state], { 'oms.breaker.name': b.name });
+  };
+  if (breakers.length) gauge.addCallback(observe);
+
+  return () => {
+    for (const off of offs.splice(0)) off();
+    gauge.removeCallback(observe);
+  };
+}
+
+class TracedPolicy extends PolicyBase {
+  constructor(
+    readonly inner: Policy,
+    readonly spanName: string,
+    readonly tracer: Tracer,
+  ) {
+    super();
+  }
+
+  override execute<T>(fn: Operation<T>, signal?: AbortSignal): Promise<T> {
+    return this.tracer.startActiveSpan(this.spanName, async (span) => {
+      try {
+        const v = await this.inner.execute(fn, signal);
+        span.setStatus({ code: SpanStatusCode.OK });
+        return v;
+      } catch (e) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as { code?: string }).code ?? 'error' });
+        if (e instanceof Error) span.recordException(e);
+        throw e;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  [kRun](ctx: Parameters<PolicyBase[typeof kRun]>[0], next: Parameters<PolicyBase[typeof kRun]>[1]): Promise<unknown> {
+    return this.execute((c) => next.call(ctx.adopt(c)), ctx.signal);
+  }
+}
+
+/**
+ * Opt-in tracing: one span per `execute` of `policy` (none by default, because a span per call costs more
+ * than the policies themselves). Span status carries the error code on failure.
+ *
+ * @example
+ * const users = traced(pipeline(timeout(1_000), breaker), 'breaker.users');
+ * await users.execute(() => fetchUser(id));
+ */
+export function traced(policy: Policy, spanName = 'breaker.execute', opts: { tracer?: Tracer } = {}): Policy {
+  return new TracedPolicy(policy, spanName, opts.tracer ?? trace.getTracer('@oms/breaker', VERSION));
+}

@@ -1,0 +1,185 @@
+import { systemClock } from './clock.js';
+import { type CallContext, closedError, kRun, type Next, PolicyBase } from './context.js';
+import { Emitter } from './emitter.js';
+import { invalid, OmsBreakerError } from './errors.js';
+import type { Clock, Timeout, TimeoutOptions, Unsubscribe } from './types.js';
+import { clockOf, duration, name as nameOf, requireObject } from './validate.js';
+
+/**
+ * Calls under one timeout policy share a duration, so their deadlines arrive in the order they started: an
+ * intrusive doubly linked list is already sorted. One clock timer watches the head; finishing a call unlinks
+ * it in O(1) and never touches the timer (the timer re-arms itself for the new head when it fires).
+ */
+class DeadlineList {
+  head: CallContext | null = null;
+  tail: CallContext | null = null;
+  #timer: unknown = undefined;
+  #armedAt = Number.POSITIVE_INFINITY;
+
+  constructor(
+    readonly clock: Clock,
+    readonly expire: (c: CallContext) => void,
+  ) {}
+
+  push(c: CallContext): void {
+    c.queued = true;
+    c.prev = this.tail;
+    if (this.tail === null) this.head = c;
+    else this.tail.next = c;
+    this.tail = c;
+    if (this.#timer === undefined) this.#arm(c.deadline);
+  }
+
+  remove(c: CallContext): void {
+    if (!c.queued) return;
+    c.queued = false;
+    if (c.prev === null) this.head = c.next;
+    else c.prev.next = c.next;
+    if (c.next === null) this.tail = c.prev;
+    else c.next.prev = c.prev;
+    c.prev = null;
+    c.next = null;
+  }
+
+  #arm(at: number): void {
+    this.#armedAt = at;
+    this.#timer = this.clock.setTimeout(this.#fire, Math.max(0, at - this.clock.now()));
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    this.#armedAt = Number.POSITIVE_INFINITY;
+    const now = this.clock.now();
+    for (let c = this.head; c !== null && c.deadline <= now; c = this.head) {
+      this.remove(c);
+      this.expire(c);
+    }
+    if (this.head !== null && this.#timer === undefined) this.#arm(this.head.deadline);
+  };
+
+  /** Empties the list, expiring every member with `f`, and stops the timer. */
+  drain(f: (c: CallContext) => void): void {
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedAt = Number.POSITIVE_INFINITY;
+    for (let c = this.head; c !== null; c = this.head) {
+      this.remove(c);
+      f(c);
+    }
+  }
+}
+
+class TimeoutImpl extends PolicyBase implements Timeout {
+  readonly kind = 'timeout' as const;
+  readonly name: string;
+  readonly ms: number;
+  readonly #aggressive: boolean;
+  readonly #clock: Clock;
+  readonly #list: DeadlineList;
+  readonly #ev = new Emitter<{ timeout: { name: string; ms: number } }>();
+  #closed = false;
+
+  constructor(ms: number, o: TimeoutOptions) {
+    super();
+    this.ms = duration('ms', ms, true);
+    requireObject('timeout options', o);
+    this.name = o.name === undefined ? 'timeout' : nameOf('name', o.name);
+    const strategy = o.strategy ?? 'cooperative';
+    if (strategy !== 'cooperative' && strategy !== 'aggressive') {
+      throw invalid(`strategy must be 'cooperative' or 'aggressive' (got ${String(strategy)})`);
+    }
+    this.#aggressive = strategy === 'aggressive';
+    this.#clock = clockOf(o.clock, systemClock);
+    this.#list = new DeadlineList(this.#clock, (c) => this.#expire(c));
+  }
+
+  on(event: 'timeout', fn: (e: { name: string; ms: number }) => void): Unsubscribe {
+    return this.#ev.on(event, fn);
+  }
+
+  #error(cause?: unknown): OmsBreakerError {
+    return new OmsBreakerError('ERR_OMS_BREAKER_TIMEOUT', `'${this.name}' timed out after ${this.ms} ms`, true, {
+      cause,
+    });
+  }
+
+  #expire(c: CallContext): void {
+    if (this.#ev.l.timeout !== undefined) this.#ev.emit('timeout', { name: this.name, ms: this.ms });
+    const err = this.#error();
+    c.abort(err);
+    c.onExpire?.(err);
+  }
+
+  [kRun](ctx: CallContext, next: Next): Promise<unknown> {
+    if (this.#closed) return Promise.reject(closedError(`timeout '${this.name}'`));
+    const c = ctx.scoped();
+    c.deadline = this.#clock.now() + this.ms;
+    this.#list.push(c);
+    return this.#aggressive ? this.#race(c, next) : this.#cooperate(c, next);
+  }
+
+  async #cooperate(c: CallContext, next: Next): Promise<unknown> {
+    try {
+      return await next.call(c);
+    } catch (e) {
+      // The function gave up because we aborted it (or failed after the deadline): report the timeout.
+      if (c.reason !== undefined && !c.parent!.isAborted()) throw e === c.reason ? e : this.#error(e);
+      throw e;
+    } finally {
+      this.#list.remove(c);
+      c.dispose();
+    }
+  }
+
+  #race(c: CallContext, next: Next): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      c.onExpire = reject;
+      const done = () => {
+        this.#list.remove(c);
+        c.dispose();
+      };
+      let r: unknown;
+      try {
+        r = next.call(c);
+      } catch (e) {
+        done();
+        return reject(e);
+      }
+      Promise.resolve(r).then(
+        (v) => {
+          done();
+          resolve(v);
+        },
+        (e) => {
+          done();
+          reject(c.reason !== undefined && !c.parent!.isAborted() && e !== c.reason ? this.#error(e) : e);
+        },
+      );
+    });
+  }
+
+  override async close(): Promise<void> {
+    this.#closed = true;
+    const err = closedError(`timeout '${this.name}'`);
+    this.#list.drain((c) => {
+      c.abort(err);
+      c.onExpire?.(err);
+      c.dispose();
+    });
+    this.#ev.clear();
+  }
+}
+
+/**
+ * Bounds a call to `ms`. All calls of one policy share a single timer and a linked list of deadlines, and a
+ * call's AbortController is only created if the function reads `ctx.signal`, so an unexpired timeout costs
+ * a clock read and two pointer updates. `cooperative` (default) aborts the signal and waits for the function;
+ * `aggressive` also rejects the caller at the deadline with `ERR_OMS_BREAKER_TIMEOUT`.
+ *
+ * @example
+ * const t = timeout(2_000, { strategy: 'aggressive' });
+ * const body = await t.execute(async ({ signal }) => (await fetch(url, { signal })).text());
+ */
+export function timeout(ms: number, opts: TimeoutOptions = {}): Timeout {
+  return new TimeoutImpl(ms, opts);
+}
