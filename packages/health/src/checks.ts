@@ -1,8 +1,8 @@
 import { statfs } from 'node:fs/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { redactSecrets } from './redact.js';
 import { invalid, nonNegativeFinite, positiveFinite, ratio } from './errors.js';
+import { redactSecrets } from './redact.js';
 import type { CheckContext, CheckOutcome, HealthCheck, HealthStatus } from './types.js';
 
 /** Anything that runs SQL: a pg `Pool`/`Client`, or an adapter around kysely, postgres.js, etc. */
@@ -82,7 +82,8 @@ export function postgres(db: SqlQueryable, opts: LatencyThresholds & { sql?: str
  * });
  */
 export function redis(client: Pingable, opts: LatencyThresholds = {}): HealthCheck {
-  if (!client || typeof client.ping !== 'function') invalid('checks.redis(client) needs an object with ping()');
+  if (!client || typeof client.ping !== 'function')
+    invalid('checks.redis(client) needs an object with ping()');
   thresholds('checks.redis', opts);
   return async () => {
     const t0 = performance.now();
@@ -171,7 +172,8 @@ export function memory(opts: MemoryOptions = {}): HealthCheck {
   const failRatio = opts.failRatio ?? 0.98;
   ratio('checks.memory: warnRatio', warnRatio);
   ratio('checks.memory: failRatio', failRatio);
-  if (warnRatio > failRatio) invalid(`checks.memory: warnRatio (${warnRatio}) must not exceed failRatio (${failRatio})`);
+  if (warnRatio > failRatio)
+    invalid(`checks.memory: warnRatio (${warnRatio}) must not exceed failRatio (${failRatio})`);
   if (opts.maxRssBytes !== undefined) positiveFinite('checks.memory: maxRssBytes', opts.maxRssBytes);
   return () => {
     const heap = getHeapStatistics();

@@ -1,4 +1,3 @@
-export { checks, disk, eventLoopDelay, http, memory, postgres, redis } from './checks.js';
 export type {
   DiskOptions,
   EventLoopDelayOptions,
@@ -8,6 +7,7 @@ export type {
   Pingable,
   SqlQueryable,
 } from './checks.js';
+export { checks, disk, eventLoopDelay, http, memory, postgres, redis } from './checks.js';
 export { systemClock } from './clock.js';
 export { type HealthErrorCode, isOmsHealthError, OmsHealthError } from './errors.js';
 export { redactSecrets } from './redact.js';

@@ -6,7 +6,6 @@ import { redactSecrets } from './redact.js';
 import type {
   CheckKind,
   CheckOutcome,
-  CheckRegistration,
   CheckResult,
   CheckSnapshot,
   Clock,
@@ -106,7 +105,8 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
   if (typeof opts.version !== 'string' || opts.version.trim() === '') {
     invalid(`version must be a non-empty string (got ${JSON.stringify(opts.version)})`);
   }
-  if (opts.releaseId !== undefined && typeof opts.releaseId !== 'string') invalid('releaseId must be a string');
+  if (opts.releaseId !== undefined && typeof opts.releaseId !== 'string')
+    invalid('releaseId must be a string');
   if (opts.description !== undefined && typeof opts.description !== 'string') {
     invalid('description must be a string');
   }
@@ -165,7 +165,9 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
       ...(output !== undefined && output !== '' ? { output } : {}),
       componentType: outcome.componentType ?? entry.componentType,
       ...(outcome.componentId !== undefined ? { componentId: outcome.componentId } : {}),
-      ...(Array.isArray(outcome.affectedEndpoints) ? { affectedEndpoints: [...outcome.affectedEndpoints] } : {}),
+      ...(Array.isArray(outcome.affectedEndpoints)
+        ? { affectedEndpoints: [...outcome.affectedEndpoints] }
+        : {}),
       ...(outcome.details && typeof outcome.details === 'object' ? { details: { ...outcome.details } } : {}),
       time: now,
       durationMs,
@@ -240,7 +242,10 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
         if (settled) return;
         settled = true;
         controller.abort(
-          new OmsHealthError('ERR_OMS_HEALTH_ABORTED', `check ${entry.name} timed out after ${entry.timeoutMs} ms`),
+          new OmsHealthError(
+            'ERR_OMS_HEALTH_ABORTED',
+            `check ${entry.name} timed out after ${entry.timeoutMs} ms`,
+          ),
         );
         resolve(
           record(
@@ -393,8 +398,12 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
     return { status, httpStatus: status === 'fail' ? 503 : 200, body };
   };
 
-  const report = async (kind: ReportKind = 'all', ropts: { signal?: AbortSignal } = {}): Promise<HealthReport> => {
-    if (closed) throw new OmsHealthError('ERR_OMS_HEALTH_CLOSED', 'report() after close(): the registry is closed');
+  const report = async (
+    kind: ReportKind = 'all',
+    ropts: { signal?: AbortSignal } = {},
+  ): Promise<HealthReport> => {
+    if (closed)
+      throw new OmsHealthError('ERR_OMS_HEALTH_CLOSED', 'report() after close(): the registry is closed');
     if (kind !== 'all' && !KINDS.includes(kind)) {
       invalid(`kind must be one of ${[...KINDS, 'all'].join(', ')} (got ${JSON.stringify(kind)})`);
     }
@@ -423,7 +432,8 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
       return started;
     },
     register(reg) {
-      if (closed) throw new OmsHealthError('ERR_OMS_HEALTH_CLOSED', 'register() after close(): the registry is closed');
+      if (closed)
+        throw new OmsHealthError('ERR_OMS_HEALTH_CLOSED', 'register() after close(): the registry is closed');
       if (!reg || typeof reg !== 'object') invalid('register(registration) needs an object');
       if (typeof reg.name !== 'string' || !NAME.test(reg.name)) {
         invalid(
@@ -441,7 +451,8 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
         invalid(`kinds of ${reg.name} must be a non-empty array of ${KINDS.join(', ')}`);
       }
       for (const k of reg.kinds) {
-        if (!KINDS.includes(k)) invalid(`kinds of ${reg.name} has ${JSON.stringify(k)}; expected ${KINDS.join(', ')}`);
+        if (!KINDS.includes(k))
+          invalid(`kinds of ${reg.name} has ${JSON.stringify(k)}; expected ${KINDS.join(', ')}`);
       }
       if (typeof reg.critical !== 'boolean') invalid(`critical of ${reg.name} must be true or false`);
       positiveFinite(`timeoutMs of ${reg.name}`, reg.timeoutMs);
@@ -457,7 +468,10 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
           );
         }
       }
-      if (reg.componentType !== undefined && (typeof reg.componentType !== 'string' || reg.componentType === '')) {
+      if (
+        reg.componentType !== undefined &&
+        (typeof reg.componentType !== 'string' || reg.componentType === '')
+      ) {
         invalid(`componentType of ${reg.name} must be a non-empty string`);
       }
       const entry: Entry = {

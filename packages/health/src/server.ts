@@ -42,14 +42,16 @@ const DEFAULT_PATHS: Record<ReportKind, string> = {
  * await probes.close();
  */
 export async function healthServer(opts: HealthServerOptions): Promise<HealthServer> {
-  if (!opts || typeof opts.registry?.report !== 'function') invalid('healthServer({ registry }) needs a registry');
+  if (!opts || typeof opts.registry?.report !== 'function')
+    invalid('healthServer({ registry }) needs a registry');
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
     invalid(`port must be an integer between 0 and 65535 (got ${opts.port})`);
   }
   const host = opts.host ?? '0.0.0.0';
   const routes = new Map<string, ReportKind>();
   for (const [kind, path] of Object.entries({ ...DEFAULT_PATHS, ...opts.paths })) {
-    if (typeof path !== 'string' || !path.startsWith('/')) invalid(`paths.${kind} must start with / (got ${path})`);
+    if (typeof path !== 'string' || !path.startsWith('/'))
+      invalid(`paths.${kind} must start with / (got ${path})`);
     routes.set(path, kind as ReportKind);
   }
   const registry = opts.registry;

@@ -36,7 +36,13 @@ export interface ShutdownLogEntry {
 export interface ShutdownEvents {
   phase: { phase: ShutdownPhase; time: number; inFlight: number; reason?: string };
   hook: { name: string; ok: boolean; durationMs: number; error?: string };
-  forced: { reason: 'signal' | 'timeout'; signal?: string; phase: ShutdownPhase; inFlight: InFlightRequest[]; hook?: string };
+  forced: {
+    reason: 'signal' | 'timeout';
+    signal?: string;
+    phase: ShutdownPhase;
+    inFlight: InFlightRequest[];
+    hook?: string;
+  };
   exit: { code: number; durationMs: number };
 }
 
@@ -82,7 +88,9 @@ const refClock: Clock = {
 };
 
 const stderrLog = (entry: ShutdownLogEntry) => {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), source: '@oms/health', ...entry })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), source: '@oms/health', ...entry })}\n`,
+  );
 };
 
 interface Tracked {
@@ -175,7 +183,12 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdow
 
   const setPhase = (p: ShutdownPhase, reason?: string) => {
     phase = p;
-    events.emit('phase', { phase: p, time: clock.now(), inFlight: tracked.size, ...(reason ? { reason } : {}) });
+    events.emit('phase', {
+      phase: p,
+      time: clock.now(),
+      inFlight: tracked.size,
+      ...(reason ? { reason } : {}),
+    });
   };
 
   const finish = (code: number) => {
@@ -300,7 +313,10 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdow
       resolveExit = r;
     });
     sequence(reason).catch((e: unknown) => {
-      log?.({ level: 'error', msg: `graceful shutdown failed: ${e instanceof Error ? e.message : String(e)}` });
+      log?.({
+        level: 'error',
+        msg: `graceful shutdown failed: ${e instanceof Error ? e.message : String(e)}`,
+      });
       finish(1);
     });
     return exitCode;

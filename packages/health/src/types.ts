@@ -41,7 +41,9 @@ export interface CheckContext {
  * A check: runs once per call and resolves to a {@link CheckOutcome}. Throwing or rejecting means `fail`.
  * A check may carry `close()` (built-in checks that hold a monitor do); the registry calls it on close.
  */
-export type HealthCheck = ((ctx: CheckContext) => CheckOutcome | Promise<CheckOutcome>) & { close?: () => void };
+export type HealthCheck = ((ctx: CheckContext) => CheckOutcome | Promise<CheckOutcome>) & {
+  close?: () => void;
+};
 
 /** Options of `register()`. */
 export interface CheckRegistration {

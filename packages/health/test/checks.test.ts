@@ -25,7 +25,9 @@ describe('checks.memory', () => {
   });
 
   it('rejects bad thresholds', () => {
-    expect(() => checks.memory({ warnRatio: 2 })).toThrow(expect.objectContaining({ code: 'ERR_OMS_HEALTH_INVALID_OPTION' }));
+    expect(() => checks.memory({ warnRatio: 2 })).toThrow(
+      expect.objectContaining({ code: 'ERR_OMS_HEALTH_INVALID_OPTION' }),
+    );
     expect(() => checks.memory({ warnRatio: 0.9, failRatio: 0.5 })).toThrow(/must not exceed/);
   });
 });

@@ -1,6 +1,12 @@
 import { usePostgres, useRedis } from '@oms/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checks, type HealthRegistry, type HealthStatus, type HealthTransition, healthRegistry } from '../src/index.js';
+import {
+  checks,
+  type HealthRegistry,
+  type HealthStatus,
+  type HealthTransition,
+  healthRegistry,
+} from '../src/index.js';
 import { expectHealthJson, until } from './helpers.js';
 
 const pg = usePostgres({ dedicated: true });
@@ -23,7 +29,13 @@ beforeAll(async () => {
     critical: true,
     timeoutMs: 1000,
   });
-  registry.register({ name: 'memory:utilization', check: checks.memory(), kinds: ['liveness'], critical: true, timeoutMs: 1000 });
+  registry.register({
+    name: 'memory:utilization',
+    check: checks.memory(),
+    kinds: ['liveness'],
+    critical: true,
+    timeoutMs: 1000,
+  });
   registry.on('change', (e) => {
     if (e.kinds.includes('liveness')) liveness.push(e);
   });
@@ -44,7 +56,11 @@ beforeAll(async () => {
     timeoutMs: TIMEOUT_MS,
     intervalMs: INTERVAL_MS,
   });
-  await until(async () => (await registry.report('readiness')).status === 'pass', 10_000, 'readiness to pass');
+  await until(
+    async () => (await registry.report('readiness')).status === 'pass',
+    10_000,
+    'readiness to pass',
+  );
 });
 
 afterAll(async () => {
@@ -75,7 +91,9 @@ describe.each([
       `readiness to fail after killing ${name}`,
     );
     const elapsed = Date.now() - t0;
-    expect(elapsed, `readiness turned fail after ${elapsed} ms`).toBeLessThanOrEqual(TIMEOUT_MS + INTERVAL_MS);
+    expect(elapsed, `readiness turned fail after ${elapsed} ms`).toBeLessThanOrEqual(
+      TIMEOUT_MS + INTERVAL_MS,
+    );
     expect(failed.httpStatus).toBe(503);
     expect(failed.body.checks[name]?.[0]?.status).toBe('fail');
     expect(failed.body.checks[name]?.[0]?.output).toBeTruthy();
@@ -93,7 +111,10 @@ describe.each([
       `readiness to pass after restarting ${name}`,
     );
     expectHealthJson(passed.body);
-    const transitions = registry.history(name).slice(before).map((t) => `${t.from}->${t.to}`);
+    const transitions = registry
+      .history(name)
+      .slice(before)
+      .map((t) => `${t.from}->${t.to}`);
     expect(transitions).toEqual(['pass->fail', 'fail->pass']);
     await checkLiveness();
   });

@@ -13,11 +13,15 @@ export function expectHealthJson(body: unknown): void {
 }
 
 /** Polls until `fn` returns a truthy value or the deadline passes. */
-export async function until<T>(fn: () => T | Promise<T>, timeoutMs: number, what: string): Promise<T> {
+export async function until<T>(
+  fn: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

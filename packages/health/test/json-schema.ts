@@ -82,7 +82,9 @@ export function validate(root: Schema, value: unknown): string[] {
       if (typeof schema.minItems === 'number' && v.length < schema.minItems) {
         errors.push(`${at}: fewer than ${schema.minItems} items`);
       }
-      if (schema.items !== undefined) v.forEach((item, i) => walk(schema.items as Schema, item, `${at}[${i}]`));
+      if (schema.items !== undefined) {
+        for (const [i, item] of v.entries()) walk(schema.items as Schema, item, `${at}[${i}]`);
+      }
     }
     if (typeOf(v) === 'object') {
       const obj = v as Record<string, unknown>;
@@ -91,7 +93,8 @@ export function validate(root: Schema, value: unknown): string[] {
         if (!(r in obj)) errors.push(`${at}: missing required property ${r}`);
       }
       for (const [k, val] of Object.entries(obj)) {
-        if (schema.propertyNames !== undefined) walk(schema.propertyNames as Schema, k, `${at} key ${JSON.stringify(k)}`);
+        if (schema.propertyNames !== undefined)
+          walk(schema.propertyNames as Schema, k, `${at} key ${JSON.stringify(k)}`);
         if (k in props) walk(props[k] as Schema, val, `${at}.${k}`);
         else if (schema.additionalProperties !== undefined) {
           if (schema.additionalProperties === false) errors.push(`${at}: unexpected property ${k}`);

@@ -22,7 +22,9 @@ const make = (clock = fakeClock()) => ({
   }),
 });
 
-const reg = (over: Partial<CheckRegistration> & Pick<CheckRegistration, 'name' | 'check'>): CheckRegistration => ({
+const reg = (
+  over: Partial<CheckRegistration> & Pick<CheckRegistration, 'name' | 'check'>,
+): CheckRegistration => ({
   kinds: ['readiness'],
   critical: true,
   timeoutMs: 100,
@@ -34,7 +36,12 @@ const never: HealthCheck = () => new Promise(() => {});
 describe('report()', () => {
   it('passes with every check passing and serves a valid health+json body', async () => {
     const { registry } = make();
-    registry.register(reg({ name: 'db:responseTime', check: () => ({ status: 'pass', observedValue: 3, observedUnit: 'ms' }) }));
+    registry.register(
+      reg({
+        name: 'db:responseTime',
+        check: () => ({ status: 'pass', observedValue: 3, observedUnit: 'ms' }),
+      }),
+    );
     const r = await registry.report('readiness');
     expect(r.status).toBe('pass');
     expect(r.httpStatus).toBe(200);
@@ -44,7 +51,11 @@ describe('report()', () => {
       releaseId: '1.4.0-abc123',
       serviceId: 'orders',
       description: 'order service',
-      checks: { 'db:responseTime': [{ status: 'pass', observedValue: 3, observedUnit: 'ms', componentType: 'component' }] },
+      checks: {
+        'db:responseTime': [
+          { status: 'pass', observedValue: 3, observedUnit: 'ms', componentType: 'component' },
+        ],
+      },
     });
     expect(r.body.checks['db:responseTime']?.[0]?.time).toBe(new Date(1_700_000_000_000).toISOString());
     expect(r.body.output).toBeUndefined();
@@ -53,7 +64,9 @@ describe('report()', () => {
 
   it('fails (503) on a failing critical check and only warns (200) on a failing non-critical one', async () => {
     const { registry } = make();
-    registry.register(reg({ name: 'cache:responseTime', critical: false, check: () => ({ status: 'fail', output: 'down' }) }));
+    registry.register(
+      reg({ name: 'cache:responseTime', critical: false, check: () => ({ status: 'fail', output: 'down' }) }),
+    );
     const warn = await registry.report('readiness');
     expect([warn.status, warn.httpStatus]).toEqual(['warn', 200]);
     expect(warn.body.output).toContain('cache:responseTime: down');
@@ -77,7 +90,9 @@ describe('report()', () => {
   it('selects checks by kind; all reports every check', async () => {
     const { registry } = make();
     registry.register(reg({ name: 'loop:delay', kinds: ['liveness'], check: () => ({}) }));
-    registry.register(reg({ name: 'db:responseTime', kinds: ['readiness', 'startup'], check: () => ({ status: 'fail' }) }));
+    registry.register(
+      reg({ name: 'db:responseTime', kinds: ['readiness', 'startup'], check: () => ({ status: 'fail' }) }),
+    );
     expect(Object.keys((await registry.report('liveness')).body.checks)).toEqual(['loop:delay']);
     expect(Object.keys((await registry.report('readiness')).body.checks)).toEqual(['db:responseTime']);
     const all = await registry.report('all');
@@ -297,8 +312,12 @@ describe('startup gating', () => {
     const { registry } = make();
     let migrations: 'pass' | 'fail' = 'fail';
     let cache: 'pass' | 'fail' = 'fail';
-    registry.register(reg({ name: 'migrations:applied', kinds: ['startup'], check: () => ({ status: migrations }) }));
-    registry.register(reg({ name: 'cache:warm', kinds: ['startup', 'readiness'], check: () => ({ status: cache }) }));
+    registry.register(
+      reg({ name: 'migrations:applied', kinds: ['startup'], check: () => ({ status: migrations }) }),
+    );
+    registry.register(
+      reg({ name: 'cache:warm', kinds: ['startup', 'readiness'], check: () => ({ status: cache }) }),
+    );
     expect(registry.started).toBe(false);
     expect((await registry.report('startup')).status).toBe('fail');
     migrations = 'pass';
@@ -336,7 +355,12 @@ describe('startup gating', () => {
     const { registry, clock } = make();
     let ok = false;
     registry.register(
-      reg({ name: 'db:responseTime', kinds: ['startup'], intervalMs: 500, check: () => ({ status: ok ? 'pass' : 'fail' }) }),
+      reg({
+        name: 'db:responseTime',
+        kinds: ['startup'],
+        intervalMs: 500,
+        check: () => ({ status: ok ? 'pass' : 'fail' }),
+      }),
     );
     await clock.advanceAsync(0);
     expect((await registry.report('startup')).status).toBe('fail');
@@ -374,7 +398,13 @@ describe('history and change events', () => {
 
   it('keeps a bounded ring of historySize transitions', async () => {
     const clock = fakeClock();
-    const registry = healthRegistry({ service: 's', version: '1', clock, historySize: 3, processChecks: false });
+    const registry = healthRegistry({
+      service: 's',
+      version: '1',
+      clock,
+      historySize: 3,
+      processChecks: false,
+    });
     let i = 0;
     registry.register(reg({ name: 'x:y', check: () => ({ status: i++ % 2 ? 'fail' : 'pass' }) }));
     for (let k = 0; k < 10; k++) await registry.report('readiness');
@@ -397,7 +427,9 @@ describe('history and change events', () => {
 
   it('history() of an unknown check is a typed error', () => {
     const { registry } = make();
-    expect(() => registry.history('nope:x')).toThrow(expect.objectContaining({ code: 'ERR_OMS_HEALTH_UNKNOWN_CHECK' }));
+    expect(() => registry.history('nope:x')).toThrow(
+      expect.objectContaining({ code: 'ERR_OMS_HEALTH_UNKNOWN_CHECK' }),
+    );
   });
 });
 
@@ -449,9 +481,9 @@ describe('bad input', () => {
 
   it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '100'])('rejects timeoutMs %s', (t) => {
     const { registry } = make();
-    expect(code(() => registry.register(reg({ name: 'db:x', check: () => ({}), timeoutMs: t as number })))).toBe(
-      'ERR_OMS_HEALTH_INVALID_OPTION',
-    );
+    expect(
+      code(() => registry.register(reg({ name: 'db:x', check: () => ({}), timeoutMs: t as number }))),
+    ).toBe('ERR_OMS_HEALTH_INVALID_OPTION');
   });
 
   it.each([
@@ -481,15 +513,27 @@ describe('bad input', () => {
   });
 
   it.each([
-    ['throws synchronously', () => {
-      throw new TypeError('boom');
-    }, 'boom'],
+    [
+      'throws synchronously',
+      () => {
+        throw new TypeError('boom');
+      },
+      'boom',
+    ],
     ['returns undefined', () => undefined, 'check returned undefined; expected an object'],
     ['returns a string', () => 'ok', 'check returned string'],
     ['resolves null', async () => null, 'check returned null'],
     ['returns an unknown status', () => ({ status: 'healthy' }), 'check returned status "healthy"'],
-    ['rejects with a non-Error', () => Promise.reject('db is gone'), 'check rejected with a non-Error value (string): db is gone'],
-    ['rejects with undefined', () => Promise.reject(undefined), 'check rejected with a non-Error value (undefined)'],
+    [
+      'rejects with a non-Error',
+      () => Promise.reject('db is gone'),
+      'check rejected with a non-Error value (string): db is gone',
+    ],
+    [
+      'rejects with undefined',
+      () => Promise.reject(undefined),
+      'check rejected with a non-Error value (undefined)',
+    ],
     ['rejects with an object', () => Promise.reject({ code: 'ECONNREFUSED' }), '{"code":"ECONNREFUSED"}'],
   ])('a check that %s yields fail with a useful output, never an exception', async (_what, check, output) => {
     const { registry } = make();
@@ -502,7 +546,9 @@ describe('bad input', () => {
 
   it('report() with an unknown kind and after close() are typed errors', async () => {
     const { registry } = make();
-    await expect(registry.report('ready' as 'readiness')).rejects.toMatchObject({ code: 'ERR_OMS_HEALTH_INVALID_OPTION' });
+    await expect(registry.report('ready' as 'readiness')).rejects.toMatchObject({
+      code: 'ERR_OMS_HEALTH_INVALID_OPTION',
+    });
     await registry.close();
     await expect(registry.report('readiness')).rejects.toMatchObject({ code: 'ERR_OMS_HEALTH_CLOSED' });
   });
@@ -514,7 +560,10 @@ describe('process checks', () => {
     const live = await registry.report('liveness');
     expect(Object.keys(live.body.checks).sort()).toEqual(['eventloop:delay', 'memory:utilization']);
     expect(live.status).toBe('pass');
-    expect(live.body.checks['memory:utilization']?.[0]).toMatchObject({ observedUnit: 'percent', componentType: 'system' });
+    expect(live.body.checks['memory:utilization']?.[0]).toMatchObject({
+      observedUnit: 'percent',
+      componentType: 'system',
+    });
     expectHealthJson(live.body);
     expect(Object.keys((await registry.report('readiness')).body.checks)).toEqual([]);
     await registry.close();

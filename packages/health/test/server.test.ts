@@ -11,7 +11,13 @@ afterEach(async () => {
 
 const setup = async (dbStatus: () => 'pass' | 'fail') => {
   registry = healthRegistry({ service: 'orders', version: '2.0.0', processChecks: false });
-  registry.register({ name: 'loop:delay', check: () => ({}), kinds: ['liveness'], critical: true, timeoutMs: 100 });
+  registry.register({
+    name: 'loop:delay',
+    check: () => ({}),
+    kinds: ['liveness'],
+    critical: true,
+    timeoutMs: 100,
+  });
   registry.register({
     name: 'db:responseTime',
     check: () => ({ status: dbStatus() }),
@@ -41,7 +47,7 @@ describe('healthServer', () => {
     const p = await setup(() => db);
     const get = async (path: string) => {
       const res = await fetch(`${p.url}${path}`);
-      const body = await res.json();
+      const body = (await res.json()) as { status: string };
       expectHealthJson(body);
       expect(res.headers.get('content-type')).toBe('application/health+json');
       return [res.status, body.status];
@@ -69,6 +75,8 @@ describe('healthServer', () => {
 
   it('rejects a bad port with a typed error', async () => {
     registry = healthRegistry({ service: 's', version: '1', processChecks: false });
-    await expect(healthServer({ registry, port: -1 })).rejects.toMatchObject({ code: 'ERR_OMS_HEALTH_INVALID_OPTION' });
+    await expect(healthServer({ registry, port: -1 })).rejects.toMatchObject({
+      code: 'ERR_OMS_HEALTH_INVALID_OPTION',
+    });
   });
 });

@@ -44,8 +44,15 @@ describe('graceful shutdown of a real server under load', () => {
   it('drains with zero failed requests, runs hooks in order and exits 0 in time', async () => {
     const REQUEST_MS = 300;
     const DRAIN_MS = 200;
-    const { group, messages, waitFor } = startServer({ requestMs: REQUEST_MS, drainDelayMs: DRAIN_MS, timeoutMs: 10_000 });
-    const ports = (await waitFor((m) => m.type === 'listening')) as Msg & { appPort: number; probePort: number };
+    const { group, messages, waitFor } = startServer({
+      requestMs: REQUEST_MS,
+      drainDelayMs: DRAIN_MS,
+      timeoutMs: 10_000,
+    });
+    const ports = (await waitFor((m) => m.type === 'listening')) as Msg & {
+      appPort: number;
+      probePort: number;
+    };
     const probeAgent = new Agent({ keepAlive: true, maxSockets: 1 });
     expect(await get(ports.probePort, '/readyz', probeAgent)).toBe(200);
 
@@ -96,7 +103,11 @@ describe('graceful shutdown of a real server under load', () => {
   });
 
   it('a second SIGTERM during the drain forces a non-zero exit and reports what was in flight', async () => {
-    const { group, messages, waitFor } = startServer({ requestMs: 10_000, drainDelayMs: 5_000, timeoutMs: 30_000 });
+    const { group, messages, waitFor } = startServer({
+      requestMs: 10_000,
+      drainDelayMs: 5_000,
+      timeoutMs: 30_000,
+    });
     const ports = (await waitFor((m) => m.type === 'listening')) as Msg & { appPort: number };
     const pending = get(ports.appPort, '/work?token=secret').catch((e: NodeJS.ErrnoException) => e.code);
     await waitFor((m) => m.type === 'request');
@@ -108,7 +119,10 @@ describe('graceful shutdown of a real server under load', () => {
     const { outcome, at } = await exited;
     expect(at - t0).toBeLessThan(2_000);
     expect(outcome && !outcome.ok && outcome.exitCode).toBe(143);
-    const log = messages.find((m) => m.type === 'log')?.entry as { msg: string; inFlight: { path: string }[] };
+    const log = messages.find((m) => m.type === 'log')?.entry as {
+      msg: string;
+      inFlight: { path: string }[];
+    };
     expect(log.msg).toContain('second SIGTERM');
     expect(log.inFlight.map((r) => r.path)).toEqual(['/work']); // no query string: it may hold tokens
     expect(messages.some((m) => m.type === 'hook')).toBe(false);

@@ -1,5 +1,10 @@
-import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { fakeClock } from '@oms/testkit';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import { healthRegistry, instrumentHealth } from '../src/index.js';
 
@@ -25,9 +30,15 @@ describe('instrumentHealth', () => {
     const metrics = exporter.getMetrics().flatMap((rm) => rm.scopeMetrics.flatMap((s) => s.metrics));
     const duration = metrics.find((m) => m.descriptor.name === 'oms.health.check.duration');
     expect(duration?.descriptor.unit).toBe('s');
-    const point = duration?.dataPoints[0] as { value: { sum: number; count: number }; attributes: Record<string, unknown> };
+    const point = duration?.dataPoints[0] as {
+      value: { sum: number; count: number };
+      attributes: Record<string, unknown>;
+    };
     expect(point.value).toMatchObject({ sum: 0.25, count: 1 });
-    expect(point.attributes).toMatchObject({ 'oms.health.check': 'db:responseTime', 'oms.health.status': 'warn' });
+    expect(point.attributes).toMatchObject({
+      'oms.health.check': 'db:responseTime',
+      'oms.health.status': 'warn',
+    });
     const gauge = metrics.find((m) => m.descriptor.name === 'oms.health.status');
     const byKind = Object.fromEntries(
       (gauge?.dataPoints ?? []).map((d) => [String(d.attributes['oms.health.kind']), d.value]),

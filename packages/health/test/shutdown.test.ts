@@ -1,0 +1,141 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type GracefulShutdown,
+  gracefulShutdown,
+  healthRegistry,
+  type ShutdownLogEntry,
+} from '../src/index.js';
+
+let server: Server;
+let shutdown: GracefulShutdown | undefined;
+afterEach(async () => {
+  shutdown?.dispose();
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+const listen = async (handler: (done: () => void) => void) => {
+  server = createServer((_req, res) => handler(() => res.end('ok')));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+};
+
+describe('gracefulShutdown (in process, injected exit)', () => {
+  it('runs the phases in order, each hook with its own timeout, and exits 1 when a hook fails', async () => {
+    await listen((done) => done());
+    const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    const order: string[] = [];
+    const logs: ShutdownLogEntry[] = [];
+    const codes: number[] = [];
+    shutdown = gracefulShutdown({
+      server,
+      registry,
+      drainDelayMs: 20,
+      timeoutMs: 5_000,
+      signals: [],
+      log: (e) => logs.push(e),
+      exit: (c) => codes.push(c),
+      hooks: [
+        { name: 'first', fn: () => void order.push('first') },
+        {
+          name: 'hangs',
+          timeoutMs: 50,
+          fn: (signal) =>
+            new Promise((_, reject) => {
+              order.push('hangs');
+              signal.addEventListener('abort', () => reject(signal.reason));
+            }),
+        },
+        { name: 'last', fn: async () => void order.push('last') },
+      ],
+    });
+    shutdown.on('phase', (e) => order.push(`phase:${e.phase}`));
+    expect(registry.shuttingDown).toBe(false);
+    const code = shutdown.shutdown('test');
+    expect(registry.shuttingDown).toBe(true); // readiness fails synchronously
+    expect(await code).toBe(1);
+    expect(codes).toEqual([1]);
+    expect(order).toEqual([
+      'phase:draining',
+      'phase:closing',
+      'phase:waiting',
+      'phase:hooks',
+      'first',
+      'hangs',
+      'last',
+    ]);
+    expect(logs.map((l) => l.msg)).toEqual(['shutdown hook hangs failed: hook hangs timed out after 50 ms']);
+  });
+
+  it('forces exit 1 when timeoutMs runs out, logging the requests still in flight', async () => {
+    const port = await listen(() => {}); // never answers
+    const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    const logs: ShutdownLogEntry[] = [];
+    shutdown = gracefulShutdown({
+      server,
+      registry,
+      drainDelayMs: 10,
+      timeoutMs: 200,
+      signals: [],
+      log: (e) => logs.push(e),
+      exit: () => {},
+    });
+    const req = fetch(`http://127.0.0.1:${port}/orders/42?token=x`).catch(() => 'reset');
+    for (let i = 0; i < 100 && shutdown.inFlight().length === 0; i++)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(shutdown.inFlight().map((r) => r.path)).toEqual(['/orders/42']);
+    const t0 = Date.now();
+    expect(await shutdown.shutdown()).toBe(1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+    expect(logs[0]).toMatchObject({
+      level: 'error',
+      phase: 'waiting',
+      inFlight: [{ method: 'GET', path: '/orders/42' }],
+    });
+    expect(logs[0]?.msg).toContain('timed out after 200 ms');
+    server.closeAllConnections();
+    await req;
+  });
+
+  it('exits 0 with every hook passing and keeps liveness passing', async () => {
+    await listen((done) => setTimeout(done, 50));
+    const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    registry.register({
+      name: 'loop:x',
+      check: () => ({}),
+      kinds: ['liveness'],
+      critical: true,
+      timeoutMs: 100,
+    });
+    shutdown = gracefulShutdown({
+      server,
+      registry,
+      drainDelayMs: 10,
+      timeoutMs: 2_000,
+      signals: [],
+      exit: () => {},
+      log: false,
+    });
+    const port = (server.address() as AddressInfo).port;
+    const inflight = fetch(`http://127.0.0.1:${port}/`).then((r) => r.status);
+    await new Promise((r) => setTimeout(r, 20));
+    const live = registry.report('liveness');
+    expect((await live).status).toBe('pass');
+    expect(await shutdown.shutdown()).toBe(0);
+    expect(await inflight).toBe(200);
+  });
+
+  it('validates its options', () => {
+    server = createServer();
+    const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    const base = { server, registry, drainDelayMs: 100, timeoutMs: 1000, signals: [] as NodeJS.Signals[] };
+    expect(() => gracefulShutdown({ ...base, drainDelayMs: -1 })).toThrow(
+      expect.objectContaining({ code: 'ERR_OMS_HEALTH_INVALID_OPTION' }),
+    );
+    expect(() => gracefulShutdown({ ...base, timeoutMs: 100 })).toThrow(/greater than drainDelayMs/);
+    expect(() => gracefulShutdown({ ...base, hooks: [{ name: 'x' } as never] })).toThrow(/hooks\[0\]/);
+    server.listen(0);
+  });
+});
