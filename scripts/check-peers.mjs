@@ -20,7 +20,9 @@ function walk(dir) {
 }
 
 /** Module specifiers a file imports or re-exports, type-only ones included (they still need the types). */
-function importsOf(source) {
+function importsOf(text) {
+  // JSDoc examples show user code (`import pg from 'pg'`); only real statements count.
+  const source = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
   const specs = [];
   const re =
     /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;

@@ -31,6 +31,13 @@ test('a package that follows the rules passes', () => {
   assert.deepEqual(checkPackage(dir), []);
 });
 
+test('imports shown in comments (JSDoc examples) are not imports', () => {
+  const dir = fixture('doc', good, {
+    'src/registry.ts': "/**\n * @example\n * import pg from 'pg';\n */\n// import Redis from 'ioredis';\nexport const x = 1;\n",
+  });
+  assert.deepEqual(checkPackage(dir), []);
+});
+
 test('a driver imported outside its subpath folder is reported', () => {
   const dir = fixture('leak', good, { 'src/core.ts': "import type { Redis } from 'ioredis';\n" });
   assert.match(
