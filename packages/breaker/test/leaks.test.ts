@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { bulkhead, circuitBreaker, constantBackoff, pipeline, retry, retryBudget, timeout } from '../src/index.js';
+
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+describe('no leaks', () => {
+  it('1,000,000 executions through pipeline(timeout, retry, circuitBreaker, bulkhead) grow the heap < 20 MB', async () => {
+    const p = pipeline(
+      timeout(1000),
+      retry({ maxAttempts: 2, backoff: constantBackoff(0), budget: retryBudget() }),
+      circuitBreaker({ name: 'leak', failureRate: { threshold: 0.9, minimumThroughput: 100, window: { ms: 1000 } } }),
+      bulkhead({ maxConcurrent: 256, maxQueue: 1000 }),
+    );
+    const fn = async () => 1;
+    const batch = (n: number) => Promise.all(Array.from({ length: n }, () => p.execute(fn)));
+    for (let i = 0; i < 100; i++) await batch(1000); // warm up
+    global.gc?.();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 1000; i++) await batch(1000);
+    global.gc?.();
+    await new Promise((r) => setTimeout(r, 10));
+    global.gc?.();
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(grown, `heap grew by ${(grown / 1e6).toFixed(1)} MB`).toBeLessThan(20e6);
+    await p.close();
+  }, 120_000);
+
+  it('close() leaves no timers or signal listeners behind', async () => {
+    // Ref'd timers, so getActiveResourcesInfo() lists them (the default clock unrefs its timers).
+    const clock = {
+      now: Date.now,
+      setTimeout: (f: () => void, ms: number) => setTimeout(f, ms),
+      clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+    };
+    const base = timers();
+    const t = timeout(60_000, { clock });
+    const r = retry({ maxAttempts: 3, backoff: constantBackoff(60_000), clock });
+    const b = bulkhead({ maxConcurrent: 1, maxQueue: 10, queueTimeoutMs: 60_000, clock });
+    const cb = circuitBreaker({ name: 'c' });
+    const p = pipeline(t, r, cb, b);
+    const ac = new AbortController();
+    let listeners = 0;
+    const add = ac.signal.addEventListener.bind(ac.signal);
+    const remove = ac.signal.removeEventListener.bind(ac.signal);
+    ac.signal.addEventListener = ((...a: Parameters<typeof add>) => {
+      listeners++;
+      add(...a);
+    }) as typeof add;
+    ac.signal.removeEventListener = ((...a: Parameters<typeof remove>) => {
+      listeners--;
+      remove(...a);
+    }) as typeof remove;
+    const hang = p.execute(({ signal }) => new Promise((_, rej) => signal.addEventListener('abort', () => rej(signal.reason))), ac.signal).catch(() => {});
+    const queued = p.execute(() => 1, ac.signal).catch(() => {});
+    const sleeping = r.execute(() => Promise.reject(new Error('x')), ac.signal).catch(() => {});
+    await new Promise((r) => setTimeout(r, 5));
+    expect(timers()).toBe(base + 3); // the shared deadline timer, one retry sleep, one queue timeout
+    await p.close();
+    await Promise.all([hang, queued, sleeping]);
+    expect(timers()).toBe(base);
+    expect(listeners).toBe(0);
+  });
+});
