@@ -11,7 +11,11 @@ export class Slot {
   log: number[] | null = null;
   head = 0;
   exp = 0;
-  hot = false;
+  // LRU list links (memory store)
+  prev: Slot | null = null;
+  next: Slot | null = null;
+  key = '';
+  owner: Map<string, Slot> | null = null;
 }
 
 /** Scratch result an algorithm step writes; the limiter copies it into a Decision at once. */

@@ -1,4 +1,4 @@
-import { type AlgorithmImpl, COMMIT, newOut, type Out, PEEK, Slot } from './algorithm.js';
+import { type AlgorithmImpl, COMMIT, type Out, PEEK, Slot } from './algorithm.js';
 import type { StoreScope, SyncBinding, SyncStore } from './store.js';
 import type { RateLimitStore } from './types.js';
 import { positiveInt } from './validate.js';
@@ -18,7 +18,7 @@ class Partition implements SyncBinding {
   slot(key: string, now: number, create: boolean): Slot {
     const s = this.map.get(key);
     if (s !== undefined) {
-      s.hot = true;
+      this.store.touch(s);
       // lazy expiry: a slot past the time its state could matter reads as new
       if (now >= s.exp) s.exp = 0;
       return s;
@@ -29,7 +29,9 @@ class Partition implements SyncBinding {
       return t;
     }
     const n = new Slot();
-    this.store.admit(this, now);
+    n.key = key;
+    n.owner = this.map;
+    this.store.admit(n);
     this.map.set(key, n);
     return n;
   }
@@ -39,7 +41,8 @@ class Partition implements SyncBinding {
   }
 
   reset(key: string): void {
-    if (this.map.delete(key)) this.store.size--;
+    const s = this.map.get(key);
+    if (s !== undefined) this.store.remove(s);
   }
 }
 
@@ -48,7 +51,9 @@ class MemoryStoreImpl implements SyncStore {
   readonly sync = true;
   size = 0;
   readonly #parts = new Map<string, Partition>();
-  readonly #peekOuts: Out[] = [];
+  // a doubly linked list through the slots, least recently used at the head: O(1) touch and eviction
+  #head: Slot | null = null;
+  #tail: Slot | null = null;
   constructor(readonly maxKeys: number) {}
 
   bind(name: string): Partition {
@@ -60,35 +65,40 @@ class MemoryStoreImpl implements SyncStore {
     return p;
   }
 
-  /** Makes room for one more key: CLOCK (second chance) over insertion order, expired slots first. */
-  admit(part: Partition, now: number): void {
-    if (this.size < this.maxKeys) {
-      this.size++;
-      return;
-    }
-    let victim = part.map.size > 0 ? part : undefined;
-    if (!victim) for (const p of this.#parts.values()) if (p.map.size > 0) victim = p;
-    if (!victim) {
-      this.size++;
-      return;
-    }
-    const map = victim.map;
-    for (const [k, s] of map) {
-      if (s.hot && now < s.exp) {
-        // used since it was last passed over: move it to the back rather than evict it
-        s.hot = false;
-        map.delete(k);
-        map.set(k, s);
-        continue;
-      }
-      map.delete(k);
-      return;
-    }
+  touch(s: Slot): void {
+    if (s === this.#tail) return;
+    const { prev, next } = s;
+    if (prev !== null) prev.next = next;
+    else this.#head = next;
+    next!.prev = prev;
+    s.prev = this.#tail;
+    s.next = null;
+    this.#tail!.next = s;
+    this.#tail = s;
+  }
+
+  /** Links a new slot at the tail, evicting the least recently used one when full. */
+  admit(s: Slot): void {
+    if (this.size >= this.maxKeys && this.#head !== null) this.remove(this.#head);
+    s.prev = this.#tail;
+    if (this.#tail !== null) this.#tail.next = s;
+    else this.#head = s;
+    this.#tail = s;
+    this.size++;
+  }
+
+  remove(s: Slot): void {
+    const { prev, next } = s;
+    if (prev !== null) prev.next = next;
+    else this.#head = next;
+    if (next !== null) next.prev = prev;
+    else this.#tail = prev;
+    s.prev = s.next = null;
+    s.owner!.delete(s.key);
+    this.size--;
   }
 
   applyAll(scopes: readonly StoreScope[], cost: number, now: number, outs: Out[]): number {
-    const peek = this.#peekOuts;
-    while (peek.length < scopes.length) peek.push(newOut());
     let denied = -1;
     for (let i = 0; i < scopes.length; i++) {
       const sc = scopes[i]!;
@@ -106,8 +116,8 @@ class MemoryStoreImpl implements SyncStore {
 }
 
 /**
- * The default store: per-process, bounded to `maxKeys` keys with LRU eviction (the CLOCK approximation:
- * a key used since the sweep last passed it gets a second chance) and lazy expiry, so it needs no timer per
+ * The default store: per-process, bounded to `maxKeys` keys with exact LRU eviction (a linked list
+ * through the entries, O(1) per call) and lazy expiry, so it needs no timer per
  * key and never grows past the bound. Limiters of the same name on one store share state.
  *
  * @example
