@@ -63,7 +63,7 @@ export async function limitAll(
     denied = store.applyAll(items, cost, first.clock.now(), outs);
   } else {
     try {
-      denied = await first.runBounded(store.applyAll(items, cost, outs), opts.signal);
+      denied = await first.runBounded(store.applyAll(items, cost, outs, first.timeoutMs), opts.signal);
     } catch (e) {
       if (isOmsRatelimitError(e) && (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')) {
         throw e;

@@ -79,7 +79,7 @@ export class Limiter implements RateLimiter {
     });
     this.#p = Float64Array.from(alg.base);
     if (store.sync) this.#sync = store.bind(o.name);
-    else this.#async = store.bind(o.name);
+    else this.#async = store.bind(o.name, timeoutMs);
     this.#deadlines = new Deadlines(clock, timeoutMs);
     this.#insuranceFraction = insuranceFraction;
     this.#closedRetryAfterMs = closedRetryAfterMs;
@@ -223,6 +223,10 @@ export class Limiter implements RateLimiter {
     a.scale(p, this.#insuranceFraction * (a.adaptive ? a.multiplier!() : 1));
     const binding = this.#insurance ?? this.#sync!;
     binding.apply(key, a, p, Math.min(cost, a.limitAt(this.#insuranceFraction)), mode, this.clock.now(), out);
+  }
+
+  get timeoutMs(): number {
+    return this.#deadlines.ms;
   }
 
   hasInsurance(): boolean {

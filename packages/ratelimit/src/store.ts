@@ -24,9 +24,10 @@ export interface SyncBinding {
 /** A store behind a network round trip (Redis). */
 export interface AsyncStore extends RateLimitStore {
   readonly sync: false;
-  bind(name: string): AsyncBinding;
+  /** `timeoutMs`: the caller gives up after it, so a command reaching the server later must do nothing. */
+  bind(name: string, timeoutMs: number): AsyncBinding;
   /** Resolves to the index of the first denying scope, or -1 when all were charged. */
-  applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[]): Promise<number>;
+  applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number>;
 }
 
 export interface AsyncBinding {

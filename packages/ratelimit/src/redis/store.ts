@@ -40,7 +40,6 @@ class RedisStoreImpl implements AsyncStore {
   readonly prefix: string;
   readonly isCluster: boolean;
   readonly #tag: ((name: string, key: string) => string) | undefined;
-  readonly #staleUs: number;
   /** Server time minus client time in µs, estimated from replies; NaN until the first reply. */
   #offsetUs = Number.NaN;
   #samples = 0;
@@ -50,7 +49,6 @@ class RedisStoreImpl implements AsyncStore {
     this.prefix = o.prefix ?? 'rl:';
     this.isCluster = (o.redis as { isCluster?: boolean }).isCluster === true;
     this.#tag = o.hashTag;
-    this.#staleUs = (o.staleAfterMs ?? 1000) * 1000;
   }
 
   redisKey(name: string, key: string): string {
@@ -59,11 +57,14 @@ class RedisStoreImpl implements AsyncStore {
     return `${this.prefix}{${tag(name, key)}}${name}:${key}`;
   }
 
-  /** Latest µs server time at which a command sent now may still act. */
-  #deadline(): number {
+  /**
+   * Latest server time (µs) at which a command sent now may still act: when its caller gives up. The offset
+   * estimate errs low, so a late command is dropped early rather than charged late.
+   */
+  #deadline(timeoutMs: number): number {
     const off = this.#offsetUs;
     if (Number.isNaN(off)) return 0;
-    return Date.now() * 1000 + off + this.#staleUs;
+    return (Date.now() + timeoutMs) * 1000 + off;
   }
 
   #sample(serverUs: number): void {
@@ -89,7 +90,15 @@ class RedisStoreImpl implements AsyncStore {
     });
   }
 
-  apply1(name: string, key: string, alg: AlgorithmImpl, p: Float64Array, cost: number, mode: number): Promise<Out> {
+  apply1(
+    name: string,
+    key: string,
+    alg: AlgorithmImpl,
+    p: Float64Array,
+    cost: number,
+    mode: number,
+    timeoutMs: number,
+  ): Promise<Out> {
     const r = this.redis;
     const status = r.status;
     if (DOWN.has(status)) return Promise.reject(unavailable(status));
@@ -97,7 +106,7 @@ class RedisStoreImpl implements AsyncStore {
     const k = this.redisKey(name, key);
     const p1 = usParams(alg, p, 0);
     const p2 = usParams(alg, p, 1);
-    const dl = this.#deadline();
+    const dl = this.#deadline(timeoutMs);
     const done = (raw: Raw): Out => {
       if (raw[0] === -1) throw STALE;
       this.#sample(raw[4] as number);
@@ -113,18 +122,19 @@ class RedisStoreImpl implements AsyncStore {
     });
   }
 
-  bind(name: string): AsyncBinding {
+  bind(name: string, timeoutMs: number): AsyncBinding {
     return {
-      apply: (key, alg, p, cost, mode) => this.apply1(name, key, alg, p, cost, mode),
+      apply: (key, alg, p, cost, mode) => this.apply1(name, key, alg, p, cost, mode, timeoutMs),
       reset: async (key) => {
         await this.redis.del(this.redisKey(name, key));
       },
     };
   }
 
-  async #multi(group: readonly StoreScope[], cost: number, mode: number, rts: number): Promise<Raw> {
+  async #multi(group: readonly StoreScope[], cost: number, mode: number, rts: number, timeoutMs: number): Promise<Raw> {
     const keys: string[] = [];
-    const args: (number | string)[] = [cost, mode, this.#deadline(), rts];
+    // a refund must land whatever the time: it only returns what a reservation took
+    const args: (number | string)[] = [cost, mode, mode === REFUND ? 0 : this.#deadline(timeoutMs), rts];
     for (const sc of group) {
       keys.push(this.redisKey(sc.name, sc.key));
       args.push(sc.alg.code, usParams(sc.alg, sc.p, 0), usParams(sc.alg, sc.p, 1), usParams(sc.alg, sc.p, 2));
@@ -135,7 +145,7 @@ class RedisStoreImpl implements AsyncStore {
     return raw;
   }
 
-  async applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[]): Promise<number> {
+  async applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
     // on one node every key is local, so one script covers them all whatever their slots
     const groups = new Map<number, number[]>();
     if (this.isCluster) {
@@ -147,7 +157,7 @@ class RedisStoreImpl implements AsyncStore {
       });
     }
     if (groups.size <= 1) {
-      const raw = await this.#multi(scopes, cost, COMMIT, 0);
+      const raw = await this.#multi(scopes, cost, COMMIT, 0, timeoutMs);
       scopes.forEach((_, i) => fill(outs[i]!, raw, 2 + i * 4));
       return (raw[0] as number) - 1;
     }
@@ -160,6 +170,7 @@ class RedisStoreImpl implements AsyncStore {
           cost,
           COMMIT,
           0,
+          timeoutMs,
         ),
       ),
     );
@@ -185,7 +196,7 @@ class RedisStoreImpl implements AsyncStore {
         const idx = list[gi]!;
         const group = idx.map((i) => scopes[i]!);
         refunds.push(
-          this.#multi(group, cost, REFUND, s.value[1] as number).then(
+          this.#multi(group, cost, REFUND, s.value[1] as number, timeoutMs).then(
             () => {
               // report what each scope has now the reservation is returned
               for (const i of idx) outs[i]!.remaining = Math.min(outs[i]!.remaining + cost, scopes[i]!.alg.limit);
@@ -222,8 +233,5 @@ export function redisStore(o: RedisStoreOptions): RateLimitStore {
     throw invalidOption('prefix must be a string without { or }');
   }
   if (o.hashTag !== undefined && typeof o.hashTag !== 'function') throw invalidOption('hashTag must be a function');
-  if (o.staleAfterMs !== undefined && !(Number.isFinite(o.staleAfterMs) && o.staleAfterMs > 0)) {
-    throw invalidOption(`staleAfterMs must be a finite number > 0 (got ${String(o.staleAfterMs)})`);
-  }
   return new RedisStoreImpl(o);
 }

@@ -15,10 +15,4 @@ export interface RedisStoreOptions {
    * `limitAll` one script and one round trip on Cluster too.
    */
   hashTag?: (name: string, key: string) => string;
-  /**
-   * Extra ms past a call's time bound during which a late command may still run. Past it, a command that
-   * reaches Redis late (offline queue, resend after reconnect) is dropped by the script instead of charging.
-   * Default: the limiter's bound.
-   */
-  staleAfterMs?: number;
 }
