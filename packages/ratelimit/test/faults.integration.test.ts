@@ -1,0 +1,145 @@
+import { useRedis } from '@oms/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Decision, fixedWindow, type RateLimiter, rateLimiter, type StoreErrorPolicy } from '../src/index.js';
+import { redisStore } from '../src/redis/index.js';
+
+const redis = useRedis({ dedicated: true });
+const BOUND_MS = 200;
+const SLACK_MS = 50;
+const LIMIT = 1_000_000; // never the reason for a denial here, so every denial is the policy's
+
+const unhandled: unknown[] = [];
+const onUnhandled = (e: unknown) => unhandled.push(e);
+beforeAll(() => {
+  process.on('unhandledRejection', onUnhandled);
+});
+afterAll(() => {
+  process.off('unhandledRejection', onUnhandled);
+});
+
+interface Call {
+  start: number;
+  end: number;
+  d: Decision;
+}
+
+/** Keeps `callers` loops calling consume until stopped; records every call. */
+function load(l: RateLimiter, key: string, callers = 8) {
+  const calls: Call[] = [];
+  let stop = false;
+  const loops = Array.from({ length: callers }, async () => {
+    while (!stop) {
+      const start = performance.now();
+      const d = await l.consume(key);
+      calls.push({ start, end: performance.now(), d });
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  });
+  return {
+    calls,
+    async stop() {
+      stop = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function until(pred: () => boolean | Promise<boolean>, ms: number, what: string) {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function makeLimiters() {
+  const client = redis.client({ maxRetriesPerRequest: null });
+  const store = redisStore({ redis: client, prefix: `${redis.prefix}f${Date.now()}:` });
+  const mk = (policy: StoreErrorPolicy, limit = LIMIT) =>
+    rateLimiter({
+      name: policy,
+      algorithm: fixedWindow({ limit, windowMs: 3_600_000 }),
+      store,
+      onStoreError: policy,
+      timeoutMs: BOUND_MS,
+      insuranceFraction: 0.001,
+    });
+  return { client, limiters: { open: mk('open'), closed: mk('closed'), insurance: mk('insurance', 10_000) } };
+}
+
+function checkOutage(calls: Call[], policy: StoreErrorPolicy) {
+  const degraded = calls.filter((c) => c.d.degraded);
+  expect(degraded.length, `${policy}: some calls were decided by the policy`).toBeGreaterThan(0);
+  for (const c of degraded) {
+    expect(c.d.degraded).toBe(policy);
+    expect(c.end - c.start, `${policy}: decided within the bound + ${SLACK_MS} ms`).toBeLessThanOrEqual(BOUND_MS + SLACK_MS);
+  }
+  if (policy === 'open') expect(degraded.every((c) => c.d.allowed)).toBe(true);
+  if (policy === 'closed') expect(degraded.every((c) => !c.d.allowed && c.d.retryAfterMs > 0)).toBe(true);
+  if (policy === 'insurance') {
+    // 0.001 x 10,000 = 10 per window on this process; the window is an hour, so at most two windows
+    const allowed = degraded.filter((c) => c.d.allowed).length;
+    expect(allowed).toBeGreaterThan(0);
+    expect(allowed).toBeLessThanOrEqual(20);
+    expect(degraded.some((c) => !c.d.allowed)).toBe(true);
+  }
+}
+
+/** After recovery, the store holds exactly the charges of the calls admitted by the store itself. */
+async function checkNoDoubleCount(l: RateLimiter, key: string, storeAdmitted: number, limit: number) {
+  // give any replayed command time to land before counting
+  await new Promise((r) => setTimeout(r, BOUND_MS * 2));
+  const peek = await l.peek(key);
+  expect(peek.degraded).toBeUndefined();
+  expect(limit - peek.remaining, 'charges in redis = admitted decisions after recovery').toBe(storeAdmitted);
+}
+
+describe('store faults on a dedicated Redis', () => {
+  it('kill -9 under load: each policy decides within the bound, and after restart decisions resume with no double count', async () => {
+    const { client, limiters } = makeLimiters();
+    const policies = Object.keys(limiters) as StoreErrorPolicy[];
+    const loads = policies.map((p) => load(limiters[p], 'before'));
+    await new Promise((r) => setTimeout(r, 200));
+    await redis.kill();
+    const outage = policies.map((p) => load(limiters[p], 'during'));
+    await new Promise((r) => setTimeout(r, 800));
+    for (const l of loads) await l.stop();
+    for (const l of outage) await l.stop();
+    policies.forEach((p, i) => checkOutage(outage[i]!.calls, p));
+
+    await redis.restart();
+    await until(() => client.status === 'ready', 20_000, 'the client to reconnect');
+    // same limiters, no restart: decisions come from Redis again
+    for (const p of policies) {
+      const after = load(limiters[p], 'during');
+      await until(() => after.calls.filter((c) => !c.d.degraded).length >= 20, 20_000, `${p} to resume`);
+      await after.stop();
+      const fromStore = after.calls.filter((c) => !c.d.degraded && c.d.allowed).length;
+      await checkNoDoubleCount(limiters[p], 'during', fromStore, p === 'insurance' ? 10_000 : LIMIT);
+    }
+    expect(unhandled).toEqual([]);
+  }, 90_000);
+
+  it('SIGSTOP behaves like kill, bounded by time, and the queued commands do not charge after SIGCONT', async () => {
+    const { client, limiters } = makeLimiters();
+    const policies = Object.keys(limiters) as StoreErrorPolicy[];
+    await until(() => client.status === 'ready', 20_000, 'the client to connect');
+    for (const p of policies) await limiters[p].consume('warm');
+    redis.pause();
+    let outage: ReturnType<typeof load>[];
+    try {
+      outage = policies.map((p) => load(limiters[p], 'paused'));
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const l of outage) await l.stop();
+    } finally {
+      redis.resume();
+    }
+    policies.forEach((p, i) => checkOutage(outage[i]!.calls, p));
+    for (const p of policies) {
+      // everything sent while paused ran after its caller gave up, so it must not have charged
+      const limit = p === 'insurance' ? 10_000 : LIMIT;
+      await checkNoDoubleCount(limiters[p], 'paused', 0, limit);
+    }
+    expect(unhandled).toEqual([]);
+  }, 60_000);
+});
