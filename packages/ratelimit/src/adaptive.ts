@@ -15,8 +15,10 @@ import { fraction } from './validate.js';
  */
 export function adaptive(algorithm: Algorithm, o: AdaptiveOptions): Algorithm {
   const inner = impl(algorithm);
-  if (!inner || typeof inner.step !== 'function') throw invalidOption('adaptive() needs an algorithm from this package');
-  if (inner.adaptive) throw invalidOption('adaptive() of an adaptive algorithm: wrap the base algorithm once');
+  if (!inner || typeof inner.step !== 'function')
+    throw invalidOption('adaptive() needs an algorithm from this package');
+  if (inner.adaptive)
+    throw invalidOption('adaptive() of an adaptive algorithm: wrap the base algorithm once');
   if (o === null || typeof o !== 'object' || typeof o.load !== 'function') {
     throw invalidOption('adaptive() needs { load: () => number, threshold?, floor? }');
   }
@@ -35,7 +37,7 @@ export function adaptive(algorithm: Algorithm, o: AdaptiveOptions): Algorithm {
     if (l <= threshold) return 1;
     const m = curve(l, threshold);
     if (!(m < 1)) return 1;
-    return m > floor ? m : floor;
+    return Math.max(m, floor);
   };
   const a: AlgorithmImpl = { ...inner, adaptive: true, multiplier };
   return Object.freeze(a);

@@ -28,7 +28,10 @@ function expand6(ip: string): number[] | undefined {
   let tail: number[] = [];
   const lastColon = s.lastIndexOf(':');
   if (s.includes('.', lastColon)) {
-    const v4 = s.slice(lastColon + 1).split('.').map(Number);
+    const v4 = s
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number);
     tail = [(v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!];
     s = `${s.slice(0, lastColon + 1)}0:0`;
   }
@@ -115,7 +118,8 @@ export function clientKey(req: ClientKeyRequest, opts: ClientKeyOptions = {}): s
   if (typeof trust === 'number' && (!Number.isInteger(trust) || trust < 0)) {
     throw invalidOption(`trustProxy must be a boolean, an integer >= 0 or a list of CIDRs (got ${trust})`);
   }
-  if (typeof trust === 'object' && Array.isArray(trust)) cache.get(trust) ?? cache.set(trust, trustList(trust));
+  if (typeof trust === 'object' && Array.isArray(trust))
+    cache.get(trust) ?? cache.set(trust, trustList(trust));
   const peer = req?.ip ?? '';
   let chosen = peer;
   if (trust !== false && trust !== 0) {

@@ -83,7 +83,11 @@ export class Deadlines {
         if (e.at > now) break;
         e.done = true;
         e.reject(
-          new OmsRatelimitError('ERR_OMS_RATELIMIT_STORE_TIMEOUT', `the store did not answer within ${this.ms} ms`, true),
+          new OmsRatelimitError(
+            'ERR_OMS_RATELIMIT_STORE_TIMEOUT',
+            `the store did not answer within ${this.ms} ms`,
+            true,
+          ),
         );
       }
       this.#head++;
@@ -100,7 +104,12 @@ export class Deadlines {
       const e = q[i]!;
       if (e.done) continue;
       e.done = true;
-      e.reject(new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', 'the limiter was closed while the call was pending'));
+      e.reject(
+        new OmsRatelimitError(
+          'ERR_OMS_RATELIMIT_CLOSED',
+          'the limiter was closed while the call was pending',
+        ),
+      );
     }
     q.length = 0;
     this.#head = 0;

@@ -37,7 +37,15 @@ export function fixedWindow(o: FixedWindowOptions): Algorithm {
 }
 
 // a = window index, b = count
-function fixedWindowStep(s: Slot, now: number, p: Float64Array, cost: number, mode: number, rts: number, out: Out) {
+function fixedWindowStep(
+  s: Slot,
+  now: number,
+  p: Float64Array,
+  cost: number,
+  mode: number,
+  rts: number,
+  out: Out,
+) {
   const limit = p[0]!;
   const w = p[1]!;
   const win = Math.floor(now / w);
@@ -61,6 +69,6 @@ function fixedWindowStep(s: Slot, now: number, p: Float64Array, cost: number, mo
       s.exp = end;
     }
   }
-  out.remaining = limit - count > 0 ? limit - count : 0;
+  out.remaining = Math.max(limit - count, 0);
   out.resetMs = count === 0 ? 0 : Math.ceil(end - now);
 }

@@ -67,6 +67,6 @@ function gcraStep(s: Slot, now: number, p: Float64Array, cost: number, mode: num
   }
   const used = tat - now;
   const rem = floorEps((tau - used) / t);
-  out.remaining = rem > 0 ? rem : 0;
+  out.remaining = Math.max(rem, 0);
   out.resetMs = Math.ceil(used);
 }

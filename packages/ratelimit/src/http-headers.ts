@@ -31,14 +31,17 @@ export function httpHeaders(decision: Decision | readonly Decision[]): RateLimit
   const policies: string[] = [];
   const seen = new Set<string>();
   for (const d of list) {
-    if (!d || typeof d !== 'object' || !d.policy) throw invalidOption('httpHeaders() takes decisions from this package');
+    if (!d || typeof d !== 'object' || !d.policy)
+      throw invalidOption('httpHeaders() takes decisions from this package');
     if (!seen.has(d.policy.name)) {
       seen.add(d.policy.name);
       policies.push(`${item(d.policy.name)};q=${d.limit};w=${d.policy.windowSec}`);
     }
     if (
       (!d.allowed && pick.allowed) ||
-      (d.allowed === pick.allowed && (d.remaining < pick.remaining || (d.remaining === pick.remaining && d.retryAfterMs > pick.retryAfterMs)))
+      (d.allowed === pick.allowed &&
+        (d.remaining < pick.remaining ||
+          (d.remaining === pick.remaining && d.retryAfterMs > pick.retryAfterMs)))
     ) {
       pick = d;
     }

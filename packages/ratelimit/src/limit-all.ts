@@ -65,7 +65,10 @@ export async function limitAll(
     try {
       denied = await first.runBounded(store.applyAll(items, cost, outs, first.timeoutMs), opts.signal);
     } catch (e) {
-      if (isOmsRatelimitError(e) && (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')) {
+      if (
+        isOmsRatelimitError(e) &&
+        (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')
+      ) {
         throw e;
       }
       denied = degradeAll(limiters, items, cost, outs, e);
@@ -84,7 +87,13 @@ export async function limitAll(
 }
 
 /** Store failure: every scope's own policy decides, still all or nothing on the insurance limiters. */
-function degradeAll(limiters: Limiter[], items: StoreScope[], cost: number, outs: Out[], error: unknown): number {
+function degradeAll(
+  limiters: Limiter[],
+  items: StoreScope[],
+  cost: number,
+  outs: Out[],
+  error: unknown,
+): number {
   let denied = -1;
   for (let i = 0; i < limiters.length; i++) {
     limiters[i]!.degrade(error, items[i]!.key, cost, 0, outs[i]!);

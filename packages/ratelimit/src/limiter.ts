@@ -20,7 +20,8 @@ import { costError, fraction, keyError, policyName, positiveFinite } from './val
 
 const POLICIES: readonly StoreErrorPolicy[] = ['open', 'closed', 'insurance'];
 
-const closedError = () => new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', 'the limiter is closed; create a new one');
+const closedError = () =>
+  new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', 'the limiter is closed; create a new one');
 
 /** The engine behind `rateLimiter()`; `limitAll` reaches its internals through `Limiter.internals`. */
 export class Limiter implements RateLimiter {
@@ -47,7 +48,9 @@ export class Limiter implements RateLimiter {
     policyName(o.name);
     const alg = impl(o.algorithm);
     if (!alg || typeof alg.step !== 'function') {
-      throw invalidOption('algorithm must come from tokenBucket(), gcra(), slidingWindow(), fixedWindow() or adaptive()');
+      throw invalidOption(
+        'algorithm must come from tokenBucket(), gcra(), slidingWindow(), fixedWindow() or adaptive()',
+      );
     }
     const store = o.store ?? memoryStore();
     if (!isStoreImpl(store)) throw invalidOption('store must come from memoryStore() or redisStore()');
@@ -84,7 +87,9 @@ export class Limiter implements RateLimiter {
     this.#insuranceFraction = insuranceFraction;
     this.#closedRetryAfterMs = closedRetryAfterMs;
     if (policy === 'insurance' && !store.sync) {
-      this.#insurance = (memoryStore({ maxKeys: 100_000 }) as StoreImpl as { bind(n: string): SyncBinding }).bind(o.name);
+      this.#insurance = (
+        memoryStore({ maxKeys: 100_000 }) as StoreImpl as { bind(n: string): SyncBinding }
+      ).bind(o.name);
     }
   }
 
@@ -130,7 +135,8 @@ export class Limiter implements RateLimiter {
             policy: this.policy,
             degraded,
           };
-    if (this.#ev.has('decision')) this.#ev.emit('decision', { name: this.name, allowed: d.allowed, degraded });
+    if (this.#ev.has('decision'))
+      this.#ev.emit('decision', { name: this.name, allowed: d.allowed, degraded });
     return d;
   }
 
@@ -167,7 +173,13 @@ export class Limiter implements RateLimiter {
     return this.#remote(key, p, cost, mode, signal);
   }
 
-  async #remote(key: string, p: Float64Array, cost: number, mode: number, signal?: AbortSignal): Promise<Decision> {
+  async #remote(
+    key: string,
+    p: Float64Array,
+    cost: number,
+    mode: number,
+    signal?: AbortSignal,
+  ): Promise<Decision> {
     const limit = this.#limitNow(p);
     const timed = this.#ev.has('storeCall');
     const t0 = timed ? performance.now() : 0;
@@ -177,7 +189,10 @@ export class Limiter implements RateLimiter {
       return this.decision(out, limit);
     } catch (e) {
       if (timed) this.#storeCall(t0, false);
-      if (isOmsRatelimitError(e) && (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')) {
+      if (
+        isOmsRatelimitError(e) &&
+        (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')
+      ) {
         throw e;
       }
       const out = newOut();
@@ -244,9 +259,14 @@ export class Limiter implements RateLimiter {
       await this.#deadlines.run(this.#async!.reset(key), opts?.signal);
     } catch (e) {
       if (isOmsRatelimitError(e)) throw e;
-      throw new OmsRatelimitError('ERR_OMS_RATELIMIT_STORE_UNAVAILABLE', 'reset failed: the store is unavailable', true, {
-        cause: e,
-      });
+      throw new OmsRatelimitError(
+        'ERR_OMS_RATELIMIT_STORE_UNAVAILABLE',
+        'reset failed: the store is unavailable',
+        true,
+        {
+          cause: e,
+        },
+      );
     }
   }
 

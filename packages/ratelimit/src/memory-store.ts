@@ -1,8 +1,8 @@
 import { type AlgorithmImpl, COMMIT, type Out, PEEK, Slot } from './algorithm.js';
+import { invalidOption } from './errors.js';
 import type { StoreScope, SyncBinding, SyncStore } from './store.js';
 import type { RateLimitStore } from './types.js';
 import { positiveInt } from './validate.js';
-import { invalidOption } from './errors.js';
 
 /** Options of `memoryStore`. */
 export interface MemoryStoreOptions {
@@ -36,7 +36,15 @@ class Partition implements SyncBinding {
     return n;
   }
 
-  apply(key: string, alg: AlgorithmImpl, p: Float64Array, cost: number, mode: number, now: number, out: Out): void {
+  apply(
+    key: string,
+    alg: AlgorithmImpl,
+    p: Float64Array,
+    cost: number,
+    mode: number,
+    now: number,
+    out: Out,
+  ): void {
     alg.step(this.slot(key, now, mode !== PEEK), now, p, cost, mode, now, out);
   }
 

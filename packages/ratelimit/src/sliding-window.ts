@@ -15,11 +15,13 @@ import { positiveInt } from './validate.js';
  * const limiter = rateLimiter({ name: 'search', algorithm: slidingWindow({ limit: 60, windowMs: 60_000, mode: 'log' }) });
  */
 export function slidingWindow(o: SlidingWindowOptions): Algorithm {
-  if (o === null || typeof o !== 'object') throw invalidOption('slidingWindow() needs { limit, windowMs, mode? }');
+  if (o === null || typeof o !== 'object')
+    throw invalidOption('slidingWindow() needs { limit, windowMs, mode? }');
   positiveInt('limit', o.limit);
   positiveInt('windowMs', o.windowMs);
   const mode = o.mode ?? 'counter';
-  if (mode !== 'counter' && mode !== 'log') throw invalidOption(`mode must be 'counter' or 'log' (got ${String(mode)})`);
+  if (mode !== 'counter' && mode !== 'log')
+    throw invalidOption(`mode must be 'counter' or 'log' (got ${String(mode)})`);
   const limit = o.limit;
   const w = o.windowMs;
   const log = mode === 'log';
@@ -43,7 +45,15 @@ export function slidingWindow(o: SlidingWindowOptions): Algorithm {
 }
 
 // a = window index, b = current count, c = previous count
-function counterStep(s: Slot, now: number, p: Float64Array, cost: number, mode: number, rts: number, out: Out) {
+function counterStep(
+  s: Slot,
+  now: number,
+  p: Float64Array,
+  cost: number,
+  mode: number,
+  rts: number,
+  out: Out,
+) {
   const limit = p[0]!;
   const w = p[1]!;
   const win = Math.floor(now / w);
@@ -94,7 +104,7 @@ function counterStep(s: Slot, now: number, p: Float64Array, cost: number, mode: 
   }
   const est = prev * (1 - f) + cur;
   const rem = floorEps(limit - est);
-  out.remaining = rem > 0 ? rem : 0;
+  out.remaining = Math.max(rem, 0);
   out.resetMs = cur > 0 ? Math.ceil(start + 2 * w - now) : prev > 0 ? Math.ceil(start + w - now) : 0;
 }
 
@@ -148,6 +158,6 @@ function logStep(s: Slot, now: number, p: Float64Array, cost: number, mode: numb
     }
     if (mode !== COMMIT) s.head = head;
   }
-  out.remaining = limit - n > 0 ? limit - n : 0;
+  out.remaining = Math.max(limit - n, 0);
   out.resetMs = n > 0 ? Math.ceil(log[log.length - 1]! + w - now) : 0;
 }

@@ -17,7 +17,15 @@ export interface SyncStore extends RateLimitStore {
 }
 
 export interface SyncBinding {
-  apply(key: string, alg: AlgorithmImpl, p: Float64Array, cost: number, mode: number, now: number, out: Out): void;
+  apply(
+    key: string,
+    alg: AlgorithmImpl,
+    p: Float64Array,
+    cost: number,
+    mode: number,
+    now: number,
+    out: Out,
+  ): void;
   reset(key: string): void;
 }
 

@@ -12,8 +12,13 @@ import { VERSION } from './version.js';
  * // ... on shutdown
  * stop();
  */
-export function instrument(limiter: RateLimiter, meter: Meter = metrics.getMeter('@oms/ratelimit', VERSION)): () => void {
-  const decisions = meter.createCounter('oms.ratelimit.decisions', { description: 'Rate-limit decisions by outcome' });
+export function instrument(
+  limiter: RateLimiter,
+  meter: Meter = metrics.getMeter('@oms/ratelimit', VERSION),
+): () => void {
+  const decisions = meter.createCounter('oms.ratelimit.decisions', {
+    description: 'Rate-limit decisions by outcome',
+  });
   const duration = meter.createHistogram('oms.ratelimit.store.duration', {
     description: 'Store round trip of a rate-limit decision',
     unit: 's',

@@ -1,7 +1,7 @@
 import { type AlgorithmImpl, COMMIT, floorEps, type Out, REFUND, type Slot, scaledInt } from './algorithm.js';
+import { invalidOption } from './errors.js';
 import type { Algorithm, TokenBucketOptions } from './types.js';
 import { positiveFinite, positiveInt } from './validate.js';
-import { invalidOption } from './errors.js';
 
 /**
  * Token bucket: holds up to `capacity` tokens and gains `refillPerSec` per second, continuously.
@@ -12,7 +12,8 @@ import { invalidOption } from './errors.js';
  * const limiter = rateLimiter({ name: 'api', algorithm: tokenBucket({ capacity: 20, refillPerSec: 5 }) });
  */
 export function tokenBucket(o: TokenBucketOptions): Algorithm {
-  if (o === null || typeof o !== 'object') throw invalidOption('tokenBucket() needs { capacity, refillPerSec }');
+  if (o === null || typeof o !== 'object')
+    throw invalidOption('tokenBucket() needs { capacity, refillPerSec }');
   positiveInt('capacity', o.capacity);
   positiveFinite('refillPerSec', o.refillPerSec);
   const cap = o.capacity;
@@ -37,7 +38,15 @@ export function tokenBucket(o: TokenBucketOptions): Algorithm {
 }
 
 // a = tokens at time b (ms)
-function tokenBucketStep(s: Slot, now: number, p: Float64Array, cost: number, mode: number, rts: number, out: Out) {
+function tokenBucketStep(
+  s: Slot,
+  now: number,
+  p: Float64Array,
+  cost: number,
+  mode: number,
+  rts: number,
+  out: Out,
+) {
   const cap = p[0]!;
   const rate = p[1]!;
   let tokens = cap;

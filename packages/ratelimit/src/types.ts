@@ -6,7 +6,12 @@ export interface Clock {
 }
 
 /** The algorithms this package implements. */
-export type AlgorithmKind = 'token-bucket' | 'gcra' | 'sliding-window-counter' | 'sliding-window-log' | 'fixed-window';
+export type AlgorithmKind =
+  | 'token-bucket'
+  | 'gcra'
+  | 'sliding-window-counter'
+  | 'sliding-window-log'
+  | 'fixed-window';
 
 /** A configured algorithm, made by `tokenBucket`, `gcra`, `slidingWindow`, `fixedWindow` or `adaptive`. */
 export interface Algorithm {

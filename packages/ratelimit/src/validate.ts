@@ -33,7 +33,9 @@ export function keyError(key: unknown): OmsRatelimitError | undefined {
     if (n !== 0 && (n <= 341 || Buffer.byteLength(key) <= 1024)) return undefined;
     return new OmsRatelimitError(
       'ERR_OMS_RATELIMIT_INVALID_KEY',
-      n === 0 ? 'key must be a non-empty string' : `key must be at most 1024 bytes (got ${Buffer.byteLength(key)})`,
+      n === 0
+        ? 'key must be a non-empty string'
+        : `key must be at most 1024 bytes (got ${Buffer.byteLength(key)})`,
     );
   }
   return new OmsRatelimitError('ERR_OMS_RATELIMIT_INVALID_KEY', `key must be a string (got ${typeof key})`);
@@ -41,7 +43,10 @@ export function keyError(key: unknown): OmsRatelimitError | undefined {
 
 export function costError(cost: unknown, max: number): OmsRatelimitError | undefined {
   if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost <= 0) {
-    return new OmsRatelimitError('ERR_OMS_RATELIMIT_INVALID_COST', `cost must be an integer >= 1 (got ${String(cost)})`);
+    return new OmsRatelimitError(
+      'ERR_OMS_RATELIMIT_INVALID_COST',
+      `cost must be an integer >= 1 (got ${String(cost)})`,
+    );
   }
   if (cost > max) {
     return new OmsRatelimitError(

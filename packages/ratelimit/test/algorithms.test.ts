@@ -31,7 +31,11 @@ describe('tokenBucket', () => {
 
   it('charges cost and says how long a bigger cost must wait', async () => {
     const { clock, limiter } = make(tokenBucket({ capacity: 10, refillPerSec: 1 }));
-    expect(await limiter.consume('k', { cost: 7 })).toMatchObject({ allowed: true, remaining: 3, resetMs: 7000 });
+    expect(await limiter.consume('k', { cost: 7 })).toMatchObject({
+      allowed: true,
+      remaining: 3,
+      resetMs: 7000,
+    });
     const d = await limiter.consume('k', { cost: 5 });
     expect(d).toMatchObject({ allowed: false, remaining: 3, retryAfterMs: 2000 });
     clock.advance(2000);
@@ -63,7 +67,11 @@ describe('gcra', () => {
   it('defaults burst to limit and reports remaining from the TAT', async () => {
     const { clock, limiter } = make(gcra({ limit: 4, periodMs: 400 }));
     expect(await limiter.consume('k')).toMatchObject({ allowed: true, remaining: 3, resetMs: 100 });
-    expect(await limiter.consume('k', { cost: 3 })).toMatchObject({ allowed: true, remaining: 0, resetMs: 400 });
+    expect(await limiter.consume('k', { cost: 3 })).toMatchObject({
+      allowed: true,
+      remaining: 0,
+      resetMs: 400,
+    });
     clock.advance(200);
     expect(await limiter.peek('k')).toMatchObject({ remaining: 2, resetMs: 200 });
   });

@@ -26,7 +26,14 @@ const algorithms: [string, (limit: number) => Algorithm][] = [
 ];
 
 let seq = 0;
-const backends: [string, () => { store: RateLimitStore; raw?: { pttl(k: string): Promise<number>; keys?: (p: string) => Promise<string[]> }; prefix: string }][] = [
+const backends: [
+  string,
+  () => {
+    store: RateLimitStore;
+    raw?: { pttl(k: string): Promise<number>; keys?: (p: string) => Promise<string[]> };
+    prefix: string;
+  },
+][] = [
   ['memory', () => ({ store: memoryStore({ maxKeys: 1000 }), prefix: '' })],
   [
     'redis',
@@ -89,7 +96,6 @@ describe.each(backends)('contract on %s', (_backend, makeStore) => {
       expect((await a.peek('all')).remaining).toBe(8);
       expect((await b.peek('u1')).remaining).toBe(0);
     });
-
   });
 });
 
@@ -129,8 +135,22 @@ describe('limitAll across cluster slots', () => {
     const store = redisStore({ redis: c, prefix: `${cluster.prefix}y:`, hashTag: () => 'tenant-1' });
     const a = rateLimiter({ name: 'a', algorithm: gcra({ limit: 2, periodMs: 3_600_000 }), store });
     const b = rateLimiter({ name: 'b', algorithm: fixedWindow({ limit: 1, windowMs: 3_600_000 }), store });
-    expect((await limitAll([{ limiter: a, key: 'k' }, { limiter: b, key: 'k' }])).allowed).toBe(true);
-    expect((await limitAll([{ limiter: a, key: 'k' }, { limiter: b, key: 'k' }])).deniedBy?.name).toBe('b');
+    expect(
+      (
+        await limitAll([
+          { limiter: a, key: 'k' },
+          { limiter: b, key: 'k' },
+        ])
+      ).allowed,
+    ).toBe(true);
+    expect(
+      (
+        await limitAll([
+          { limiter: a, key: 'k' },
+          { limiter: b, key: 'k' },
+        ])
+      ).deniedBy?.name,
+    ).toBe('b');
     expect((await a.peek('k')).remaining).toBe(1);
     const slotA = await c.cluster('KEYSLOT', `${cluster.prefix}y:{tenant-1}a:k`);
     const slotB = await c.cluster('KEYSLOT', `${cluster.prefix}y:{tenant-1}b:k`);

@@ -1,6 +1,12 @@
 import { useRedis } from '@oms/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Decision, fixedWindow, type RateLimiter, rateLimiter, type StoreErrorPolicy } from '../src/index.js';
+import {
+  type Decision,
+  fixedWindow,
+  type RateLimiter,
+  rateLimiter,
+  type StoreErrorPolicy,
+} from '../src/index.js';
 import { redisStore } from '../src/redis/index.js';
 
 const redis = useRedis({ dedicated: true });
@@ -72,7 +78,9 @@ function checkOutage(calls: Call[], policy: StoreErrorPolicy) {
   expect(degraded.length, `${policy}: some calls were decided by the policy`).toBeGreaterThan(0);
   for (const c of degraded) {
     expect(c.d.degraded).toBe(policy);
-    expect(c.end - c.start, `${policy}: decided within the bound + ${SLACK_MS} ms`).toBeLessThanOrEqual(BOUND_MS + SLACK_MS);
+    expect(c.end - c.start, `${policy}: decided within the bound + ${SLACK_MS} ms`).toBeLessThanOrEqual(
+      BOUND_MS + SLACK_MS,
+    );
   }
   if (policy === 'open') expect(degraded.every((c) => c.d.allowed)).toBe(true);
   if (policy === 'closed') expect(degraded.every((c) => !c.d.allowed && c.d.retryAfterMs > 0)).toBe(true);
@@ -105,7 +113,9 @@ describe('store faults on a dedicated Redis', () => {
     await new Promise((r) => setTimeout(r, 800));
     for (const l of loads) await l.stop();
     for (const l of outage) await l.stop();
-    policies.forEach((p, i) => checkOutage(outage[i]!.calls, p));
+    policies.forEach((p, i) => {
+      checkOutage(outage[i]!.calls, p);
+    });
 
     await redis.restart();
     await until(() => client.status === 'ready', 20_000, 'the client to reconnect');
@@ -134,7 +144,9 @@ describe('store faults on a dedicated Redis', () => {
     } finally {
       redis.resume();
     }
-    policies.forEach((p, i) => checkOutage(outage[i]!.calls, p));
+    policies.forEach((p, i) => {
+      checkOutage(outage[i]!.calls, p);
+    });
     for (const p of policies) {
       // everything sent while paused ran after its caller gave up, so it must not have charged
       const limit = p === 'insurance' ? 10_000 : LIMIT;

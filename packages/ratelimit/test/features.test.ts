@@ -1,5 +1,10 @@
 import { fakeClock } from '@oms/testkit';
-import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import {
   adaptive,
@@ -62,7 +67,11 @@ describe('acquire', () => {
 describe('adaptive', () => {
   it('scales the limit by max(floor, 1 - (load - threshold) / (1 - threshold))', async () => {
     let load = 0;
-    const algorithm = adaptive(fixedWindow({ limit: 100, windowMs: 60_000 }), { load: () => load, threshold: 0.5, floor: 0.2 });
+    const algorithm = adaptive(fixedWindow({ limit: 100, windowMs: 60_000 }), {
+      load: () => load,
+      threshold: 0.5,
+      floor: 0.2,
+    });
     const l = rateLimiter({ name: 'ad', algorithm, clock: fakeClock(0) });
     expect((await l.peek('a')).limit).toBe(100);
     load = 0.75; // 1 - 0.25 / 0.5 = 0.5
@@ -78,7 +87,10 @@ describe('adaptive', () => {
 
   it('scales the refill rate of a token bucket too', async () => {
     const clock = fakeClock();
-    const algorithm = adaptive(tokenBucket({ capacity: 10, refillPerSec: 10 }), { load: () => 0.85, threshold: 0.7 });
+    const algorithm = adaptive(tokenBucket({ capacity: 10, refillPerSec: 10 }), {
+      load: () => 0.85,
+      threshold: 0.7,
+    });
     const l = rateLimiter({ name: 'ad', algorithm, clock }); // multiplier 0.5: capacity 5, 5/s
     expect((await l.consume('k', { cost: 5 })).allowed).toBe(true);
     expect((await l.consume('k')).retryAfterMs).toBe(200);
@@ -88,9 +100,17 @@ describe('adaptive', () => {
 describe('limitAll on memory', () => {
   it('charges all scopes or none and names the scope that denied', async () => {
     const store = memoryStore({ maxKeys: 100 });
-    const global = rateLimiter({ name: 'global', algorithm: tokenBucket({ capacity: 100, refillPerSec: 1 }), store });
+    const global = rateLimiter({
+      name: 'global',
+      algorithm: tokenBucket({ capacity: 100, refillPerSec: 1 }),
+      store,
+    });
     const user = rateLimiter({ name: 'user', algorithm: gcra({ limit: 2, periodMs: 60_000 }), store });
-    const ip = rateLimiter({ name: 'ip', algorithm: slidingWindow({ limit: 3, windowMs: 60_000, mode: 'log' }), store });
+    const ip = rateLimiter({
+      name: 'ip',
+      algorithm: slidingWindow({ limit: 3, windowMs: 60_000, mode: 'log' }),
+      store,
+    });
     const scopes = (u: string) => [
       { limiter: global, key: 'all' },
       { limiter: user, key: u },
@@ -117,14 +137,28 @@ describe('httpHeaders', () => {
     await l.consume('k');
     clock.advance(500);
     const h3 = httpHeaders(await l.consume('k'));
-    expect(h3).toEqual({ 'RateLimit-Policy': '"api";q=2;w=60', RateLimit: '"api";r=0;t=30', 'Retry-After': '30' });
+    expect(h3).toEqual({
+      'RateLimit-Policy': '"api";q=2;w=60',
+      RateLimit: '"api";r=0;t=30',
+      'Retry-After': '30',
+    });
   });
 
   it('with several policies lists all and reports the one with the lowest remaining', async () => {
     const clock = fakeClock(0);
     const store = memoryStore();
-    const a = rateLimiter({ name: 'burst', algorithm: tokenBucket({ capacity: 10, refillPerSec: 1 }), store, clock });
-    const b = rateLimiter({ name: 'daily', algorithm: fixedWindow({ limit: 3, windowMs: 86_400_000 }), store, clock });
+    const a = rateLimiter({
+      name: 'burst',
+      algorithm: tokenBucket({ capacity: 10, refillPerSec: 1 }),
+      store,
+      clock,
+    });
+    const b = rateLimiter({
+      name: 'daily',
+      algorithm: fixedWindow({ limit: 3, windowMs: 86_400_000 }),
+      store,
+      clock,
+    });
     const r = await limitAll([
       { limiter: a, key: 'u' },
       { limiter: b, key: 'u' },
@@ -147,7 +181,9 @@ describe('clientKey', () => {
     expect(clientKey({ ip: '2001:db8:1:2:aaaa::1', headers: {} })).toBe('ip:2001:db8:1:2:0:0:0:0/64');
     expect(clientKey({ ip: '2001:db8:1:2:ffff:1:2:3', headers: {} })).toBe('ip:2001:db8:1:2:0:0:0:0/64');
     expect(clientKey({ ip: '::ffff:198.51.100.7', headers: {} })).toBe('ip:198.51.100.7');
-    expect(clientKey({ ip: '2001:db8::1', headers: {} }, { ipv6Prefix: 48 })).toBe('ip:2001:db8:0:0:0:0:0:0/48');
+    expect(clientKey({ ip: '2001:db8::1', headers: {} }, { ipv6Prefix: 48 })).toBe(
+      'ip:2001:db8:0:0:0:0:0:0/48',
+    );
   });
 
   it('reads X-Forwarded-For only as far as the trusted hops', () => {
@@ -162,7 +198,9 @@ describe('clientKey', () => {
       'ip:203.0.113.1',
     );
     // more hops trusted than present: the left-most address
-    expect(clientKey({ ip: '10.0.0.2', headers: h('198.51.100.7') }, { trustProxy: 5 })).toBe('ip:198.51.100.7');
+    expect(clientKey({ ip: '10.0.0.2', headers: h('198.51.100.7') }, { trustProxy: 5 })).toBe(
+      'ip:198.51.100.7',
+    );
   });
 
   it('falls back to the peer on garbage and rejects bad options', () => {

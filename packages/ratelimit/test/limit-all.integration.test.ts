@@ -21,7 +21,9 @@ async function race(conn: Pick<LimitAllInput, 'url' | 'startupNodes' | 'prefix' 
     calls: 150,
     concurrency: 16,
   });
-  const perUser = Array.from({ length: USERS }, (_, u) => rows.reduce((s, r) => s + r.admittedPerUser[u]!, 0));
+  const perUser = Array.from({ length: USERS }, (_, u) =>
+    rows.reduce((s, r) => s + r.admittedPerUser[u]!, 0),
+  );
   const admitted = perUser.reduce((a, b) => a + b, 0);
   const deniedBy = rows.reduce<Record<string, number>>((acc, r) => {
     for (const [k, v] of Object.entries(r.deniedBy)) acc[k] = (acc[k] ?? 0) + v;
@@ -30,10 +32,26 @@ async function race(conn: Pick<LimitAllInput, 'url' | 'startupNodes' | 'prefix' 
   return { perUser, admitted, deniedBy };
 }
 
-async function remaining(conn: { redis: Parameters<typeof redisStore>[0]['redis']; prefix: string; hashTag: boolean }) {
-  const store = redisStore({ redis: conn.redis, prefix: conn.prefix, ...(conn.hashTag ? { hashTag: () => 'shared' } : {}) });
-  const global = rateLimiter({ name: 'global', algorithm: fixedWindow({ limit: GLOBAL_LIMIT, windowMs: 3_600_000 }), store });
-  const user = rateLimiter({ name: 'user', algorithm: fixedWindow({ limit: USER_LIMIT, windowMs: 3_600_000 }), store });
+async function remaining(conn: {
+  redis: Parameters<typeof redisStore>[0]['redis'];
+  prefix: string;
+  hashTag: boolean;
+}) {
+  const store = redisStore({
+    redis: conn.redis,
+    prefix: conn.prefix,
+    ...(conn.hashTag ? { hashTag: () => 'shared' } : {}),
+  });
+  const global = rateLimiter({
+    name: 'global',
+    algorithm: fixedWindow({ limit: GLOBAL_LIMIT, windowMs: 3_600_000 }),
+    store,
+  });
+  const user = rateLimiter({
+    name: 'user',
+    algorithm: fixedWindow({ limit: USER_LIMIT, windowMs: 3_600_000 }),
+    store,
+  });
   const users = [];
   for (let u = 0; u < USERS; u++) users.push((await user.peek(`u${u}`)).remaining);
   return { global: (await global.peek('all')).remaining, users };

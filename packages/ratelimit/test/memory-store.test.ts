@@ -1,7 +1,7 @@
 import { fakeClock } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
-import { memoryStoreSize } from '../src/memory-store.js';
 import { gcra, memoryStore, rateLimiter, tokenBucket } from '../src/index.js';
+import { memoryStoreSize } from '../src/memory-store.js';
 
 describe('memoryStore', () => {
   it('1,000,000 distinct keys through maxKeys 10,000 grow the heap by less than 50 MB', async () => {

@@ -59,8 +59,12 @@ async function hammer(conn: Pick<HammerInput, 'url' | 'startupNodes' | 'prefix'>
   );
   return algorithms.map((a, i) => {
     const phase = results.map((r) => r[i]!);
-    const t0 = phase.reduce((m, r) => (r.startUs < m ? r.startUs : m), phase[0]!.startUs);
-    const t1 = phase.reduce((m, r) => (r.endUs > m ? r.endUs : m), phase[0]!.endUs);
+    let t0 = phase[0]!.startUs;
+    let t1 = phase[0]!.endUs;
+    for (const r of phase) {
+      if (r.startUs < t0) t0 = r.startUs;
+      if (r.endUs > t1) t1 = r.endUs;
+    }
     const admitted = phase.reduce((s, r) => s + r.admitted, 0);
     const calls = phase.reduce((s, r) => s + r.admitted + r.denied, 0);
     const degraded = phase.reduce((s, r) => s + r.degraded, 0);

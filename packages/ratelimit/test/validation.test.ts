@@ -32,7 +32,14 @@ async function codeAsync(p: Promise<unknown>): Promise<string | undefined> {
   return undefined;
 }
 
-const BAD_NUMBERS = [0, -1, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, '5' as unknown as number];
+const BAD_NUMBERS = [
+  0,
+  -1,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  '5' as unknown as number,
+];
 const INVALID = 'ERR_OMS_RATELIMIT_INVALID_OPTION';
 
 describe('bad options are rejected at construction with ERR_OMS_RATELIMIT_INVALID_OPTION', () => {
@@ -75,7 +82,9 @@ describe('bad options are rejected at construction with ERR_OMS_RATELIMIT_INVALI
     expect(code(() => adaptive(algorithm, { load: () => 0, floor: 0 }))).toBe(INVALID);
     expect(code(() => adaptive(algorithm, {} as never))).toBe(INVALID);
     expect(code(() => redisStore({ redis: {} as never }))).toBe(INVALID);
-    expect(code(() => redisStore({ redis: { evalsha() {}, eval() {} } as never, prefix: 'a{b' }))).toBe(INVALID);
+    expect(code(() => redisStore({ redis: { evalsha() {}, eval() {} } as never, prefix: 'a{b' }))).toBe(
+      INVALID,
+    );
   });
 });
 
@@ -98,9 +107,12 @@ describe('bad calls reject with a stable code', () => {
     expect((await l.consume('k'.repeat(1024))).allowed).toBe(true);
   });
 
-  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])('cost %s -> ERR_OMS_RATELIMIT_INVALID_COST', async (cost) => {
-    expect(await codeAsync(l.consume('k', { cost }))).toBe('ERR_OMS_RATELIMIT_INVALID_COST');
-  });
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])(
+    'cost %s -> ERR_OMS_RATELIMIT_INVALID_COST',
+    async (cost) => {
+      expect(await codeAsync(l.consume('k', { cost }))).toBe('ERR_OMS_RATELIMIT_INVALID_COST');
+    },
+  );
 
   it('a cost above capacity can never pass, so it is an error rather than a denial', async () => {
     expect(await codeAsync(l.consume('k', { cost: 6 }))).toBe('ERR_OMS_RATELIMIT_COST_EXCEEDS_LIMIT');

@@ -9,7 +9,11 @@ import type { RedisLike, RedisStoreOptions } from './types.js';
 type Raw = (number | string)[];
 
 const unavailable = (status: string) =>
-  new OmsRatelimitError('ERR_OMS_RATELIMIT_STORE_UNAVAILABLE', `redis is not connected (status ${status})`, true);
+  new OmsRatelimitError(
+    'ERR_OMS_RATELIMIT_STORE_UNAVAILABLE',
+    `redis is not connected (status ${status})`,
+    true,
+  );
 
 const STALE = new OmsRatelimitError(
   'ERR_OMS_RATELIMIT_STORE_TIMEOUT',
@@ -131,7 +135,13 @@ class RedisStoreImpl implements AsyncStore {
     };
   }
 
-  async #multi(group: readonly StoreScope[], cost: number, mode: number, rts: number, timeoutMs: number): Promise<Raw> {
+  async #multi(
+    group: readonly StoreScope[],
+    cost: number,
+    mode: number,
+    rts: number,
+    timeoutMs: number,
+  ): Promise<Raw> {
     const keys: string[] = [];
     // a refund must land whatever the time: it only returns what a reservation took
     const args: (number | string)[] = [cost, mode, mode === REFUND ? 0 : this.#deadline(timeoutMs), rts];
@@ -145,7 +155,12 @@ class RedisStoreImpl implements AsyncStore {
     return raw;
   }
 
-  async applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
+  async applyAll(
+    scopes: readonly StoreScope[],
+    cost: number,
+    outs: Out[],
+    timeoutMs: number,
+  ): Promise<number> {
     // on one node every key is local, so one script covers them all whatever their slots
     const groups = new Map<number, number[]>();
     if (this.isCluster) {
@@ -158,7 +173,9 @@ class RedisStoreImpl implements AsyncStore {
     }
     if (groups.size <= 1) {
       const raw = await this.#multi(scopes, cost, COMMIT, 0, timeoutMs);
-      scopes.forEach((_, i) => fill(outs[i]!, raw, 2 + i * 4));
+      scopes.forEach((_, i) => {
+        fill(outs[i]!, raw, 2 + i * 4);
+      });
       return (raw[0] as number) - 1;
     }
     // keys span slots: reserve in each slot (atomic per slot), refund every reservation if any slot denied
@@ -184,7 +201,9 @@ class RedisStoreImpl implements AsyncStore {
         return;
       }
       const raw = s.value;
-      idx.forEach((i, j) => fill(outs[i]!, raw, 2 + j * 4));
+      idx.forEach((i, j) => {
+        fill(outs[i]!, raw, 2 + j * 4);
+      });
       if (raw[0] !== 0) {
         const i = idx[(raw[0] as number) - 1]!;
         if (denied < 0 || i < denied) denied = i;
@@ -199,7 +218,8 @@ class RedisStoreImpl implements AsyncStore {
           this.#multi(group, cost, REFUND, s.value[1] as number, timeoutMs).then(
             () => {
               // report what each scope has now the reservation is returned
-              for (const i of idx) outs[i]!.remaining = Math.min(outs[i]!.remaining + cost, scopes[i]!.alg.limit);
+              for (const i of idx)
+                outs[i]!.remaining = Math.min(outs[i]!.remaining + cost, scopes[i]!.alg.limit);
             },
             () => undefined,
           ),
@@ -232,6 +252,7 @@ export function redisStore(o: RedisStoreOptions): RateLimitStore {
   if (o.prefix !== undefined && (typeof o.prefix !== 'string' || /[{}]/.test(o.prefix))) {
     throw invalidOption('prefix must be a string without { or }');
   }
-  if (o.hashTag !== undefined && typeof o.hashTag !== 'function') throw invalidOption('hashTag must be a function');
+  if (o.hashTag !== undefined && typeof o.hashTag !== 'function')
+    throw invalidOption('hashTag must be a function');
   return new RedisStoreImpl(o);
 }
