@@ -3,7 +3,15 @@ import { type CallContext, closedError, kRun, type Next, PolicyBase } from './co
 import { Emitter } from './emitter.js';
 import { invalid, isRejection, OmsBreakerError } from './errors.js';
 import type { AdaptiveConcurrency, AdaptiveConcurrencyOptions, Clock, Unsubscribe } from './types.js';
-import { clockOf, duration, func, integer, name as nameOf, positiveNumber, requireObject } from './validate.js';
+import {
+  clockOf,
+  duration,
+  func,
+  integer,
+  name as nameOf,
+  positiveNumber,
+  requireObject,
+} from './validate.js';
 
 interface Events {
   limitChange: { name: string; from: number; to: number };
@@ -40,15 +48,21 @@ class AdaptiveImpl extends PolicyBase implements AdaptiveConcurrency {
     this.#gradient = o.algorithm === 'gradient';
     this.#min = o.minLimit === undefined ? 1 : integer('minLimit', o.minLimit, 1);
     this.#max = o.maxLimit === undefined ? 1000 : integer('maxLimit', o.maxLimit, 1);
-    if (this.#max < this.#min) throw invalid(`maxLimit must be >= minLimit (got ${this.#max} < ${this.#min})`);
-    const initial = o.initialLimit === undefined ? Math.min(this.#max, Math.max(this.#min, 20)) : integer('initialLimit', o.initialLimit, 1);
+    if (this.#max < this.#min)
+      throw invalid(`maxLimit must be >= minLimit (got ${this.#max} < ${this.#min})`);
+    const initial =
+      o.initialLimit === undefined
+        ? Math.min(this.#max, Math.max(this.#min, 20))
+        : integer('initialLimit', o.initialLimit, 1);
     if (initial < this.#min || initial > this.#max) {
       throw invalid(`initialLimit must be within [minLimit, maxLimit] (got ${initial})`);
     }
     this.#limit = initial;
     this.#isDrop = o.isDrop === undefined ? (e) => !isRejection(e) : func('isDrop', o.isDrop);
     this.#latencyMs =
-      o.latencyThresholdMs === undefined ? Number.POSITIVE_INFINITY : duration('latencyThresholdMs', o.latencyThresholdMs, true);
+      o.latencyThresholdMs === undefined
+        ? Number.POSITIVE_INFINITY
+        : duration('latencyThresholdMs', o.latencyThresholdMs, true);
     this.#backoffRatio = o.backoffRatio === undefined ? 0.9 : positiveNumber('backoffRatio', o.backoffRatio);
     if (this.#backoffRatio >= 1) throw invalid(`backoffRatio must be in (0, 1) (got ${this.#backoffRatio})`);
     this.#tolerance = o.tolerance === undefined ? 1.5 : positiveNumber('tolerance', o.tolerance);

@@ -28,7 +28,8 @@ class BulkheadImpl extends PolicyBase implements Bulkhead {
     this.name = o.name === undefined ? 'bulkhead' : nameOf('name', o.name);
     this.#max = integer('maxConcurrent', o.maxConcurrent, 1);
     this.#maxQueue = o.maxQueue === undefined ? 0 : integer('maxQueue', o.maxQueue, 0);
-    this.#queueTimeoutMs = o.queueTimeoutMs === undefined ? undefined : duration('queueTimeoutMs', o.queueTimeoutMs);
+    this.#queueTimeoutMs =
+      o.queueTimeoutMs === undefined ? undefined : duration('queueTimeoutMs', o.queueTimeoutMs);
     this.#clock = clockOf(o.clock, systemClock);
   }
 

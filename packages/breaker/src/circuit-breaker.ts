@@ -16,7 +16,17 @@ import type {
   Unsubscribe,
   WindowOptions,
 } from './types.js';
-import { clockOf, duration, func, integer, isObject, name as nameOf, positiveNumber, ratio, requireObject } from './validate.js';
+import {
+  clockOf,
+  duration,
+  func,
+  integer,
+  isObject,
+  name as nameOf,
+  positiveNumber,
+  ratio,
+  requireObject,
+} from './validate.js';
 import { CountWindow, FAILED, type OutcomeWindow, SLOW, TimeWindow } from './windows.js';
 
 const CLOSED = 0;
@@ -95,7 +105,8 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     this.#clock = clockOf(o.clock, systemClock);
     this.#isFailure = o.isFailure === undefined ? defaultIsFailure : func('isFailure', o.isFailure);
 
-    const noTrigger = o.consecutiveFailures === undefined && o.failureRate === undefined && o.slowCall === undefined;
+    const noTrigger =
+      o.consecutiveFailures === undefined && o.failureRate === undefined && o.slowCall === undefined;
     this.#maxConsecutive = noTrigger
       ? 5
       : o.consecutiveFailures === undefined
@@ -143,18 +154,23 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
       this.#openMax = duration('openMs.maxMs', openMs.maxMs);
       this.#openFactor = openMs.factor === undefined ? 2 : positiveNumber('openMs.factor', openMs.factor);
       if (this.#openMax < this.#openInitial) {
-        throw invalid(`openMs.maxMs must be >= openMs.initialMs (got ${this.#openMax} < ${this.#openInitial})`);
+        throw invalid(
+          `openMs.maxMs must be >= openMs.initialMs (got ${this.#openMax} < ${this.#openInitial})`,
+        );
       }
       if (this.#openFactor < 1) throw invalid(`openMs.factor must be >= 1 (got ${this.#openFactor})`);
     }
 
     const h = o.halfOpen ?? {};
     requireObject('halfOpen', h);
-    this.#maxProbes = h.maxConcurrent === undefined ? 1 : integer('halfOpen.maxConcurrent', h.maxConcurrent, 1);
+    this.#maxProbes =
+      h.maxConcurrent === undefined ? 1 : integer('halfOpen.maxConcurrent', h.maxConcurrent, 1);
     this.#successesToClose =
       h.successesToClose === undefined ? 1 : integer('halfOpen.successesToClose', h.successesToClose, 1);
     this.#maxWaitMs =
-      h.maxWaitMs === undefined ? Number.POSITIVE_INFINITY : duration('halfOpen.maxWaitMs', h.maxWaitMs, true);
+      h.maxWaitMs === undefined
+        ? Number.POSITIVE_INFINITY
+        : duration('halfOpen.maxWaitMs', h.maxWaitMs, true);
 
     this.#timed = this.#sw !== null;
     if (o.restore !== undefined) this.restore(o.restore);
@@ -247,7 +263,7 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     let durationMs: number | undefined;
     let slow = false;
     let now = 0;
-    if (t0 === t0) {
+    if (!Number.isNaN(t0)) {
       now = this.#clock.now();
       durationMs = now - t0;
       slow = durationMs >= this.#slowMs;
@@ -263,7 +279,10 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     if (st === CLOSED) {
       if (this.#maxConsecutive !== 0) {
         if (!failed) this.#consecutive = 0;
-        else if (++this.#consecutive >= this.#maxConsecutive) return this.#toOpen('consecutive-failures');
+        else if (++this.#consecutive >= this.#maxConsecutive) {
+          this.#toOpen('consecutive-failures');
+          return;
+        }
       }
       const fw = this.#fw;
       const sw = this.#sw;
@@ -273,13 +292,15 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
       if (fw !== null) {
         fw.record(code, now);
         if (failed && fw.calls(now) >= this.#minCalls && fw.failures >= this.#threshold * fw.calls(now)) {
-          return this.#toOpen('failure-rate');
+          this.#toOpen('failure-rate');
+          return;
         }
       }
       if (sw !== null) {
         if (sw !== fw) sw.record(code, now);
         if (slow && sw.calls(now) >= this.#slowMinCalls && sw.slow >= this.#slowRate * sw.calls(now)) {
-          return this.#toOpen('slow-call-rate');
+          this.#toOpen('slow-call-rate');
+          return;
         }
       }
     } else if (st === HALF) {
@@ -293,7 +314,11 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     const state = STATES[this.#st]!;
     if (this.#ev.l.rejected !== undefined) this.#ev.emit('rejected', { name: this.name, state, reason });
     const retryAfterMs =
-      this.#st === OPEN ? (this.#isolated ? undefined : Math.max(0, this.#openUntil - this.#clock.now())) : undefined;
+      this.#st === OPEN
+        ? this.#isolated
+          ? undefined
+          : Math.max(0, this.#openUntil - this.#clock.now())
+        : undefined;
     const why =
       reason === 'isolated'
         ? 'is isolated until reset()'
@@ -443,13 +468,15 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
   }
 
   restore(s: BreakerSnapshot): void {
-    const bad = (why: string) => new OmsBreakerError('ERR_OMS_BREAKER_INVALID_SNAPSHOT', `cannot restore: ${why}`);
+    const bad = (why: string) =>
+      new OmsBreakerError('ERR_OMS_BREAKER_INVALID_SNAPSHOT', `cannot restore: ${why}`);
     if (!isObject(s) || s.v !== 1) throw bad('not a version 1 snapshot from toJSON()');
     if (s.name !== this.name) throw bad(`snapshot is of breaker '${String(s.name)}', not '${this.name}'`);
     const st = STATES.indexOf(s.state);
     if (st < 0) throw bad(`unknown state ${String(s.state)}`);
     for (const k of ['openUntil', 'trips', 'consecutiveFailures'] as const) {
-      if (typeof s[k] !== 'number' || !Number.isFinite(s[k]) || s[k] < 0) throw bad(`${k} must be a number >= 0`);
+      if (typeof s[k] !== 'number' || !Number.isFinite(s[k]) || s[k] < 0)
+        throw bad(`${k} must be a number >= 0`);
     }
     const from = this.#st;
     // Half-open is not resumed as such: its probes belonged to the old process. It reopens and lets the
@@ -469,7 +496,8 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     this.#sw?.clear();
     if (to === CLOSED) {
       if (s.window !== undefined) (this.#fw ?? this.#sw)?.restore(s.window);
-      if (s.slowWindow !== undefined && this.#sw !== null && this.#sw !== this.#fw) this.#sw.restore(s.slowWindow);
+      if (s.slowWindow !== undefined && this.#sw !== null && this.#sw !== this.#fw)
+        this.#sw.restore(s.slowWindow);
     }
     if (from !== to && this.#ev.l.stateChange !== undefined) {
       this.#ev.emit('stateChange', {

@@ -58,9 +58,15 @@ export class CallContext implements ExecuteContext {
   get signal(): AbortSignal {
     const s = this.#signal;
     if (s !== undefined) return s;
-    if (this.kind === ROOT) return (this.#signal = NEVER);
+    if (this.kind === ROOT) {
+      this.#signal = NEVER;
+      return NEVER;
+    }
     const parent = this.parent!;
-    if (this.kind === DERIVED) return (this.#signal = parent.signal);
+    if (this.kind === DERIVED) {
+      this.#signal = parent.signal;
+      return this.#signal;
+    }
     const c = new AbortController();
     this.#controller = c;
     this.#signal = c.signal;
@@ -83,7 +89,7 @@ export class CallContext implements ExecuteContext {
   isAborted(): boolean {
     if (this.kind === SCOPED) return this.reason !== undefined || this.parent!.isAborted();
     if (this.kind === DERIVED) return this.parent!.isAborted();
-    return this.#signal !== undefined && this.#signal.aborted;
+    return this.#signal?.aborted === true;
   }
 
   abortReason(): unknown {
@@ -136,7 +142,10 @@ export abstract class PolicyBase implements Policy {
 }
 
 export function closedError(what: string): OmsBreakerError {
-  return new OmsBreakerError('ERR_OMS_BREAKER_CLOSED', `${what} was closed; create a new one to run more calls`);
+  return new OmsBreakerError(
+    'ERR_OMS_BREAKER_CLOSED',
+    `${what} was closed; create a new one to run more calls`,
+  );
 }
 
 /** Waits `ms` on `clock`, rejecting early with the abort reason. Registers itself for `close()`. */

@@ -46,6 +46,9 @@ class FallbackImpl<F> extends PolicyBase implements Fallback {
  * const cached = fallback((err) => cache.get('prices'), { when: (e) => isOmsBreakerError(e) });
  * const prices = await pipeline(cached, breaker).execute(() => pricing.list());
  */
-export function fallback<F>(valueOrFn: F | ((err: unknown, ctx: ExecuteContext) => F | PromiseLike<F>), opts: FallbackOptions = {}): Fallback {
+export function fallback<F>(
+  valueOrFn: F | ((err: unknown, ctx: ExecuteContext) => F | PromiseLike<F>),
+  opts: FallbackOptions = {},
+): Fallback {
   return new FallbackImpl(valueOrFn, opts);
 }

@@ -66,7 +66,9 @@ class PipelineImpl extends PolicyBase implements Pipeline {
 
   override async close(): Promise<void> {
     await Promise.all(
-      this.policies.map((p) => (typeof (p as PolicyBase).close === 'function' ? (p as PolicyBase).close() : undefined)),
+      this.policies.map((p) =>
+        typeof (p as PolicyBase).close === 'function' ? (p as PolicyBase).close() : undefined,
+      ),
     );
   }
 }

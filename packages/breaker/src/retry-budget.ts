@@ -81,7 +81,8 @@ class RetryBudgetImpl implements RetryBudget {
       return true;
     }
     this.#denied++;
-    if (this.#ev.l.denied !== undefined) this.#ev.emit('denied', { balance: sum + this.#reserve, reason: 'exhausted' });
+    if (this.#ev.l.denied !== undefined)
+      this.#ev.emit('denied', { balance: sum + this.#reserve, reason: 'exhausted' });
     return false;
   }
 

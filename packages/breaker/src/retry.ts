@@ -3,7 +3,16 @@ import { systemClock } from './clock.js';
 import { type CallContext, closedError, kRun, type Next, PolicyBase, sleep } from './context.js';
 import { Emitter } from './emitter.js';
 import { invalid, isRejection, OmsBreakerError } from './errors.js';
-import type { Backoff, Clock, GiveUpReason, Retry, RetryBudget, RetryEvents, RetryOptions, Unsubscribe } from './types.js';
+import type {
+  Backoff,
+  Clock,
+  GiveUpReason,
+  Retry,
+  RetryBudget,
+  RetryEvents,
+  RetryOptions,
+  Unsubscribe,
+} from './types.js';
 import { clockOf, duration, func, integer, isObject, name as nameOf, requireObject } from './validate.js';
 
 const isAbort = (e: unknown): boolean =>
@@ -38,7 +47,9 @@ class RetryImpl extends PolicyBase implements Retry {
     this.name = o.name === undefined ? 'retry' : nameOf('name', o.name);
     this.#max = o.maxAttempts === undefined ? 3 : integer('maxAttempts', o.maxAttempts, 1);
     if (o.backoff !== undefined && (!isObject(o.backoff) || typeof o.backoff.delay !== 'function')) {
-      throw invalid('backoff must come from constantBackoff(), exponentialBackoff() or another backoff helper');
+      throw invalid(
+        'backoff must come from constantBackoff(), exponentialBackoff() or another backoff helper',
+      );
     }
     this.#backoff = (o.backoff as Backoff | undefined) ?? exponentialBackoff({ initialMs: 100 });
     this.#cap = o.maxDelayMs === undefined ? 30_000 : duration('maxDelayMs', o.maxDelayMs);
@@ -68,7 +79,8 @@ class RetryImpl extends PolicyBase implements Retry {
         const delay = this.#decide(err, attempt, prevDelay, ctx);
         if (typeof delay !== 'number') throw delay.error;
         prevDelay = delay;
-        if (this.#ev.l.retry !== undefined) this.#ev.emit('retry', { name: this.name, attempt, delayMs: delay, error: err });
+        if (this.#ev.l.retry !== undefined)
+          this.#ev.emit('retry', { name: this.name, attempt, delayMs: delay, error: err });
         if (delay > 0) await sleep(this.#clock, delay, ctx, this.#sleepers);
         else if (ctx.isAborted()) throw ctx.abortReason();
         if (this.#closed) throw closedError(`retry '${this.name}'`);
@@ -87,7 +99,10 @@ class RetryImpl extends PolicyBase implements Retry {
     else if (attempt >= this.#max) reason = 'max-attempts';
     else if (!this.#safeShouldRetry(err, attempt)) reason = 'not-retryable';
     else {
-      delay = Math.max(0, Math.min(this.#cap, this.#backoff.delay(attempt, prevDelay, this.#random, this.#cap)));
+      delay = Math.max(
+        0,
+        Math.min(this.#cap, this.#backoff.delay(attempt, prevDelay, this.#random, this.#cap)),
+      );
       const after = retryAfterOf(err);
       if (after !== undefined) {
         if (after > this.#cap) reason = 'retry-after-too-long';

@@ -48,13 +48,19 @@ export function instrument(
   opts: { meter?: Meter } = {},
 ): Unsubscribe {
   const meter = opts.meter ?? metrics.getMeter('@oms/breaker', VERSION);
-  const calls = meter.createCounter('oms.breaker.calls', { description: 'Calls through a circuit breaker, by outcome' });
+  const calls = meter.createCounter('oms.breaker.calls', {
+    description: 'Calls through a circuit breaker, by outcome',
+  });
   const duration = meter.createHistogram('oms.breaker.call.duration', {
     description: 'Duration of calls through a circuit breaker',
     unit: 's',
   });
-  const transitions = meter.createCounter('oms.breaker.transitions', { description: 'Circuit breaker state changes' });
-  const retries = meter.createCounter('oms.breaker.retries', { description: 'Retries scheduled by retry policies' });
+  const transitions = meter.createCounter('oms.breaker.transitions', {
+    description: 'Circuit breaker state changes',
+  });
+  const retries = meter.createCounter('oms.breaker.retries', {
+    description: 'Retries scheduled by retry policies',
+  });
   const rejections = meter.createCounter('oms.breaker.rejections', {
     description: 'Calls refused by a policy, by reason',
   });
@@ -85,7 +91,11 @@ export function instrument(
           t.on('failure', (e) => outcome('failure', e.durationMs)),
           t.on('rejected', (e) => {
             calls.add(1, { ...base, 'oms.breaker.outcome': 'rejected' });
-            rejections.add(1, { ...base, 'oms.breaker.policy': 'circuit-breaker', 'oms.breaker.reason': e.reason });
+            rejections.add(1, {
+              ...base,
+              'oms.breaker.policy': 'circuit-breaker',
+              'oms.breaker.reason': e.reason,
+            });
           }),
           t.on('stateChange', (e) =>
             transitions.add(1, { ...base, 'oms.breaker.to': e.to, 'oms.breaker.reason': e.reason }),
@@ -99,7 +109,11 @@ export function instrument(
           t.on('retry', () => retries.add(1, base)),
           t.on('giveUp', (e) => {
             if (e.reason === 'budget-exhausted') {
-              rejections.add(1, { ...base, 'oms.breaker.policy': 'retry', 'oms.breaker.reason': 'retry-budget' });
+              rejections.add(1, {
+                ...base,
+                'oms.breaker.policy': 'retry',
+                'oms.breaker.reason': 'retry-budget',
+              });
             }
           }),
         );
@@ -108,7 +122,11 @@ export function instrument(
       case 'timeout':
         offs.push(
           t.on('timeout', () =>
-            rejections.add(1, { 'oms.breaker.name': t.name, 'oms.breaker.policy': 'timeout', 'oms.breaker.reason': 'timeout' }),
+            rejections.add(1, {
+              'oms.breaker.name': t.name,
+              'oms.breaker.policy': 'timeout',
+              'oms.breaker.reason': 'timeout',
+            }),
           ),
         );
         break;
@@ -176,7 +194,10 @@ class TracedPolicy extends PolicyBase {
     });
   }
 
-  [kRun](ctx: Parameters<PolicyBase[typeof kRun]>[0], next: Parameters<PolicyBase[typeof kRun]>[1]): Promise<unknown> {
+  [kRun](
+    ctx: Parameters<PolicyBase[typeof kRun]>[0],
+    next: Parameters<PolicyBase[typeof kRun]>[1],
+  ): Promise<unknown> {
     return this.execute((c) => next.call(ctx.adopt(c)), ctx.signal);
   }
 }

@@ -14,7 +14,6 @@ class DeadlineList {
   head: CallContext | null = null;
   tail: CallContext | null = null;
   #timer: unknown = undefined;
-  #armedAt = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly clock: Clock,
@@ -42,13 +41,11 @@ class DeadlineList {
   }
 
   #arm(at: number): void {
-    this.#armedAt = at;
     this.#timer = this.clock.setTimeout(this.#fire, Math.max(0, at - this.clock.now()));
   }
 
   readonly #fire = (): void => {
     this.#timer = undefined;
-    this.#armedAt = Number.POSITIVE_INFINITY;
     const now = this.clock.now();
     for (let c = this.head; c !== null && c.deadline <= now; c = this.head) {
       this.remove(c);
@@ -61,7 +58,6 @@ class DeadlineList {
   drain(f: (c: CallContext) => void): void {
     if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#armedAt = Number.POSITIVE_INFINITY;
     for (let c = this.head; c !== null; c = this.head) {
       this.remove(c);
       f(c);
@@ -98,9 +94,14 @@ class TimeoutImpl extends PolicyBase implements Timeout {
   }
 
   #error(cause?: unknown): OmsBreakerError {
-    return new OmsBreakerError('ERR_OMS_BREAKER_TIMEOUT', `'${this.name}' timed out after ${this.ms} ms`, true, {
-      cause,
-    });
+    return new OmsBreakerError(
+      'ERR_OMS_BREAKER_TIMEOUT',
+      `'${this.name}' timed out after ${this.ms} ms`,
+      true,
+      {
+        cause,
+      },
+    );
   }
 
   #expire(c: CallContext): void {

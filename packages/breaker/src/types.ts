@@ -213,7 +213,13 @@ export interface BreakerPeer {
   /** A probe elsewhere succeeded. */
   remoteClose(): void;
   /** What this instance believes, for resynchronising after an outage. */
-  localView(): { state: BreakerState; shared: boolean; openRemainingMs: number; trips: number; isolated: boolean };
+  localView(): {
+    state: BreakerState;
+    shared: boolean;
+    openRemainingMs: number;
+    trips: number;
+    isolated: boolean;
+  };
 }
 
 /** One breaker's connection to a store. Every method returns at once or soon and never throws. */
@@ -257,7 +263,12 @@ export interface RetryOptions {
   random?: () => number;
 }
 
-export type GiveUpReason = 'max-attempts' | 'not-retryable' | 'budget-exhausted' | 'retry-after-too-long' | 'aborted';
+export type GiveUpReason =
+  | 'max-attempts'
+  | 'not-retryable'
+  | 'budget-exhausted'
+  | 'retry-after-too-long'
+  | 'aborted';
 
 export interface RetryEvents {
   retry: { name: string; attempt: number; delayMs: number; error: unknown };

@@ -52,7 +52,11 @@ export function name(label: string, v: unknown): string {
 export function clockOf<C>(v: unknown, fallback: C): C {
   if (v === undefined) return fallback;
   requireObject('clock', v);
-  if (typeof v.now !== 'function' || typeof v.setTimeout !== 'function' || typeof v.clearTimeout !== 'function') {
+  if (
+    typeof v.now !== 'function' ||
+    typeof v.setTimeout !== 'function' ||
+    typeof v.clearTimeout !== 'function'
+  ) {
     throw invalid('clock must have now(), setTimeout() and clearTimeout()');
   }
   return v as C;

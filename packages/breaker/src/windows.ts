@@ -93,7 +93,7 @@ export class TimeWindow implements OutcomeWindow {
     const b = Math.floor(now / this.#width);
     if (b === this.#cur) return b % this.#n;
     if (b < this.#cur) return this.#cur % this.#n; // a clock step back: keep counting in the newest bucket
-    const steps = b - this.#cur >= this.#n ? this.#n : b - this.#cur;
+    const steps = Math.min(this.#n, b - this.#cur);
     for (let k = 1; k <= steps; k++) {
       const i = (b - steps + k) % this.#n;
       this.#total -= this.#calls[i]!;

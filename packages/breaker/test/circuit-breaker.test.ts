@@ -74,7 +74,9 @@ describe('circuitBreaker state table (fake clock)', () => {
     expect(b.state).toBe('closed');
     await fail(1);
     expect(b.state).toBe('open');
-    expect(changes.map((c) => [c.from, c.to, c.reason])).toEqual([['closed', 'open', 'consecutive-failures']]);
+    expect(changes.map((c) => [c.from, c.to, c.reason])).toEqual([
+      ['closed', 'open', 'consecutive-failures'],
+    ]);
   });
 
   it('closed -> open when the failure rate reaches the threshold with minimumThroughput calls', async () => {
@@ -303,7 +305,9 @@ describe('circuitBreaker windows and backoff', () => {
   });
 
   it('minimumThroughput holds the breaker closed even at a 100% failure rate', async () => {
-    const { b, fail } = setup({ failureRate: { threshold: 0.1, minimumThroughput: 20, window: { calls: 50 } } });
+    const { b, fail } = setup({
+      failureRate: { threshold: 0.1, minimumThroughput: 20, window: { calls: 50 } },
+    });
     await fail(19);
     expect(b.state).toBe('closed');
     await fail(1);

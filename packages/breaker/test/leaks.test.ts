@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { bulkhead, circuitBreaker, constantBackoff, pipeline, retry, retryBudget, timeout } from '../src/index.js';
+import {
+  bulkhead,
+  circuitBreaker,
+  constantBackoff,
+  pipeline,
+  retry,
+  retryBudget,
+  timeout,
+} from '../src/index.js';
 
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
@@ -8,7 +16,10 @@ describe('no leaks', () => {
     const p = pipeline(
       timeout(1000),
       retry({ maxAttempts: 2, backoff: constantBackoff(0), budget: retryBudget() }),
-      circuitBreaker({ name: 'leak', failureRate: { threshold: 0.9, minimumThroughput: 100, window: { ms: 1000 } } }),
+      circuitBreaker({
+        name: 'leak',
+        failureRate: { threshold: 0.9, minimumThroughput: 100, window: { ms: 1000 } },
+      }),
       bulkhead({ maxConcurrent: 256, maxQueue: 1000 }),
     );
     const fn = async () => 1;
@@ -50,7 +61,12 @@ describe('no leaks', () => {
       listeners--;
       remove(...a);
     }) as typeof remove;
-    const hang = p.execute(({ signal }) => new Promise((_, rej) => signal.addEventListener('abort', () => rej(signal.reason))), ac.signal).catch(() => {});
+    const hang = p
+      .execute(
+        ({ signal }) => new Promise((_, rej) => signal.addEventListener('abort', () => rej(signal.reason))),
+        ac.signal,
+      )
+      .catch(() => {});
     const queued = p.execute(() => 1, ac.signal).catch(() => {});
     const sleeping = r.execute(() => Promise.reject(new Error('x')), ac.signal).catch(() => {});
     await new Promise((r) => setTimeout(r, 5));

@@ -98,9 +98,17 @@ describe('adaptiveConcurrency', () => {
 
   it('gradient: shrinks when latency rises above its long-term average and recovers when it falls', async () => {
     const clock = fakeClock();
-    const a = adaptiveConcurrency({ algorithm: 'gradient', initialLimit: 20, minLimit: 1, maxLimit: 100, clock });
+    const a = adaptiveConcurrency({
+      algorithm: 'gradient',
+      initialLimit: 20,
+      minLimit: 1,
+      maxLimit: 100,
+      clock,
+    });
     const batch = async (n: number, rtt: number) => {
-      const ps = Array.from({ length: n }, () => a.execute(() => new Promise((r) => clock.setTimeout(() => r(1), rtt))));
+      const ps = Array.from({ length: n }, () =>
+        a.execute(() => new Promise((r) => clock.setTimeout(() => r(1), rtt))),
+      );
       await clock.advanceAsync(rtt);
       await Promise.all(ps);
     };
@@ -150,7 +158,10 @@ describe('pipeline', () => {
 
   it('the timeout outside the retry bounds the whole retry loop', async () => {
     const clock = fakeClock();
-    const p = pipeline(timeout(250, { clock }), retry({ maxAttempts: 10, backoff: constantBackoff(100), clock }));
+    const p = pipeline(
+      timeout(250, { clock }),
+      retry({ maxAttempts: 10, backoff: constantBackoff(100), clock }),
+    );
     let n = 0;
     const r = p
       .execute(() => {

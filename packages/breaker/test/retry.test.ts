@@ -18,9 +18,9 @@ describe('backoffs', () => {
     expect([1, 2, 3].map((n) => linearBackoff({ initialMs: 100, stepMs: 50 }).delay(n, 0, r, 1e9))).toEqual([
       100, 150, 200,
     ]);
-    expect([1, 2, 3].map((n) => exponentialBackoff({ initialMs: 10, factor: 3 }).delay(n, 0, r, 1e9))).toEqual([
-      10, 30, 90,
-    ]);
+    expect(
+      [1, 2, 3].map((n) => exponentialBackoff({ initialMs: 10, factor: 3 }).delay(n, 0, r, 1e9)),
+    ).toEqual([10, 30, 90]);
   });
   it('full jitter is rand(0, min(cap, initial × factor^n))', () => {
     const b = fullJitterBackoff({ initialMs: 100 });
@@ -69,7 +69,11 @@ describe('retry', () => {
   });
 
   it('does not retry when shouldRetry says no', async () => {
-    const r = retry({ maxAttempts: 5, backoff: constantBackoff(0), shouldRetry: (e) => (e as Error).message !== 'fatal' });
+    const r = retry({
+      maxAttempts: 5,
+      backoff: constantBackoff(0),
+      shouldRetry: (e) => (e as Error).message !== 'fatal',
+    });
     let n = 0;
     await expect(
       r.execute(() => {

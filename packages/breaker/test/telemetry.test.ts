@@ -1,6 +1,19 @@
-import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
-import { bulkhead, circuitBreaker, constantBackoff, instrument, pipeline, retry, retryBudget } from '../src/index.js';
+import {
+  bulkhead,
+  circuitBreaker,
+  constantBackoff,
+  instrument,
+  pipeline,
+  retry,
+  retryBudget,
+} from '../src/index.js';
 
 describe('instrument()', () => {
   it('records state, calls by outcome, retries and rejections by reason, with names only', async () => {
@@ -9,12 +22,19 @@ describe('instrument()', () => {
     const provider = new MeterProvider({ readers: [reader] });
     const meter = provider.getMeter('@oms/breaker');
     const cb = circuitBreaker({ name: 'payments', consecutiveFailures: 2 });
-    const r = retry({ name: 'payments-retry', maxAttempts: 2, backoff: constantBackoff(0), budget: retryBudget({ minPerSec: 0, ratio: 0 }) });
+    const r = retry({
+      name: 'payments-retry',
+      maxAttempts: 2,
+      backoff: constantBackoff(0),
+      budget: retryBudget({ minPerSec: 0, ratio: 0 }),
+    });
     const r2 = retry({ name: 'r2', maxAttempts: 2, backoff: constantBackoff(0) });
     const bh = bulkhead({ name: 'pool', maxConcurrent: 1 });
     const stop = instrument([pipeline(r2, cb), r, bh], { meter });
     await cb.execute(() => 1);
-    await pipeline(r2, cb).execute(() => Promise.reject(new Error('x'))).catch(() => {}); // 2 failures -> open
+    await pipeline(r2, cb)
+      .execute(() => Promise.reject(new Error('x')))
+      .catch(() => {}); // 2 failures -> open
     await cb.execute(() => 1).catch(() => {}); // rejected
     await r.execute(() => Promise.reject(new Error('x'))).catch(() => {}); // budget
     let release = () => {};
@@ -25,7 +45,9 @@ describe('instrument()', () => {
     await reader.forceFlush();
     const metrics = exporter.getMetrics().flatMap((m) => m.scopeMetrics.flatMap((s) => s.metrics));
     const points = (name: string) =>
-      metrics.filter((m) => m.descriptor.name === name).flatMap((m) => m.dataPoints.map((d) => [d.attributes, d.value]));
+      metrics
+        .filter((m) => m.descriptor.name === name)
+        .flatMap((m) => m.dataPoints.map((d) => [d.attributes, d.value]));
     expect(points('oms.breaker.state')).toEqual([[{ 'oms.breaker.name': 'payments' }, 2]]);
     expect(points('oms.breaker.calls')).toEqual(
       expect.arrayContaining([
@@ -37,9 +59,30 @@ describe('instrument()', () => {
     expect(points('oms.breaker.retries')).toEqual([[{ 'oms.breaker.name': 'r2' }, 1]]);
     expect(points('oms.breaker.rejections')).toEqual(
       expect.arrayContaining([
-        [{ 'oms.breaker.name': 'payments', 'oms.breaker.policy': 'circuit-breaker', 'oms.breaker.reason': 'open' }, 1],
-        [{ 'oms.breaker.name': 'payments-retry', 'oms.breaker.policy': 'retry', 'oms.breaker.reason': 'retry-budget' }, 1],
-        [{ 'oms.breaker.name': 'pool', 'oms.breaker.policy': 'bulkhead', 'oms.breaker.reason': 'bulkhead-full' }, 1],
+        [
+          {
+            'oms.breaker.name': 'payments',
+            'oms.breaker.policy': 'circuit-breaker',
+            'oms.breaker.reason': 'open',
+          },
+          1,
+        ],
+        [
+          {
+            'oms.breaker.name': 'payments-retry',
+            'oms.breaker.policy': 'retry',
+            'oms.breaker.reason': 'retry-budget',
+          },
+          1,
+        ],
+        [
+          {
+            'oms.breaker.name': 'pool',
+            'oms.breaker.policy': 'bulkhead',
+            'oms.breaker.reason': 'bulkhead-full',
+          },
+          1,
+        ],
       ]),
     );
     const dur = metrics.find((m) => m.descriptor.name === 'oms.breaker.call.duration');

@@ -8,7 +8,9 @@ describe('timeout', () => {
     const t = timeout(100, { clock });
     const p = t.execute(
       ({ signal }) =>
-        new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted by signal')))),
+        new Promise((_, reject) =>
+          signal.addEventListener('abort', () => reject(new Error('aborted by signal'))),
+        ),
     );
     const settled = p.catch((err: unknown) => err);
     await clock.advanceAsync(99);
@@ -55,7 +57,8 @@ describe('timeout', () => {
     const t = timeout(1000, { clock });
     const ac = new AbortController();
     const p = t.execute(
-      ({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+      ({ signal }) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
       ac.signal,
     );
     ac.abort(new Error('user cancelled'));

@@ -30,7 +30,11 @@ describe('bad input fails at construction with a typed OmsBreakerError', () => {
   it('thresholds outside [0, 1]', () => {
     for (const t of [-0.1, 1.5, Number.NaN]) {
       invalid(
-        () => circuitBreaker({ name: 'x', failureRate: { threshold: t, minimumThroughput: 1, window: { calls: 5 } } }),
+        () =>
+          circuitBreaker({
+            name: 'x',
+            failureRate: { threshold: t, minimumThroughput: 1, window: { calls: 5 } },
+          }),
         'failureRate.threshold',
       );
       invalid(() => circuitBreaker({ name: 'x', slowCall: { thresholdMs: 10, rate: t } }), 'slowCall.rate');
@@ -43,10 +47,16 @@ describe('bad input fails at construction with a typed OmsBreakerError', () => {
       invalid(() => circuitBreaker({ name: 'x', openMs: d }), 'openMs');
       invalid(() => circuitBreaker({ name: 'x', openMs: { initialMs: d, maxMs: 10 } }), 'openMs.initialMs');
       invalid(() => circuitBreaker({ name: 'x', halfOpen: { maxWaitMs: d } }), 'halfOpen.maxWaitMs');
-      invalid(() => circuitBreaker({ name: 'x', slowCall: { thresholdMs: d, rate: 0.5 } }), 'slowCall.thresholdMs');
+      invalid(
+        () => circuitBreaker({ name: 'x', slowCall: { thresholdMs: d, rate: 0.5 } }),
+        'slowCall.thresholdMs',
+      );
       invalid(
         () =>
-          circuitBreaker({ name: 'x', failureRate: { threshold: 0.5, minimumThroughput: 1, window: { ms: d } } }),
+          circuitBreaker({
+            name: 'x',
+            failureRate: { threshold: 0.5, minimumThroughput: 1, window: { ms: d } },
+          }),
         'failureRate.window.ms',
       );
       invalid(() => timeout(d), 'ms');
@@ -69,7 +79,10 @@ describe('bad input fails at construction with a typed OmsBreakerError', () => {
   it('other options', () => {
     invalid(() => circuitBreaker({ name: '' }), 'name');
     invalid(() => circuitBreaker({ name: 'x', consecutiveFailures: 0 }), 'consecutiveFailures');
-    invalid(() => circuitBreaker({ name: 'x', halfOpen: { successesToClose: 0 } }), 'halfOpen.successesToClose');
+    invalid(
+      () => circuitBreaker({ name: 'x', halfOpen: { successesToClose: 0 } }),
+      'halfOpen.successesToClose',
+    );
     invalid(() => circuitBreaker({ name: 'x', openMs: { initialMs: 100, maxMs: 10 } }), 'openMs.maxMs');
     invalid(() => retry({ maxAttempts: 0 }), 'maxAttempts');
     invalid(() => timeout(10, { strategy: 'eager' as 'aggressive' }), 'strategy');

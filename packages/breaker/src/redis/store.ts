@@ -22,7 +22,10 @@ export interface RedisBreakerStore extends BreakerStore {
   ready(): Promise<void>;
   /** Reconciles every attached breaker with Redis now (it also happens every `syncIntervalMs`). */
   sync(): Promise<void>;
-  on<K extends keyof RedisBreakerStoreEvents>(event: K, fn: (e: RedisBreakerStoreEvents[K]) => void): Unsubscribe;
+  on<K extends keyof RedisBreakerStoreEvents>(
+    event: K,
+    fn: (e: RedisBreakerStoreEvents[K]) => void,
+  ): Unsubscribe;
   /** Stops the sync timer, unsubscribes and closes the subscriber connection if the store created it. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -30,7 +33,10 @@ export interface RedisBreakerStore extends BreakerStore {
 
 const SCRIPTS = { TRIP, PROBE, CLOSE, READ } as const;
 type ScriptName = keyof typeof SCRIPTS;
-const SHAS = Object.fromEntries(Object.entries(SCRIPTS).map(([k, v]) => [k, sha1(v)])) as Record<ScriptName, string>;
+const SHAS = Object.fromEntries(Object.entries(SCRIPTS).map(([k, v]) => [k, sha1(v)])) as Record<
+  ScriptName,
+  string
+>;
 
 class Timeout extends Error {}
 
@@ -63,7 +69,8 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     this.#prefix = o.prefix;
     this.#channel = `${o.prefix}breaker:events`;
     this.#quorum = o.tripQuorum === undefined ? 1 : integer('tripQuorum', o.tripQuorum, 1);
-    this.#cmdTimeoutMs = o.commandTimeoutMs === undefined ? 500 : duration('commandTimeoutMs', o.commandTimeoutMs, true);
+    this.#cmdTimeoutMs =
+      o.commandTimeoutMs === undefined ? 500 : duration('commandTimeoutMs', o.commandTimeoutMs, true);
     this.#syncMs = o.syncIntervalMs === undefined ? 1000 : duration('syncIntervalMs', o.syncIntervalMs, true);
     this.#keyTtlMs = o.keyTtlMs === undefined ? 3_600_000 : duration('keyTtlMs', o.keyTtlMs, true);
     if (o.subscriber !== undefined) {
@@ -74,7 +81,9 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
       this.#ownSub = false;
     } else {
       if (typeof o.redis.duplicate !== 'function') {
-        throw invalid('pass subscriber: a dedicated connection for pub/sub, or a redis client with duplicate()');
+        throw invalid(
+          'pass subscriber: a dedicated connection for pub/sub, or a redis client with duplicate()',
+        );
       }
       this.#sub = o.redis.duplicate() as RedisSubscriber;
       this.#ownSub = true;
@@ -98,7 +107,10 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     return this.#ready;
   }
 
-  on<K extends keyof RedisBreakerStoreEvents>(event: K, fn: (e: RedisBreakerStoreEvents[K]) => void): Unsubscribe {
+  on<K extends keyof RedisBreakerStoreEvents>(
+    event: K,
+    fn: (e: RedisBreakerStoreEvents[K]) => void,
+  ): Unsubscribe {
     return this.#ev.on(event, fn);
   }
 
@@ -170,8 +182,8 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
 
   attach(peer: BreakerPeer): BreakerStoreLink {
     if (this.#closed) throw invalid('this redisBreakerStore was closed');
-    let set = this.#peers.get(peer.name);
-    if (set === undefined) this.#peers.set(peer.name, (set = new Set()));
+    const set = this.#peers.get(peer.name) ?? new Set<BreakerPeer>();
+    this.#peers.set(peer.name, set);
     set.add(peer);
     void this.#ready.then(() => this.#syncOne(peer)).catch(this.#ignore);
     const store = this;
@@ -217,7 +229,10 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     // Local mode: nobody can coordinate, so each instance probes for itself rather than never recovering.
     if (this.#mode === 'local') return true;
     try {
-      const r = (await this.#run('PROBE', peer.name, [this.instanceId, Math.max(1, Math.ceil(leaseMs))])) as number[];
+      const r = (await this.#run('PROBE', peer.name, [
+        this.instanceId,
+        Math.max(1, Math.ceil(leaseMs)),
+      ])) as number[];
       if (r[0] === 1) return true;
       if (r[0] === -1) peer.remoteClose();
       else if (r[0] === -2) peer.remoteOpen(r[1]!, r[2]!);

@@ -4,7 +4,10 @@ import type { Cluster, Redis } from 'ioredis';
 export type RedisScriptClient = Pick<Redis | Cluster, 'evalsha' | 'eval'>;
 
 /** A connection in subscriber mode (pub/sub needs one of its own). */
-export type RedisSubscriber = Pick<Redis | Cluster, 'subscribe' | 'unsubscribe' | 'on' | 'removeListener' | 'quit'>;
+export type RedisSubscriber = Pick<
+  Redis | Cluster,
+  'subscribe' | 'unsubscribe' | 'on' | 'removeListener' | 'quit'
+>;
 
 export interface RedisBreakerStoreOptions {
   /** Runs the scripts. If `subscriber` is not given it must also have `duplicate()`. */
