@@ -16,28 +16,31 @@ local function ms(us)
 end
 `;
 
+// State is one number, the time E at which the bucket was (or would have been) empty:
+// tokens(now) = min(capacity, (now - E) x rate). One GET and one SET, no string parsing.
 const TOKEN_BUCKET = `
 local function alg1(key, cap, rate, _, now, cost, mode, rts)
-  local v = redis.call('GET', key)
-  local tokens, ts = cap, now
-  if v then
-    tokens, ts = pair(v)
-    if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
-    if tokens > cap then tokens = cap end
-  end
+  local full = cap / rate
+  local e = tonumber(redis.call('GET', key) or '0')
+  if e < now - full then e = now - full end
   if mode == 2 then
-    tokens = math.min(cap, tokens + cost)
-    redis.call('SET', key, string.format(F, tokens, ts), 'PX', math.max(1, ms((cap - tokens) / rate) + 1))
-    return true, tokens, (cap - tokens) / rate, 0
+    e = math.max(e - cost / rate, now - full)
+    redis.call('SET', key, e, 'PX', ms(e + full - now) + 1)
+    return true, (now - e) * rate, e + full - now, 0
   end
+  local tokens = (now - e) * rate
   local ok = tokens >= cost
-  if ok and mode == 1 then
-    tokens = tokens - cost
-    redis.call('SET', key, string.format(F, tokens, ts), 'PX', ms((cap - tokens) / rate) + 1)
-  end
   local retry = 0
-  if not ok then retry = (cost - tokens) / rate end
-  return ok, tokens, (cap - tokens) / rate, retry
+  if ok then
+    if mode == 1 then
+      e = e + cost / rate
+      tokens = tokens - cost
+      redis.call('SET', key, e, 'PX', ms(e + full - now) + 1)
+    end
+  else
+    retry = (cost - tokens) / rate
+  end
+  return ok, tokens, e + full - now, retry
 end
 `;
 
@@ -182,11 +185,11 @@ if dl > 0 and now > dl then return {-1, now} end
 
 const rem = `local function rem(x) if x < 0 then return 0 end return math.floor(x + 1e-9) end`;
 
-/** KEYS[1]; ARGV: p1 p2 p3 cost mode deadline rts -> {ok, remaining, resetMs, retryMs, nowUs} */
+/** KEYS[1]; ARGV: p1 p2 cost mode deadline -> {ok, remaining, resetMs, retryMs, nowUs} */
 function single(code: number): string {
-  return `${PRELUDE}${rem}${ALGS[code]}${CLOCK.replace('ARGC_DL', '6')}
-local ok, r, reset, retry = alg${code}(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), now,
-  tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7]))
+  return `${PRELUDE}${rem}${ALGS[code]}${CLOCK.replace('ARGC_DL', '5')}
+local ok, r, reset, retry = alg${code}(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 0, now,
+  tonumber(ARGV[3]), tonumber(ARGV[4]), 0)
 if ok then ok = 1 else ok = 0 end
 return {ok, rem(r), ms(reset), ms(retry), now}
 `;

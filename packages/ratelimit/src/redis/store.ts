@@ -118,9 +118,9 @@ class RedisStoreImpl implements AsyncStore {
       fill(out, raw, 0);
       return out;
     };
-    return (r.evalsha(s.sha, 1, k, p1, p2, 0, cost, mode, dl, 0) as Promise<Raw>).then(done, (e: unknown) => {
+    return (r.evalsha(s.sha, 1, k, p1, p2, cost, mode, dl) as Promise<Raw>).then(done, (e: unknown) => {
       if (e instanceof Error && e.message.startsWith('NOSCRIPT')) {
-        return (r.eval(s.src, 1, k, p1, p2, 0, cost, mode, dl, 0) as Promise<Raw>).then(done);
+        return (r.eval(s.src, 1, k, p1, p2, cost, mode, dl) as Promise<Raw>).then(done);
       }
       throw e;
     });
