@@ -59,6 +59,8 @@ interface Entry {
   runStartedAt: number;
   passedOnce: boolean;
   controller: AbortController | undefined;
+  /** Settles the pending run (with a timeout or close result); clears its timer. */
+  settle: ((outcome: CheckOutcome, timedOut: boolean) => void) | undefined;
   pollTimer: unknown;
   removed: boolean;
   readonly ring: HealthTransition[];
@@ -149,7 +151,8 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
         output: `check returned status ${JSON.stringify(o.status)}; expected 'pass', 'warn' or 'fail'`,
       };
     }
-    return o;
+    const wrong = malformed(o);
+    return wrong ? { status: 'fail', output: `check returned ${wrong}` } : o;
   };
 
   const record = (entry: Entry, outcome: CheckOutcome, startedAt: number, timedOut: boolean): CheckResult => {
@@ -163,7 +166,7 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
       observedValue: outcome.observedValue !== undefined ? outcome.observedValue : durationMs,
       observedUnit: outcome.observedUnit ?? (outcome.observedValue !== undefined ? '' : 'ms'),
       ...(output !== undefined && output !== '' ? { output } : {}),
-      componentType: outcome.componentType ?? entry.componentType,
+      componentType: outcome.componentType || entry.componentType,
       ...(outcome.componentId !== undefined ? { componentId: outcome.componentId } : {}),
       ...(Array.isArray(outcome.affectedEndpoints)
         ? { affectedEndpoints: [...outcome.affectedEndpoints] }
@@ -176,6 +179,21 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
     setLast(entry, result, durationMs);
     events.emit('check', { name: entry.name, status, durationMs, timedOut });
     return result;
+  };
+
+  // A run's promise must always settle, or every later report would wait on it: should recording ever
+  // throw, the run still settles, as fail.
+  const safeRecord = (entry: Entry, outcome: CheckOutcome, startedAt: number, timedOut: boolean) => {
+    try {
+      return record(entry, outcome, startedAt, timedOut);
+    } catch (e) {
+      return record(
+        entry,
+        { status: 'fail', output: `recording the result failed: ${describe(e)}` },
+        startedAt,
+        timedOut,
+      );
+    }
   };
 
   const setLast = (entry: Entry, result: CheckResult, checkDurationMs: number) => {
@@ -205,8 +223,10 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
 
   const updateStarted = () => {
     if (started) return;
+    // every startup check, critical or not: `pass` must mean all of them got there (until then a
+    // non-critical one only makes the startup report `warn`, which is still HTTP 200)
     for (const e of entries.values()) {
-      if (e.critical && e.kinds.includes('startup') && !e.passedOnce) return;
+      if (e.kinds.includes('startup') && !e.passedOnce) return;
     }
     started = true;
   };
@@ -238,27 +258,32 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
     entry.runStartedAt = startedAt;
     const p = new Promise<CheckResult>((resolve) => {
       let settled = false;
-      const timer = clock.setTimeout(() => {
+      let timer: unknown;
+      const settle = (outcome: CheckOutcome, timedOut: boolean) => {
         if (settled) return;
         settled = true;
+        clock.clearTimeout(timer);
+        if (entry.settle === settle) entry.settle = undefined;
+        resolve(safeRecord(entry, outcome, startedAt, timedOut));
+      };
+      // close() settles a pending run at once, so it can clear this run's timer without leaving a report hanging
+      entry.settle = settle;
+      timer = clock.setTimeout(() => {
+        if (settled) return;
         controller.abort(
           new OmsHealthError(
             'ERR_OMS_HEALTH_ABORTED',
             `check ${entry.name} timed out after ${entry.timeoutMs} ms`,
           ),
         );
-        resolve(
-          record(
-            entry,
-            {
-              status: 'fail',
-              observedValue: entry.timeoutMs,
-              observedUnit: 'ms',
-              output: `timed out after ${entry.timeoutMs} ms`,
-            },
-            startedAt,
-            true,
-          ),
+        settle(
+          {
+            status: 'fail',
+            observedValue: entry.timeoutMs,
+            observedUnit: 'ms',
+            output: `timed out after ${entry.timeoutMs} ms`,
+          },
+          true,
         );
       }, entry.timeoutMs);
       let ret: unknown;
@@ -277,10 +302,7 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
         }))
         .then((outcome) => {
           entry.running = false;
-          if (settled) return;
-          settled = true;
-          clock.clearTimeout(timer);
-          resolve(record(entry, outcome, startedAt, false));
+          settle(outcome, false);
         });
     });
     entry.inflight = p;
@@ -491,19 +513,20 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
         runStartedAt: 0,
         passedOnce: false,
         controller: undefined,
+        settle: undefined,
         pollTimer: undefined,
         removed: false,
         ring: [],
       };
       entries.set(reg.name, entry);
-      if (entry.critical && entry.kinds.includes('startup')) started = false;
+      if (entry.kinds.includes('startup')) started = false;
       // Start polling on the next tick, not inside register(): user code should not run in the caller's frame.
       if (entry.intervalMs !== undefined) entry.pollTimer = clock.setTimeout(() => poll(entry), 0);
     },
     unregister(name) {
       const entry = entries.get(name);
       if (!entry) return false;
-      stop(entry);
+      stop(entry, 'the check was unregistered during this run');
       entries.delete(name);
       updateStarted();
       return true;
@@ -547,7 +570,7 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
     async close() {
       if (closed) return;
       closed = true;
-      for (const e of entries.values()) stop(e);
+      for (const e of entries.values()) stop(e, 'the health registry was closed during this run');
       events.clear();
     },
     [Symbol.asyncDispose]() {
@@ -555,11 +578,12 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
     },
   };
 
-  const stop = (entry: Entry) => {
+  const stop = (entry: Entry, why: string) => {
     entry.removed = true;
     if (entry.pollTimer !== undefined) clock.clearTimeout(entry.pollTimer);
     entry.pollTimer = undefined;
     entry.controller?.abort(new OmsHealthError('ERR_OMS_HEALTH_CLOSED', 'the health registry was closed'));
+    entry.settle?.({ status: 'fail', output: why }, false);
     try {
       entry.check.close?.();
     } catch {
@@ -588,6 +612,33 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
 
   updateStarted();
   return registry;
+}
+
+const isString = (v: unknown) => v === undefined || typeof v === 'string';
+const isJson = (v: unknown): boolean => {
+  try {
+    // bigint throws; functions and symbols vanish: either would break the body or lie about the reading
+    return v === undefined || JSON.stringify(v) !== undefined;
+  } catch {
+    return false;
+  }
+};
+
+/** Says what is wrong with an outcome a (JavaScript) check returned, so it fails instead of breaking the body. */
+function malformed(o: CheckOutcome): string | undefined {
+  for (const key of ['output', 'observedUnit', 'componentType', 'componentId'] as const) {
+    if (!isString(o[key])) return `${key} of type ${typeof o[key]}; expected a string`;
+  }
+  if (!isJson(o.observedValue)) return `an observedValue that is not JSON (${typeof o.observedValue})`;
+  const ends = o.affectedEndpoints;
+  if (ends !== undefined && !(Array.isArray(ends) && ends.every((e) => typeof e === 'string'))) {
+    return 'affectedEndpoints that is not an array of strings';
+  }
+  const d = o.details;
+  if (d !== undefined && (d === null || typeof d !== 'object' || Array.isArray(d) || !isJson(d))) {
+    return 'details that is not a JSON object';
+  }
+  return undefined;
 }
 
 function aborted(signal: AbortSignal): OmsHealthError {

@@ -195,7 +195,7 @@ export interface HealthRegistry {
   readonly version: string;
   /** True once `beginShutdown()` was called: readiness fails from then on. */
   readonly shuttingDown: boolean;
-  /** True once every critical startup check has passed once. */
+  /** True once every startup check has passed (`pass` or `warn`) once; the startup report then stays `pass`. */
   readonly started: boolean;
   register(registration: CheckRegistration): void;
   /** Stops a check's polling and forgets it. */

@@ -204,6 +204,37 @@ describe('timeouts', () => {
   });
 });
 
+describe('close()', () => {
+  it('settles a pending run, clears every timer and stops polling', async () => {
+    const { registry, clock } = make();
+    let aborted = false;
+    registry.register(
+      reg({
+        name: 'db:responseTime',
+        timeoutMs: 10_000,
+        check: ({ signal }) => {
+          signal.addEventListener('abort', () => {
+            aborted = true;
+          });
+          return new Promise(() => {}); // ignores its signal
+        },
+      }),
+    );
+    registry.register(reg({ name: 'cache:responseTime', intervalMs: 1000, check: () => ({}) }));
+    await clock.advanceAsync(0);
+    const pending = registry.report('readiness');
+    await clock.advanceAsync(10);
+    await registry.close();
+    const r = await pending;
+    expect(r.status).toBe('fail');
+    expect(r.body.checks['db:responseTime']?.[0]?.output).toBe(
+      'the health registry was closed during this run',
+    );
+    expect(aborted).toBe(true);
+    expect(clock.pending()).toBe(0);
+  });
+});
+
 describe('single-flight', () => {
   it('100 concurrent report() calls run the check exactly once', async () => {
     const { registry, clock } = make();
@@ -308,7 +339,7 @@ describe('background polling', () => {
 });
 
 describe('startup gating', () => {
-  it('passes once every critical startup check has passed once, then stays passed', async () => {
+  it('passes once every startup check has passed once, then stays passed', async () => {
     const { registry } = make();
     let migrations: 'pass' | 'fail' = 'fail';
     let cache: 'pass' | 'fail' = 'fail';
@@ -331,6 +362,33 @@ describe('startup gating', () => {
     cache = 'fail';
     expect((await registry.report('startup')).status).toBe('pass');
     expect((await registry.report('readiness')).status).toBe('fail');
+  });
+
+  it('a non-critical startup check that has not passed yet keeps it at warn (200), not pass', async () => {
+    const { registry } = make();
+    let warmed: 'pass' | 'fail' = 'fail';
+    registry.register(reg({ name: 'migrations:applied', kinds: ['startup'], check: () => ({}) }));
+    registry.register(
+      reg({ name: 'cache:warm', kinds: ['startup'], critical: false, check: () => ({ status: warmed }) }),
+    );
+    const early = await registry.report('startup');
+    expect([early.status, early.httpStatus]).toEqual(['warn', 200]);
+    expect(early.body.output).toContain('cache:warm');
+    expect(registry.started).toBe(false);
+    warmed = 'pass';
+    expect((await registry.report('startup')).status).toBe('pass');
+    expect(registry.started).toBe(true);
+    warmed = 'fail';
+    expect((await registry.report('startup')).status).toBe('pass');
+  });
+
+  it('registering another startup check re-opens the gate until it has passed once', async () => {
+    const { registry } = make();
+    registry.register(reg({ name: 'migrations:applied', kinds: ['startup'], check: () => ({}) }));
+    expect((await registry.report('startup')).status).toBe('pass');
+    registry.register(reg({ name: 'cache:warm', kinds: ['startup'], check: () => ({ status: 'fail' }) }));
+    expect(registry.started).toBe(false);
+    expect((await registry.report('startup')).status).toBe('fail');
   });
 
   it('does not run startup checks again once started', async () => {
@@ -535,6 +593,15 @@ describe('bad input', () => {
       'check rejected with a non-Error value (undefined)',
     ],
     ['rejects with an object', () => Promise.reject({ code: 'ECONNREFUSED' }), '{"code":"ECONNREFUSED"}'],
+    ['returns a non-string output', () => ({ output: 42 }), 'output of type number; expected a string'],
+    [
+      'returns a bigint observedValue',
+      () => ({ observedValue: 10n }),
+      'observedValue that is not JSON (bigint)',
+    ],
+    ['returns a numeric observedUnit', () => ({ observedUnit: 5 }), 'observedUnit of type number'],
+    ['returns bad affectedEndpoints', () => ({ affectedEndpoints: '/x' }), 'affectedEndpoints that is not'],
+    ['returns details that are not an object', () => ({ details: [1] }), 'details that is not a JSON object'],
   ])('a check that %s yields fail with a useful output, never an exception', async (_what, check, output) => {
     const { registry } = make();
     registry.register(reg({ name: 'db:responseTime', check: check as unknown as HealthCheck }));
@@ -542,6 +609,8 @@ describe('bad input', () => {
     expect(r.status).toBe('fail');
     expect(r.body.checks['db:responseTime']?.[0]?.output).toContain(output);
     expectHealthJson(r.body);
+    // the serialised body is what probes get: it must not throw either
+    expect(JSON.parse((await registry.handler('readiness')).body).status).toBe('fail');
   });
 
   it('report() with an unknown kind and after close() are typed errors', async () => {
