@@ -293,6 +293,8 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     }
     const wasLocal = this.#mode === 'local';
     try {
+      // Announce 'shared' only once pushes reach us again: subscribing twice is harmless.
+      if (wasLocal) await this.#bounded(Promise.resolve(this.#sub.subscribe(this.#channel)));
       for (const p of peers) await this.#syncOne(p);
     } catch (e) {
       this.#down(e);
