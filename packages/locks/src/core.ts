@@ -329,6 +329,7 @@ export class LeaseImpl implements Lease {
   #expiryTimer: unknown;
   #released: Promise<void> | undefined;
   #lost = false;
+  #onLost: (() => void) | undefined;
 
   constructor(
     store: LocksCore,
@@ -416,8 +417,8 @@ export class LeaseImpl implements Lease {
     this.#store.emit('extended', { backend: this.#store.backend, mode: this.mode, at: sentAt });
   }
 
-  #lose(reason: LossReason, fromRelease = false): void {
-    if (this.#lost || (this.#released && !fromRelease)) return;
+  #lose(reason: LossReason): void {
+    if (this.#lost) return;
     this.#lost = true;
     this.#clearTimers();
     this.#store.forget(this);
@@ -429,27 +430,34 @@ export class LeaseImpl implements Lease {
       reason,
       heldMs: this.#store.clock.now() - this.#acquiredAt,
     });
-    if (fromRelease) return;
-    // best effort: free the key if the server still has it (owner-checked, so never someone else's)
-    this.#released = this.#held.release().then(
-      () => {},
-      () => {},
-    );
+    this.#onLost?.();
+    if (this.#released) return; // a release is in flight already
+    this.#released = Promise.resolve();
+    // best effort, in the background: free the key if the server still has it (owner-checked, so never
+    // someone else's); nobody waits for it, so a hung server cannot hang release() or withLock
+    this.#held.release().catch(() => {});
   }
 
   release(): Promise<void> {
     this.#released ??= (async () => {
+      if (this.#extendTimer !== undefined) this.#store.clock.clearTimeout(this.#extendTimer);
+      this.#extendTimer = undefined;
+      // the expiry timer keeps running: a release stuck on a hung server still ends in a loss, on time
+      const lost = new Promise<'lost'>((resolve) => {
+        this.#onLost = () => resolve('lost');
+      });
+      const ok = await Promise.race([
+        // unreachable backend: the lock expires with its ttl (or with its connection)
+        this.#held.release().catch(() => true),
+        lost,
+      ]);
+      this.#onLost = undefined;
+      if (ok === 'lost' || this.#lost) return;
       this.#clearTimers();
       this.#store.forget(this);
-      let ok = true;
-      try {
-        ok = await this.#held.release();
-      } catch {
-        // unreachable backend: the lock expires with its ttl (or with its connection)
-      }
-      if (!ok && !this.#lost) {
+      if (!ok) {
         // the lock had expired or changed hands while we thought we held it: that is a loss
-        this.#lose('stolen', true);
+        this.#lose('stolen');
         return;
       }
       this.#store.emit('released', {

@@ -32,7 +32,10 @@ beforeAll(async () => {
 
 const specs: [string, () => BackendSpec][] = [
   ['Redis', () => ({ kind: 'redis', url: redis.url, prefix: `${redis.prefix}mx:` })],
-  ['Redis Cluster', () => ({ kind: 'cluster', startupNodes: [...cluster.startupNodes], prefix: `${cluster.prefix}mx:` })],
+  [
+    'Redis Cluster',
+    () => ({ kind: 'cluster', startupNodes: [...cluster.startupNodes], prefix: `${cluster.prefix}mx:` }),
+  ],
   ['PostgreSQL advisory', () => ({ kind: 'advisory', url: db.url })],
   ['PostgreSQL lease', () => ({ kind: 'lease', url: db.url })],
 ];
@@ -61,7 +64,13 @@ describe.each(specs)('mutual exclusion across real processes on %s', (name, spec
     expect(rows).toHaveLength(PROCESSES * ACQUISITIONS);
     const byKey = new Map<string, Row[]>();
     for (const r of rows) {
-      const row: Row = { key: r.key, token: BigInt(r.token), start: BigInt(r.start), end: BigInt(r.end), mode: r.mode };
+      const row: Row = {
+        key: r.key,
+        token: BigInt(r.token),
+        start: BigInt(r.start),
+        end: BigInt(r.end),
+        mode: r.mode,
+      };
       byKey.set(row.key, [...(byKey.get(row.key) ?? []), row]);
     }
     let readerOverlaps = 0;
@@ -75,7 +84,9 @@ describe.each(specs)('mutual exclusion across real processes on %s', (name, spec
           const overlap = b.start <= a.end;
           if (overlap) {
             if (a.mode === 'exclusive' || b.mode === 'exclusive') {
-              throw new Error(`${key}: ${a.mode} [${a.start}, ${a.end}] overlaps ${b.mode} [${b.start}, ${b.end}]`);
+              throw new Error(
+                `${key}: ${a.mode} [${a.start}, ${a.end}] overlaps ${b.mode} [${b.start}, ${b.end}]`,
+              );
             }
             readerOverlaps++;
           } else if (a.token >= b.token && (a.mode === 'exclusive' || b.mode === 'exclusive')) {
