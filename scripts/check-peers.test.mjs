@@ -33,7 +33,8 @@ test('a package that follows the rules passes', () => {
 
 test('imports shown in comments (JSDoc examples) are not imports', () => {
   const dir = fixture('doc', good, {
-    'src/registry.ts': "/**\n * @example\n * import pg from 'pg';\n */\n// import Redis from 'ioredis';\nexport const x = 1;\n",
+    'src/registry.ts':
+      "/**\n * @example\n * import pg from 'pg';\n */\n// import Redis from 'ioredis';\nexport const x = 1;\n",
   });
   assert.deepEqual(checkPackage(dir), []);
 });
