@@ -11,7 +11,8 @@ export class Slot {
   log: number[] | null = null;
   head = 0;
   exp = 0;
-  // LRU list links (memory store)
+  // LRU bookkeeping (memory store): last use, and list links in admission order
+  gen = 0;
   prev: Slot | null = null;
   next: Slot | null = null;
   key = '';

@@ -42,6 +42,8 @@ export class Limiter implements RateLimiter {
   readonly #closedRetryAfterMs: number;
   readonly #max: number;
   #closed = false;
+  /** Mirrors whether anyone listens to 'decision', so the hot path skips a Map lookup. */
+  #onDecision = false;
 
   constructor(o: RateLimiterOptions) {
     if (o === null || typeof o !== 'object') throw invalidOption('rateLimiter() needs { name, algorithm }');
@@ -84,6 +86,9 @@ export class Limiter implements RateLimiter {
     if (store.sync) this.#sync = store.bind(o.name);
     else this.#async = store.bind(o.name, timeoutMs);
     this.#deadlines = new Deadlines(clock, timeoutMs);
+    this.#ev.onChange = () => {
+      this.#onDecision = this.#ev.has('decision');
+    };
     this.#insuranceFraction = insuranceFraction;
     this.#closedRetryAfterMs = closedRetryAfterMs;
     if (policy === 'insurance' && !store.sync) {
@@ -101,12 +106,6 @@ export class Limiter implements RateLimiter {
     const p = new Float64Array(3);
     a.scale(p, m);
     return { p, limit: a.limitAt(m) };
-  }
-
-  #params(): Float64Array {
-    const a = this.algorithm;
-    if (a.adaptive) a.scale(this.#p, a.multiplier!());
-    return this.#p;
   }
 
   #limitNow(p: Float64Array): number {
@@ -163,12 +162,25 @@ export class Limiter implements RateLimiter {
       if (signal?.aborted) return Promise.reject(abortedError(signal));
     }
     if (this.#closed) return Promise.reject(closedError());
-    const p = this.#params();
+    const a = this.algorithm;
+    const p = this.#p;
+    if (a.adaptive) a.scale(p, a.multiplier!());
     const sync = this.#sync;
     if (sync !== undefined) {
+      // the memory hot path: one Map lookup, one step, one Decision, one settled promise
       const out = this.#out;
-      sync.apply(key, this.algorithm, p, cost, mode, this.clock.now(), out);
-      return Promise.resolve(this.decision(out, this.#limitNow(p)));
+      const now = this.clock.now();
+      a.step(sync.slot(key, now, mode !== PEEK), now, p, cost, mode, now, out);
+      const d: Decision = {
+        allowed: out.allowed,
+        limit: a.adaptive ? this.#limitNow(p) : this.#max,
+        remaining: out.remaining,
+        resetMs: out.resetMs,
+        retryAfterMs: out.retryAfterMs,
+        policy: this.policy,
+      };
+      if (this.#onDecision) this.#ev.emit('decision', { name: this.name, allowed: d.allowed });
+      return Promise.resolve(d);
     }
     return this.#remote(key, p, cost, mode, signal);
   }

@@ -17,6 +17,8 @@ export interface SyncStore extends RateLimitStore {
 }
 
 export interface SyncBinding {
+  /** The slot of `key` at `now`, created (possibly evicting another) when `create`. */
+  slot(key: string, now: number, create: boolean): import('./algorithm.js').Slot;
   apply(
     key: string,
     alg: AlgorithmImpl,
