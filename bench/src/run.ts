@@ -4,6 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startPostgres, startRedis } from '@oms/testkit/servers';
 import { measure } from 'mitata';
+import { fmtNs, fmtOps, table } from './format.js';
 import { type BenchEnv, median, meetsGoal, type Suite } from './harness.js';
 import { describeMachine, type Machine } from './machine.js';
 
@@ -117,20 +118,6 @@ async function runSuite(suite: Suite<unknown>, env: BenchEnv, machine: Machine):
   }
 }
 
-function fmtNs(ns: number): string {
-  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
-  if (ns >= 1e3) return `${(ns / 1e3).toFixed(2)} µs`;
-  return `${ns.toFixed(1)} ns`;
-}
-
-function fmtOps(ops: number): string {
-  return ops >= 1e6
-    ? `${(ops / 1e6).toFixed(2)}M/s`
-    : ops >= 1e3
-      ? `${(ops / 1e3).toFixed(1)}k/s`
-      : `${ops.toFixed(0)}/s`;
-}
-
 function printTable(name: string, cases: CaseResult[], ratios: RatioResult[]): void {
   const rows = [
     ['case', 'median/op', 'ops/s', 'min–max/op'],
@@ -156,16 +143,6 @@ function printTable(name: string, cases: CaseResult[], ratios: RatioResult[]): v
     );
   }
   process.stdout.write(`${out.join('\n')}\n`);
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
-  return [
-    line(rows[0] ?? []),
-    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
-    ...rows.slice(1).map(line),
-  ].join('\n');
 }
 
 const available = readdirSync(suitesDir)

@@ -1,0 +1,25 @@
+/** Human units for a time per operation. */
+export function fmtNs(ns: number): string {
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(2)} µs`;
+  return `${ns.toFixed(1)} ns`;
+}
+
+export function fmtOps(ops: number): string {
+  return ops >= 1e6
+    ? `${(ops / 1e6).toFixed(2)}M/s`
+    : ops >= 1e3
+      ? `${(ops / 1e3).toFixed(1)}k/s`
+      : `${ops.toFixed(0)}/s`;
+}
+
+/** A Markdown table, padded so it also reads well in a terminal. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [
+    line(rows[0] ?? []),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.slice(1).map(line),
+  ].join('\n');
+}
