@@ -1,7 +1,7 @@
 import { OmsRatelimitError } from './errors.js';
 import type { Clock } from './types.js';
 
-interface Pending {
+export interface Pending {
   at: number;
   done: boolean;
   reject: (e: unknown) => void;
@@ -22,6 +22,22 @@ export class Deadlines {
     readonly clock: Clock,
     readonly ms: number,
   ) {}
+
+  /** Registers a call; `onTimeout` runs (once) if `settle` has not been called by the deadline. */
+  track(onTimeout: (e: unknown) => void): Pending {
+    const e: Pending = { at: this.clock.now() + this.ms, done: false, reject: onTimeout };
+    this.#q.push(e);
+    if (this.#timer === undefined) this.#arm(e.at);
+    return e;
+  }
+
+  /** Marks a call finished; false when it already timed out (or was aborted), so the caller drops the result. */
+  settle(e: Pending): boolean {
+    if (e.done) return false;
+    e.done = true;
+    this.#advance();
+    return true;
+  }
 
   run<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {

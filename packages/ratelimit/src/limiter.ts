@@ -185,32 +185,36 @@ export class Limiter implements RateLimiter {
     return this.#remote(key, p, cost, mode, signal);
   }
 
-  async #remote(
-    key: string,
-    p: Float64Array,
-    cost: number,
-    mode: number,
-    signal?: AbortSignal,
-  ): Promise<Decision> {
+  #remote(key: string, p: Float64Array, cost: number, mode: number, signal?: AbortSignal): Promise<Decision> {
     const limit = this.#limitNow(p);
     const timed = this.#ev.has('storeCall');
     const t0 = timed ? performance.now() : 0;
-    try {
-      const out = await this.#deadlines.run(this.#async!.apply(key, this.algorithm, p, cost, mode), signal);
-      if (timed) this.#storeCall(t0, true);
-      return this.decision(out, limit);
-    } catch (e) {
-      if (timed) this.#storeCall(t0, false);
-      if (
-        isOmsRatelimitError(e) &&
-        (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')
-      ) {
-        throw e;
+    const deadlines = this.#deadlines;
+    return new Promise<Decision>((resolve, reject) => {
+      let onAbort: (() => void) | undefined;
+      const fail = (err: unknown) => {
+        if (onAbort) signal!.removeEventListener('abort', onAbort);
+        if (isOmsRatelimitError(err) && err.code === 'ERR_OMS_RATELIMIT_CLOSED') return reject(err);
+        if (timed) this.#storeCall(t0, false);
+        const out = newOut();
+        const degraded = this.degrade(err, key, cost, mode, out);
+        resolve(this.decision(out, limit, degraded));
+      };
+      const e = deadlines.track(fail);
+      if (signal) {
+        onAbort = () => {
+          if (deadlines.settle(e)) reject(abortedError(signal));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
       }
-      const out = newOut();
-      const degraded = this.degrade(e, key, cost, mode, out);
-      return this.decision(out, limit, degraded);
-    }
+      this.#async!.apply(key, this.algorithm, p, cost, mode, (err, out) => {
+        if (!deadlines.settle(e)) return; // timed out or aborted: the policy (or the caller) already decided
+        if (err !== null && err !== undefined) return fail(err);
+        if (onAbort) signal!.removeEventListener('abort', onAbort);
+        if (timed) this.#storeCall(t0, true);
+        resolve(this.decision(out!, limit));
+      });
+    });
   }
 
   #storeCall(t0: number, ok: boolean): void {

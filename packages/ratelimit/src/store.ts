@@ -41,7 +41,15 @@ export interface AsyncStore extends RateLimitStore {
 }
 
 export interface AsyncBinding {
-  apply(key: string, alg: AlgorithmImpl, p: Float64Array, cost: number, mode: number): Promise<Out>;
+  /** Callback style: the hot path then needs no promise of its own besides the one it returns. */
+  apply(
+    key: string,
+    alg: AlgorithmImpl,
+    p: Float64Array,
+    cost: number,
+    mode: number,
+    cb: (err: unknown, out: Out | undefined) => void,
+  ): void;
   reset(key: string): Promise<void>;
 }
 

@@ -102,33 +102,45 @@ class RedisStoreImpl implements AsyncStore {
     cost: number,
     mode: number,
     timeoutMs: number,
-  ): Promise<Out> {
+    cb: (err: unknown, out: Out | undefined) => void,
+  ): void {
     const r = this.redis;
     const status = r.status;
-    if (DOWN.has(status)) return Promise.reject(unavailable(status));
+    if (DOWN.has(status)) return cb(unavailable(status), undefined);
     const s = SCRIPTS[alg.code]!;
     const k = this.redisKey(name, key);
     const p1 = usParams(alg, p, 0);
     const p2 = usParams(alg, p, 1);
     const dl = this.#deadline(timeoutMs);
-    const done = (raw: Raw): Out => {
-      if (raw[0] === -1) throw STALE;
-      this.#sample(raw[4] as number);
+    const done = (err: unknown, raw: Raw | undefined): void => {
+      if (err) return cb(err, undefined);
+      if (raw![0] === -1) return cb(STALE, undefined);
+      this.#sample(raw![4] as number);
       const out = newOut();
-      fill(out, raw, 0);
-      return out;
+      fill(out, raw!, 0);
+      cb(null, out);
     };
-    return (r.evalsha(s.sha, 1, k, p1, p2, cost, mode, dl) as Promise<Raw>).then(done, (e: unknown) => {
-      if (e instanceof Error && e.message.startsWith('NOSCRIPT')) {
-        return (r.eval(s.src, 1, k, p1, p2, cost, mode, dl) as Promise<Raw>).then(done);
-      }
-      throw e;
-    });
+    (r.evalsha as (...a: unknown[]) => Promise<Raw>)(
+      s.sha,
+      1,
+      k,
+      p1,
+      p2,
+      cost,
+      mode,
+      dl,
+      (err: unknown, raw?: Raw) => {
+        // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
+        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+          (r.eval as (...a: unknown[]) => Promise<Raw>)(s.src, 1, k, p1, p2, cost, mode, dl, done);
+        } else done(err, raw);
+      },
+    );
   }
 
   bind(name: string, timeoutMs: number): AsyncBinding {
     return {
-      apply: (key, alg, p, cost, mode) => this.apply1(name, key, alg, p, cost, mode, timeoutMs),
+      apply: (key, alg, p, cost, mode, cb) => this.apply1(name, key, alg, p, cost, mode, timeoutMs, cb),
       reset: async (key) => {
         await this.redis.del(this.redisKey(name, key));
       },
