@@ -1,5 +1,5 @@
 import { systemClock } from './clock.js';
-import { type CallContext, kRun, type Next, PolicyBase } from './context.js';
+import { type CallContext, kRun, NEVER, type Next, PolicyBase } from './context.js';
 import { Emitter } from './emitter.js';
 import { invalid, isRejection, OmsBreakerError } from './errors.js';
 import type {
@@ -38,6 +38,9 @@ const STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
 const LEASE_NONE = 0;
 const LEASE_PENDING = 1;
 const LEASE_HELD = 2;
+
+/** What a lease request resolves to when the caller's signal aborted first. */
+const ABORTED = 'aborted' as const;
 
 const defaultIsFailure = (err: unknown): boolean => !isRejection(err);
 
@@ -222,22 +225,53 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
         throw this.#reject('probe-elsewhere');
       }
       this.#lease = LEASE_PENDING;
-      const leaseMs = Number.isFinite(this.#maxWaitMs) ? this.#maxWaitMs : 30_000;
-      const granted = await this.#link.acquireProbe(leaseMs);
+      const granted = await this.#acquireLease(this.#link, gen, ctx);
       if (gen !== this.#gen) {
         // The state moved while we asked (a remote close, say): follow it instead of probing.
+        if (granted === ABORTED) throw ctx.abortReason();
         if (this.#st === CLOSED) return this.#call(ctx, next, CLOSED, this.#gen);
         throw this.#reject(this.#st === OPEN ? 'open' : 'half-open-full');
       }
-      if (!granted) {
-        this.#lease = LEASE_NONE;
-        this.#leaseRetryAt = this.#clock.now() + Math.min(1000, leaseMs);
+      if (granted !== true) {
         this.#probes--;
+        if (granted === ABORTED) throw ctx.abortReason();
         throw this.#reject('probe-elsewhere');
       }
-      this.#lease = LEASE_HELD;
     }
     return this.#call(ctx, next, HALF, gen);
+  }
+
+  /**
+   * Asks the store for the probe lease. The lease state is updated when the store answers, even if the caller
+   * gave up first: a lease granted to an aborted call is used by this instance's next call. A store that
+   * fails is treated like Redis being away: this instance decides alone rather than never recovering.
+   */
+  #acquireLease(link: BreakerStoreLink, gen: number, ctx: CallContext): Promise<boolean | typeof ABORTED> {
+    const leaseMs = Number.isFinite(this.#maxWaitMs) ? this.#maxWaitMs : 30_000;
+    const answered = Promise.resolve()
+      .then(() => link.acquireProbe(leaseMs))
+      .then(
+        (g) => g === true,
+        () => true,
+      )
+      .then((granted) => {
+        if (gen === this.#gen) {
+          this.#lease = granted ? LEASE_HELD : LEASE_NONE;
+          if (!granted) this.#leaseRetryAt = this.#clock.now() + Math.min(1000, leaseMs);
+        }
+        return granted;
+      });
+    const signal = ctx.signal;
+    if (signal === NEVER) return answered;
+    return new Promise((resolve) => {
+      const onAbort = () => resolve(ABORTED);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      void answered.then((granted) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(granted);
+      });
+    });
   }
 
   async #call(ctx: CallContext, next: Next, st: number, gen: number): Promise<unknown> {
@@ -305,7 +339,10 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
       }
     } else if (st === HALF) {
       this.#probes--;
-      if (failed || slow) this.#toOpen('probe-failed');
+      // A verdict that arrives after maxWaitMs is too late: the half-open period already ended in open.
+      if (Number.isFinite(this.#maxWaitMs) && this.#clock.now() - this.#halfSince >= this.#maxWaitMs) {
+        this.#toOpen('half-open-timeout');
+      } else if (failed || slow) this.#toOpen('probe-failed');
       else if (++this.#probeSuccesses >= this.#successesToClose) this.#toClosed('probes-succeeded', true);
     }
   }

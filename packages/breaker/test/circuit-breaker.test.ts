@@ -262,6 +262,140 @@ describe('circuitBreaker state table (fake clock)', () => {
   });
 });
 
+describe('circuitBreaker state table: the remaining rows (fake clock)', () => {
+  const peer = (b: unknown) => b as BreakerPeer;
+
+  it('half-open -> open when a probe succeeds but is slow (slowCall.thresholdMs)', async () => {
+    const { b, clock, changes, fail } = setup({
+      consecutiveFailures: 1,
+      slowCall: { thresholdMs: 50, rate: 1, minimumThroughput: 100 },
+      openMs: 100,
+    });
+    await fail();
+    clock.advance(100);
+    const p = b.execute(() => new Promise((r) => clock.setTimeout(() => r('late'), 60)));
+    await clock.advanceAsync(60);
+    expect(await p).toBe('late');
+    expect(b.state).toBe('open');
+    expect(changes.at(-1)).toMatchObject({ from: 'half-open', to: 'open', reason: 'probe-failed' });
+  });
+
+  it('half-open -> open when the probe answers only after maxWaitMs, even with nobody reading the state', async () => {
+    const { b, clock, changes, fail } = setup({
+      consecutiveFailures: 1,
+      openMs: 100,
+      halfOpen: { maxWaitMs: 500 },
+    });
+    await fail();
+    clock.advance(100);
+    expect(b.state).toBe('half-open');
+    const p = b.execute(() => new Promise((r) => clock.setTimeout(() => r('late'), 600)));
+    await clock.advanceAsync(600);
+    expect(await p).toBe('late');
+    expect(changes.at(-1)).toMatchObject({ from: 'half-open', to: 'open', reason: 'half-open-timeout' });
+    expect(b.state).toBe('open');
+  });
+
+  it('isolate() from half-open, and reset() from open and from half-open', async () => {
+    const { b, clock, changes, fail } = setup({ consecutiveFailures: 1, openMs: 100 });
+    await fail();
+    b.reset(); // open -> closed
+    expect(b.state).toBe('closed');
+    await fail();
+    clock.advance(100);
+    expect(b.state).toBe('half-open');
+    b.isolate(); // half-open -> open
+    expect(b.state).toBe('open');
+    b.reset();
+    await fail();
+    clock.advance(100);
+    expect(b.state).toBe('half-open');
+    b.reset(); // half-open -> closed
+    expect(b.state).toBe('closed');
+    expect(changes.map((c) => `${c.from}>${c.to}:${c.reason}`)).toEqual([
+      'closed>open:consecutive-failures',
+      'open>closed:reset',
+      'closed>open:consecutive-failures',
+      'open>half-open:open-elapsed',
+      'half-open>open:isolated',
+      'open>closed:reset',
+      'closed>open:consecutive-failures',
+      'open>half-open:open-elapsed',
+      'half-open>closed:reset',
+    ]);
+  });
+
+  it('half-open -> open on remote-open; open -> closed on remote-close (shared store)', async () => {
+    const store = memoryStore();
+    const clock = fakeClock();
+    const b = circuitBreaker({ name: 'dep', consecutiveFailures: 1, openMs: 100, clock, store });
+    const seen: StateChangeEvent[] = [];
+    b.on('stateChange', (e) => seen.push(e));
+    await b.execute(boom).catch(() => {});
+    clock.advance(100);
+    expect(b.state).toBe('half-open');
+    peer(b).remoteOpen(1000, 2);
+    expect(b.state).toBe('open');
+    expect(seen.at(-1)).toMatchObject({ from: 'half-open', to: 'open', reason: 'remote-open', openMs: 1000 });
+    await rejectsOpen(b.execute(ok));
+    peer(b).remoteClose(); // a probe elsewhere succeeded while this instance is still open
+    expect(b.state).toBe('closed');
+    expect(seen.at(-1)).toMatchObject({ from: 'open', to: 'closed', reason: 'remote-close' });
+    expect(await b.execute(ok)).toBe('ok');
+  });
+
+  it('a caller signal aborts the wait for the probe lease; the lease, once granted, goes to the next call', async () => {
+    const clock = fakeClock();
+    let grant: (v: boolean) => void = () => {};
+    let asked = 0;
+    const store: BreakerStore = {
+      attach: (p) => ({
+        trip: (openMs, trips) => p.remoteOpen(openMs, trips),
+        acquireProbe: () => {
+          asked++;
+          return new Promise<boolean>((r) => (grant = r));
+        },
+        closed: () => {},
+        detach: () => {},
+      }),
+    };
+    const b = circuitBreaker({ name: 'dep', consecutiveFailures: 1, openMs: 100, clock, store });
+    await b.execute(boom).catch(() => {});
+    clock.advance(100);
+    const ac = new AbortController();
+    let ran = false;
+    const waiting = b.execute(() => {
+      ran = true;
+    }, ac.signal);
+    await Promise.resolve();
+    ac.abort(new Error('caller gave up'));
+    await expect(waiting).rejects.toThrow('caller gave up');
+    expect(ran).toBe(false);
+    grant(true);
+    await new Promise((r) => setImmediate(r)); // let the store's answer land
+    expect(await b.execute(ok)).toBe('ok'); // probes with the lease it already holds
+    expect(asked).toBe(1);
+    expect(b.state).toBe('closed');
+  });
+
+  it('a store whose acquireProbe fails lets this instance probe on its own', async () => {
+    const clock = fakeClock();
+    const store: BreakerStore = {
+      attach: (p) => ({
+        trip: (openMs, trips) => p.remoteOpen(openMs, trips),
+        acquireProbe: () => Promise.reject(new Error('store down')),
+        closed: () => {},
+        detach: () => {},
+      }),
+    };
+    const b = circuitBreaker({ name: 'dep', consecutiveFailures: 1, openMs: 100, clock, store });
+    await b.execute(boom).catch(() => {});
+    clock.advance(100);
+    expect(await b.execute(ok)).toBe('ok');
+    expect(b.state).toBe('closed');
+  });
+});
+
 describe('circuitBreaker windows and backoff', () => {
   it('a time window forgets calls older than window.ms (bucket rollover)', async () => {
     const { b, clock, fail, succeed } = setup({
