@@ -57,7 +57,7 @@ describe.each(backends)('contract on %s', (_backend, makeStore) => {
   describe.each(algorithms)('%s', (_alg, algorithm) => {
     it('admits exactly the limit, then denies with a retry hint, and keeps keys apart', async () => {
       const { store } = makeStore();
-      const l = rateLimiter({ name: 'c', algorithm: algorithm(5), store });
+      const l = rateLimiter({ name: 'c', algorithm: algorithm(5), store, timeoutMs: 5000 });
       const ds = [];
       for (let i = 0; i < 7; i++) ds.push(await l.consume('u1'));
       expect(ds.map((d) => d.allowed)).toEqual([true, true, true, true, true, false, false]);
@@ -70,7 +70,7 @@ describe.each(backends)('contract on %s', (_backend, makeStore) => {
 
     it('charges cost, and peek does not charge', async () => {
       const { store } = makeStore();
-      const l = rateLimiter({ name: 'c', algorithm: algorithm(10), store });
+      const l = rateLimiter({ name: 'c', algorithm: algorithm(10), store, timeoutMs: 5000 });
       expect(await l.peek('k')).toMatchObject({ allowed: true, remaining: 10 });
       expect(await l.consume('k', { cost: 6 })).toMatchObject({ allowed: true, remaining: 4 });
       expect(await l.consume('k', { cost: 5 })).toMatchObject({ allowed: false, remaining: 4 });
@@ -82,8 +82,8 @@ describe.each(backends)('contract on %s', (_backend, makeStore) => {
 
     it('limitAll charges every scope or none, and names the denying scope', async () => {
       const { store } = makeStore();
-      const a = rateLimiter({ name: 'global', algorithm: algorithm(10), store });
-      const b = rateLimiter({ name: 'user', algorithm: algorithm(2), store });
+      const a = rateLimiter({ name: 'global', algorithm: algorithm(10), store, timeoutMs: 5000 });
+      const b = rateLimiter({ name: 'user', algorithm: algorithm(2), store, timeoutMs: 5000 });
       const scopes = [
         { limiter: a, key: 'all' },
         { limiter: b, key: 'u1' },
@@ -102,7 +102,7 @@ describe.each(backends)('contract on %s', (_backend, makeStore) => {
 describe.each(backends.slice(1))('keys on %s', (_backend, makeStore) => {
   it.each(algorithms)('%s gives every key it writes a TTL and a hash tag', async (_alg, algorithm) => {
     const { store, raw, prefix } = makeStore();
-    const l = rateLimiter({ name: 'ttl', algorithm: algorithm(3), store });
+    const l = rateLimiter({ name: 'ttl', algorithm: algorithm(3), store, timeoutMs: 5000 });
     await l.consume('k1');
     const ttl = await raw!.pttl(`${prefix}{ttl:k1}`);
     expect(ttl).toBeGreaterThan(0);
@@ -113,7 +113,12 @@ describe('limitAll across cluster slots', () => {
   it('reserves per slot and refunds on denial, so a denied call charges no scope', async () => {
     const store = redisStore({ redis: cluster.client(), prefix: `${cluster.prefix}x:` });
     const mk = (name: string, n: number) =>
-      rateLimiter({ name, algorithm: tokenBucket({ capacity: n, refillPerSec: n / 3600 }), store });
+      rateLimiter({
+        name,
+        algorithm: tokenBucket({ capacity: n, refillPerSec: n / 3600 }),
+        store,
+        timeoutMs: 5000,
+      });
     const g = mk('g', 100);
     const u = mk('u', 1);
     const ip = mk('ip', 100);
@@ -133,8 +138,18 @@ describe('limitAll across cluster slots', () => {
   it('with a shared hashTag every key lands in one slot (one script)', async () => {
     const c = cluster.client();
     const store = redisStore({ redis: c, prefix: `${cluster.prefix}y:`, hashTag: () => 'tenant-1' });
-    const a = rateLimiter({ name: 'a', algorithm: gcra({ limit: 2, periodMs: 3_600_000 }), store });
-    const b = rateLimiter({ name: 'b', algorithm: fixedWindow({ limit: 1, windowMs: 3_600_000 }), store });
+    const a = rateLimiter({
+      name: 'a',
+      algorithm: gcra({ limit: 2, periodMs: 3_600_000 }),
+      store,
+      timeoutMs: 5000,
+    });
+    const b = rateLimiter({
+      name: 'b',
+      algorithm: fixedWindow({ limit: 1, windowMs: 3_600_000 }),
+      store,
+      timeoutMs: 5000,
+    });
     expect(
       (
         await limitAll([
@@ -164,6 +179,7 @@ describe('redis scripts', () => {
     const c = redis.client();
     const l = rateLimiter({
       name: 'ns',
+      timeoutMs: 5000,
       algorithm: gcra({ limit: 5, periodMs: 3_600_000 }),
       store: redisStore({ redis: c, prefix: `${redis.prefix}ns:` }),
     });

@@ -93,13 +93,30 @@ function checkOutage(calls: Call[], policy: StoreErrorPolicy) {
   }
 }
 
-/** After recovery, the store holds exactly the charges of the calls admitted by the store itself. */
-async function checkNoDoubleCount(l: RateLimiter, key: string, storeAdmitted: number, limit: number) {
+/**
+ * After recovery, the store holds the charges of the calls the store admitted, plus at most one per call whose
+ * reply came back after its bound (it may have run in time on the server): never a replayed one.
+ */
+async function checkNoDoubleCount(l: RateLimiter, key: string, calls: Call[], limit: number) {
   // give any replayed command time to land before counting
   await new Promise((r) => setTimeout(r, BOUND_MS * 2));
-  const peek = await l.peek(key);
-  expect(peek.degraded).toBeUndefined();
-  expect(limit - peek.remaining, 'charges in redis = admitted decisions after recovery').toBe(storeAdmitted);
+  const peek = await until2(() => l.peek(key));
+  const fromStore = calls.filter((c) => !c.d.degraded && c.d.allowed).length;
+  const late = calls.filter((c) => c.d.degraded).length;
+  const charges = limit - peek.remaining;
+  expect(charges, 'charges in redis >= admitted decisions').toBeGreaterThanOrEqual(fromStore);
+  expect(charges, 'charges in redis <= admitted + timed-out calls (no replay)').toBeLessThanOrEqual(
+    fromStore + late,
+  );
+}
+
+/** A peek that the store itself answered (under heavy load one may exceed the bound). */
+async function until2(fn: () => Promise<Decision>): Promise<Decision> {
+  for (let i = 0; i < 50; i++) {
+    const d = await fn();
+    if (!d.degraded) return d;
+  }
+  throw new Error('the store never answered a peek within the bound');
 }
 
 describe('store faults on a dedicated Redis', () => {
@@ -124,8 +141,7 @@ describe('store faults on a dedicated Redis', () => {
       const after = load(limiters[p], 'during');
       await until(() => after.calls.filter((c) => !c.d.degraded).length >= 20, 20_000, `${p} to resume`);
       await after.stop();
-      const fromStore = after.calls.filter((c) => !c.d.degraded && c.d.allowed).length;
-      await checkNoDoubleCount(limiters[p], 'during', fromStore, p === 'insurance' ? 10_000 : LIMIT);
+      await checkNoDoubleCount(limiters[p], 'during', after.calls, p === 'insurance' ? 10_000 : LIMIT);
     }
     expect(unhandled).toEqual([]);
   }, 90_000);
@@ -150,7 +166,8 @@ describe('store faults on a dedicated Redis', () => {
     for (const p of policies) {
       // everything sent while paused ran after its caller gave up, so it must not have charged
       const limit = p === 'insurance' ? 10_000 : LIMIT;
-      await checkNoDoubleCount(limiters[p], 'paused', 0, limit);
+      // every call ended (timed out) before SIGCONT, so none may have charged
+      await checkNoDoubleCount(limiters[p], 'paused', [], limit);
     }
     expect(unhandled).toEqual([]);
   }, 60_000);

@@ -5,7 +5,14 @@ import { createHash } from 'node:crypto';
 // reservation made at rts. Values are stored with %.17g so doubles round-trip exactly.
 
 const PRELUDE = `
-local F = '%.17g %.17g'
+-- limitAll checks every scope, then charges them: the charge pass reuses what the check pass read
+local cache = nil
+local function GET(k)
+  if cache == nil then return redis.call('GET', k) end
+  local v = cache[k]
+  if v == nil then v = redis.call('GET', k); cache[k] = v end
+  return v
+end
 local function pair(v)
   local sp = string.find(v, ' ', 1, true)
   return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
@@ -21,7 +28,7 @@ end
 const TOKEN_BUCKET = `
 local function alg1(key, cap, rate, _, now, cost, mode, rts)
   local full = cap / rate
-  local e = tonumber(redis.call('GET', key) or '0')
+  local e = tonumber(GET(key) or '0')
   if e < now - full then e = now - full end
   if mode == 2 then
     e = math.max(e - cost / rate, now - full)
@@ -46,11 +53,11 @@ end
 
 const GCRA = `
 local function alg2(key, t, tau, _, now, cost, mode, rts)
-  local tat = tonumber(redis.call('GET', key) or '0')
+  local tat = tonumber(GET(key) or '0')
   if tat < now then tat = now end
   if mode == 2 then
     tat = math.max(now, tat - cost * t)
-    redis.call('SET', key, string.format('%.17g', tat), 'PX', ms(tat - now) + 1)
+    redis.call('SET', key, tat, 'PX', ms(tat - now) + 1)
     return true, (tau - (tat - now)) / t, tat - now, 0
   end
   local nxt = tat + cost * t
@@ -59,7 +66,7 @@ local function alg2(key, t, tau, _, now, cost, mode, rts)
   if ok then
     if mode == 1 then
       tat = nxt
-      redis.call('SET', key, string.format('%.17g', tat), 'PX', ms(tat - now) + 1)
+      redis.call('SET', key, tat, 'PX', ms(tat - now) + 1)
     end
   else
     retry = nxt - now - tau
@@ -72,7 +79,7 @@ const FIXED_WINDOW = `
 local function alg3(key, limit, w, _, now, cost, mode, rts)
   local win = math.floor(now / w)
   local count = 0
-  local v = redis.call('GET', key)
+  local v = GET(key)
   if v then
     local vw, c = pair(v)
     if vw == win then count = c end
@@ -81,14 +88,14 @@ local function alg3(key, limit, w, _, now, cost, mode, rts)
   if mode == 2 then
     if math.floor(rts / w) == win then
       count = math.max(0, count - cost)
-      redis.call('SET', key, string.format(F, win, count), 'PX', ms(rest) + 1)
+      redis.call('SET', key, win .. ' ' .. count, 'PX', ms(rest) + 1)
     end
     return true, limit - count, rest, 0
   end
   local ok = count + cost <= limit
   if ok and mode == 1 then
     count = count + cost
-    redis.call('SET', key, string.format(F, win, count), 'PX', ms(rest) + 1)
+    redis.call('SET', key, win .. ' ' .. count, 'PX', ms(rest) + 1)
   end
   local retry = 0
   if not ok then retry = rest end
@@ -101,7 +108,7 @@ const SLIDING_COUNTER = `
 local function alg4(key, limit, w, _, now, cost, mode, rts)
   local win = math.floor(now / w)
   local cur, prev = 0, 0
-  local v = redis.call('GET', key)
+  local v = GET(key)
   if v then
     local a, b, c = string.match(v, '(%S+) (%S+) (%S+)')
     a = tonumber(a)
@@ -114,13 +121,13 @@ local function alg4(key, limit, w, _, now, cost, mode, rts)
   if mode == 2 then
     local rw = math.floor(rts / w)
     if rw == win then cur = math.max(0, cur - cost) elseif rw == win - 1 then prev = math.max(0, prev - cost) end
-    redis.call('SET', key, string.format('%.17g %.17g %.17g', win, cur, prev), 'PX', ms(start + 2 * w - now) + 1)
+    redis.call('SET', key, win .. ' ' .. cur .. ' ' .. prev, 'PX', ms(start + 2 * w - now) + 1)
   else
     ok = prev * (1 - f) + cur + cost <= limit
     if ok then
       if mode == 1 then
         cur = cur + cost
-        redis.call('SET', key, string.format('%.17g %.17g %.17g', win, cur, prev), 'PX', ms(start + 2 * w - now) + 1)
+        redis.call('SET', key, win .. ' ' .. cur .. ' ' .. prev, 'PX', ms(start + 2 * w - now) + 1)
       end
     elseif cur + cost <= limit and prev > 0 then
       retry = math.max(1000, start + (1 - (limit - cost - cur) / prev) * w - now)
@@ -216,6 +223,7 @@ local function run(m)
   end
 end
 if mode == 2 then run(2) return out end
+cache = {}
 run(0)
 if out[1] == 0 and mode == 1 then run(1) end
 return out
