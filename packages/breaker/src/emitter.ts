@@ -18,7 +18,10 @@ export class Emitter<M> {
     return () => {
       if (!live) return;
       live = false;
-      const next = (this.l[event] ?? []).filter((f) => f !== fn);
+      // Remove this registration only: the same function subscribed twice stays subscribed once.
+      const next = [...(this.l[event] ?? [])];
+      const i = next.lastIndexOf(fn);
+      if (i >= 0) next.splice(i, 1);
       this.l[event] = next.length ? next : undefined;
     };
   }

@@ -235,3 +235,20 @@ describe('pipeline', () => {
     expect(called).toBe(false);
   });
 });
+
+describe('events', () => {
+  it('each unsubscribe removes its own registration only, once', async () => {
+    const b = circuitBreaker({ name: 'ev', consecutiveFailures: 1 });
+    let n = 0;
+    const fn = () => n++;
+    const off1 = b.on('success', fn);
+    const off2 = b.on('success', fn);
+    off1();
+    off1();
+    await b.execute(() => 1);
+    expect(n).toBe(1);
+    off2();
+    await b.execute(() => 1);
+    expect(n).toBe(1);
+  });
+});

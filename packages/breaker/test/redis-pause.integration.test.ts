@@ -93,6 +93,15 @@ describe('redisBreakerStore while Redis hangs (SIGSTOP)', () => {
         'rejected',
       ]);
       expect(unexpected).toEqual([]);
+
+      // A store created while Redis hangs: ready() takes a signal, and close() does not hang either.
+      const late = redisBreakerStore({
+        redis: redis.client(),
+        prefix: `${redis.prefix}p:`,
+        commandTimeoutMs: 300,
+      });
+      await expect(late.ready(AbortSignal.timeout(200))).rejects.toMatchObject({ name: 'TimeoutError' });
+      await late.close();
     } finally {
       await redis.resume();
       resumed = true;

@@ -18,8 +18,11 @@ export interface RedisBreakerStore extends BreakerStore {
   readonly mode: StoreMode;
   /** This process's id in probe leases and trip votes. */
   readonly instanceId: string;
-  /** Resolves once the pub/sub subscription is live, so trips elsewhere reach this instance. */
-  ready(): Promise<void>;
+  /**
+   * Resolves once the pub/sub subscription is live, so trips elsewhere reach this instance. While Redis is
+   * unreachable that can take until it is back (breakers work locally meanwhile): pass a signal to bound it.
+   */
+  ready(signal?: AbortSignal): Promise<void>;
   /** Reconciles every attached breaker with Redis now (it also happens every `syncIntervalMs`). */
   sync(): Promise<void>;
   on<K extends keyof RedisBreakerStoreEvents>(
@@ -103,8 +106,17 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     return this.#mode;
   }
 
-  ready(): Promise<void> {
-    return this.#ready;
+  ready(signal?: AbortSignal): Promise<void> {
+    if (signal === undefined) return this.#ready;
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      void this.#ready.then(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
   }
 
   on<K extends keyof RedisBreakerStoreEvents>(
