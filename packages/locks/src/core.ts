@@ -247,6 +247,16 @@ export class LocksCore implements Locks {
             });
           return null;
         }
+        if (signal?.aborted) {
+          this.emit('waitFailed', {
+            backend: this.backend,
+            mode: r.mode,
+            waitMs: now - started,
+            outcome: 'aborted',
+          });
+          throw aborted(signal.reason);
+        }
+        if (this.#closed) throw closedError();
         if (woken) continue;
         const poll = this.#pollMs * (0.5 + Math.random());
         const hint =

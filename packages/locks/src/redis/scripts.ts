@@ -5,32 +5,44 @@ import { createHash } from 'node:crypto';
 
 /** KEYS: writer, readers, fence, intents. ARGV: owner, ttlMs, mode ('x' | 's'), intentMs. */
 export const ACQUIRE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local owner, ttl, intent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local now
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
 local wttl = redis.call('PTTL', KEYS[1])
+-- the uncontended exclusive path touches neither the clock nor the reader and intent sets
+local readers = redis.call('EXISTS', KEYS[2]) == 1
+if readers then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', clock()) end
 if ARGV[3] == 'x' then
   local block = wttl
-  local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-  if top[2] then
-    local r = tonumber(top[2]) - now
-    if r > block then block = r end
+  if readers then
+    local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+    if top[2] then
+      local r = tonumber(top[2]) - clock()
+      if r > block then block = r end
+    end
   end
   if block > 0 then
     if intent > 0 then
-      redis.call('ZADD', KEYS[4], now + intent, owner)
+      redis.call('ZADD', KEYS[4], clock() + intent, owner)
       if redis.call('PTTL', KEYS[4]) < intent then redis.call('PEXPIRE', KEYS[4], intent) end
     end
     return {0, block}
   end
   redis.call('SET', KEYS[1], owner, 'PX', ttl)
-  redis.call('ZREM', KEYS[4], owner)
+  if intent > 0 then redis.call('ZREM', KEYS[4], owner) end
 else
   if wttl > 0 then return {0, wttl} end
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-  if redis.call('ZCARD', KEYS[4]) > 0 then return {0, -1} end
-  redis.call('ZADD', KEYS[2], now + ttl, owner)
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', clock())
+    if redis.call('ZCARD', KEYS[4]) > 0 then return {0, -1} end
+  end
+  redis.call('ZADD', KEYS[2], clock() + ttl, owner)
   if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
 return {1, redis.call('INCR', KEYS[3])}
