@@ -26,3 +26,26 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Measures how late this process's timers fire while it runs (the machine is shared and loaded). Deadline
+ * assertions add `max()` once per timer on the path they measure: the code under test cannot fire a timer
+ * earlier than the runtime does, and without the allowance a busy neighbour would fail a correct bound.
+ */
+export function timerLag(periodMs = 5): { max(): number; stop(): void } {
+  let max = 0;
+  let expected = performance.now() + periodMs;
+  const t = setInterval(() => {
+    const now = performance.now();
+    max = Math.max(max, now - expected);
+    expected = now + periodMs;
+  }, periodMs);
+  return {
+    max: () => Math.round(max),
+    // a stall that ends just before stop() has not been seen by a tick yet: the tick due is late too
+    stop: () => {
+      clearInterval(t);
+      max = Math.max(max, performance.now() - expected);
+    },
+  };
+}

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { healthRegistry } from '../src/index.js';
-import { expectHealthJson } from './helpers.js';
+import { expectHealthJson, timerLag } from './helpers.js';
 
 describe('a check that never settles (real clock)', () => {
   it('report() returns fail within timeoutMs + 20 ms and never has more than one run in flight', async () => {
@@ -20,10 +20,15 @@ describe('a check that never settles (real clock)', () => {
       },
     });
     for (let i = 0; i < 3; i++) {
+      const lag = timerLag();
       const t0 = performance.now();
       const reports = await Promise.all(Array.from({ length: 10 }, () => registry.report('readiness')));
       const elapsed = performance.now() - t0;
-      expect(elapsed).toBeLessThanOrEqual(100 + 20);
+      lag.stop();
+      // one timer (the check's timeout) is on this path: allow for how late this loaded machine fires timers
+      expect(elapsed, `report() took ${elapsed} ms (timer lag ${lag.max()} ms)`).toBeLessThanOrEqual(
+        100 + 20 + lag.max(),
+      );
       for (const r of reports) {
         expect(r.status).toBe('fail');
         expect(r.body.checks['db:responseTime']?.[0]?.output).toMatch(/^timed out after 100 ms/);

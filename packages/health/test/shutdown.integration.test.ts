@@ -69,11 +69,25 @@ describe('graceful shutdown of a real server under load', () => {
     const exited = group.outcomes.then((o) => ({ outcome: o[0], at: Date.now() }));
     const t0 = Date.now();
     group.kill(0, 'SIGTERM');
+    const probes: { sentAt: number; status: number }[] = [];
     let readyz = 200;
-    while (readyz === 200) readyz = await get(ports.probePort, '/readyz', probeAgent);
+    while (readyz === 200) {
+      const sentAt = Date.now();
+      readyz = await get(ports.probePort, '/readyz', probeAgent);
+      probes.push({ sentAt, status: readyz });
+    }
     const flipMs = Date.now() - t0;
     expect(readyz).toBe(503);
-    expect(flipMs, `/readyz answered 503 after ${flipMs} ms`).toBeLessThanOrEqual(50);
+    // The child stamps the moment readiness failed (same machine, same wall clock). Asserting on it, rather
+    // than on when our own probe's answer arrived, keeps two HTTP round trips on a loaded machine out of
+    // the 50 ms the design promises; the probe side then proves /readyz served that state at once.
+    const draining = (await waitFor((m) => m.phase === 'draining')) as Msg & { at: number };
+    const failedAfter = draining.at - t0;
+    expect(
+      failedAfter,
+      `readiness failed ${failedAfter} ms after SIGTERM; /readyz answered 503 after ${flipMs} ms`,
+    ).toBeLessThanOrEqual(50);
+    expect(probes.filter((p) => p.sentAt > draining.at && p.status !== 503)).toEqual([]);
     // liveness keeps passing while draining
     expect(await get(ports.probePort, '/livez', probeAgent)).toBe(200);
     probeAgent.destroy();
