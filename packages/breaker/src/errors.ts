@@ -1,4 +1,10 @@
-/** Every code an @oms/breaker error can carry. */
+/**
+ * Every code an @oms/breaker error can carry.
+ *
+ * @example
+ * const shed: BreakerErrorCode[] = ['ERR_OMS_BREAKER_OPEN', 'ERR_OMS_BREAKER_BULKHEAD_FULL'];
+ * if (isOmsBreakerError(e) && shed.includes(e.code)) res.status(503);
+ */
 export type BreakerErrorCode =
   | 'ERR_OMS_BREAKER_INVALID_OPTION'
   | 'ERR_OMS_BREAKER_INVALID_SNAPSHOT'

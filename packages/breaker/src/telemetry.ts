@@ -15,7 +15,13 @@ import type {
 } from './types.js';
 import { VERSION } from './version.js';
 
-/** Anything `instrument()` knows how to observe. */
+/**
+ * Anything `instrument()` knows how to observe.
+ *
+ * @example
+ * const targets: Instrumentable[] = [breaker, retryPolicy, pipeline(timeout(1_000), bulkheadPolicy)];
+ * instrument(targets);
+ */
 export type Instrumentable =
   | CircuitBreaker
   | Retry

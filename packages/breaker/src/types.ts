@@ -1,14 +1,33 @@
-/** Milliseconds since the epoch plus timers; inject a fake one in tests. */
+/**
+ * Milliseconds since the epoch plus timers; inject a fake one in tests.
+ *
+ * @example
+ * // a clock that runs 10× fast, for a soak test
+ * const t0 = Date.now();
+ * const fast: Clock = { ...systemClock, now: () => t0 + (Date.now() - t0) * 10 };
+ * circuitBreaker({ name: 'db', clock: fast });
+ */
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
 
-/** Removes the listener it was returned for. */
+/**
+ * Removes the listener it was returned for.
+ *
+ * @example
+ * const off = breaker.on('stateChange', (e) => log.info(e));
+ * off(); // stop listening
+ */
 export type Unsubscribe = () => void;
 
-/** What the wrapped function receives: the signal to honour and the attempt number (1-based). */
+/**
+ * What the wrapped function receives: the signal to honour and the attempt number (1-based).
+ *
+ * @example
+ * await policy.execute(({ signal, attempt }) => fetch(url, { signal, headers: { 'x-attempt': String(attempt) } }));
+ */
 export interface ExecuteContext {
   /** Aborts when the caller's signal aborts, a timeout expires, or the policy is closed. */
   readonly signal: AbortSignal;
@@ -16,15 +35,39 @@ export interface ExecuteContext {
   readonly attempt: number;
 }
 
-/** The function a policy runs. It may throw synchronously or return a plain value. */
+/**
+ * The function a policy runs. It may throw synchronously or return a plain value.
+ *
+ * @example
+ * const op: Operation<Response> = ({ signal }) => fetch(url, { signal });
+ * await policy.execute(op);
+ */
 export type Operation<T> = (ctx: ExecuteContext) => T | PromiseLike<T>;
 
-/** One interface for every policy, so they compose with `pipeline()` and with your own implementations. */
+/**
+ * One interface for every policy, so they compose with `pipeline()` and with your own implementations.
+ *
+ * @example
+ * // your own policy composes with ours
+ * const logged: Policy = {
+ *   async execute(fn, signal) {
+ *     log.debug('call');
+ *     return fn({ signal: signal ?? new AbortController().signal, attempt: 1 });
+ *   },
+ * };
+ * pipeline(logged, circuitBreaker({ name: 'users' }));
+ */
 export interface Policy {
   execute<T>(fn: Operation<T>, signal?: AbortSignal): Promise<T>;
 }
 
-/** A policy that owns timers or connections and can be closed. */
+/**
+ * A policy that owns timers or connections and can be closed.
+ *
+ * @example
+ * await using b = bulkhead({ maxConcurrent: 8 }); // closed when the scope ends
+ * await b.execute(() => work());
+ */
 export interface ClosablePolicy extends Policy {
   /** Stops timers, rejects queued work with `ERR_OMS_BREAKER_CLOSED` and removes listeners it added. */
   close(): Promise<void>;
@@ -33,21 +76,49 @@ export interface ClosablePolicy extends Policy {
 
 // ---------------------------------------------------------------------------------------------- breaker
 
+/**
+ * The three states of a circuit breaker.
+ *
+ * @example
+ * if (breaker.state === 'open') res.setHeader('x-degraded', 'payments');
+ */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
-/** A window over the last `calls` calls. */
+/**
+ * A window over the last `calls` calls.
+ *
+ * @example
+ * circuitBreaker({ name: 'db', failureRate: { threshold: 0.5, minimumThroughput: 20, window: { calls: 100 } } });
+ */
 export interface CountWindowOptions {
   calls: number;
 }
 
-/** A window over the last `ms` milliseconds, kept as a ring of `buckets` (default 10) buckets. */
+/**
+ * A window over the last `ms` milliseconds, kept as a ring of `buckets` (default 10) buckets.
+ *
+ * @example
+ * circuitBreaker({ name: 'db', failureRate: { threshold: 0.5, minimumThroughput: 20, window: { ms: 10_000, buckets: 10 } } });
+ */
 export interface TimeWindowOptions {
   ms: number;
   buckets?: number;
 }
 
+/**
+ * Where a rate is measured: over the last N calls, or over the last N milliseconds.
+ *
+ * @example
+ * const window: WindowOptions = { ms: 30_000 };
+ */
 export type WindowOptions = CountWindowOptions | TimeWindowOptions;
 
+/**
+ * Trip on the share of failed calls in a window, once the window holds enough calls.
+ *
+ * @example
+ * circuitBreaker({ name: 'api', failureRate: { threshold: 0.5, minimumThroughput: 20, window: { ms: 10_000 } } });
+ */
 export interface FailureRateOptions {
   /** Trip when failures / calls >= threshold, in [0, 1]. */
   threshold: number;
@@ -56,6 +127,12 @@ export interface FailureRateOptions {
   window: WindowOptions;
 }
 
+/**
+ * Trip on the share of slow calls (as in resilience4j), whether they succeed or not.
+ *
+ * @example
+ * circuitBreaker({ name: 'search', slowCall: { thresholdMs: 2_000, rate: 0.8, minimumThroughput: 10 } });
+ */
 export interface SlowCallOptions {
   /** A call that takes at least this long is slow (whether it succeeds or not). */
   thresholdMs: number;
@@ -67,13 +144,24 @@ export interface SlowCallOptions {
   window?: WindowOptions;
 }
 
-/** Open for `initialMs` after the first trip, multiplied by `factor` (default 2) per repeated trip, up to `maxMs`. */
+/**
+ * Open for `initialMs` after the first trip, multiplied by `factor` (default 2) per repeated trip, up to `maxMs`.
+ *
+ * @example
+ * circuitBreaker({ name: 'db', openMs: { initialMs: 1_000, maxMs: 60_000, factor: 2 } }); // 1 s, 2 s, 4 s, …
+ */
 export interface OpenBackoffOptions {
   initialMs: number;
   maxMs: number;
   factor?: number;
 }
 
+/**
+ * How the breaker finds out whether the dependency recovered.
+ *
+ * @example
+ * circuitBreaker({ name: 'db', halfOpen: { maxConcurrent: 3, successesToClose: 3, maxWaitMs: 5_000 } });
+ */
 export interface HalfOpenOptions {
   /** Probes allowed at once (default 1). */
   maxConcurrent?: number;
@@ -83,6 +171,18 @@ export interface HalfOpenOptions {
   maxWaitMs?: number;
 }
 
+/**
+ * Options of `circuitBreaker()`. With no trigger given it trips after 5 failures in a row.
+ *
+ * @example
+ * const opts: CircuitBreakerOptions = {
+ *   name: 'payments',
+ *   failureRate: { threshold: 0.5, minimumThroughput: 20, window: { ms: 10_000 } },
+ *   openMs: { initialMs: 5_000, maxMs: 60_000 },
+ *   isFailure: (e) => !(e instanceof HttpError && e.status < 500),
+ * };
+ * const breaker = circuitBreaker(opts);
+ */
 export interface CircuitBreakerOptions {
   /** Low-cardinality name, used in events, telemetry and the shared store key. */
   name: string;
@@ -105,6 +205,14 @@ export interface CircuitBreakerOptions {
   restore?: BreakerSnapshot;
 }
 
+/**
+ * Why a breaker changed state (the `reason` of a `stateChange` event).
+ *
+ * @example
+ * breaker.on('stateChange', (e) => {
+ *   if (e.reason === 'remote-open') log.warn('another instance tripped payments');
+ * });
+ */
 export type TransitionReason =
   | 'consecutive-failures'
   | 'failure-rate'
@@ -119,6 +227,12 @@ export type TransitionReason =
   | 'remote-close'
   | 'restored';
 
+/**
+ * Emitted on every state transition.
+ *
+ * @example
+ * breaker.on('stateChange', ({ name, from, to, reason, openMs }) => log.warn({ name, from, to, reason, openMs }));
+ */
 export interface StateChangeEvent {
   name: string;
   from: BreakerState;
@@ -130,6 +244,12 @@ export interface StateChangeEvent {
   openMs?: number;
 }
 
+/**
+ * A call the breaker admitted has settled.
+ *
+ * @example
+ * breaker.on('success', (e) => e.slow && log.info(`${e.name} took ${e.durationMs} ms`));
+ */
 export interface CallOutcomeEvent {
   name: string;
   /** The state the call was admitted in. */
@@ -139,18 +259,42 @@ export interface CallOutcomeEvent {
   slow: boolean;
 }
 
+/**
+ * A call the breaker admitted failed (as judged by `isFailure`).
+ *
+ * @example
+ * breaker.on('failure', (e) => log.debug({ name: e.name, state: e.state, err: e.error }));
+ */
 export interface CallFailureEvent extends CallOutcomeEvent {
   error: unknown;
 }
 
+/**
+ * Why the breaker refused a call without running it.
+ *
+ * @example
+ * breaker.on('rejected', (e) => e.reason === 'probe-elsewhere' && metrics.waitingForProbe++);
+ */
 export type BreakerRejectReason = 'open' | 'isolated' | 'half-open-full' | 'probe-elsewhere';
 
+/**
+ * Emitted when the breaker refuses a call (it then throws `ERR_OMS_BREAKER_OPEN`).
+ *
+ * @example
+ * breaker.on('rejected', ({ name, state, reason }) => log.debug({ name, state, reason }));
+ */
 export interface RejectedEvent {
   name: string;
   state: BreakerState;
   reason: BreakerRejectReason;
 }
 
+/**
+ * The events of a circuit breaker, by name.
+ *
+ * @example
+ * const off = breaker.on('stateChange', (e: CircuitBreakerEvents['stateChange']) => alert(e));
+ */
 export interface CircuitBreakerEvents {
   stateChange: StateChangeEvent;
   success: CallOutcomeEvent;
@@ -158,7 +302,16 @@ export interface CircuitBreakerEvents {
   rejected: RejectedEvent;
 }
 
-/** JSON-safe breaker state, for `toJSON()` and `restore`. */
+/**
+ * JSON-safe breaker state, for `toJSON()` and `restore`.
+ *
+ * @example
+ * // serverless: keep the breaker across invocations
+ * const saved = await kv.get<BreakerSnapshot>('breaker:payments');
+ * const breaker = circuitBreaker({ name: 'payments', restore: saved ?? undefined });
+ * // … at the end of the invocation
+ * await kv.set('breaker:payments', breaker.toJSON());
+ */
 export interface BreakerSnapshot {
   v: 1;
   name: string;
@@ -175,8 +328,21 @@ export interface BreakerSnapshot {
   slowWindow?: WindowSnapshot;
 }
 
+/**
+ * The window part of a `BreakerSnapshot` (count window or time buckets).
+ *
+ * @example
+ * const w: WindowSnapshot | undefined = breaker.toJSON().window;
+ */
 export type WindowSnapshot = { kind: 'calls'; size: number; outcomes: number[] } | WindowBucketsSnapshot;
 
+/**
+ * A time window in a `BreakerSnapshot`.
+ *
+ * @example
+ * const w = breaker.toJSON().window;
+ * if (w?.kind === 'time') console.log(w.buckets.length, 'buckets with calls');
+ */
 export interface WindowBucketsSnapshot {
   kind: 'time';
   bucketMs: number;
@@ -184,6 +350,14 @@ export interface WindowBucketsSnapshot {
   buckets: [number, number, number, number][];
 }
 
+/**
+ * A circuit breaker, as returned by `circuitBreaker()`.
+ *
+ * @example
+ * const breaker: CircuitBreaker = circuitBreaker({ name: 'payments' });
+ * await breaker.execute(({ signal }) => charge(order, { signal }));
+ * if (maintenance) breaker.isolate();
+ */
 export interface CircuitBreaker extends ClosablePolicy {
   readonly kind: 'circuit-breaker';
   readonly name: string;
@@ -205,7 +379,16 @@ export interface CircuitBreaker extends ClosablePolicy {
 
 // ------------------------------------------------------------------------------------------ shared state
 
-/** How a store talks back to the breaker it serves. Implemented by the breaker. */
+/**
+ * How a store talks back to the breaker it serves. Implemented by the breaker.
+ *
+ * @example
+ * // inside a custom BreakerStore
+ * attach(peer: BreakerPeer) {
+ *   bus.on('open', (m) => m.name === peer.name && peer.remoteOpen(m.remainingMs, m.trips));
+ *   return link;
+ * }
+ */
 export interface BreakerPeer {
   readonly name: string;
   /** Another instance tripped (or a quorum was reached): stay open for `remainingMs`. */
@@ -222,7 +405,17 @@ export interface BreakerPeer {
   };
 }
 
-/** One breaker's connection to a store. Every method returns at once or soon and never throws. */
+/**
+ * One breaker's connection to a store. Every method returns at once or soon and never throws.
+ *
+ * @example
+ * const link: BreakerStoreLink = {
+ *   trip: (openMs, trips) => bus.publish({ t: 'open', openMs, trips }),
+ *   acquireProbe: async () => true, // no coordination: every instance probes
+ *   closed: () => {},
+ *   detach: () => bus.off(),
+ * };
+ */
 export interface BreakerStoreLink {
   /** This instance tripped. The store decides whether the trip is global (it then calls `remoteOpen`). */
   trip(openMs: number, trips: number): void;
@@ -233,19 +426,44 @@ export interface BreakerStoreLink {
   detach(): void;
 }
 
-/** A place where breakers of the same name share state. See `@oms/breaker/redis`. */
+/**
+ * A place where breakers of the same name share state. See `@oms/breaker/redis`.
+ *
+ * @example
+ * const store: BreakerStore = redisBreakerStore({ redis, prefix: 'svc:cb:' });
+ * const breaker = circuitBreaker({ name: 'payments', store });
+ */
 export interface BreakerStore {
   attach(peer: BreakerPeer): BreakerStoreLink;
 }
 
 // ------------------------------------------------------------------------------------------------- retry
 
-/** Computes the delay before retry number `retry` (1 for the first retry). */
+/**
+ * Computes the delay before retry number `retry` (1 for the first retry).
+ *
+ * @example
+ * // a custom backoff: fixed steps
+ * const steps: Backoff = { kind: 'linear', delay: (n) => [100, 500, 2_000][n - 1] ?? 2_000 };
+ * retry({ maxAttempts: 4, backoff: steps });
+ */
 export interface Backoff {
   readonly kind: 'constant' | 'linear' | 'exponential' | 'full-jitter' | 'decorrelated-jitter';
   delay(retry: number, prevDelayMs: number, random: () => number, capMs: number): number;
 }
 
+/**
+ * Options of `retry()`; every field has a default.
+ *
+ * @example
+ * retry({
+ *   maxAttempts: 4,
+ *   backoff: fullJitterBackoff({ initialMs: 100 }),
+ *   maxDelayMs: 5_000,
+ *   shouldRetry: (e, attempt) => !(e instanceof HttpError && e.status < 500),
+ *   budget: retryBudget({ ratio: 0.2 }),
+ * });
+ */
 export interface RetryOptions {
   name?: string;
   /** Total tries including the first (default 3). */
@@ -263,6 +481,12 @@ export interface RetryOptions {
   random?: () => number;
 }
 
+/**
+ * Why a retry policy stopped retrying (the `reason` of its `giveUp` event).
+ *
+ * @example
+ * r.on('giveUp', (e) => e.reason === 'budget-exhausted' && log.warn('retries shed'));
+ */
 export type GiveUpReason =
   | 'max-attempts'
   | 'not-retryable'
@@ -270,17 +494,37 @@ export type GiveUpReason =
   | 'retry-after-too-long'
   | 'aborted';
 
+/**
+ * The events of a retry policy.
+ *
+ * @example
+ * r.on('retry', ({ attempt, delayMs, error }) => log.debug({ attempt, delayMs, err: error }));
+ * r.on('giveUp', ({ attempts, reason }) => log.warn({ attempts, reason }));
+ */
 export interface RetryEvents {
   retry: { name: string; attempt: number; delayMs: number; error: unknown };
   giveUp: { name: string; attempts: number; reason: GiveUpReason; error: unknown };
 }
 
+/**
+ * A retry policy, as returned by `retry()`.
+ *
+ * @example
+ * const r: Retry = retry({ maxAttempts: 3 });
+ * const user = await r.execute(({ attempt }) => api.getUser(id, { attempt }));
+ */
 export interface Retry extends ClosablePolicy {
   readonly kind: 'retry';
   readonly name: string;
   on<K extends keyof RetryEvents>(event: K, fn: (e: RetryEvents[K]) => void): Unsubscribe;
 }
 
+/**
+ * Options of `retryBudget()`.
+ *
+ * @example
+ * const budget = retryBudget({ ratio: 0.1, minPerSec: 5, ttlMs: 10_000 });
+ */
 export interface RetryBudgetOptions {
   /** Retries allowed per request, in [0, 1] (default 0.2). */
   ratio?: number;
@@ -291,6 +535,14 @@ export interface RetryBudgetOptions {
   clock?: Clock;
 }
 
+/**
+ * A Finagle-style retry budget, shared by the retry policies of one dependency.
+ *
+ * @example
+ * const budget: RetryBudget = retryBudget({ ratio: 0.2 });
+ * budget.on('denied', (e) => log.warn({ balance: e.balance }, 'retry refused'));
+ * const r = retry({ maxAttempts: 3, budget });
+ */
 export interface RetryBudget {
   readonly kind: 'retry-budget';
   /** Records a request (every retry policy using the budget calls this once per execute). */
@@ -305,6 +557,12 @@ export interface RetryBudget {
 
 // ----------------------------------------------------------------------------------------------- timeout
 
+/**
+ * Options of `timeout()`.
+ *
+ * @example
+ * timeout(2_000, { strategy: 'aggressive', name: 'pricing' });
+ */
 export interface TimeoutOptions {
   name?: string;
   /**
@@ -315,6 +573,13 @@ export interface TimeoutOptions {
   clock?: Clock;
 }
 
+/**
+ * A timeout policy, as returned by `timeout()`.
+ *
+ * @example
+ * const t: Timeout = timeout(1_000);
+ * t.on('timeout', (e) => log.warn(`${e.name} exceeded ${e.ms} ms`));
+ */
 export interface Timeout extends ClosablePolicy {
   readonly kind: 'timeout';
   readonly name: string;
@@ -324,6 +589,12 @@ export interface Timeout extends ClosablePolicy {
 
 // ---------------------------------------------------------------------------------------------- bulkhead
 
+/**
+ * Options of `bulkhead()`.
+ *
+ * @example
+ * bulkhead({ maxConcurrent: 10, maxQueue: 50, queueTimeoutMs: 200 });
+ */
 export interface BulkheadOptions {
   name?: string;
   maxConcurrent: number;
@@ -334,6 +605,13 @@ export interface BulkheadOptions {
   clock?: Clock;
 }
 
+/**
+ * A bulkhead, as returned by `bulkhead()`.
+ *
+ * @example
+ * const b: Bulkhead = bulkhead({ maxConcurrent: 10 });
+ * gauge.set(b.active + b.queued);
+ */
 export interface Bulkhead extends ClosablePolicy {
   readonly kind: 'bulkhead';
   readonly name: string;
@@ -344,6 +622,12 @@ export interface Bulkhead extends ClosablePolicy {
 
 // ---------------------------------------------------------------------------------- adaptive concurrency
 
+/**
+ * Options of `adaptiveConcurrency()`.
+ *
+ * @example
+ * adaptiveConcurrency({ algorithm: 'aimd', initialLimit: 20, maxLimit: 200, latencyThresholdMs: 250 });
+ */
 export interface AdaptiveConcurrencyOptions {
   name?: string;
   algorithm: 'aimd' | 'gradient';
@@ -365,6 +649,13 @@ export interface AdaptiveConcurrencyOptions {
   clock?: Clock;
 }
 
+/**
+ * An adaptive concurrency limit, as returned by `adaptiveConcurrency()`.
+ *
+ * @example
+ * const limiter: AdaptiveConcurrency = adaptiveConcurrency({ algorithm: 'gradient' });
+ * limiter.on('limitChange', (e) => log.info(`limit ${e.from} -> ${e.to}`));
+ */
 export interface AdaptiveConcurrency extends ClosablePolicy {
   readonly kind: 'adaptive-concurrency';
   readonly name: string;
@@ -376,18 +667,38 @@ export interface AdaptiveConcurrency extends ClosablePolicy {
 
 // ---------------------------------------------------------------------------------------------- fallback
 
+/**
+ * Options of `fallback()`.
+ *
+ * @example
+ * fallback([], { name: 'empty-list', when: (e) => isOmsBreakerError(e) });
+ */
 export interface FallbackOptions {
   name?: string;
   /** Which errors to replace (default: all). */
   when?: (err: unknown) => boolean;
 }
 
+/**
+ * A fallback policy, as returned by `fallback()`.
+ *
+ * @example
+ * const f: Fallback = fallback(() => cache.get('menu'));
+ * f.on('fallback', (e) => log.warn({ err: e.error }, 'served from cache'));
+ */
 export interface Fallback extends ClosablePolicy {
   readonly kind: 'fallback';
   readonly name: string;
   on(event: 'fallback', fn: (e: { name: string; error: unknown }) => void): Unsubscribe;
 }
 
+/**
+ * Policies composed by `pipeline()`, outermost first.
+ *
+ * @example
+ * const p: Pipeline = pipeline(timeout(2_000), retry({ maxAttempts: 3 }), circuitBreaker({ name: 'api' }));
+ * await p.close(); // closes every policy in it
+ */
 export interface Pipeline extends ClosablePolicy {
   readonly kind: 'pipeline';
   readonly policies: readonly Policy[];

@@ -12,7 +12,15 @@ import type {
   StoreMode,
 } from './types.js';
 
-/** A breaker store shared through Redis. Also a `BreakerStore` to pass as `circuitBreaker({ store })`. */
+/**
+ * A breaker store shared through Redis. Also a `BreakerStore` to pass as `circuitBreaker({ store })`.
+ *
+ * @example
+ * const store: RedisBreakerStore = redisBreakerStore({ redis, prefix: 'svc:cb:' });
+ * await store.ready(AbortSignal.timeout(2_000)).catch(() => log.warn('starting in local mode'));
+ * // on shutdown
+ * await store.close();
+ */
 export interface RedisBreakerStore extends BreakerStore {
   /** `shared` while Redis answers; `local` while it does not (each breaker then decides alone). */
   readonly mode: StoreMode;
