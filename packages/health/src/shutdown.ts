@@ -196,6 +196,9 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdow
     exited = true;
     phase = 'exiting';
     if (timeoutTimer !== undefined) clock.clearTimeout(timeoutTimer);
+    // when exit is injected the process lives on: a forced exit must not leave the drain timer behind
+    if (sleepTimer !== undefined) clock.clearTimeout(sleepTimer);
+    if (hookTimer !== undefined) clock.clearTimeout(hookTimer);
     for (const c of hookAborts) c.abort(new Error('shutdown forced'));
     events.emit('exit', { code, durationMs: clock.now() - startedAt });
     // signal handlers stay until dispose(): a late signal must not fall back to Node's default kill
@@ -229,7 +232,12 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdow
     finish(signum ? 128 + signum : 1);
   };
 
-  const sleep = (ms: number) => new Promise<void>((r) => clock.setTimeout(r, ms));
+  let sleepTimer: unknown;
+  let hookTimer: unknown;
+  const sleep = (ms: number) =>
+    new Promise<void>((r) => {
+      sleepTimer = clock.setTimeout(r, ms);
+    });
 
   const waitIdle = () =>
     tracked.size === 0
@@ -249,7 +257,7 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdow
       await Promise.race([
         Promise.resolve().then(() => h.fn(controller.signal)),
         new Promise((_, reject) => {
-          timer = clock.setTimeout(() => {
+          timer = hookTimer = clock.setTimeout(() => {
             const err = new Error(`hook ${h.name} timed out after ${limit} ms`);
             controller.abort(err);
             reject(err);

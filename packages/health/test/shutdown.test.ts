@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fakeClock } from '@oms/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type GracefulShutdown,
@@ -125,6 +126,68 @@ describe('gracefulShutdown (in process, injected exit)', () => {
     expect((await live).status).toBe('pass');
     expect(await shutdown.shutdown()).toBe(0);
     expect(await inflight).toBe(200);
+  });
+
+  it('a forced exit during the drain clears its timers', async () => {
+    await listen((done) => done());
+    const clock = fakeClock();
+    const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    const codes: number[] = [];
+    shutdown = gracefulShutdown({
+      server,
+      registry,
+      drainDelayMs: 1000,
+      timeoutMs: 5000,
+      signals: [],
+      exit: (c) => codes.push(c),
+      log: false,
+      clock,
+    });
+    const code = shutdown.shutdown();
+    expect(clock.pending()).toBe(2); // the drain delay and the overall timeout
+    void shutdown.shutdown(); // a second request forces the exit
+    expect(await code).toBe(1);
+    expect(codes).toEqual([1]);
+    expect(clock.pending()).toBe(0);
+    await clock.advanceAsync(10_000);
+    expect(codes).toEqual([1]);
+  });
+
+  it('a forced exit during a hook that ignores its signal clears the hook timer too', async () => {
+    await listen((done) => done());
+    const clock = fakeClock();
+    const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    let entered!: () => void;
+    const inHook = new Promise<void>((r) => {
+      entered = r;
+    });
+    shutdown = gracefulShutdown({
+      server,
+      registry,
+      drainDelayMs: 0,
+      timeoutMs: 5000,
+      signals: [],
+      exit: () => {},
+      log: false,
+      clock,
+      hooks: [
+        {
+          name: 'stuck',
+          timeoutMs: 3000,
+          fn: () => {
+            entered();
+            return new Promise(() => {});
+          },
+        },
+      ],
+    });
+    const code = shutdown.shutdown();
+    await clock.advanceAsync(0);
+    await inHook;
+    expect(shutdown.phase).toBe('hooks');
+    void shutdown.shutdown();
+    expect(await code).toBe(1);
+    expect(clock.pending()).toBe(0);
   });
 
   it('validates its options', () => {
