@@ -1,5 +1,5 @@
 import { systemClock } from './clock.js';
-import { type CallContext, closedError, kRun, type Next, PolicyBase } from './context.js';
+import { type CallContext, closedError, kRun, NEVER, type Next, PolicyBase } from './context.js';
 import { Emitter } from './emitter.js';
 import { invalid, OmsBreakerError } from './errors.js';
 import type { Clock, Timeout, TimeoutOptions, Unsubscribe } from './types.js';
@@ -134,11 +134,25 @@ class TimeoutImpl extends PolicyBase implements Timeout {
 
   #race(c: CallContext, next: Next): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      c.onExpire = reject;
+      // The caller giving up ends the wait too, as the deadline does, even if the function ignores its signal.
+      const ps = c.parent!.signal;
       const done = () => {
         this.#list.remove(c);
         c.dispose();
+        if (ps !== NEVER) ps.removeEventListener('abort', onCallerAbort);
       };
+      const onCallerAbort = () => {
+        done();
+        c.abort(ps.reason);
+        reject(ps.reason);
+      };
+      // At the deadline the function is abandoned: drop what ties it to the caller's signal now.
+      c.onExpire = (err) => {
+        done();
+        reject(err);
+      };
+      if (ps.aborted) return onCallerAbort();
+      if (ps !== NEVER) ps.addEventListener('abort', onCallerAbort, { once: true });
       let r: unknown;
       try {
         r = next.call(c);

@@ -341,7 +341,7 @@ export type WindowSnapshot = { kind: 'calls'; size: number; outcomes: number[] }
  *
  * @example
  * const w = breaker.toJSON().window;
- * if (w?.kind === 'time') console.log(w.buckets.length, 'buckets with calls');
+ * if (w?.kind === 'time') log.debug({ buckets: w.buckets.length }, 'time buckets with calls');
  */
 export interface WindowBucketsSnapshot {
   kind: 'time';

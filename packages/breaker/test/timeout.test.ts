@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { fakeClock } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
 import { isOmsBreakerError, timeout } from '../src/index.js';
@@ -39,6 +40,42 @@ describe('timeout', () => {
     await clock.advanceAsync(100);
     expect(await settled).toMatchObject({ code: 'ERR_OMS_BREAKER_TIMEOUT' });
     expect(signal?.aborted).toBe(true);
+  });
+
+  it('aggressive: the caller aborting rejects at once with its reason, even if the function ignores the signal', async () => {
+    const clock = fakeClock();
+    const t = timeout(1000, { strategy: 'aggressive', clock });
+    const ac = new AbortController();
+    let signal: AbortSignal | undefined;
+    const p = t
+      .execute((ctx) => {
+        signal = ctx.signal;
+        return new Promise(() => {});
+      }, ac.signal)
+      .catch((err: unknown) => err);
+    await clock.advanceAsync(10);
+    ac.abort(new Error('user cancelled'));
+    expect(await p).toMatchObject({ message: 'user cancelled' });
+    expect(signal?.aborted).toBe(true);
+    await clock.advanceAsync(1000); // the deadline passing later changes nothing
+    await t.close();
+  });
+
+  it('aggressive: a call abandoned at the deadline leaves no listener on the caller signal', async () => {
+    const clock = fakeClock();
+    const t = timeout(100, { strategy: 'aggressive', clock });
+    const ac = new AbortController();
+    const p = t
+      .execute(({ signal }) => {
+        void signal; // materialise the per-call signal, which listens to the caller's
+        return new Promise(() => {});
+      }, ac.signal)
+      .catch((err: unknown) => err);
+    await Promise.resolve();
+    expect(getEventListeners(ac.signal, 'abort').length).toBeGreaterThan(0);
+    await clock.advanceAsync(100);
+    expect(await p).toMatchObject({ code: 'ERR_OMS_BREAKER_TIMEOUT' });
+    expect(getEventListeners(ac.signal, 'abort')).toEqual([]);
   });
 
   it('shares one timer between concurrent calls', async () => {
