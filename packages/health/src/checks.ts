@@ -5,17 +5,36 @@ import { invalid, nonNegativeFinite, positiveFinite, ratio } from './errors.js';
 import { redactSecrets } from './redact.js';
 import type { CheckContext, CheckOutcome, HealthCheck, HealthStatus } from './types.js';
 
-/** Anything that runs SQL: a pg `Pool`/`Client`, or an adapter around kysely, postgres.js, etc. */
+/**
+ * Anything that runs SQL: a pg `Pool`/`Client`, or an adapter around kysely, postgres.js, etc.
+ *
+ * @example
+ * import { sql } from 'kysely';
+ * const viaKysely: SqlQueryable = { query: (q) => sql.raw(q).execute(db) };
+ * const check = checks.postgres(viaKysely);
+ */
 export interface SqlQueryable {
   query(sql: string): Promise<unknown>;
 }
 
-/** Anything that answers PING: an ioredis `Redis` or `Cluster`, or node-redis. */
+/**
+ * Anything that answers PING: an ioredis `Redis` or `Cluster`, or node-redis.
+ *
+ * @example
+ * const client: Pingable = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1 });
+ * const check = checks.redis(client);
+ */
 export interface Pingable {
   ping(): Promise<string>;
 }
 
-/** Latency thresholds shared by the dependency checks, in ms. */
+/**
+ * Latency thresholds shared by the dependency checks, in ms.
+ *
+ * @example
+ * const slowIsWarn: LatencyThresholds = { warnMs: 50, failMs: 500 };
+ * const check = checks.postgres(pool, slowIsWarn);
+ */
 export interface LatencyThresholds {
   /** Latency above this reports `warn`. */
   warnMs?: number;
@@ -102,7 +121,13 @@ export function redis(client: Pingable, opts: LatencyThresholds = {}): HealthChe
   };
 }
 
-/** Options of {@link eventLoopDelay}. */
+/**
+ * Options of {@link eventLoopDelay}.
+ *
+ * @example
+ * const opts: EventLoopDelayOptions = { warnMs: 100, failMs: 500, resolutionMs: 10 };
+ * const check = checks.eventLoopDelay(opts);
+ */
 export interface EventLoopDelayOptions {
   /** p99 delay above this warns. Default 200 ms. */
   warnMs?: number;
@@ -147,7 +172,13 @@ export function eventLoopDelay(opts: EventLoopDelayOptions = {}): HealthCheck {
   return check;
 }
 
-/** Options of {@link memory}. */
+/**
+ * Options of {@link memory}.
+ *
+ * @example
+ * const opts: MemoryOptions = { warnRatio: 0.85, failRatio: 0.95, maxRssBytes: 1.5 * 2 ** 30 };
+ * const check = checks.memory(opts);
+ */
 export interface MemoryOptions {
   /** Heap used / heap limit above this warns. Default 0.9. */
   warnRatio?: number;
@@ -204,7 +235,13 @@ export function memory(opts: MemoryOptions = {}): HealthCheck {
   };
 }
 
-/** Options of {@link disk}. */
+/**
+ * Options of {@link disk}.
+ *
+ * @example
+ * const opts: DiskOptions = { path: '/var/lib/app', minFreeBytes: 1e9, warnFreeBytes: 5e9 };
+ * const check = checks.disk(opts);
+ */
 export interface DiskOptions {
   /** A path on the filesystem to watch. Default the current working directory. */
   path?: string;
@@ -269,7 +306,13 @@ export function disk(opts: DiskOptions = {}): HealthCheck {
   };
 }
 
-/** Options of {@link http}. */
+/**
+ * Options of {@link http}.
+ *
+ * @example
+ * const opts: HttpCheckOptions = { url: 'http://payments.internal/livez', expectedStatus: [200, 204], timeoutMs: 800 };
+ * const check = checks.http(opts);
+ */
 export interface HttpCheckOptions extends LatencyThresholds {
   url: string | URL;
   method?: string;

@@ -1,3 +1,9 @@
+/**
+ * The stable codes of {@link OmsHealthError}.
+ *
+ * @example
+ * const retryable = (code: HealthErrorCode) => code === 'ERR_OMS_HEALTH_ABORTED';
+ */
 export type HealthErrorCode =
   | 'ERR_OMS_HEALTH_INVALID_OPTION'
   | 'ERR_OMS_HEALTH_DUPLICATE_CHECK'

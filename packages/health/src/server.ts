@@ -3,7 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { invalid } from './errors.js';
 import type { HealthRegistry, ReportKind } from './types.js';
 
-/** Options of {@link healthServer}. */
+/**
+ * Options of {@link healthServer}.
+ *
+ * @example
+ * const opts: HealthServerOptions = { registry, port: 9090, host: '0.0.0.0', paths: { all: '/healthz' } };
+ * const probes = await healthServer(opts);
+ */
 export interface HealthServerOptions {
   registry: HealthRegistry;
   /** 0 picks a free port. */
@@ -14,7 +20,14 @@ export interface HealthServerOptions {
   paths?: Partial<Record<ReportKind, string>>;
 }
 
-/** A running probe server. */
+/**
+ * A running probe server.
+ *
+ * @example
+ * const probes: HealthServer = await healthServer({ registry, port: 0, host: '127.0.0.1' });
+ * const res = await fetch(`${probes.url}/readyz`);
+ * await probes.close();
+ */
 export interface HealthServer {
   readonly port: number;
   readonly host: string;

@@ -5,7 +5,12 @@ import { Emitter } from './emitter.js';
 import { invalid, nonNegativeFinite, positiveFinite } from './errors.js';
 import type { Clock, HealthRegistry } from './types.js';
 
-/** One step run after the server drained, in order, with its own timeout. */
+/**
+ * One step run after the server drained, in order, with its own timeout.
+ *
+ * @example
+ * const stopRelay: ShutdownHook = { name: 'outbox relay', fn: (signal) => relay.stop({ drain: true, signal }), timeoutMs: 5000 };
+ */
 export interface ShutdownHook {
   /** Shown in events and logs, e.g. `outbox relay` or `pg pool`. */
   name: string;
@@ -15,7 +20,14 @@ export interface ShutdownHook {
   timeoutMs?: number;
 }
 
-/** A request that was still running at some point of the shutdown. Query strings are left out (tokens). */
+/**
+ * A request that was still running at some point of the shutdown. Query strings are left out (tokens).
+ *
+ * @example
+ * shutdown.on('forced', (e) => {
+ *   for (const r of e.inFlight as InFlightRequest[]) log.error(`${r.method} ${r.path} cut after ${r.ageMs} ms`);
+ * });
+ */
 export interface InFlightRequest {
   method: string;
   path: string;
@@ -23,16 +35,35 @@ export interface InFlightRequest {
   ageMs: number;
 }
 
+/**
+ * Where a graceful shutdown is: `running`, then `draining` (readiness fails), `closing`, `waiting` (for
+ * in-flight requests), `hooks`, `exiting`.
+ *
+ * @example
+ * const phase: ShutdownPhase = shutdown.phase;
+ * if (phase !== 'running') res.setHeader('connection', 'close');
+ */
 export type ShutdownPhase = 'running' | 'draining' | 'closing' | 'waiting' | 'hooks' | 'exiting';
 
-/** A structured log line of the shutdown (only the noteworthy ones: failures and forced exits). */
+/**
+ * A structured log line of the shutdown (only the noteworthy ones: failures and forced exits).
+ *
+ * @example
+ * gracefulShutdown({ ...options, log: (entry: ShutdownLogEntry) => logger[entry.level](entry, entry.msg) });
+ */
 export interface ShutdownLogEntry {
   level: 'info' | 'error';
   msg: string;
   [key: string]: unknown;
 }
 
-/** Events of a graceful shutdown. */
+/**
+ * Events of a graceful shutdown.
+ *
+ * @example
+ * shutdown.on('hook', (e: ShutdownEvents['hook']) => log.info({ hook: e.name, ok: e.ok, ms: e.durationMs }));
+ * shutdown.on('exit', (e: ShutdownEvents['exit']) => log.info({ code: e.code }, 'bye'));
+ */
 export interface ShutdownEvents {
   phase: { phase: ShutdownPhase; time: number; inFlight: number; reason?: string };
   hook: { name: string; ok: boolean; durationMs: number; error?: string };
@@ -46,7 +77,16 @@ export interface ShutdownEvents {
   exit: { code: number; durationMs: number };
 }
 
-/** Options of {@link gracefulShutdown}. */
+/**
+ * Options of {@link gracefulShutdown}.
+ *
+ * @example
+ * const options: GracefulShutdownOptions = {
+ *   server, registry, drainDelayMs: 5000, timeoutMs: 25_000,
+ *   hooks: [{ name: 'pg pool', fn: () => pool.end() }],
+ * };
+ * gracefulShutdown(options);
+ */
 export interface GracefulShutdownOptions {
   /** The application's HTTP(S) server (not the probe server). In-flight requests are tracked from now on. */
   server: Server | HttpsServer;
@@ -68,7 +108,13 @@ export interface GracefulShutdownOptions {
   log?: ((entry: ShutdownLogEntry) => void) | false;
 }
 
-/** A graceful shutdown controller. */
+/**
+ * A graceful shutdown controller.
+ *
+ * @example
+ * const shutdown: GracefulShutdown = gracefulShutdown({ server, registry, drainDelayMs: 5000, timeoutMs: 25_000 });
+ * shutdown.on('phase', (e) => log.info({ phase: e.phase, inFlight: e.inFlight }));
+ */
 export interface GracefulShutdown {
   readonly phase: ShutdownPhase;
   /** Requests running now. */

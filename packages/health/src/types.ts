@@ -1,20 +1,54 @@
-/** The `Clock` of the @oms packages: milliseconds since the epoch, plus timers the clock controls. */
+/**
+ * The `Clock` of the @oms packages: milliseconds since the epoch, plus timers the clock controls.
+ *
+ * @example
+ * // a test clock that moves only when told to
+ * let t = 0;
+ * const clock: Clock = { now: () => t, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+ * const registry = healthRegistry({ service: 'orders', version: '1', clock });
+ */
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
 
-/** A check outcome, as health+json spells it. */
+/**
+ * A check outcome, as health+json spells it.
+ *
+ * @example
+ * const status: HealthStatus = (await registry.report('readiness')).status;
+ * if (status === 'warn') log.warn('degraded but serving');
+ */
 export type HealthStatus = 'pass' | 'warn' | 'fail';
 
-/** Which probe a check feeds. */
+/**
+ * Which probe a check feeds.
+ *
+ * @example
+ * const kinds: CheckKind[] = ['readiness', 'startup'];
+ * registry.register({ name: 'postgres:responseTime', check, kinds, critical: true, timeoutMs: 1000 });
+ */
 export type CheckKind = 'liveness' | 'readiness' | 'startup';
 
-/** Any JSON value (what `observedValue` may hold). */
+/**
+ * Any JSON value (what `observedValue` may hold).
+ *
+ * @example
+ * const observedValue: JsonValue = { p50: 1.2, p99: 8.4 };
+ */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
-/** What a check function resolves to. Everything is optional; resolving without `status` means `pass`. */
+/**
+ * What a check function resolves to. Everything is optional; resolving without `status` means `pass`.
+ *
+ * @example
+ * const check: HealthCheck = async () => {
+ *   const lag = await replicationLagSeconds();
+ *   const outcome: CheckOutcome = { status: lag > 30 ? 'warn' : 'pass', observedValue: lag, observedUnit: 's' };
+ *   return outcome;
+ * };
+ */
 export interface CheckOutcome {
   status?: HealthStatus;
   /** The measured value, e.g. a latency. Defaults to the run's duration in ms. */
@@ -32,7 +66,18 @@ export interface CheckOutcome {
   details?: Record<string, JsonValue>;
 }
 
-/** What a check receives: its signal aborts when the check times out or the registry closes. */
+/**
+ * What a check receives: its signal aborts when the check times out or the registry closes.
+ *
+ * @example
+ * registry.register({
+ *   name: 'search:responseTime', kinds: ['readiness'], critical: false, timeoutMs: 500,
+ *   check: async ({ signal }: CheckContext) => {
+ *     const res = await fetch('http://search.internal/ping', { signal });
+ *     return { status: res.ok ? 'pass' : 'fail' };
+ *   },
+ * });
+ */
 export interface CheckContext {
   readonly signal: AbortSignal;
 }
@@ -40,12 +85,27 @@ export interface CheckContext {
 /**
  * A check: runs once per call and resolves to a {@link CheckOutcome}. Throwing or rejecting means `fail`.
  * A check may carry `close()` (built-in checks that hold a monitor do); the registry calls it on close.
+ *
+ * @example
+ * const migrations: HealthCheck = async () => {
+ *   const pending = await countPendingMigrations();
+ *   return pending === 0 ? { status: 'pass' } : { status: 'fail', output: `${pending} migrations pending` };
+ * };
  */
 export type HealthCheck = ((ctx: CheckContext) => CheckOutcome | Promise<CheckOutcome>) & {
   close?: () => void;
 };
 
-/** Options of `register()`. */
+/**
+ * Options of `register()`.
+ *
+ * @example
+ * const registration: CheckRegistration = {
+ *   name: 'postgres:responseTime', check: checks.postgres(pool),
+ *   kinds: ['readiness', 'startup'], critical: true, timeoutMs: 1000, intervalMs: 5000,
+ * };
+ * registry.register(registration);
+ */
 export interface CheckRegistration {
   /** `component:measurement`, e.g. `postgres:responseTime` (health+json's key style). */
   name: string;
@@ -64,7 +124,13 @@ export interface CheckRegistration {
   componentType?: string;
 }
 
-/** One stored check result. */
+/**
+ * One stored check result.
+ *
+ * @example
+ * const last: CheckResult | undefined = registry.checks().find((c) => c.name === 'postgres:responseTime')?.last;
+ * if (last?.timedOut) log.warn(`postgres check timed out after ${last.durationMs} ms`);
+ */
 export interface CheckResult {
   readonly name: string;
   readonly status: HealthStatus;
@@ -82,7 +148,14 @@ export interface CheckResult {
   readonly timedOut: boolean;
 }
 
-/** One element of a `checks` array in a health+json body. */
+/**
+ * One element of a `checks` array in a health+json body.
+ *
+ * @example
+ * const { body } = await registry.report('readiness');
+ * const [pg]: HealthCheckEntry[] = body.checks['postgres:responseTime'] ?? [];
+ * console.log(pg?.observedValue, pg?.observedUnit); // 0.41 'ms'
+ */
 export interface HealthCheckEntry {
   componentType: string;
   componentId?: string;
@@ -95,7 +168,14 @@ export interface HealthCheckEntry {
   [extra: string]: JsonValue | undefined;
 }
 
-/** An `application/health+json` body (draft-inadarei-api-health-check-06). */
+/**
+ * An `application/health+json` body (draft-inadarei-api-health-check-06).
+ *
+ * @example
+ * const body: HealthBody = (await registry.report('all')).body;
+ * res.writeHead(body.status === 'fail' ? 503 : 200, { 'content-type': 'application/health+json' });
+ * res.end(JSON.stringify(body));
+ */
 export interface HealthBody {
   status: HealthStatus;
   version: string;
@@ -107,7 +187,13 @@ export interface HealthBody {
   checks: Record<string, HealthCheckEntry[]>;
 }
 
-/** What `report()` returns. */
+/**
+ * What `report()` returns.
+ *
+ * @example
+ * const r: HealthReport = await registry.report('readiness');
+ * reply.code(r.httpStatus).type('application/health+json').send(r.body);
+ */
 export interface HealthReport {
   status: HealthStatus;
   /** 200 for pass and warn, 503 for fail. */
@@ -115,10 +201,23 @@ export interface HealthReport {
   body: HealthBody;
 }
 
-/** Which report: one probe, or `all` checks (the `/health` endpoint). */
+/**
+ * Which report: one probe, or `all` checks (the `/health` endpoint).
+ *
+ * @example
+ * const kind: ReportKind = req.url === '/health' ? 'all' : 'readiness';
+ * const r = await registry.report(kind);
+ */
 export type ReportKind = CheckKind | 'all';
 
-/** A state transition of one check, as kept in its history ring and emitted as `change`. */
+/**
+ * A state transition of one check, as kept in its history ring and emitted as `change`.
+ *
+ * @example
+ * registry.on('change', (t: HealthTransition) => {
+ *   log.info({ check: t.name, from: t.from, to: t.to, after: t.durationMs }, 'health changed');
+ * });
+ */
 export interface HealthTransition {
   readonly name: string;
   /** `unknown` for the first result. */
@@ -135,7 +234,14 @@ export interface HealthTransition {
   readonly kinds: readonly CheckKind[];
 }
 
-/** Emitted after every run of a check (telemetry listens to it). */
+/**
+ * Emitted after every run of a check (telemetry listens to it).
+ *
+ * @example
+ * registry.on('check', (e: CheckRunEvent) => {
+ *   if (e.timedOut) log.warn({ check: e.name }, 'health check timed out');
+ * });
+ */
 export interface CheckRunEvent {
   readonly name: string;
   readonly status: HealthStatus;
@@ -143,14 +249,25 @@ export interface CheckRunEvent {
   readonly timedOut: boolean;
 }
 
-/** Events of a registry. */
+/**
+ * Events of a registry.
+ *
+ * @example
+ * const off = registry.on('shutdown', (e: HealthEvents['shutdown']) => log.info({ at: e.time }, 'draining'));
+ * off();
+ */
 export interface HealthEvents {
   change: HealthTransition;
   check: CheckRunEvent;
   shutdown: { readonly time: number };
 }
 
-/** The current view of one registered check. */
+/**
+ * The current view of one registered check.
+ *
+ * @example
+ * const failing = registry.checks().filter((c: CheckSnapshot) => c.status === 'fail').map((c) => c.name);
+ */
 export interface CheckSnapshot {
   readonly name: string;
   readonly kinds: readonly CheckKind[];
@@ -161,7 +278,15 @@ export interface CheckSnapshot {
   readonly running: boolean;
 }
 
-/** Options of `healthRegistry()`. */
+/**
+ * Options of `healthRegistry()`.
+ *
+ * @example
+ * const options: HealthRegistryOptions = {
+ *   service: 'orders', version: '1.4.0', releaseId: process.env.GIT_SHA, historySize: 100,
+ * };
+ * const registry = healthRegistry(options);
+ */
 export interface HealthRegistryOptions {
   /** health+json `serviceId`. */
   service: string;
@@ -182,14 +307,30 @@ export interface HealthRegistryOptions {
   redact?: (text: string) => string;
 }
 
-/** What `handler(kind)` resolves to: ready to write to any HTTP framework. */
+/**
+ * What `handler(kind)` resolves to: ready to write to any HTTP framework.
+ *
+ * @example
+ * app.get('/readyz', async (_req, res) => {
+ *   const r: HealthHttpResponse = await registry.handler('readiness');
+ *   res.status(r.status).set(r.headers).send(r.body);
+ * });
+ */
 export interface HealthHttpResponse {
   status: number;
   headers: Record<string, string>;
   body: string;
 }
 
-/** A health registry: register checks, then ask for reports. */
+/**
+ * A health registry: register checks, then ask for reports.
+ *
+ * @example
+ * const registry: HealthRegistry = healthRegistry({ service: 'orders', version: '1.4.0' });
+ * registry.register({ name: 'redis:responseTime', check: checks.redis(redis), kinds: ['readiness'], critical: true, timeoutMs: 500 });
+ * const { httpStatus } = await registry.report('readiness');
+ * await registry.close();
+ */
 export interface HealthRegistry {
   readonly service: string;
   readonly version: string;

@@ -1,2 +1,8 @@
-/** The version of @oms/health, used as the tracer/meter version. */
+/**
+ * The version of @oms/health, used as the tracer/meter version.
+ *
+ * @example
+ * import { VERSION } from '@oms/health';
+ * console.log(`@oms/health ${VERSION}`);
+ */
 export const VERSION = '0.1.0';
