@@ -56,6 +56,18 @@ function windowOf(label: string, w: unknown): OutcomeWindow {
   throw invalid(`${label} must be { calls } or { ms, buckets? }`);
 }
 
+const isCount = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+
+/** Checked before a restore touches any state, so a bad snapshot leaves the breaker as it was. */
+function validWindow(w: unknown): boolean {
+  if (!isObject(w)) return false;
+  if (w.kind === 'calls') return Array.isArray(w.outcomes) && w.outcomes.every(isCount);
+  if (w.kind !== 'time' || !Array.isArray(w.buckets) || !isCount(w.bucketMs)) return false;
+  return w.buckets.every(
+    (b: unknown) => Array.isArray(b) && b.length === 4 && Number.isInteger(b[0]) && b.slice(1).every(isCount),
+  );
+}
+
 function sameWindow(a: WindowOptions, b: WindowOptions): boolean {
   if ('calls' in a && 'calls' in b) return a.calls === b.calls;
   if ('ms' in a && 'ms' in b) return a.ms === b.ms && (a.buckets ?? 10) === (b.buckets ?? 10);
@@ -514,6 +526,9 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     for (const k of ['openUntil', 'trips', 'consecutiveFailures'] as const) {
       if (typeof s[k] !== 'number' || !Number.isFinite(s[k]) || s[k] < 0)
         throw bad(`${k} must be a number >= 0`);
+    }
+    for (const k of ['window', 'slowWindow'] as const) {
+      if (s[k] !== undefined && !validWindow(s[k])) throw bad(`${k} is not a window from toJSON()`);
     }
     const from = this.#st;
     // Half-open is not resumed as such: its probes belonged to the old process. It reopens and lets the

@@ -495,6 +495,35 @@ describe('circuitBreaker windows and backoff', () => {
     expect(() => b2.restore({ ...b.toJSON(), name: 'other' })).toThrow(/other/);
   });
 
+  it('restore rejects a malformed snapshot with ERR_OMS_BREAKER_INVALID_SNAPSHOT and keeps its state', async () => {
+    const { b, fail } = setup({
+      consecutiveFailures: 3,
+      failureRate: { threshold: 0.5, minimumThroughput: 4, window: { ms: 1000 } },
+    });
+    await fail(1);
+    const good = b.toJSON();
+    const broken = [
+      { ...good, window: { kind: 'time', bucketMs: 100, buckets: null } },
+      { ...good, window: { kind: 'time', bucketMs: 100, buckets: [[1, 'x', 0, 0]] } },
+      { ...good, window: { kind: 'calls', size: 4, outcomes: 'oops' } },
+      { ...good, state: 'open', openUntil: -1 },
+      { ...good, v: 2 },
+    ];
+    for (const snap of broken) {
+      let err: unknown;
+      try {
+        b.restore(snap as never);
+      } catch (e) {
+        err = e;
+      }
+      expect(isOmsBreakerError(err) && err.code, JSON.stringify(snap)).toBe(
+        'ERR_OMS_BREAKER_INVALID_SNAPSHOT',
+      );
+    }
+    expect(b.state).toBe('closed');
+    expect(b.stats()).toMatchObject({ calls: 1, failures: 1, consecutiveFailures: 1 });
+  });
+
   it('handles a synchronous throw and a non-promise return value', async () => {
     const { b } = setup({ consecutiveFailures: 2 });
     expect(await b.execute(() => 7)).toBe(7);

@@ -54,6 +54,27 @@ describe('retry', () => {
     expect(attempts).toEqual([1, 2, 3]);
   });
 
+  it('feeds each delay back into decorrelated jitter: min(maxDelayMs, rand(base, prev × 3))', async () => {
+    const clock = fakeClock();
+    const r = retry({
+      maxAttempts: 5,
+      backoff: decorrelatedJitterBackoff({ baseMs: 100 }),
+      maxDelayMs: 2000,
+      random: () => 1,
+      clock,
+    });
+    const delays: number[] = [];
+    r.on('retry', (e) => delays.push(e.delayMs));
+    const p = r
+      .execute(() => {
+        throw new Error('down');
+      })
+      .catch(() => {});
+    await clock.advanceAsync(10_000);
+    await p;
+    expect(delays).toEqual([300, 900, 2000, 2000]);
+  });
+
   it('gives up after maxAttempts with the last error and a giveUp event', async () => {
     const r = retry({ maxAttempts: 2, backoff: constantBackoff(0) });
     const gave: string[] = [];
