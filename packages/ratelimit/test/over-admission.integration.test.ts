@@ -13,12 +13,15 @@ const DURATION_MS = 3000;
 // Admission rates (~200/s) far below what even a loaded 2-core machine serves through ioredis Cluster, so
 // the limiter, not the load, is the bottleneck; 50 ms windows make ~60 windows per phase.
 const algorithms: AlgSpec[] = [
-  { kind: 'tokenBucket', limit: 20, rate: 200 },
-  { kind: 'gcra', limit: 200, rate: 1000, burst: 20 },
+  // bursts of 50 (250 ms of refill) absorb scheduling stalls of a loaded machine
+  { kind: 'tokenBucket', limit: 50, rate: 200 },
+  { kind: 'gcra', limit: 200, rate: 1000, burst: 50 },
   // the estimate needs prev x (1 - f) + cur + 1 <= limit, so a full window after a full one admits limit - 1:
   // a large limit keeps that discreteness small
   { kind: 'slidingCounter', limit: 100, rate: 500 },
-  { kind: 'slidingLog', limit: 10, rate: 50 },
+  // every admitted unit comes back exactly one window later, so a late caller delays all later batches:
+  // fewer, larger windows keep that drift small
+  { kind: 'slidingLog', limit: 20, rate: 100 },
   { kind: 'fixedWindow', limit: 10, rate: 50 },
 ];
 
