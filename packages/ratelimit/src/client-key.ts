@@ -1,9 +1,18 @@
 import { BlockList, isIP } from 'node:net';
 import { invalidOption } from './errors.js';
 
-/** Which proxies may set X-Forwarded-For. */
+/**
+ * Which proxies may set X-Forwarded-For.
+ *
+ * @example
+ * clientKey(req, { trustProxy: ['10.0.0.0/8'] });
+ */
 export type TrustProxy = boolean | number | readonly string[];
 
+/**
+ * @example
+ * clientKey(req, { trustProxy: 1, ipv6Prefix: 56 });
+ */
 export interface ClientKeyOptions {
   /**
    * `false` (default): use the socket address, ignore X-Forwarded-For. A number n: trust the n nearest hops
@@ -15,7 +24,12 @@ export interface ClientKeyOptions {
   ipv6Prefix?: number;
 }
 
-/** The parts of a request `clientKey` reads: the socket peer and the headers. */
+/**
+ * The parts of a request `clientKey` reads: the socket peer and the headers.
+ *
+ * @example
+ * clientKey({ ip: req.socket.remoteAddress, headers: req.headers });
+ */
 export interface ClientKeyRequest {
   ip: string | undefined;
   headers: Record<string, string | readonly string[] | undefined>;

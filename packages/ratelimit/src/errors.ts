@@ -1,4 +1,9 @@
-/** Stable codes of every error @oms/ratelimit throws. */
+/**
+ * Stable codes of every error @oms/ratelimit throws.
+ *
+ * @example
+ * if (isOmsRatelimitError(e) && e.code === 'ERR_OMS_RATELIMIT_INVALID_KEY') reply.code(400);
+ */
 export type RatelimitErrorCode =
   | 'ERR_OMS_RATELIMIT_INVALID_OPTION'
   | 'ERR_OMS_RATELIMIT_INVALID_KEY'

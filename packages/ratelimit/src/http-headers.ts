@@ -1,7 +1,12 @@
 import { invalidOption } from './errors.js';
 import type { Decision } from './types.js';
 
-/** Response headers for a decision, per draft-ietf-httpapi-ratelimit-headers (structured fields). */
+/**
+ * Response headers for a decision, per draft-ietf-httpapi-ratelimit-headers (structured fields).
+ *
+ * @example
+ * res.writeHead(429, { ...httpHeaders(decision) });
+ */
 export interface RateLimitHeaders {
   /** Every policy that applied, e.g. `"api";q=100;w=60`. */
   'RateLimit-Policy': string;

@@ -4,7 +4,12 @@ import type { StoreScope, SyncBinding, SyncStore } from './store.js';
 import type { RateLimitStore } from './types.js';
 import { positiveInt } from './validate.js';
 
-/** Options of `memoryStore`. */
+/**
+ * Options of `memoryStore`.
+ *
+ * @example
+ * memoryStore({ maxKeys: 50_000 });
+ */
 export interface MemoryStoreOptions {
   /** Most keys kept across every limiter bound to the store; beyond it the least recently used go. Default 100_000. */
   maxKeys?: number;

@@ -1,11 +1,21 @@
-/** Milliseconds since the epoch plus timers the clock controls (DESIGN.md §2). */
+/**
+ * Milliseconds since the epoch plus timers the clock controls (DESIGN.md §2).
+ *
+ * @example
+ * const clock: Clock = { now: Date.now, setTimeout: (f, ms) => setTimeout(f, ms).unref(), clearTimeout };
+ */
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
 
-/** The algorithms this package implements. */
+/**
+ * The algorithms this package implements.
+ *
+ * @example
+ * if (limiter.algorithm.kind === 'gcra') console.log('paced');
+ */
 export type AlgorithmKind =
   | 'token-bucket'
   | 'gcra'
@@ -13,7 +23,12 @@ export type AlgorithmKind =
   | 'sliding-window-log'
   | 'fixed-window';
 
-/** A configured algorithm, made by `tokenBucket`, `gcra`, `slidingWindow`, `fixedWindow` or `adaptive`. */
+/**
+ * A configured algorithm, made by `tokenBucket`, `gcra`, `slidingWindow`, `fixedWindow` or `adaptive`.
+ *
+ * @example
+ * const a: Algorithm = gcra({ limit: 10, periodMs: 1000 }); // a.limit === 10
+ */
 export interface Algorithm {
   readonly kind: AlgorithmKind;
   /** The largest cost one call may ask for: capacity, burst or limit. */
@@ -24,6 +39,10 @@ export interface Algorithm {
   readonly adaptive: boolean;
 }
 
+/**
+ * @example
+ * tokenBucket({ capacity: 20, refillPerSec: 5 });
+ */
 export interface TokenBucketOptions {
   /** Tokens the bucket holds when full (the burst). Integer >= 1. */
   capacity: number;
@@ -31,6 +50,10 @@ export interface TokenBucketOptions {
   refillPerSec: number;
 }
 
+/**
+ * @example
+ * gcra({ limit: 100, periodMs: 60_000, burst: 10 });
+ */
 export interface GcraOptions {
   /** Requests per period at the sustained rate. Integer >= 1. */
   limit: number;
@@ -40,6 +63,10 @@ export interface GcraOptions {
   burst?: number;
 }
 
+/**
+ * @example
+ * slidingWindow({ limit: 60, windowMs: 60_000, mode: 'log' });
+ */
 export interface SlidingWindowOptions {
   /** Requests per window. Integer >= 1. */
   limit: number;
@@ -49,6 +76,10 @@ export interface SlidingWindowOptions {
   mode?: 'counter' | 'log';
 }
 
+/**
+ * @example
+ * fixedWindow({ limit: 1000, windowMs: 86_400_000 });
+ */
 export interface FixedWindowOptions {
   /** Requests per window. Integer >= 1. */
   limit: number;
@@ -56,6 +87,10 @@ export interface FixedWindowOptions {
   windowMs: number;
 }
 
+/**
+ * @example
+ * adaptive(gcra({ limit: 100, periodMs: 1000 }), { load: () => cpuLoad(), threshold: 0.8, floor: 0.25 });
+ */
 export interface AdaptiveOptions {
   /** The load signal in [0, 1], read on every call; values outside are clamped. */
   load: () => number;
@@ -67,7 +102,12 @@ export interface AdaptiveOptions {
   curve?: (load: number, threshold: number) => number;
 }
 
-/** What `RateLimit-Policy` advertises for a limiter; one frozen object per limiter. */
+/**
+ * What `RateLimit-Policy` advertises for a limiter; one frozen object per limiter.
+ *
+ * @example
+ * const { name, limit, windowSec } = limiter.policy;
+ */
 export interface RatePolicy {
   readonly name: string;
   /** Quota (`q`): capacity, burst or limit. */
@@ -77,7 +117,13 @@ export interface RatePolicy {
   readonly algorithm: AlgorithmKind;
 }
 
-/** The outcome of one call against one limiter. */
+/**
+ * The outcome of one call against one limiter.
+ *
+ * @example
+ * const d = await limiter.consume(key);
+ * if (!d.allowed) setTimeout(retry, d.retryAfterMs);
+ */
 export interface Decision {
   readonly allowed: boolean;
   /** The effective limit (scaled down by `adaptive()` under load). */
@@ -93,15 +139,29 @@ export interface Decision {
   readonly degraded?: StoreErrorPolicy;
 }
 
-/** What happens when the store fails or exceeds the call time bound. */
+/**
+ * What happens when the store fails or exceeds the call time bound.
+ *
+ * @example
+ * rateLimiter({ name: 'api', algorithm, store, onStoreError: 'insurance', insuranceFraction: 0.25 });
+ */
 export type StoreErrorPolicy = 'open' | 'closed' | 'insurance';
 
-/** Where limiter state lives: `memoryStore()` or `redisStore()` from `@oms/ratelimit/redis`. */
+/**
+ * Where limiter state lives: `memoryStore()` or `redisStore()` from `@oms/ratelimit/redis`.
+ *
+ * @example
+ * const store: RateLimitStore = memoryStore({ maxKeys: 10_000 });
+ */
 export interface RateLimitStore {
   /** `memory` or `redis`; informational. */
   readonly kind: string;
 }
 
+/**
+ * @example
+ * rateLimiter({ name: 'api', algorithm: tokenBucket({ capacity: 10, refillPerSec: 5 }), timeoutMs: 100 });
+ */
 export interface RateLimiterOptions {
   /** Names the policy in headers, events and metrics: 1-64 of `A-Z a-z 0-9 _ . -`. */
   name: string;
@@ -119,17 +179,29 @@ export interface RateLimiterOptions {
   closedRetryAfterMs?: number;
 }
 
+/**
+ * @example
+ * await limiter.consume('user:1', { cost: 5, signal: AbortSignal.timeout(1000) });
+ */
 export interface ConsumeOptions {
   /** Units this call takes, integer >= 1 and <= the limit. Default 1. */
   cost?: number;
   signal?: AbortSignal;
 }
 
+/**
+ * @example
+ * await limiter.acquire('jobs', { cost: 1, maxWaitMs: 5000 });
+ */
 export interface AcquireOptions extends ConsumeOptions {
   /** Longest time to wait for capacity before rejecting with `ERR_OMS_RATELIMIT_TIMEOUT`. */
   maxWaitMs: number;
 }
 
+/**
+ * @example
+ * limiter.on('storeError', (e) => log.warn({ policy: e.policy, code: e.code }, 'rate limit store down'));
+ */
 export interface RateLimiterEvents {
   decision: { name: string; allowed: boolean; degraded?: StoreErrorPolicy };
   /** A store round trip finished (or failed); duration in seconds. */
@@ -138,7 +210,12 @@ export interface RateLimiterEvents {
   storeError: { name: string; store: string; policy: StoreErrorPolicy; code: string; error: unknown };
 }
 
-/** A limiter bound to one algorithm and store. */
+/**
+ * A limiter bound to one algorithm and store.
+ *
+ * @example
+ * const limiter: RateLimiter = rateLimiter({ name: 'api', algorithm: gcra({ limit: 5, periodMs: 1000 }) });
+ */
 export interface RateLimiter {
   readonly name: string;
   readonly algorithm: Algorithm;
@@ -156,12 +233,22 @@ export interface RateLimiter {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** One scope of `limitAll`. */
+/**
+ * One scope of `limitAll`.
+ *
+ * @example
+ * const scope: Scope = { limiter: perUser, key: userId };
+ */
 export interface Scope {
   limiter: RateLimiter;
   key: string;
 }
 
+/**
+ * @example
+ * const r = await limitAll(scopes);
+ * if (!r.allowed) console.log(`denied by ${r.deniedBy?.name}`);
+ */
 export interface LimitAllResult {
   /** True when every scope admitted the call and all were charged; false when none was. */
   readonly allowed: boolean;

@@ -1,2 +1,7 @@
-/** The package version, for the tracer and meter. */
+/**
+ * The package version, for the tracer and meter.
+ *
+ * @example
+ * metrics.getMeter('@oms/ratelimit', VERSION);
+ */
 export const VERSION = '0.1.0';

@@ -1,9 +1,19 @@
 import type { Cluster, Redis } from 'ioredis';
 
-/** The smallest part of an ioredis `Redis` or `Cluster` the store needs. */
+/**
+ * The smallest part of an ioredis `Redis` or `Cluster` the store needs.
+ *
+ * @example
+ * const redis: RedisLike = new Cluster([{ host: '127.0.0.1', port: 7000 }]);
+ */
 export type RedisLike = Pick<Redis | Cluster, 'evalsha' | 'eval' | 'del' | 'status'>;
 
-/** Options of `redisStore`. */
+/**
+ * Options of `redisStore`.
+ *
+ * @example
+ * redisStore({ redis, prefix: 'rl:', hashTag: (_name, key) => key.split(':')[0]! });
+ */
 export interface RedisStoreOptions {
   /** An ioredis `Redis` or `Cluster`, created and closed by you. */
   redis: RedisLike;
