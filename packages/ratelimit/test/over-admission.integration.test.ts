@@ -19,9 +19,9 @@ const algorithms: AlgSpec[] = [
   // the estimate needs prev x (1 - f) + cur + 1 <= limit, so a full window after a full one admits limit - 1:
   // a large limit keeps that discreteness small
   { kind: 'slidingCounter', limit: 100, rate: 500 },
-  // every admitted unit comes back exactly one window later, so a late caller delays all later batches:
-  // fewer, larger windows keep that drift small
-  { kind: 'slidingLog', limit: 20, rate: 100 },
+  // every admitted unit comes back exactly one window after it was admitted, so each scheduling stall of a
+  // loaded machine delays all later batches: the loss is about stall / window, so windows are long
+  { kind: 'slidingLog', limit: 100, rate: 500 },
   { kind: 'fixedWindow', limit: 10, rate: 50 },
 ];
 
