@@ -25,10 +25,11 @@ describe('a check that never settles (real clock)', () => {
       const reports = await Promise.all(Array.from({ length: 10 }, () => registry.report('readiness')));
       const elapsed = performance.now() - t0;
       lag.stop();
-      // one timer (the check's timeout) is on this path: allow for how late this loaded machine fires timers
-      expect(elapsed, `report() took ${elapsed} ms (timer lag ${lag.max()} ms)`).toBeLessThanOrEqual(
-        100 + 20 + lag.max(),
-      );
+      // allow for the time this loaded machine did not run our event loop, and nothing else
+      expect(
+        elapsed,
+        `report() took ${elapsed} ms (event loop stalled ${lag.total()} ms)`,
+      ).toBeLessThanOrEqual(100 + 20 + lag.total());
       for (const r of reports) {
         expect(r.status).toBe('fail');
         expect(r.body.checks['db:responseTime']?.[0]?.output).toMatch(/^timed out after 100 ms/);
