@@ -4,9 +4,12 @@ import { postgresLocks } from '../src/postgres/index.js';
 import { lockContract } from './contract.js';
 
 const db = usePostgres();
+let probe: ReturnType<typeof db.pool> | undefined;
 beforeAll(async () => {
   await postgresLocks({ pool: db.pool({ max: 2 }), strategy: 'lease' }).migrate();
 });
-lockContract('PostgreSQL lease', (opts) =>
-  postgresLocks({ ...opts, pool: db.pool({ max: 6 }), strategy: 'lease' }),
+lockContract(
+  'PostgreSQL lease',
+  (opts) => postgresLocks({ ...opts, pool: db.pool({ max: 6 }), strategy: 'lease' }),
+  () => (probe ??= db.pool({ max: 1 })).query('select 1'),
 );

@@ -3,6 +3,9 @@ import { redisLocks } from '../src/redis/index.js';
 import { lockContract } from './contract.js';
 
 const cluster = useRedisCluster({ masters: 3 });
-lockContract('Redis Cluster', (opts) =>
-  redisLocks({ ...opts, redis: cluster.client(), prefix: cluster.prefix }),
+let probe: ReturnType<typeof cluster.client> | undefined;
+lockContract(
+  'Redis Cluster',
+  (opts) => redisLocks({ ...opts, redis: cluster.client(), prefix: cluster.prefix }),
+  () => (probe ??= cluster.client()).get(`${cluster.prefix}{probe}`),
 );

@@ -3,4 +3,9 @@ import { redisLocks } from '../src/redis/index.js';
 import { lockContract } from './contract.js';
 
 const redis = useRedis();
-lockContract('Redis', (opts) => redisLocks({ ...opts, redis: redis.client(), prefix: redis.prefix }));
+let ping: ReturnType<typeof redis.client> | undefined;
+lockContract(
+  'Redis',
+  (opts) => redisLocks({ ...opts, redis: redis.client(), prefix: redis.prefix }),
+  () => (ping ??= redis.client()).ping(),
+);
