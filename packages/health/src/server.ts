@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { invalid } from './errors.js';
+import { invalid, OmsHealthError } from './errors.js';
 import type { HealthRegistry, ReportKind } from './types.js';
 
 /**
@@ -18,6 +18,8 @@ export interface HealthServerOptions {
   host?: string;
   /** Override the paths. Defaults: `/livez`, `/readyz`, `/startupz`, `/health`. */
   paths?: Partial<Record<ReportKind, string>>;
+  /** Aborting it closes the server (or, before it listens, rejects with `ERR_OMS_HEALTH_ABORTED`). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -100,15 +102,32 @@ export async function healthServer(opts: HealthServerOptions): Promise<HealthSer
     );
   };
 
+  const signal = opts.signal;
+  const abortError = () =>
+    new OmsHealthError('ERR_OMS_HEALTH_ABORTED', 'healthServer() was aborted by its signal', false, {
+      cause: signal?.reason,
+    });
+  if (signal?.aborted) throw abortError();
   const server = createServer(onRequest);
   // probes are tiny and frequent; do not let a slow kubelet connection pin sockets for long
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onAbort = () => {
+      server.off('error', fail);
+      server.close();
+      reject(abortError());
+    };
+    const fail = (e: Error) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(e);
+    };
+    server.once('error', fail);
+    signal?.addEventListener('abort', onAbort, { once: true });
     server.listen(opts.port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
+      signal?.removeEventListener('abort', onAbort);
       resolve();
     });
   });
@@ -116,11 +135,14 @@ export async function healthServer(opts: HealthServerOptions): Promise<HealthSer
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= new Promise<void>((resolve) => {
+      signal?.removeEventListener('abort', onAbortLater);
       server.close(() => resolve());
       server.closeAllConnections();
     });
     return closing;
   };
+  const onAbortLater = () => void close();
+  signal?.addEventListener('abort', onAbortLater, { once: true });
   const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     port: addr.port,

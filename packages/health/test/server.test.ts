@@ -73,6 +73,19 @@ describe('healthServer', () => {
     expect(await head.text()).toBe('');
   });
 
+  it('closes when its signal aborts, and rejects with a typed error when already aborted', async () => {
+    registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    const ac = new AbortController();
+    probes = await healthServer({ registry, port: 0, host: '127.0.0.1', signal: ac.signal });
+    expect((await fetch(`${probes.url}/livez`)).status).toBe(200);
+    ac.abort();
+    await probes.close(); // the same close the abort started
+    await expect(fetch(`${probes.url}/livez`)).rejects.toThrow();
+    await expect(
+      healthServer({ registry, port: 0, host: '127.0.0.1', signal: AbortSignal.abort() }),
+    ).rejects.toMatchObject({ code: 'ERR_OMS_HEALTH_ABORTED' });
+  });
+
   it('rejects a bad port with a typed error', async () => {
     registry = healthRegistry({ service: 's', version: '1', processChecks: false });
     await expect(healthServer({ registry, port: -1 })).rejects.toMatchObject({
