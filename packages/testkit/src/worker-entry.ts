@@ -9,10 +9,14 @@ const goPromise = new Promise<void>((r) => {
   go = r;
 });
 const listeners = new Set<(data: unknown) => void>();
+// The parent may write before the module subscribes (it loads asynchronously); keep those messages for the
+// first listener instead of dropping them.
+const early: unknown[] = [];
 
 process.on('message', async (m: ToWorker) => {
   if (m.type === 'go') return go?.();
   if (m.type === 'message') {
+    if (listeners.size === 0) early.push(m.data);
     for (const l of listeners) l(m.data);
     return;
   }
@@ -31,6 +35,7 @@ process.on('message', async (m: ToWorker) => {
       send: (data) => send({ type: 'message', data }),
       onMessage: (fn) => {
         listeners.add(fn);
+        for (const data of early.splice(0)) fn(data);
         return () => listeners.delete(fn);
       },
     };

@@ -14,7 +14,7 @@ export interface WorkerContext {
   ready(): Promise<void>;
   /** Sends a progress message to the parent (`group.on('message', …)`). */
   send(data: unknown): Promise<void>;
-  /** Receives messages the parent sends with `group.send(i, data)`. */
+  /** Receives messages the parent sends with `group.send(i, data)`; ones that arrived before the first listener are delivered to it. */
   onMessage(fn: (data: unknown) => void): () => void;
 }
 

@@ -56,4 +56,11 @@ describe('forkWorkers', () => {
     expect(outcomes[1]).toMatchObject({ ok: false, signal: 'SIGTERM' });
     expect(heard.sort()).toEqual([0, 1]);
   });
+
+  it('keeps a message the parent sent before the worker subscribed', async () => {
+    const group = spawnWorkers<unknown, unknown>(1, fixture('worker-late-listener.ts'), null);
+    group.on('message', (i) => group.send(i, { phase: 2 }));
+    const [outcome] = await group.outcomes;
+    expect(outcome).toEqual({ ok: true, value: { phase: 2 } });
+  });
 });
