@@ -22,7 +22,8 @@ const algorithms: AlgSpec[] = [
   // every admitted unit comes back exactly one window after it was admitted, so each scheduling stall of a
   // loaded machine delays all later batches: the loss is about stall / window, so windows are long
   { kind: 'slidingLog', limit: 100, rate: 500 },
-  { kind: 'fixedWindow', limit: 10, rate: 50 },
+  // long windows: a scheduling stall only costs admissions if it swallows a whole window
+  { kind: 'fixedWindow', limit: 100, rate: 500 },
 ];
 
 /** The most the algorithm may admit between server times t0 and t1 (µs), from a fresh key. */
