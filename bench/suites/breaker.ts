@@ -33,8 +33,25 @@ export default defineSuite({
     const omsShared = circuitBreaker({ name: 'bench-shared', store });
     const omsTimeout = timeout(1_000);
     const omsRetry = retry({ maxAttempts: 3 });
-    const omsPipeline = pipeline(timeout(1_000), retry({ maxAttempts: 3 }), circuitBreaker({ name: 'bench-pipe' }));
-    return { redis, store, cb, ct, cr, cockatielWrap, opossum, oms, omsShared, omsTimeout, omsRetry, omsPipeline };
+    const omsPipeline = pipeline(
+      timeout(1_000),
+      retry({ maxAttempts: 3 }),
+      circuitBreaker({ name: 'bench-pipe' }),
+    );
+    return {
+      redis,
+      store,
+      cb,
+      ct,
+      cr,
+      cockatielWrap,
+      opossum,
+      oms,
+      omsShared,
+      omsTimeout,
+      omsRetry,
+      omsPipeline,
+    };
   },
   cases: (c) => [
     { name: 'bare await', fn: () => work() },
