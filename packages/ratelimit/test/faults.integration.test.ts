@@ -60,7 +60,8 @@ async function until(pred: () => boolean | Promise<boolean>, ms: number, what: s
 }
 
 function makeLimiters() {
-  const client = redis.client({ maxRetriesPerRequest: null });
+  // as the README recommends: a command whose reply was lost in the disconnect must not be sent again
+  const client = redis.client({ maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false });
   const store = redisStore({ redis: client, prefix: `${redis.prefix}f${Date.now()}:` });
   const mk = (policy: StoreErrorPolicy, limit = LIMIT) =>
     rateLimiter({
