@@ -120,22 +120,15 @@ class RedisStoreImpl implements AsyncStore {
       fill(out, raw!, 0);
       cb(null, out);
     };
-    (r.evalsha as (...a: unknown[]) => Promise<Raw>)(
-      s.sha,
-      1,
-      k,
-      p1,
-      p2,
-      cost,
-      mode,
-      dl,
-      (err: unknown, raw?: Raw) => {
-        // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
-        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-          (r.eval as (...a: unknown[]) => Promise<Raw>)(s.src, 1, k, p1, p2, cost, mode, dl, done);
-        } else done(err, raw);
-      },
-    );
+    const ok = (raw: Raw) => done(null, raw);
+    (r.evalsha(s.sha, 1, k, p1, p2, cost, mode, dl) as Promise<Raw>).then(ok, (err: unknown) => {
+      // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+        (r.eval(s.src, 1, k, p1, p2, cost, mode, dl) as Promise<Raw>).then(ok, (e: unknown) =>
+          done(e, undefined),
+        );
+      } else done(err, undefined);
+    });
   }
 
   bind(name: string, timeoutMs: number): AsyncBinding {
