@@ -22,14 +22,26 @@ export interface Attempt {
    * new shared acquisitions of the key back off: the writer-preference policy.
    */
   try(intentMs: number): Promise<AttemptResult>;
+  /**
+   * Backends that cannot mark a key as waited on inside `try` do it here, after a failed try and before
+   * the wait. `true` means a mark was newly placed: the core then tries once more before sleeping, since a
+   * release between the failed try and the mark published nothing.
+   */
+  markWaiting?(): Promise<boolean>;
   /** The acquire gave up: drop the writer intent and any resource held for the attempt. */
   cancel(): Promise<void>;
 }
 
 export interface Backend {
   readonly name: string;
-  attempt(key: string, mode: LockMode, ttlMs: number, owner: string): Attempt;
+  /**
+   * `waitMarkMs > 0` when the acquire may wait: failed tries then mark the key as waited on for that long
+   * (releases notify only marked keys); the core re-tries well within it.
+   */
+  attempt(key: string, mode: LockMode, ttlMs: number, owner: string, waitMarkMs: number): Attempt;
   /** Starts delivering release wake-ups to `wake(key)`; resolves once they flow. */
   listen(wake: (key: string) => void): Promise<void>;
+  /** True while wake-ups flow, so a waiting acquire can skip awaiting `listen`. */
+  readonly listening?: boolean;
   close(): Promise<void>;
 }

@@ -206,14 +206,15 @@ export class LocksCore implements Locks {
         this.#waiters.set(key, set);
       }
       set.add(onWake);
-      // wake-ups must flow before the first try, or a release between try and subscribe is missed
-      // idempotent and cheap once live; a failure leaves this wait to the poll and the next one retries
-      await this.#b.listen(this.#wakeFn).catch(() => {});
+      // wake-ups must flow before the first try, or a release between try and subscribe is missed;
+      // a failure leaves this wait to the poll and the next one retries
+      if (!this.#b.listening) await this.#b.listen(this.#wakeFn).catch(() => {});
     }
     const owner = randomUUID();
-    const attempt: Attempt = this.#b.attempt(key, r.mode, r.ttlMs, owner);
-    // writers waiting hold an intent that outlives the longest gap between two of their tries
-    const intentMs = waiting && r.mode === 'exclusive' ? Math.ceil(this.#pollMs * 3 + 1_000) : 0;
+    // waiters' marks (and writers' intents) outlive the longest gap between two of their tries
+    const markMs = waiting ? Math.ceil(this.#pollMs * 3 + 1_000) : 0;
+    const attempt: Attempt = this.#b.attempt(key, r.mode, r.ttlMs, owner, markMs);
+    const intentMs = r.mode === 'exclusive' ? markMs : 0;
     let granted = false;
     try {
       for (;;) {
@@ -257,6 +258,11 @@ export class LocksCore implements Locks {
           throw aborted(signal.reason);
         }
         if (this.#closed) throw closedError();
+        try {
+          if (attempt.markWaiting && (await attempt.markWaiting())) continue;
+        } catch {
+          // no mark: this wait falls back to the poll
+        }
         if (woken) continue;
         const poll = this.#pollMs * (0.5 + Math.random());
         const hint =

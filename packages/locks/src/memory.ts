@@ -68,7 +68,7 @@ class MemoryBackend implements Backend {
     if (!e.writer && e.readers.size === 0 && e.intents.size === 0) this.#entries.delete(key);
   }
 
-  attempt(key: string, mode: LockMode, ttlMs: number, owner: string): Attempt {
+  attempt(key: string, mode: LockMode, ttlMs: number, owner: string, _waitMarkMs: number): Attempt {
     return {
       try: async (intentMs) => {
         const e = this.#entry(key);
@@ -126,6 +126,10 @@ class MemoryBackend implements Backend {
         return ok;
       },
     };
+  }
+
+  get listening(): boolean {
+    return this.#waker !== undefined;
   }
 
   async listen(wake: (key: string) => void): Promise<void> {

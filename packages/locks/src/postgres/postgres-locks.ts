@@ -16,6 +16,8 @@ import {
   LEASE_EXTEND,
   LEASE_RELEASE,
   LOCKS_MIGRATION_SQL,
+  MARK_WAITING,
+  UNMARK_WAITING,
 } from './sql.js';
 import type { PgClientLike, PgPoolLike, PostgresLocksOptions } from './types.js';
 
@@ -32,6 +34,9 @@ export function advisoryKey(namespace: string, key: string): bigint {
   const d = createHash('sha256').update(namespace).update('\0').update(key).digest();
   return d.readBigInt64BE(0);
 }
+
+/** The advisory key a key's waiters hold shared while they wait (releases notify only when it is held). */
+const markerOf = (k: bigint): string => BigInt.asIntN(64, k ^ 0x5bd1e9955bd1e995n).toString();
 
 /** Keeps one session LISTENing for release wake-ups; reconnects lazily after it drops. */
 class Listener {
@@ -84,6 +89,30 @@ class Listener {
     return this.#connecting;
   }
 
+  get live(): boolean {
+    return this.#client !== undefined;
+  }
+
+  get current(): PgClientLike | undefined {
+    return this.#client;
+  }
+
+  /**
+   * Marks a key as waited on from the LISTEN session, so that session's death drops the mark with the
+   * wake-ups it stood for. Returns the session it marked on, or undefined when nothing listens.
+   */
+  async mark(marker: string): Promise<PgClientLike | undefined> {
+    const c = this.#client;
+    if (!c) return undefined;
+    await c.query(MARK_WAITING, [marker]);
+    return c;
+  }
+
+  /** Drops one mark; a mark of a session since replaced died with it. */
+  unmark(c: PgClientLike, marker: string): void {
+    if (this.#client === c) c.query(UNMARK_WAITING, [marker]).catch(() => {});
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     await this.#connecting?.catch(() => {});
@@ -122,6 +151,27 @@ function watch(c: PgClientLike) {
   };
 }
 
+/** One acquire's waiter mark: placed at most once per LISTEN session, dropped when the acquire ends. */
+function waiterMark(listener: Listener, marker: string, waitMarkMs: number) {
+  let on: PgClientLike | undefined;
+  return {
+    markWaiting:
+      waitMarkMs > 0
+        ? async (): Promise<boolean> => {
+            if (!listener.live || on === listener.current) return false;
+            const c = await listener.mark(marker);
+            if (on) listener.unmark(on, marker);
+            on = c;
+            return c !== undefined;
+          }
+        : undefined,
+    unmark(): void {
+      if (on) listener.unmark(on, marker);
+      on = undefined;
+    },
+  };
+}
+
 class AdvisoryBackend implements Backend {
   readonly name = 'postgres-advisory';
   readonly #pool: PgPoolLike;
@@ -134,8 +184,10 @@ class AdvisoryBackend implements Backend {
     this.#listener = new Listener(listen, ns);
   }
 
-  attempt(key: string, mode: LockMode, _ttlMs: number, _owner: string): Attempt {
+  attempt(key: string, mode: LockMode, _ttlMs: number, _owner: string, waitMarkMs: number): Attempt {
     const k = advisoryKey(this.#ns, key);
+    const marker = markerOf(k);
+    const mark = waiterMark(this.#listener, marker, waitMarkMs);
     const intentKey = advisoryKey(this.#ns, `\0intent\0${key}`).toString();
     const payload = payloadOf(this.#ns, key);
     let conn: { c: PgClientLike; w: ReturnType<typeof watch> } | undefined;
@@ -195,13 +247,25 @@ class AdvisoryBackend implements Backend {
           return {};
         }
         conn = undefined;
-        return { token: BigInt(token), held: this.#held(c, w, k, mode, payload) };
+        mark.unmark();
+        return { token: BigInt(token), held: this.#held(c, w, k, mode, payload, marker) };
       },
-      cancel: giveBack,
+      markWaiting: mark.markWaiting,
+      cancel: async () => {
+        mark.unmark();
+        await giveBack();
+      },
     };
   }
 
-  #held(c: PgClientLike, w: ReturnType<typeof watch>, k: bigint, mode: LockMode, payload: string): HeldLock {
+  #held(
+    c: PgClientLike,
+    w: ReturnType<typeof watch>,
+    k: bigint,
+    mode: LockMode,
+    payload: string,
+    marker: string,
+  ): HeldLock {
     const u = BigInt.asUintN(64, k);
     const classid = (u >> 32n).toString();
     const objid = (u & 0xffffffffn).toString();
@@ -224,7 +288,7 @@ class AdvisoryBackend implements Backend {
         try {
           const { rows } = await c.query(
             mode === 'exclusive' ? ADVISORY_UNLOCK_EXCLUSIVE : ADVISORY_UNLOCK_SHARED,
-            [k.toString(), payload],
+            [k.toString(), payload, marker],
           );
           const ok = (rows[0] as { ok: boolean }).ok;
           // a false unlock means the session lost the lock: never hand that session back to the pool
@@ -237,6 +301,10 @@ class AdvisoryBackend implements Backend {
       },
       onLoss: (fn) => w.onLoss(fn),
     };
+  }
+
+  get listening(): boolean {
+    return this.#listener.live;
   }
 
   listen(wake: (key: string) => void): Promise<void> {
@@ -260,9 +328,11 @@ class LeaseTableBackend implements Backend {
     this.#listener = new Listener(listen, ns);
   }
 
-  attempt(key: string, mode: LockMode, ttlMs: number, owner: string): Attempt {
+  attempt(key: string, mode: LockMode, ttlMs: number, owner: string, waitMarkMs: number): Attempt {
     const ns = this.#ns;
     const ttl = Math.ceil(ttlMs);
+    const marker = markerOf(advisoryKey(ns, key));
+    const mark = waiterMark(this.#listener, marker, waitMarkMs);
     let intent = false;
     return {
       try: async (intentMs) => {
@@ -275,26 +345,35 @@ class LeaseTableBackend implements Backend {
           Math.ceil(intentMs),
         ]);
         const row = rows[0] as { token: string | null; retry_ms: number | null };
-        if (row.token !== null) return { token: BigInt(row.token), held: this.#held(key, owner) };
-        if (intentMs > 0) intent = true;
+        if (row.token !== null) {
+          mark.unmark();
+          return { token: BigInt(row.token), held: this.#held(key, owner, marker) };
+        }
+        if (intentMs > 0 && mode === 'exclusive') intent = true;
         return row.retry_ms === null ? {} : { retryAfterMs: row.retry_ms };
       },
+      markWaiting: mark.markWaiting,
       cancel: async () => {
+        mark.unmark();
         if (intent) await this.#pool.query(LEASE_CANCEL, [ns, key, owner, payloadOf(ns, key)]);
       },
     };
   }
 
-  #held(key: string, owner: string): HeldLock {
+  #held(key: string, owner: string, marker: string): HeldLock {
     const ns = this.#ns;
     return {
       extend: async (ttlMs) =>
         (await this.#pool.query(LEASE_EXTEND, [ns, key, owner, Math.ceil(ttlMs)])).rowCount === 1,
       release: async () => {
-        const { rows } = await this.#pool.query(LEASE_RELEASE, [ns, key, owner, payloadOf(ns, key)]);
+        const { rows } = await this.#pool.query(LEASE_RELEASE, [ns, key, owner, payloadOf(ns, key), marker]);
         return (rows[0] as { ok: boolean }).ok;
       },
     };
+  }
+
+  get listening(): boolean {
+    return this.#listener.live;
   }
 
   listen(wake: (key: string) => void): Promise<void> {

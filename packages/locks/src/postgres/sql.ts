@@ -28,36 +28,37 @@ create or replace function oms_locks_acquire(
 ) returns table (token bigint, retry_ms integer) language plpgsql as $fn$
 declare
   v_block timestamptz;
+  v_intent boolean;
+  v_dirty boolean;
   v_token bigint;
 begin
   -- serializes acquirers of one key for this transaction only, so it is safe behind transaction pooling
   perform pg_advisory_xact_lock(hashtext(p_ns), hashtext(p_key));
-  delete from oms_locks l where l.namespace = p_ns and l.key = p_key and l.expires_at <= now();
-  if p_mode = 'exclusive' then
-    select max(l.expires_at) into v_block from oms_locks l
-      where l.namespace = p_ns and l.key = p_key and l.mode <> 'intent';
-    if v_block is not null then
-      if p_intent_ms > 0 then
-        insert into oms_locks (namespace, key, holder, mode, expires_at)
-          values (p_ns, p_key, p_holder, 'intent', now() + p_intent_ms * interval '1 millisecond')
-          on conflict (namespace, key, holder) do update set expires_at = excluded.expires_at;
-      end if;
-      return query select null::bigint, greatest(1, ceil(extract(epoch from v_block - now()) * 1000))::integer;
-      return;
+  -- one read of the key's rows decides; the uncontended path then only inserts
+  select max(l.expires_at) filter (where l.expires_at > now()
+           and (l.mode = 'exclusive' or (p_mode = 'exclusive' and l.mode = 'shared'))),
+         coalesce(bool_or(l.mode = 'intent' and l.expires_at > now()), false),
+         coalesce(bool_or(l.expires_at <= now() or l.holder = p_holder), false)
+    into v_block, v_intent, v_dirty
+    from oms_locks l where l.namespace = p_ns and l.key = p_key;
+  if v_dirty then
+    -- expired rows, and this holder's own intent (it is either granted now or written again below)
+    delete from oms_locks l where l.namespace = p_ns and l.key = p_key
+      and (l.expires_at <= now() or l.holder = p_holder);
+  end if;
+  if v_block is not null then
+    if p_mode = 'exclusive' and p_intent_ms > 0 then
+      insert into oms_locks (namespace, key, holder, mode, expires_at)
+        values (p_ns, p_key, p_holder, 'intent', now() + p_intent_ms * interval '1 millisecond')
+        on conflict (namespace, key, holder) do update set expires_at = excluded.expires_at;
     end if;
-    delete from oms_locks l where l.namespace = p_ns and l.key = p_key and l.holder = p_holder;
-  else
-    select max(l.expires_at) into v_block from oms_locks l
-      where l.namespace = p_ns and l.key = p_key and l.mode = 'exclusive';
-    if v_block is not null then
-      return query select null::bigint, greatest(1, ceil(extract(epoch from v_block - now()) * 1000))::integer;
-      return;
-    end if;
-    -- writer preference: a waiting writer holds new readers back
-    if exists (select 1 from oms_locks l where l.namespace = p_ns and l.key = p_key and l.mode = 'intent') then
-      return query select null::bigint, null::integer;
-      return;
-    end if;
+    return query select null::bigint, greatest(1, ceil(extract(epoch from v_block - now()) * 1000))::integer;
+    return;
+  end if;
+  -- writer preference: a waiting writer holds new readers back
+  if p_mode = 'shared' and v_intent then
+    return query select null::bigint, null::integer;
+    return;
   end if;
   v_token := nextval('oms_locks_fence_seq');
   insert into oms_locks (namespace, key, holder, mode, fencing_token, expires_at)
@@ -73,9 +74,15 @@ export const LEASE_ACQUIRE =
 export const LEASE_EXTEND = `update oms_locks set expires_at = now() + $4 * interval '1 millisecond'
  where namespace = $1 and key = $2 and holder = $3 and mode <> 'intent' and expires_at > now()`;
 
+// Waiters mark a key by holding a shared session lock on its marker from their LISTEN session; a release
+// notifies only when its exclusive try on the marker fails. Nested subqueries (offset 0 keeps them apart)
+// fix the order: the key's xact lock, then the delete, then the marker check. The xact lock is held until
+// commit, so a waiter that marks after the check re-tries after the delete is visible.
 export const LEASE_RELEASE = `with d as (
   delete from oms_locks where namespace = $1 and key = $2 and holder = $3 returning expires_at > now() as valid
-) select (select coalesce(bool_or(valid), false) from d) as ok, pg_notify('${CHANNEL}', $4)`;
+) select r.ok, case when not pg_try_advisory_xact_lock($5::bigint) then pg_notify('${CHANNEL}', $4) end as woke
+  from (select (select coalesce(bool_or(valid), false) from d) as ok
+    from (select pg_advisory_xact_lock(hashtext($1), hashtext($2)) offset 0) k offset 0) r`;
 
 export const LEASE_CANCEL = `with d as (
   delete from oms_locks where namespace = $1 and key = $2 and holder = $3 and mode = 'intent' returning 1
@@ -97,6 +104,14 @@ export const ADVISORY_HELD = `select count(*)::int as n from pg_locks
  where locktype = 'advisory' and pid = pg_backend_pid() and classid = $1::oid and objid = $2::oid
    and objsubid = 1 and granted`;
 
-export const ADVISORY_UNLOCK_EXCLUSIVE = `select pg_advisory_unlock($1::bigint) as ok, pg_notify('${CHANNEL}', $2)`;
-export const ADVISORY_UNLOCK_SHARED = `select pg_advisory_unlock_shared($1::bigint) as ok, pg_notify('${CHANNEL}', $2)`;
+// the unlock takes effect at once (session locks are not transactional), before the marker check
+const advisoryUnlock = (fn: string) => `select u.ok,
+  case when not pg_try_advisory_xact_lock($3::bigint) then pg_notify('${CHANNEL}', $2) end as woke
+  from (select ${fn}($1::bigint) as ok offset 0) u`;
+export const ADVISORY_UNLOCK_EXCLUSIVE = advisoryUnlock('pg_advisory_unlock');
+export const ADVISORY_UNLOCK_SHARED = advisoryUnlock('pg_advisory_unlock_shared');
+
+/** Run on the LISTEN session: a waiter's mark, held while it waits (sessions of every process coexist). */
+export const MARK_WAITING = 'select pg_advisory_lock_shared($1::bigint)';
+export const UNMARK_WAITING = 'select pg_advisory_unlock_shared($1::bigint)';
 export const ADVISORY_DROP_INTENT = `select pg_advisory_unlock($1::bigint), pg_notify('${CHANNEL}', $2)`;

@@ -25,6 +25,7 @@ class RedisBackend implements Backend {
   #sub: RedisSubscriberLike | undefined;
   #subscribed: Promise<void> | undefined;
   #onMessage: ((channel: string, message: string) => void) | undefined;
+  #live = false;
 
   constructor(redis: RedisLike, prefix: string, subscriber: RedisSubscriberLike | undefined) {
     this.#redis = redis;
@@ -43,14 +44,14 @@ class RedisBackend implements Backend {
     }
   }
 
-  #keys(key: string): { w: string; r: string; f: string; q: string } {
+  #keys(key: string): { w: string; r: string; f: string; q: string; n: string } {
     // braces inside the key would change the hash tag; hash such keys so all four stay in one slot
     const tag = /[{}]/.test(key) ? createHash('sha1').update(key).digest('hex') : key;
     const base = `${this.#prefix}{${tag}}`;
-    return { w: `${base}:w`, r: `${base}:r`, f: `${base}:f`, q: `${base}:q` };
+    return { w: `${base}:w`, r: `${base}:r`, f: `${base}:f`, q: `${base}:q`, n: `${base}:n` };
   }
 
-  attempt(key: string, mode: LockMode, ttlMs: number, owner: string): Attempt {
+  attempt(key: string, mode: LockMode, ttlMs: number, owner: string, waitMarkMs: number): Attempt {
     const k = this.#keys(key);
     const m = mode === 'exclusive' ? 'x' : 's';
     let intent = false;
@@ -58,8 +59,8 @@ class RedisBackend implements Backend {
       try: async (intentMs) => {
         const [ok, n] = (await this.#run(
           S.acquire,
-          [k.w, k.r, k.f, k.q],
-          [owner, Math.ceil(ttlMs), m, intentMs],
+          [k.w, k.r, k.f, k.q, k.n],
+          [owner, Math.ceil(ttlMs), m, intentMs, waitMarkMs],
         )) as [number, number];
         if (ok === 1) return { token: BigInt(n), held: this.#held(k, key, m, owner) };
         if (intentMs > 0) intent = true;
@@ -71,11 +72,16 @@ class RedisBackend implements Backend {
     };
   }
 
-  #held(k: { w: string; r: string }, key: string, m: 'x' | 's', owner: string): HeldLock {
+  #held(k: { w: string; r: string; n: string }, key: string, m: 'x' | 's', owner: string): HeldLock {
     return {
       extend: async (ttlMs) => (await this.#run(S.extend, [k.w, k.r], [owner, Math.ceil(ttlMs), m])) === 1,
-      release: async () => (await this.#run(S.release, [k.w, k.r], [owner, m, this.#channel, key])) === 1,
+      release: async () =>
+        (await this.#run(S.release, [k.w, k.r, k.n], [owner, m, this.#channel, key])) === 1,
     };
+  }
+
+  get listening(): boolean {
+    return this.#live;
   }
 
   async listen(wake: (key: string) => void): Promise<void> {
@@ -97,7 +103,9 @@ class RedisBackend implements Backend {
     }
     // ioredis re-subscribes by itself after a reconnect, so one successful SUBSCRIBE lasts
     this.#subscribed ??= this.#sub.subscribe(this.#channel).then(
-      () => {},
+      () => {
+        this.#live = this.#sub !== undefined;
+      },
       (e) => {
         this.#subscribed = undefined;
         throw e;
@@ -110,6 +118,7 @@ class RedisBackend implements Backend {
     const sub = this.#sub;
     this.#sub = undefined;
     this.#subscribed = undefined;
+    this.#live = false;
     if (!sub) return;
     if (this.#onMessage) sub.removeListener('message', this.#onMessage);
     if (this.#given) {

@@ -3,9 +3,18 @@ import { createHash } from 'node:crypto';
 // Times come from the server's TIME so every client agrees on expiry. Keys of one lock share a hash tag,
 // so every script touches one slot and runs unchanged on Redis Cluster.
 
-/** KEYS: writer, readers, fence, intents. ARGV: owner, ttlMs, mode ('x' | 's'), intentMs. */
+/**
+ * KEYS: writer, readers, fence, intents, waiters. ARGV: owner, ttlMs, mode ('x' | 's'), intentMs, waitMs.
+ * A failed try with `waitMs > 0` marks the key as waited on (in the same atomic step), so the release that
+ * frees it knows to PUBLISH; releases nobody waits for publish nothing.
+ */
 export const ACQUIRE = `
-local owner, ttl, intent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+local owner, ttl, intent, wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
+-- the uncontended exclusive path: three commands, no clock, no reader or intent sets
+if ARGV[3] == 'x' and redis.call('EXISTS', KEYS[2]) == 0 and redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
+  if intent > 0 then redis.call('ZREM', KEYS[4], owner) end
+  return {1, redis.call('INCR', KEYS[3])}
+end
 local now
 local function clock()
   if not now then
@@ -14,8 +23,11 @@ local function clock()
   end
   return now
 end
+local function waiting(r)
+  if wait > 0 and redis.call('PTTL', KEYS[5]) < wait then redis.call('SET', KEYS[5], 1, 'PX', wait) end
+  return r
+end
 local wttl = redis.call('PTTL', KEYS[1])
--- the uncontended exclusive path touches neither the clock nor the reader and intent sets
 local readers = redis.call('EXISTS', KEYS[2]) == 1
 if readers then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', clock()) end
 if ARGV[3] == 'x' then
@@ -32,15 +44,15 @@ if ARGV[3] == 'x' then
       redis.call('ZADD', KEYS[4], clock() + intent, owner)
       if redis.call('PTTL', KEYS[4]) < intent then redis.call('PEXPIRE', KEYS[4], intent) end
     end
-    return {0, block}
+    return waiting({0, block})
   end
   redis.call('SET', KEYS[1], owner, 'PX', ttl)
   if intent > 0 then redis.call('ZREM', KEYS[4], owner) end
 else
-  if wttl > 0 then return {0, wttl} end
+  if wttl > 0 then return waiting({0, wttl}) end
   if redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', clock())
-    if redis.call('ZCARD', KEYS[4]) > 0 then return {0, -1} end
+    if redis.call('ZCARD', KEYS[4]) > 0 then return waiting({0, -1}) end
   end
   redis.call('ZADD', KEYS[2], clock() + ttl, owner)
   if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
@@ -67,7 +79,11 @@ if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) en
 return 1
 `;
 
-/** KEYS: writer, readers. ARGV: owner, mode, channel, key. Returns 1 when it was still ours, else 0. */
+/**
+ * KEYS: writer, readers, waiters. ARGV: owner, mode, channel, key. Returns 1 when it was still ours, else 0.
+ * Publishes only while a waiter's mark is live: a waiter marks before its last try and subscribes before
+ * that, so a release either happens before that try (which then succeeds) or sees the mark.
+ */
 export const RELEASE = `
 local ok = 0
 if ARGV[2] == 'x' then
@@ -83,7 +99,7 @@ else
     if tonumber(s) > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then ok = 1 end
   end
 end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return ok
 `;
 
