@@ -26,9 +26,36 @@ async function until(what: string, cond: () => boolean, ms = 5_000): Promise<voi
 }
 
 /**
+ * How late this process's event loop ran while it is on: the sum of how late each tick of a 5 ms sampler
+ * fired, ignoring jitter under 1 ms per tick (the same measure as @oms/health's tests use). Code under test
+ * cannot run while the runtime does not, so a deadline is owed that much more on a loaded machine.
+ */
+function timerLag(periodMs = 5): { total(): number; stop(): void } {
+  let total = 0;
+  let expected = performance.now() + periodMs;
+  const late = (now: number) => {
+    total += Math.max(0, now - expected - 1);
+  };
+  const t = setInterval(() => {
+    const now = performance.now();
+    late(now);
+    expected = now + periodMs;
+  }, periodMs);
+  return {
+    total: () => total,
+    // a stall that ends just before stop() has not been seen by a tick yet: the tick due is late too
+    stop: () => {
+      clearInterval(t);
+      late(performance.now());
+    },
+  };
+}
+
+/**
  * One set of expectations for every backend. `make` is called from inside tests (after beforeAll) and
  * must return an independent store (its own connections) each time, so notifications cross the server.
- * `rtt` is one bare round trip to the same server (PING, `select 1`), the unit of the hand-off bound.
+ * `rtt` is one bare round trip to the same server (PING, `select 1`): the hand-off test's measure of how
+ * available the server is.
  */
 export function lockContract(name: string, make: MakeLocks, rtt?: () => Promise<unknown>): void {
   describe(`Locks contract on ${name}`, () => {
@@ -129,44 +156,48 @@ export function lockContract(name: string, make: MakeLocks, rtt?: () => Promise<
     });
 
     it('wakes a blocked waiter through release notifications (p50 <= 5 ms), not the poll', async () => {
-      // The fallback poll is 10 s, so every hand-off well below it came from a notification. A hand-off is
-      // three trips through the server (release, wake-up, acquire); `rtt` measures a bare one alongside.
-      const [a, b] = [fresh({ pollMs: 10_000 }), fresh({ pollMs: 10_000 })];
+      // Notification, not polling: the fallback poll sleeps >= pollMs / 2 = 10 s, the holder's ttl hint is
+      // 30 s and waitMs is 15 s, so a waiter that is not notified cannot wake before 10 s. Every hand-off
+      // below 5 s therefore came from a notification, however loaded the machine is.
+      const [a, b] = [fresh({ pollMs: 20_000 }), fresh({ pollMs: 20_000 })];
       const key = uniq('handoff');
       const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-      let last = { p50: Number.POSITIVE_INFINITY, bound: 5, samples: [] as number[] };
+      let last = { p50: 0, net: Number.POSITIVE_INFINITY, stalls: [] as number[], samples: [] as number[] };
       for (let batch = 0; batch < 3; batch++) {
         const samples: number[] = [];
-        const rtts: number[] = [];
+        const stalls: number[] = [];
         for (let i = 0; i < 15; i++) {
-          const held = await a.acquire(key);
-          const waiter = b.acquire(key, { waitMs: 5_000 });
+          const held = await a.acquire(key, { ttlMs: 30_000 });
+          const waiter = b.acquire(key, { waitMs: 15_000 });
           await sleep(15); // let the waiter try, fail and block
-          if (rtt) {
-            const r0 = performance.now();
-            await rtt();
-            rtts.push(performance.now() - r0);
-          }
+          const lag = timerLag();
           const t0 = performance.now();
+          // a bare round trip sent with the release sees what the hand-off's trips see of the server
+          const bare = rtt?.().then(() => performance.now() - t0);
           await held.release();
           const got = await waiter;
-          samples.push(performance.now() - t0);
+          const took = performance.now() - t0;
+          lag.stop();
+          samples.push(took);
+          // A hand-off is three trips through the server (release, wake-up, re-acquire) plus local work:
+          // 5 ms covers that on a machine with headroom. On a shared, loaded one, two things delay it
+          // that the code cannot help: this process not being scheduled (the event loop's total lateness
+          // over the window) and the server not being scheduled (a bare round trip sent at t0, at most
+          // three of which the hand-off waits through). Both are measured over this very window, so
+          // the bound is 5 ms plus the stall; on an idle machine that is 5 ms plus a fraction of one.
+          stalls.push(lag.total() + 3 * ((await bare) ?? 0));
           await got.release();
         }
-        expect(Math.max(...samples), 'a hand-off took as long as the fallback poll').toBeLessThan(2_000);
-        // the 5 ms promise is for a machine with headroom (a bare round trip of <= 0.5 ms); when other
-        // processes saturate the cores, only the notification property above is asserted
-        last = {
-          p50: median(samples),
-          bound: rtts.length && median(rtts) > 0.5 ? Number.POSITIVE_INFINITY : 5,
-          samples,
-        };
-        if (last.p50 <= last.bound) break;
+        expect(Math.max(...samples), 'a hand-off waited for the fallback poll').toBeLessThan(5_000);
+        last = { p50: median(samples), net: median(samples.map((x, j) => x - stalls[j]!)), stalls, samples };
+        if (last.net <= 5) break;
       }
-      const shown = last.samples.map((x) => x.toFixed(2)).join(' ');
-      expect(last.p50, `hand-off samples (ms): ${shown}; bound ${last.bound.toFixed(2)}`).toBeLessThanOrEqual(
-        last.bound,
-      );
+      const show = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
+      // p50 of each hand-off minus the stall measured during it: p50(handoff) <= 5 ms + stall
+      expect(
+        last.net,
+        `hand-offs (ms): ${show(last.samples)}; stalls (ms): ${show(last.stalls)}; p50 ${last.p50.toFixed(2)}`,
+      ).toBeLessThanOrEqual(5);
       await cleanup();
     });
 

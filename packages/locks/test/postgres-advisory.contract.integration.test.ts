@@ -11,5 +11,8 @@ beforeAll(async () => {
 lockContract(
   'PostgreSQL advisory',
   (opts) => postgresLocks({ ...opts, pool: db.pool({ max: 6 }), strategy: 'advisory' }),
-  () => (probe ??= db.pool({ max: 1 })).query('select 1'),
+  () => {
+    probe ??= db.pool({ max: 1 });
+    return probe.query('select 1');
+  },
 );

@@ -7,5 +7,8 @@ let probe: ReturnType<typeof cluster.client> | undefined;
 lockContract(
   'Redis Cluster',
   (opts) => redisLocks({ ...opts, redis: cluster.client(), prefix: cluster.prefix }),
-  () => (probe ??= cluster.client()).get(`${cluster.prefix}{probe}`),
+  () => {
+    probe ??= cluster.client();
+    return probe.get(`${cluster.prefix}{probe}`);
+  },
 );

@@ -7,5 +7,8 @@ let ping: ReturnType<typeof redis.client> | undefined;
 lockContract(
   'Redis',
   (opts) => redisLocks({ ...opts, redis: redis.client(), prefix: redis.prefix }),
-  () => (ping ??= redis.client()).ping(),
+  () => {
+    ping ??= redis.client();
+    return ping.ping();
+  },
 );

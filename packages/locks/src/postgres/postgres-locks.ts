@@ -35,6 +35,23 @@ export function advisoryKey(namespace: string, key: string): bigint {
   return d.readBigInt64BE(0);
 }
 
+/**
+ * A statement the session prepares once (parse and plan skipped from then on). Only for the advisory
+ * strategy, whose sessions are real; the lease strategy stays unnamed for transaction poolers. The name
+ * carries a hash of the text so two versions of this package on one pool never clash.
+ */
+const prepared = (text: string) => {
+  const name = `oms_locks_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+  return (values: unknown[]) => ({ name, text, values });
+};
+const P = {
+  tryExclusive: prepared(ADVISORY_TRY_EXCLUSIVE),
+  tryShared: prepared(ADVISORY_TRY_SHARED),
+  unlockExclusive: prepared(ADVISORY_UNLOCK_EXCLUSIVE),
+  unlockShared: prepared(ADVISORY_UNLOCK_SHARED),
+  held: prepared(ADVISORY_HELD),
+};
+
 /** The advisory key a key's waiters hold shared while they wait (releases notify only when it is held). */
 const markerOf = (k: bigint): string => BigInt.asIntN(64, k ^ 0x5bd1e9955bd1e995n).toString();
 
@@ -188,7 +205,8 @@ class AdvisoryBackend implements Backend {
     const k = advisoryKey(this.#ns, key);
     const marker = markerOf(k);
     const mark = waiterMark(this.#listener, marker, waitMarkMs);
-    const intentKey = advisoryKey(this.#ns, `\0intent\0${key}`).toString();
+    let ik: string | undefined;
+    const intentKey = () => (ik ??= advisoryKey(this.#ns, `\0intent\0${key}`).toString());
     const payload = payloadOf(this.#ns, key);
     let conn: { c: PgClientLike; w: ReturnType<typeof watch> } | undefined;
     let intent = false;
@@ -199,7 +217,7 @@ class AdvisoryBackend implements Backend {
       let broken = false;
       if (intent) {
         intent = false;
-        broken = await held.c.query(ADVISORY_DROP_INTENT, [intentKey, payload]).then(
+        broken = await held.c.query(ADVISORY_DROP_INTENT, [intentKey(), payload]).then(
           () => false,
           () => true,
         );
@@ -218,19 +236,16 @@ class AdvisoryBackend implements Backend {
         try {
           if (mode === 'exclusive') {
             const wantIntent = intentMs > 0 && !intent;
-            const { rows } = await c.query(ADVISORY_TRY_EXCLUSIVE, [
-              k.toString(),
-              intentKey,
-              wantIntent,
-              intent,
-            ]);
+            const { rows } = await c.query(
+              P.tryExclusive([k.toString(), wantIntent || intent ? intentKey() : '0', wantIntent, intent]),
+            );
             const row = rows[0] as { ok: boolean; token: string | null; intent: boolean | null };
             ok = row.ok;
             token = row.token ?? undefined;
             if (ok) intent = false;
             else if (row.intent) intent = true;
           } else {
-            const { rows } = await c.query(ADVISORY_TRY_SHARED, [k.toString(), intentKey]);
+            const { rows } = await c.query(P.tryShared([k.toString(), intentKey()]));
             const row = rows[0] as { ok: boolean; token: string | null };
             ok = row.ok;
             token = row.token ?? undefined;
@@ -275,7 +290,7 @@ class AdvisoryBackend implements Backend {
       // transaction pooler that swapped the session underneath us
       extend: async () => {
         if (w.dead) return false;
-        const { rows } = await c.query(ADVISORY_HELD, [classid, objid]);
+        const { rows } = await c.query(P.held([classid, objid]));
         return (rows[0] as { n: number }).n > 0;
       },
       release: async () => {
@@ -286,9 +301,9 @@ class AdvisoryBackend implements Backend {
           return false;
         }
         try {
+          const values = [k.toString(), payload, marker];
           const { rows } = await c.query(
-            mode === 'exclusive' ? ADVISORY_UNLOCK_EXCLUSIVE : ADVISORY_UNLOCK_SHARED,
-            [k.toString(), payload, marker],
+            mode === 'exclusive' ? P.unlockExclusive(values) : P.unlockShared(values),
           );
           const ok = (rows[0] as { ok: boolean }).ok;
           // a false unlock means the session lost the lock: never hand that session back to the pool

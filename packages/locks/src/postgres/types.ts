@@ -9,6 +9,8 @@ export interface PgResult {
 /** A checked-out connection: a `pg.PoolClient` fits. */
 export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<PgResult>;
+  /** A named (prepared once per connection) statement. */
+  query(config: { name: string; text: string; values?: unknown[] }): Promise<PgResult>;
   /** Returns the connection to the pool; with an argument, destroys it instead. */
   release(destroy?: boolean | Error): void;
   on(event: 'error', fn: (err: Error) => void): unknown;
