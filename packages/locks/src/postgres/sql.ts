@@ -66,6 +66,25 @@ begin
   return query select v_token, null::integer;
 end
 $fn$;
+
+-- Waiters mark a key by holding a shared session lock on its marker from their LISTEN session, so a release
+-- notifies only when its exclusive try on the marker fails. The key's xact lock is held until commit: a
+-- waiter that marks after the check re-tries after the delete is visible, so it never misses the release.
+create or replace function oms_locks_release(
+  p_ns text, p_key text, p_holder uuid, p_payload text, p_marker bigint
+) returns boolean language plpgsql as $fn$
+declare
+  v_ok boolean;
+begin
+  perform pg_advisory_xact_lock(hashtext(p_ns), hashtext(p_key));
+  delete from oms_locks l where l.namespace = p_ns and l.key = p_key and l.holder = p_holder
+    returning l.expires_at > now() into v_ok;
+  if not pg_try_advisory_xact_lock(p_marker) then
+    perform pg_notify('${CHANNEL}', p_payload);
+  end if;
+  return coalesce(v_ok, false);
+end
+$fn$;
 `;
 
 export const LEASE_ACQUIRE =
@@ -74,15 +93,7 @@ export const LEASE_ACQUIRE =
 export const LEASE_EXTEND = `update oms_locks set expires_at = now() + $4 * interval '1 millisecond'
  where namespace = $1 and key = $2 and holder = $3 and mode <> 'intent' and expires_at > now()`;
 
-// Waiters mark a key by holding a shared session lock on its marker from their LISTEN session; a release
-// notifies only when its exclusive try on the marker fails. Nested subqueries (offset 0 keeps them apart)
-// fix the order: the key's xact lock, then the delete, then the marker check. The xact lock is held until
-// commit, so a waiter that marks after the check re-tries after the delete is visible.
-export const LEASE_RELEASE = `with d as (
-  delete from oms_locks where namespace = $1 and key = $2 and holder = $3 returning expires_at > now() as valid
-) select r.ok, case when not pg_try_advisory_xact_lock($5::bigint) then pg_notify('${CHANNEL}', $4) end as woke
-  from (select (select coalesce(bool_or(valid), false) from d) as ok
-    from (select pg_advisory_xact_lock(hashtext($1), hashtext($2)) offset 0) k offset 0) r`;
+export const LEASE_RELEASE = 'select oms_locks_release($1, $2, $3, $4, $5) as ok';
 
 export const LEASE_CANCEL = `with d as (
   delete from oms_locks where namespace = $1 and key = $2 and holder = $3 and mode = 'intent' returning 1
