@@ -1,0 +1,78 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { usePostgres, useRedis } from '@oms/testkit';
+import { describe, expect, it } from 'vitest';
+import { postgresLocks } from '../src/postgres/index.js';
+import { redisLocks } from '../src/redis/index.js';
+
+// A release nobody waits for must not publish (on PostgreSQL a NOTIFY costs a transaction id and a global
+// queue lock); a release a waiter is blocked on must, or the waiter would sleep until the fallback poll.
+const redis = useRedis();
+const db = usePostgres();
+
+async function untilCount(what: string, count: () => number, n: number): Promise<void> {
+  const end = Date.now() + 5_000;
+  while (count() < n) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+describe('release wake-ups go out only when someone waits', () => {
+  it('on Redis', async () => {
+    const sub = redis.client();
+    const seen: string[] = [];
+    sub.on('message', (_c: string, m: string) => seen.push(m));
+    await sub.subscribe(`${redis.prefix}wake`);
+    const a = redisLocks({ redis: redis.client(), prefix: redis.prefix, pollMs: 20_000 });
+    const waiterStore = redisLocks({ redis: redis.client(), prefix: redis.prefix, pollMs: 20_000 });
+    try {
+      for (let i = 0; i < 5; i++) await (await a.acquire('quiet')).release();
+      await (await a.acquire('quiet', { mode: 'shared' })).release();
+      // a PING on the subscriber's connection comes back after any message published before it
+      await sub.ping();
+      expect(seen).toEqual([]);
+      const held = await a.acquire('busy');
+      const waiter = waiterStore.acquire('busy', { waitMs: 15_000 });
+      await sleep(50);
+      await held.release();
+      await (await waiter).release();
+      await untilCount('the wake-up', () => seen.length, 1);
+      expect(seen[0]).toBe('busy');
+    } finally {
+      await Promise.all([a.close(), waiterStore.close()]);
+    }
+  });
+
+  for (const strategy of ['advisory', 'lease'] as const) {
+    it(`on PostgreSQL (${strategy})`, async () => {
+      const listen = await db.pool({ max: 1 }).connect();
+      const seen: string[] = [];
+      listen.on('notification', (m) => seen.push(m.payload ?? ''));
+      await listen.query('listen oms_locks');
+      const pool = db.pool({ max: 6 });
+      const a = postgresLocks({ pool, strategy, namespace: strategy, pollMs: 20_000 });
+      const w = postgresLocks({ pool: db.pool({ max: 4 }), strategy, namespace: strategy, pollMs: 20_000 });
+      try {
+        await a.migrate();
+        for (let i = 0; i < 5; i++) await (await a.acquire('quiet')).release();
+        await (await a.acquire('quiet', { mode: 'shared' })).release();
+        // a NOTIFY committed before this round trip is delivered before its reply
+        await listen.query('select 1');
+        expect(seen).toEqual([]);
+        const held = await a.acquire('busy');
+        const waiter = w.acquire('busy', { waitMs: 15_000 });
+        await sleep(100);
+        const t0 = Date.now();
+        await held.release();
+        await (await waiter).release();
+        // woken well before the fallback poll (>= 10 s), so by the notification
+        expect(Date.now() - t0).toBeLessThan(5_000);
+        await untilCount('the NOTIFY', () => seen.length, 1);
+        expect(seen[0]).toBe(`${strategy.length}:${strategy}busy`);
+      } finally {
+        await Promise.all([a.close(), w.close()]);
+        listen.release(true);
+      }
+    });
+  }
+});
