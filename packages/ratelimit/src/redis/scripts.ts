@@ -229,6 +229,34 @@ if out[1] == 0 and mode == 1 then run(1) end
 return out
 `;
 
+/**
+ * Independent single-scope decisions sent together (calls of one event-loop tick): one round trip and one
+ * script run instead of one each. Each runs exactly as its own script would, in order, so repeated keys see
+ * each other's charges. KEYS[1..n]; ARGV per key: code p1 p2 cost mode deadline
+ * -> {nowUs, then (ok remaining resetMs retryMs) per key}, ok = -1 when that call's deadline had passed
+ */
+const BATCH = `${PRELUDE}${rem}${ALGS.join('\n')}
+local A = {alg1, alg2, alg3, alg4, alg5}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {now}
+for i = 1, #KEYS do
+  local b = (i - 1) * 6
+  local o = 2 + (i - 1) * 4
+  local dl = tonumber(ARGV[b + 6])
+  -- a call its client already gave up on must not charge anything
+  if dl > 0 and now > dl then
+    out[o] = -1; out[o + 1] = 0; out[o + 2] = 0; out[o + 3] = 0
+  else
+    local ok, r, reset, retry = A[tonumber(ARGV[b + 1])](KEYS[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]),
+      0, now, tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), 0)
+    if ok then out[o] = 1 else out[o] = 0 end
+    out[o + 1] = rem(r); out[o + 2] = ms(reset); out[o + 3] = ms(retry)
+  end
+end
+return out
+`;
+
 export interface Script {
   readonly src: string;
   readonly sha: string;
@@ -239,3 +267,5 @@ const script = (src: string): Script => ({ src, sha: createHash('sha1').update(s
 /** One script per algorithm (index = algorithm code), plus the multi-scope script of `limitAll`. */
 export const SCRIPTS: readonly Script[] = [script(MULTI), ...[1, 2, 3, 4, 5].map((c) => script(single(c)))];
 export const MULTI_SCRIPT = SCRIPTS[0]!;
+/** The script of same-tick single-scope calls sent together. */
+export const BATCH_SCRIPT = script(BATCH);

@@ -2,11 +2,26 @@ import { type AlgorithmImpl, COMMIT, newOut, type Out, REFUND } from '../algorit
 import { invalidOption, OmsRatelimitError } from '../errors.js';
 import type { AsyncBinding, AsyncStore, StoreScope } from '../store.js';
 import type { RateLimitStore } from '../types.js';
-import { MULTI_SCRIPT, SCRIPTS, type Script } from './scripts.js';
+import { BATCH_SCRIPT, MULTI_SCRIPT, SCRIPTS, type Script } from './scripts.js';
 import { keySlot } from './slot.js';
 import type { RedisLike, RedisStoreOptions } from './types.js';
 
 type Raw = (number | string)[];
+
+/** One single-scope call waiting for the end of its tick. */
+interface Call {
+  readonly k: string;
+  readonly code: number;
+  readonly p1: number;
+  readonly p2: number;
+  readonly cost: number;
+  readonly mode: number;
+  readonly timeoutMs: number;
+  readonly cb: (err: unknown, out: Out | undefined) => void;
+}
+
+// Keeps one script run short: Redis serves nobody else while it runs.
+const MAX_BATCH = 256;
 
 const unavailable = (status: string) =>
   new OmsRatelimitError(
@@ -104,17 +119,113 @@ class RedisStoreImpl implements AsyncStore {
     timeoutMs: number,
     cb: (err: unknown, out: Out | undefined) => void,
   ): void {
+    const status = this.redis.status;
+    if (DOWN.has(status)) {
+      cb(unavailable(status), undefined);
+      return;
+    }
+    const call: Call = {
+      k: this.redisKey(name, key),
+      code: alg.code,
+      p1: usParams(alg, p, 0),
+      p2: usParams(alg, p, 1),
+      cost,
+      mode,
+      timeoutMs,
+      cb,
+    };
+    // a Cluster routes by key, so only one node's calls could share a script: send each on its own there
+    if (this.isCluster) {
+      this.#send1(call);
+      return;
+    }
+    // A key already waiting goes in the next send, after this one: one script run reads TIME once, and calls
+    // on one key at one instant would make the algorithms' float state arithmetic decide ties (a token bucket
+    // would deny what separate runs a microsecond apart admit).
+    if (this.#queued.has(call.k)) this.#flush();
+    const q = this.#queue;
+    q.push(call);
+    this.#queued.add(call.k);
+    // calls made in the same tick go out together when this tick's synchronous code is done: no added latency
+    if (q.length === 1) queueMicrotask(this.#flush);
+    else if (q.length >= MAX_BATCH) this.#flush();
+  }
+
+  #queue: Call[] = [];
+  readonly #queued = new Set<string>();
+
+  readonly #flush = (): void => {
+    const q = this.#queue;
+    const n = q.length;
+    if (n === 0) return;
+    this.#queue = [];
+    this.#queued.clear();
+    if (n === 1) {
+      this.#send1(q[0]!);
+      return;
+    }
     const r = this.redis;
     const status = r.status;
-    if (DOWN.has(status)) return cb(unavailable(status), undefined);
-    const s = SCRIPTS[alg.code]!;
-    const k = this.redisKey(name, key);
-    const p1 = usParams(alg, p, 0);
-    const p2 = usParams(alg, p, 1);
-    const dl = this.#deadline(timeoutMs);
+    if (DOWN.has(status)) {
+      const e = unavailable(status);
+      for (const c of q) c.cb(e, undefined);
+      return;
+    }
+    const a: (number | string)[] = new Array(n * 7);
+    for (let i = 0; i < n; i++) {
+      const c = q[i]!;
+      const b = n + i * 6;
+      a[i] = c.k;
+      a[b] = c.code;
+      a[b + 1] = c.p1;
+      a[b + 2] = c.p2;
+      a[b + 3] = c.cost;
+      a[b + 4] = c.mode;
+      a[b + 5] = this.#deadline(c.timeoutMs);
+    }
+    const ok = (raw: Raw): void => {
+      this.#sample(raw[0] as number);
+      for (let i = 0; i < n; i++) {
+        const at = 1 + i * 4;
+        if (raw[at] === -1) {
+          q[i]!.cb(STALE, undefined);
+          continue;
+        }
+        const out = newOut();
+        fill(out, raw, at);
+        q[i]!.cb(null, out);
+      }
+    };
+    const fail = (e: unknown): void => {
+      for (const c of q) c.cb(e, undefined);
+    };
+    (r.evalsha(BATCH_SCRIPT.sha, n, ...a) as Promise<Raw>).then(ok, (err: unknown) => {
+      // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+        (r.eval(BATCH_SCRIPT.src, n, ...a) as Promise<Raw>).then(ok, fail);
+      } else fail(err);
+    });
+  };
+
+  #send1(c: Call): void {
+    const r = this.redis;
+    const status = r.status;
+    if (DOWN.has(status)) {
+      c.cb(unavailable(status), undefined);
+      return;
+    }
+    const s = SCRIPTS[c.code]!;
+    const { k, p1, p2, cost, mode, cb } = c;
+    const dl = this.#deadline(c.timeoutMs);
     const done = (err: unknown, raw: Raw | undefined): void => {
-      if (err) return cb(err, undefined);
-      if (raw![0] === -1) return cb(STALE, undefined);
+      if (err) {
+        cb(err, undefined);
+        return;
+      }
+      if (raw![0] === -1) {
+        cb(STALE, undefined);
+        return;
+      }
       this.#sample(raw![4] as number);
       const out = newOut();
       fill(out, raw!, 0);

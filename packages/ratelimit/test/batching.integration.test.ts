@@ -1,0 +1,73 @@
+import { useRedis } from '@oms/testkit';
+import { describe, expect, it } from 'vitest';
+import { fixedWindow, gcra, rateLimiter, slidingWindow, tokenBucket } from '../src/index.js';
+import { redisStore } from '../src/redis/index.js';
+
+const redis = useRedis();
+
+// Calls made in one tick share one script run: each must still decide exactly as if sent alone.
+describe('same-tick calls on one Redis', () => {
+  const algorithms = [
+    ['tokenBucket', tokenBucket({ capacity: 3, refillPerSec: 3 / 3600 })],
+    ['gcra', gcra({ limit: 3, periodMs: 3_600_000 })],
+    ['slidingWindow counter', slidingWindow({ limit: 3, windowMs: 3_600_000 })],
+    ['slidingWindow log', slidingWindow({ limit: 3, windowMs: 3_600_000, mode: 'log' })],
+    ['fixedWindow', fixedWindow({ limit: 3, windowMs: 3_600_000 })],
+  ] as const;
+
+  for (const [kind, algorithm] of algorithms) {
+    it(`${kind}: repeated keys in one tick see each other's charges, in call order`, async () => {
+      const store = redisStore({ redis: redis.client(), prefix: `${redis.prefix}b:` });
+      const limiter = rateLimiter({ name: kind.replace(' ', '-'), algorithm, store });
+      const ds = await Promise.all([
+        limiter.consume('a'),
+        limiter.consume('b'),
+        limiter.consume('a'),
+        limiter.consume('a', { cost: 2 }),
+        limiter.peek('a'),
+        limiter.consume('a'),
+      ]);
+      expect(ds.map((d) => d.allowed)).toEqual([true, true, true, false, true, true]);
+      expect(ds.map((d) => d.remaining)).toEqual([2, 2, 1, 1, 1, 0]);
+      expect((await limiter.consume('a')).allowed).toBe(false);
+      await limiter.close();
+    });
+  }
+
+  it('limiters with different settings share one send and keep their own limits', async () => {
+    const store = redisStore({ redis: redis.client(), prefix: `${redis.prefix}m:` });
+    const one = rateLimiter({
+      name: 'one',
+      algorithm: fixedWindow({ limit: 1, windowMs: 3_600_000 }),
+      store,
+    });
+    const two = rateLimiter({
+      name: 'two',
+      algorithm: tokenBucket({ capacity: 2, refillPerSec: 0.001 }),
+      store,
+    });
+    const ds = await Promise.all([one.consume('k'), two.consume('k'), one.consume('k'), two.consume('k')]);
+    expect(ds.map((d) => d.allowed)).toEqual([true, true, false, true]);
+    expect(ds.map((d) => d.limit)).toEqual([1, 2, 1, 2]);
+    await Promise.all([one.close(), two.close()]);
+  });
+
+  it('a script cache flushed on the server falls back to the source, once per send', async () => {
+    const client = redis.client();
+    const store = redisStore({ redis: client, prefix: `${redis.prefix}f:` });
+    const limiter = rateLimiter({
+      name: 'f',
+      algorithm: fixedWindow({ limit: 5, windowMs: 3_600_000 }),
+      store,
+    });
+    await limiter.consume('k');
+    await client.script('FLUSH');
+    const ds = await Promise.all([limiter.consume('k'), limiter.consume('k'), limiter.consume('x')]);
+    expect(ds.map((d) => [d.allowed, d.remaining, d.degraded])).toEqual([
+      [true, 3, undefined],
+      [true, 2, undefined],
+      [true, 4, undefined],
+    ]);
+    await limiter.close();
+  });
+});
