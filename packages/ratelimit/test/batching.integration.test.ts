@@ -1,11 +1,12 @@
 import { useRedis } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
-import { fixedWindow, gcra, rateLimiter, slidingWindow, tokenBucket } from '../src/index.js';
+import { fixedWindow, gcra, limitAll, rateLimiter, slidingWindow, tokenBucket } from '../src/index.js';
 import { redisStore } from '../src/redis/index.js';
 
 const redis = useRedis();
 
-// Calls made in one tick share one script run: each must still decide exactly as if sent alone.
+// Calls made in one tick share one script run: each must still decide exactly as if sent alone. Long
+// timeouts: a loaded machine must not turn a decision into the store-error policy.
 describe('same-tick calls on one Redis', () => {
   const algorithms = [
     ['tokenBucket', tokenBucket({ capacity: 3, refillPerSec: 3 / 3600 })],
@@ -18,7 +19,7 @@ describe('same-tick calls on one Redis', () => {
   for (const [kind, algorithm] of algorithms) {
     it(`${kind}: repeated keys in one tick see each other's charges, in call order`, async () => {
       const store = redisStore({ redis: redis.client(), prefix: `${redis.prefix}b:` });
-      const limiter = rateLimiter({ name: kind.replace(' ', '-'), algorithm, store });
+      const limiter = rateLimiter({ name: kind.replace(' ', '-'), algorithm, store, timeoutMs: 10_000 });
       const ds = await Promise.all([
         limiter.consume('a'),
         limiter.consume('b'),
@@ -40,11 +41,13 @@ describe('same-tick calls on one Redis', () => {
       name: 'one',
       algorithm: fixedWindow({ limit: 1, windowMs: 3_600_000 }),
       store,
+      timeoutMs: 10_000,
     });
     const two = rateLimiter({
       name: 'two',
       algorithm: tokenBucket({ capacity: 2, refillPerSec: 0.001 }),
       store,
+      timeoutMs: 10_000,
     });
     const ds = await Promise.all([one.consume('k'), two.consume('k'), one.consume('k'), two.consume('k')]);
     expect(ds.map((d) => d.allowed)).toEqual([true, true, false, true]);
@@ -59,6 +62,7 @@ describe('same-tick calls on one Redis', () => {
       name: 'f',
       algorithm: fixedWindow({ limit: 5, windowMs: 3_600_000 }),
       store,
+      timeoutMs: 10_000,
     });
     await limiter.consume('k');
     await client.script('FLUSH');
@@ -69,5 +73,36 @@ describe('same-tick calls on one Redis', () => {
       [true, 4, undefined],
     ]);
     await limiter.close();
+  });
+});
+
+describe('same-tick limitAll calls on one Redis', () => {
+  it('each stays all or nothing, and later calls see earlier charges', async () => {
+    const store = redisStore({ redis: redis.client(), prefix: `${redis.prefix}la:` });
+    const opts = { store, timeoutMs: 10_000 };
+    const global = rateLimiter({
+      name: 'g',
+      algorithm: fixedWindow({ limit: 3, windowMs: 3_600_000 }),
+      ...opts,
+    });
+    const user = rateLimiter({
+      name: 'u',
+      algorithm: fixedWindow({ limit: 2, windowMs: 3_600_000 }),
+      ...opts,
+    });
+    const both = (key: string) =>
+      limitAll([
+        { limiter: global, key: 'all' },
+        { limiter: user, key },
+      ]);
+    const rs = await Promise.all([both('x'), both('y'), both('x'), both('x'), both('z'), both('y')]);
+    expect(rs.map((r) => r.allowed)).toEqual([true, true, true, false, false, false]);
+    expect(rs.map((r) => r.deniedBy?.name)).toEqual([undefined, undefined, undefined, 'g', 'g', 'g']);
+    // the denied calls charged nothing: the user scopes hold exactly what the admitted calls took
+    expect((await user.peek('x')).remaining).toBe(0);
+    expect((await user.peek('y')).remaining).toBe(1);
+    expect((await user.peek('z')).remaining).toBe(2);
+    expect((await global.peek('all')).remaining).toBe(0);
+    await Promise.all([global.close(), user.close()]);
   });
 });

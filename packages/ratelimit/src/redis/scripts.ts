@@ -257,6 +257,51 @@ end
 return out
 `;
 
+/**
+ * Independent `limitAll` calls of one tick in one run, each all or nothing exactly as MULTI runs it.
+ * ARGV[1] = number of calls; per call: n cost mode deadline rts, then (code p1 p2 p3) per key; KEYS in order
+ * -> {nowUs, then per call: deniedIndex (0 = none, -1 = deadline passed), then (ok remaining resetMs retryMs) per key}
+ */
+const MULTI_BATCH = `${PRELUDE}${rem}${ALGS.join('\n')}
+local A = {alg1, alg2, alg3, alg4, alg5}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {now}
+local ai, ki = 2, 0
+for g = 1, tonumber(ARGV[1]) do
+  local n, cost, mode = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
+  local dl, rts = tonumber(ARGV[ai + 3]), tonumber(ARGV[ai + 4])
+  ai = ai + 5
+  local o0 = #out + 1
+  out[o0] = 0
+  local function run(m)
+    for i = 1, n do
+      local b = ai + (i - 1) * 4
+      local ok, r, reset, retry = A[tonumber(ARGV[b])](KEYS[ki + i], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]),
+        tonumber(ARGV[b + 3]), now, cost, m, rts)
+      local o = o0 + 1 + (i - 1) * 4
+      if ok then out[o] = 1 else out[o] = 0 end
+      out[o + 1] = rem(r); out[o + 2] = ms(reset); out[o + 3] = ms(retry)
+      if not ok and out[o0] == 0 then out[o0] = i end
+    end
+  end
+  if dl > 0 and now > dl then
+    out[o0] = -1
+    for i = 1, n * 4 do out[o0 + i] = 0 end
+  elseif mode == 2 then
+    run(2)
+  else
+    cache = {}
+    run(0)
+    if out[o0] == 0 and mode == 1 then run(1) end
+    cache = nil
+  end
+  ai = ai + n * 4
+  ki = ki + n
+end
+return out
+`;
+
 export interface Script {
   readonly src: string;
   readonly sha: string;
@@ -269,3 +314,5 @@ export const SCRIPTS: readonly Script[] = [script(MULTI), ...[1, 2, 3, 4, 5].map
 export const MULTI_SCRIPT = SCRIPTS[0]!;
 /** The script of same-tick single-scope calls sent together. */
 export const BATCH_SCRIPT = script(BATCH);
+/** The script of same-tick `limitAll` calls sent together. */
+export const MULTI_BATCH_SCRIPT = script(MULTI_BATCH);

@@ -2,7 +2,7 @@ import { type AlgorithmImpl, COMMIT, newOut, type Out, REFUND } from '../algorit
 import { invalidOption, OmsRatelimitError } from '../errors.js';
 import type { AsyncBinding, AsyncStore, StoreScope } from '../store.js';
 import type { RateLimitStore } from '../types.js';
-import { BATCH_SCRIPT, MULTI_SCRIPT, SCRIPTS, type Script } from './scripts.js';
+import { BATCH_SCRIPT, MULTI_BATCH_SCRIPT, MULTI_SCRIPT, SCRIPTS, type Script } from './scripts.js';
 import { keySlot } from './slot.js';
 import type { RedisLike, RedisStoreOptions } from './types.js';
 
@@ -18,6 +18,15 @@ interface Call {
   readonly mode: number;
   readonly timeoutMs: number;
   readonly cb: (err: unknown, out: Out | undefined) => void;
+}
+
+/** One single-slot `limitAll` call waiting for the end of its tick. */
+interface Group {
+  readonly keys: string[];
+  readonly args: (number | string)[];
+  readonly timeoutMs: number;
+  readonly resolve: (raw: Raw) => void;
+  readonly reject: (e: unknown) => void;
 }
 
 // Keeps one script run short: Redis serves nobody else while it runs.
@@ -271,6 +280,78 @@ class RedisStoreImpl implements AsyncStore {
     return raw;
   }
 
+  #groups: Group[] = [];
+  readonly #groupKeys = new Set<string>();
+
+  /** Resolves to {deniedIndex, then (ok remaining resetMs retryMs) per scope}, sent with the tick's other calls. */
+  #enqueueGroup(scopes: readonly StoreScope[], cost: number, timeoutMs: number): Promise<Raw> {
+    const status = this.redis.status;
+    if (DOWN.has(status)) return Promise.reject(unavailable(status));
+    const keys: string[] = new Array(scopes.length);
+    const args: (number | string)[] = [scopes.length, cost, COMMIT, 0, 0];
+    let repeat = false;
+    for (let i = 0; i < scopes.length; i++) {
+      const sc = scopes[i]!;
+      const k = this.redisKey(sc.name, sc.key);
+      keys[i] = k;
+      if (this.#groupKeys.has(k)) repeat = true;
+      args.push(sc.alg.code, usParams(sc.alg, sc.p, 0), usParams(sc.alg, sc.p, 1), usParams(sc.alg, sc.p, 2));
+    }
+    // as with single calls: a key already waiting goes in the next run, which reads TIME afresh
+    if (repeat) this.#flushGroups();
+    return new Promise<Raw>((resolve, reject) => {
+      const q = this.#groups;
+      q.push({ keys, args, timeoutMs, resolve, reject });
+      for (const k of keys) this.#groupKeys.add(k);
+      if (q.length === 1) queueMicrotask(this.#flushGroups);
+      else if (q.length >= MAX_BATCH / 4) this.#flushGroups();
+    });
+  }
+
+  readonly #flushGroups = (): void => {
+    const q = this.#groups;
+    const n = q.length;
+    if (n === 0) return;
+    this.#groups = [];
+    this.#groupKeys.clear();
+    const r = this.redis;
+    const status = r.status;
+    if (DOWN.has(status)) {
+      const e = unavailable(status);
+      for (const g of q) g.reject(e);
+      return;
+    }
+    const keys: string[] = [];
+    const args: (number | string)[] = [n];
+    for (const g of q) {
+      g.args[3] = this.#deadline(g.timeoutMs);
+      for (const k of g.keys) keys.push(k);
+      for (const a of g.args) args.push(a);
+    }
+    const ok = (raw: Raw): void => {
+      this.#sample(raw[0] as number);
+      let at = 1;
+      for (const g of q) {
+        const len = 1 + g.keys.length * 4;
+        if (raw[at] === -1) g.reject(STALE);
+        else g.resolve(raw.slice(at, at + len));
+        at += len;
+      }
+    };
+    const fail = (e: unknown): void => {
+      for (const g of q) g.reject(e);
+    };
+    (r.evalsha(MULTI_BATCH_SCRIPT.sha, keys.length, ...keys, ...args) as Promise<Raw>).then(
+      ok,
+      (err: unknown) => {
+        // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
+        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+          (r.eval(MULTI_BATCH_SCRIPT.src, keys.length, ...keys, ...args) as Promise<Raw>).then(ok, fail);
+        } else fail(err);
+      },
+    );
+  };
+
   async applyAll(
     scopes: readonly StoreScope[],
     cost: number,
@@ -288,9 +369,16 @@ class RedisStoreImpl implements AsyncStore {
       });
     }
     if (groups.size <= 1) {
-      const raw = await this.#multi(scopes, cost, COMMIT, 0, timeoutMs);
+      if (this.isCluster) {
+        const raw = await this.#multi(scopes, cost, COMMIT, 0, timeoutMs);
+        scopes.forEach((_, i) => {
+          fill(outs[i]!, raw, 2 + i * 4);
+        });
+        return (raw[0] as number) - 1;
+      }
+      const raw = await this.#enqueueGroup(scopes, cost, timeoutMs);
       scopes.forEach((_, i) => {
-        fill(outs[i]!, raw, 2 + i * 4);
+        fill(outs[i]!, raw, 1 + i * 4);
       });
       return (raw[0] as number) - 1;
     }
