@@ -13,7 +13,10 @@ import { defineSuite } from '../src/harness.js';
 const KEYS = 512;
 const keys = Array.from({ length: KEYS }, (_, i) => `bench:${i}`);
 let k = 0;
-const nextKey = () => keys[(k = (k + 1) % KEYS)]!;
+const nextKey = () => {
+  k = (k + 1) % KEYS;
+  return keys[k]!;
+};
 const x8 = (fn: () => Promise<unknown>) => () => Promise.all(Array.from({ length: 8 }, fn));
 
 const RAW_DEL = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
@@ -82,16 +85,61 @@ export default defineSuite({
     { name: 'oms pg lease x8', ops: 8, fn: x8(c.oms(c.lease)) },
   ],
   ratios: [
-    { name: 'redis: oms throughput / raw floor', numerator: 'raw redis SET NX PX + Lua del', denominator: 'oms redis', goal: '>= 0.9' },
-    { name: 'redis: redis-semaphore time / oms', numerator: 'redis-semaphore', denominator: 'oms redis', goal: '> 1' },
+    {
+      name: 'redis: oms throughput / raw floor',
+      numerator: 'raw redis SET NX PX + Lua del',
+      denominator: 'oms redis',
+      goal: '>= 0.9',
+    },
+    {
+      name: 'redis: redis-semaphore time / oms',
+      numerator: 'redis-semaphore',
+      denominator: 'oms redis',
+      goal: '> 1',
+    },
     { name: 'redis: redlock time / oms', numerator: 'redlock', denominator: 'oms redis', goal: '> 1' },
-    { name: 'pg advisory: oms throughput / raw pair', numerator: 'raw pg try_advisory + unlock', denominator: 'oms pg advisory', goal: '>= 0.9' },
-    { name: 'pg lease: oms throughput / raw advisory pair', numerator: 'raw pg try_advisory + unlock', denominator: 'oms pg lease', goal: '>= 0.5' },
-    { name: 'redis x8: oms throughput / raw floor', numerator: 'raw redis x8', denominator: 'oms redis x8', goal: '>= 0.9' },
-    { name: 'redis x8: redis-semaphore time / oms', numerator: 'redis-semaphore x8', denominator: 'oms redis x8', goal: '> 1' },
-    { name: 'redis x8: redlock time / oms', numerator: 'redlock x8', denominator: 'oms redis x8', goal: '> 1' },
-    { name: 'pg advisory x8: oms throughput / raw pair', numerator: 'raw pg advisory x8', denominator: 'oms pg advisory x8', goal: '>= 0.9' },
-    { name: 'pg lease x8: oms throughput / raw advisory pair', numerator: 'raw pg advisory x8', denominator: 'oms pg lease x8', goal: '>= 0.5' },
+    {
+      name: 'pg advisory: oms throughput / raw pair',
+      numerator: 'raw pg try_advisory + unlock',
+      denominator: 'oms pg advisory',
+      goal: '>= 0.9',
+    },
+    {
+      name: 'pg lease: oms throughput / raw advisory pair',
+      numerator: 'raw pg try_advisory + unlock',
+      denominator: 'oms pg lease',
+      goal: '>= 0.5',
+    },
+    {
+      name: 'redis x8: oms throughput / raw floor',
+      numerator: 'raw redis x8',
+      denominator: 'oms redis x8',
+      goal: '>= 0.9',
+    },
+    {
+      name: 'redis x8: redis-semaphore time / oms',
+      numerator: 'redis-semaphore x8',
+      denominator: 'oms redis x8',
+      goal: '> 1',
+    },
+    {
+      name: 'redis x8: redlock time / oms',
+      numerator: 'redlock x8',
+      denominator: 'oms redis x8',
+      goal: '> 1',
+    },
+    {
+      name: 'pg advisory x8: oms throughput / raw pair',
+      numerator: 'raw pg advisory x8',
+      denominator: 'oms pg advisory x8',
+      goal: '>= 0.9',
+    },
+    {
+      name: 'pg lease x8: oms throughput / raw advisory pair',
+      numerator: 'raw pg advisory x8',
+      denominator: 'oms pg lease x8',
+      goal: '>= 0.5',
+    },
   ],
   async teardown(c) {
     await Promise.all([c.omsRedis.close(), c.advisory.close(), c.lease.close()]);
