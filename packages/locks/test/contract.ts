@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { timerLag } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
 import { isOmsLocksError, type Lease, type Locks, type LocksOptions } from '../src/index.js';
 
@@ -23,32 +24,6 @@ async function until(what: string, cond: () => boolean, ms = 5_000): Promise<voi
     if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
     await sleep(5);
   }
-}
-
-/**
- * How late this process's event loop ran while it is on: the sum of how late each tick of a 5 ms sampler
- * fired, ignoring jitter under 1 ms per tick (the same measure as @oms/health's tests use). Code under test
- * cannot run while the runtime does not, so a deadline is owed that much more on a loaded machine.
- */
-function timerLag(periodMs = 5): { total(): number; stop(): void } {
-  let total = 0;
-  let expected = performance.now() + periodMs;
-  const late = (now: number) => {
-    total += Math.max(0, now - expected - 1);
-  };
-  const t = setInterval(() => {
-    const now = performance.now();
-    late(now);
-    expected = now + periodMs;
-  }, periodMs);
-  return {
-    total: () => total,
-    // a stall that ends just before stop() has not been seen by a tick yet: the tick due is late too
-    stop: () => {
-      clearInterval(t);
-      late(performance.now());
-    },
-  };
 }
 
 /**

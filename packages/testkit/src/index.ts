@@ -1,5 +1,6 @@
 export { type FakeClock, fakeClock } from './clock.js';
 export * from './servers.js';
+export { type TimerLag, timerLag } from './timer-lag.js';
 export {
   type PostgresHandle,
   type RedisClusterHandle,

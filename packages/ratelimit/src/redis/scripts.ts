@@ -13,6 +13,8 @@ local function GET(k)
   if v == nil then v = redis.call('GET', k); cache[k] = v end
   return v
 end
+-- Lua turns numbers into strings with %.14g, which rounds µs timestamps (~1.7e15) to 100 µs; %.17g is exact
+local function num(x) return string.format('%.17g', x) end
 local function pair(v)
   local sp = string.find(v, ' ', 1, true)
   return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
@@ -32,7 +34,7 @@ local function alg1(key, cap, rate, _, now, cost, mode, rts)
   if e < now - full then e = now - full end
   if mode == 2 then
     e = math.max(e - cost / rate, now - full)
-    redis.call('SET', key, e, 'PX', ms(e + full - now) + 1)
+    redis.call('SET', key, num(e), 'PX', ms(e + full - now) + 1)
     return true, (now - e) * rate, e + full - now, 0
   end
   local tokens = (now - e) * rate
@@ -42,7 +44,7 @@ local function alg1(key, cap, rate, _, now, cost, mode, rts)
     if mode == 1 then
       e = e + cost / rate
       tokens = tokens - cost
-      redis.call('SET', key, e, 'PX', ms(e + full - now) + 1)
+      redis.call('SET', key, num(e), 'PX', ms(e + full - now) + 1)
     end
   else
     retry = (cost - tokens) / rate
@@ -57,7 +59,7 @@ local function alg2(key, t, tau, _, now, cost, mode, rts)
   if tat < now then tat = now end
   if mode == 2 then
     tat = math.max(now, tat - cost * t)
-    redis.call('SET', key, tat, 'PX', ms(tat - now) + 1)
+    redis.call('SET', key, num(tat), 'PX', ms(tat - now) + 1)
     return true, (tau - (tat - now)) / t, tat - now, 0
   end
   local nxt = tat + cost * t
@@ -66,7 +68,7 @@ local function alg2(key, t, tau, _, now, cost, mode, rts)
   if ok then
     if mode == 1 then
       tat = nxt
-      redis.call('SET', key, tat, 'PX', ms(tat - now) + 1)
+      redis.call('SET', key, num(tat), 'PX', ms(tat - now) + 1)
     end
   else
     retry = nxt - now - tau
@@ -88,14 +90,14 @@ local function alg3(key, limit, w, _, now, cost, mode, rts)
   if mode == 2 then
     if math.floor(rts / w) == win then
       count = math.max(0, count - cost)
-      redis.call('SET', key, win .. ' ' .. count, 'PX', ms(rest) + 1)
+      redis.call('SET', key, num(win) .. ' ' .. num(count), 'PX', ms(rest) + 1)
     end
     return true, limit - count, rest, 0
   end
   local ok = count + cost <= limit
   if ok and mode == 1 then
     count = count + cost
-    redis.call('SET', key, win .. ' ' .. count, 'PX', ms(rest) + 1)
+    redis.call('SET', key, num(win) .. ' ' .. num(count), 'PX', ms(rest) + 1)
   end
   local retry = 0
   if not ok then retry = rest end
@@ -121,13 +123,13 @@ local function alg4(key, limit, w, _, now, cost, mode, rts)
   if mode == 2 then
     local rw = math.floor(rts / w)
     if rw == win then cur = math.max(0, cur - cost) elseif rw == win - 1 then prev = math.max(0, prev - cost) end
-    redis.call('SET', key, win .. ' ' .. cur .. ' ' .. prev, 'PX', ms(start + 2 * w - now) + 1)
+    redis.call('SET', key, num(win) .. ' ' .. num(cur) .. ' ' .. num(prev), 'PX', ms(start + 2 * w - now) + 1)
   else
     ok = prev * (1 - f) + cur + cost <= limit
     if ok then
       if mode == 1 then
         cur = cur + cost
-        redis.call('SET', key, win .. ' ' .. cur .. ' ' .. prev, 'PX', ms(start + 2 * w - now) + 1)
+        redis.call('SET', key, num(win) .. ' ' .. num(cur) .. ' ' .. num(prev), 'PX', ms(start + 2 * w - now) + 1)
       end
     elseif cur + cost <= limit and prev > 0 then
       retry = math.max(1000, start + (1 - (limit - cost - cur) / prev) * w - now)
