@@ -154,7 +154,7 @@ export interface CheckResult {
  * @example
  * const { body } = await registry.report('readiness');
  * const [pg]: HealthCheckEntry[] = body.checks['postgres:responseTime'] ?? [];
- * console.log(pg?.observedValue, pg?.observedUnit); // 0.41 'ms'
+ * const latency = `${pg?.observedValue} ${pg?.observedUnit}`; // '0.41 ms'
  */
 export interface HealthCheckEntry {
   componentType: string;

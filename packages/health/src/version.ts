@@ -3,6 +3,6 @@
  *
  * @example
  * import { VERSION } from '@oms/health';
- * console.log(`@oms/health ${VERSION}`);
+ * const userAgent = `my-service (@oms/health ${VERSION})`;
  */
 export const VERSION = '0.1.0';

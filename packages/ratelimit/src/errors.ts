@@ -20,7 +20,7 @@ export type RatelimitErrorCode =
  * The base error of @oms/ratelimit. `code` is stable; `retryable` says whether the same call may succeed later.
  *
  * @example
- * try { await limiter.consume(''); } catch (e) { if (isOmsRatelimitError(e)) console.log(e.code); }
+ * try { await limiter.consume(''); } catch (e) { if (isOmsRatelimitError(e)) res.status(400).send(e.code); }
  */
 export class OmsRatelimitError extends Error {
   readonly isOmsRatelimitError = true;

@@ -14,7 +14,7 @@ export interface Clock {
  * The algorithms this package implements.
  *
  * @example
- * if (limiter.algorithm.kind === 'gcra') console.log('paced');
+ * const paced = limiter.algorithm.kind === 'gcra';
  */
 export type AlgorithmKind =
   | 'token-bucket'
@@ -247,7 +247,7 @@ export interface Scope {
 /**
  * @example
  * const r = await limitAll(scopes);
- * if (!r.allowed) console.log(`denied by ${r.deniedBy?.name}`);
+ * if (!r.allowed) res.setHeader('X-RateLimit-Scope', r.deniedBy?.name ?? 'unknown');
  */
 export interface LimitAllResult {
   /** True when every scope admitted the call and all were charged; false when none was. */
