@@ -1,8 +1,9 @@
+// Generated from package.json by scripts/sync-internal.mjs; do not edit.
 /**
- * The package version, for the OpenTelemetry tracer and meter.
+ * The version of @oms/breaker, as published; its tracer and meter carry it.
  *
  * @example
  * import { VERSION } from '@oms/breaker';
- * log.info({ breaker: VERSION });
+ * const resource = { 'service.version': VERSION };
  */
 export const VERSION = '0.1.0';

@@ -1,8 +1,9 @@
+// Generated from package.json by scripts/sync-internal.mjs; do not edit.
 /**
- * The version of @oms/health, used as the tracer/meter version.
+ * The version of @oms/health, as published; its tracer and meter carry it.
  *
  * @example
  * import { VERSION } from '@oms/health';
- * const userAgent = `my-service (@oms/health ${VERSION})`;
+ * const resource = { 'service.version': VERSION };
  */
 export const VERSION = '0.1.0';

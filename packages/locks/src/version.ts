@@ -1,2 +1,9 @@
-/** The package version, for the tracer and meter. */
+// Generated from package.json by scripts/sync-internal.mjs; do not edit.
+/**
+ * The version of @oms/locks, as published; its tracer and meter carry it.
+ *
+ * @example
+ * import { VERSION } from '@oms/locks';
+ * const resource = { 'service.version': VERSION };
+ */
 export const VERSION = '0.1.0';

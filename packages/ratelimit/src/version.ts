@@ -1,7 +1,9 @@
+// Generated from package.json by scripts/sync-internal.mjs; do not edit.
 /**
- * The package version, for the tracer and meter.
+ * The version of @oms/ratelimit, as published; its tracer and meter carry it.
  *
  * @example
- * metrics.getMeter('@oms/ratelimit', VERSION);
+ * import { VERSION } from '@oms/ratelimit';
+ * const resource = { 'service.version': VERSION };
  */
 export const VERSION = '0.1.0';

@@ -1,6 +1,7 @@
 export { type FakeClock, fakeClock } from './clock.js';
 export * from './servers.js';
 export { type TimerLag, timerLag } from './timer-lag.js';
+export { until } from './until.js';
 export {
   type PostgresHandle,
   type RedisClusterHandle,
