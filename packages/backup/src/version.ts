@@ -1,0 +1,9 @@
+// Generated from package.json by scripts/sync-internal.mjs; do not edit.
+/**
+ * The version of @oms/backup, as published; its tracer and meter carry it.
+ *
+ * @example
+ * import { VERSION } from '@oms/backup';
+ * const resource = { 'service.version': VERSION };
+ */
+export const VERSION = '0.0.0';
