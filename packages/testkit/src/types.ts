@@ -10,7 +10,7 @@ export interface FaultHandle {
   resume(): void;
 }
 
-/** The `Clock` of DESIGN.md §2: milliseconds since the epoch, plus timers the clock controls. */
+/** The `Clock` every @oms package accepts: milliseconds since the epoch, plus timers the clock controls. */
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
