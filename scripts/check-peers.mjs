@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // Peer-dependency rules for a published @oms package, in the spirit of OpenTelemetry's:
 // - @opentelemetry/api is a peer with a caret range (one API instance per process), never a dependency;
-// - drivers (ioredis, pg, kysely) are optional peers, and only src/redis/ or src/postgres/ may import them,
-//   so a user of the core never needs a driver installed.
+// - drivers (ioredis, pg, kysely, @electric-sql/pglite) are optional peers, and only src/redis/, src/postgres/
+//   or src/pglite/ may import them, so a user of the core never needs a driver installed;
+// - the one exception is a query builder the whole core is written against: a package lists it in
+//   `"oms": { "corePeers": ["kysely"] }`, and then it must be a REQUIRED peer (the core cannot run without it)
+//   and may be imported anywhere. Only kysely qualifies: it carries no connection of its own.
 // Usage: node scripts/check-peers.mjs <package dir> [...]
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 
-const DRIVERS = { ioredis: 'redis', pg: 'postgres', kysely: 'postgres' };
+const DRIVERS = { ioredis: 'redis', pg: 'postgres', kysely: 'postgres', '@electric-sql/pglite': 'pglite' };
+/** Drivers a package may declare as a required peer of its core (`oms.corePeers`). */
+const CORE_PEERS = new Set(['kysely']);
 
 function walk(dir) {
   const out = [];
@@ -44,8 +49,24 @@ export function checkPackage(dir) {
   else if (!String(peers[otel]).startsWith('^'))
     problems.push(`${otel} peer range must be a caret range (got ${peers[otel]})`);
 
+  const declared = pkg.oms?.corePeers ?? [];
+  // Only an allowed name counts as a core peer; anything else keeps the driver rules.
+  const corePeers = new Set(declared.filter((name) => CORE_PEERS.has(name)));
+  for (const name of declared) {
+    if (!CORE_PEERS.has(name)) {
+      problems.push(`${name} cannot be a core peer (oms.corePeers); only ${[...CORE_PEERS].join(', ')} can`);
+    } else if (!peers[name]) {
+      problems.push(`${name} is a core peer (oms.corePeers) but not a peerDependency`);
+    } else if (meta[name]?.optional === true) {
+      problems.push(
+        `${name} is a core peer (oms.corePeers), so it must be a required peer (drop its optional flag)`,
+      );
+    }
+  }
+
   for (const driver of Object.keys(DRIVERS)) {
     if (deps[driver]) problems.push(`${driver} must be an optional peerDependency, not a dependency`);
+    if (corePeers.has(driver)) continue;
     if (peers[driver] && meta[driver]?.optional !== true) {
       problems.push(
         `${driver} is a peerDependency but not optional (set peerDependenciesMeta.${driver}.optional)`,
@@ -66,7 +87,7 @@ export function checkPackage(dir) {
       const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0];
       const folder = DRIVERS[name];
       if (!folder) continue;
-      if (rel[0] !== folder) {
+      if (rel[0] !== folder && !corePeers.has(name)) {
         problems.push(
           `src/${rel.join('/')} imports '${spec}'; drivers may be imported only under src/${folder}/`,
         );

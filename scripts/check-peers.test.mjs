@@ -66,3 +66,75 @@ test('a non-caret OpenTelemetry peer range is reported', () => {
   );
   assert.match(checkPackage(dir).join('\n'), /caret range/);
 });
+
+const withCore = {
+  name: '@oms/core-peer',
+  oms: { corePeers: ['kysely'] },
+  peerDependencies: { '@opentelemetry/api': '^1.9.0', kysely: '>=0.27', '@electric-sql/pglite': '>=0.5' },
+  peerDependenciesMeta: { '@electric-sql/pglite': { optional: true } },
+};
+
+test('a declared core peer (kysely) is a required peer and may be imported by the core', () => {
+  const dir = fixture('core-peer', withCore, {
+    'src/enqueue.ts': "import { sql } from 'kysely';\nexport const q = sql;\n",
+    'src/pglite/listen.ts': "import type { PGlite } from '@electric-sql/pglite';\nexport type P = PGlite;\n",
+  });
+  assert.deepEqual(checkPackage(dir), []);
+});
+
+test('a core peer marked optional, missing from the peers, or not allowed as core is reported', () => {
+  const optional = fixture(
+    'core-optional',
+    { ...withCore, peerDependenciesMeta: { kysely: { optional: true } } },
+    { 'src/i.ts': '' },
+  );
+  assert.match(checkPackage(optional).join('\n'), /kysely is a core peer .* must be a required peer/);
+  const missing = fixture(
+    'core-missing',
+    { ...withCore, peerDependencies: { '@opentelemetry/api': '^1.9.0' } },
+    { 'src/i.ts': '' },
+  );
+  assert.match(
+    checkPackage(missing).join('\n'),
+    /kysely is a core peer \(oms.corePeers\) but not a peerDependency/,
+  );
+  const notAllowed = fixture(
+    'core-pg',
+    { ...good, oms: { corePeers: ['pg'] }, peerDependencies: { ...good.peerDependencies, pg: '>=8' } },
+    { 'src/core.ts': "import pg from 'pg';\n" },
+  );
+  const problems = checkPackage(notAllowed).join('\n');
+  assert.match(problems, /pg cannot be a core peer/);
+  assert.match(problems, /pg is a peerDependency but not optional/);
+  assert.match(problems, /src\/core\.ts imports 'pg'; drivers may be imported only under src\/postgres\//);
+});
+
+test('without the core-peer declaration kysely stays an optional driver of src/postgres/', () => {
+  const dir = fixture(
+    'kysely-driver',
+    { ...good, peerDependencies: { ...good.peerDependencies, kysely: '>=0.27' } },
+    { 'src/core.ts': "import { sql } from 'kysely';\n" },
+  );
+  const problems = checkPackage(dir).join('\n');
+  assert.match(problems, /kysely is a peerDependency but not optional/);
+  assert.match(
+    problems,
+    /src\/core\.ts imports 'kysely'; drivers may be imported only under src\/postgres\//,
+  );
+});
+
+test('PGlite is a driver allowed only under src/pglite/', () => {
+  const dir = fixture(
+    'pglite-leak',
+    {
+      ...good,
+      peerDependencies: { ...good.peerDependencies, '@electric-sql/pglite': '>=0.5' },
+      peerDependenciesMeta: { ...good.peerDependenciesMeta, '@electric-sql/pglite': { optional: true } },
+    },
+    { 'src/relay.ts': "import type { PGlite } from '@electric-sql/pglite';\n" },
+  );
+  assert.match(
+    checkPackage(dir).join('\n'),
+    /src\/relay\.ts imports '@electric-sql\/pglite'; drivers may be imported only under src\/pglite\//,
+  );
+});
