@@ -1,9 +1,9 @@
 import { statfs } from 'node:fs/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { invalid, nonNegativeFinite, positiveFinite, ratio } from './errors.js';
 import { redactSecrets } from './redact.js';
 import type { CheckContext, CheckOutcome, HealthCheck, HealthStatus } from './types.js';
+import { invalid, v } from './validate.js';
 
 /**
  * Anything that runs SQL: a pg `Pool`/`Client`, or an adapter around kysely, postgres.js, etc.
@@ -37,9 +37,9 @@ export interface Pingable {
  */
 export interface LatencyThresholds {
   /** Latency above this reports `warn`. */
-  warnMs?: number;
+  warnMs?: number | undefined;
   /** Latency above this reports `fail` (the registration's `timeoutMs` still bounds the whole run). */
-  failMs?: number;
+  failMs?: number | undefined;
 }
 
 const round = (n: number, digits = 3) => {
@@ -48,8 +48,8 @@ const round = (n: number, digits = 3) => {
 };
 
 function thresholds(name: string, t: LatencyThresholds): void {
-  if (t.warnMs !== undefined) positiveFinite(`${name}: warnMs`, t.warnMs);
-  if (t.failMs !== undefined) positiveFinite(`${name}: failMs`, t.failMs);
+  if (t.warnMs !== undefined) v.positiveFinite(`${name}: warnMs`, t.warnMs);
+  if (t.failMs !== undefined) v.positiveFinite(`${name}: failMs`, t.failMs);
   if (t.warnMs !== undefined && t.failMs !== undefined && t.warnMs > t.failMs) {
     invalid(`${name}: warnMs (${t.warnMs}) must not exceed failMs (${t.failMs})`);
   }
@@ -69,6 +69,13 @@ function grade(ms: number, t: LatencyThresholds, what: string): CheckOutcome {
   return { status, observedValue: value, observedUnit: 'ms', ...(output ? { output } : {}) };
 }
 
+// A run that throws or times out returns no outcome to carry its componentType, so the check itself carries
+// it: a PostgreSQL or Redis that is down must still read as a `datastore` (health+json), not a `component`.
+function ofType(componentType: string, check: HealthCheck): HealthCheck {
+  check.componentType = componentType;
+  return check;
+}
+
 /**
  * PostgreSQL: runs `select 1` (or `sql`) and reports its latency in ms. Takes anything with
  * `query(sql)`; for kysely pass `{ query: (q) => sql.raw(q).execute(db) }`.
@@ -79,15 +86,18 @@ function grade(ms: number, t: LatencyThresholds, what: string): CheckOutcome {
  *   kinds: ['readiness'], critical: true, timeoutMs: 1000, intervalMs: 5000,
  * });
  */
-export function postgres(db: SqlQueryable, opts: LatencyThresholds & { sql?: string } = {}): HealthCheck {
+export function postgres(
+  db: SqlQueryable,
+  opts: LatencyThresholds & { sql?: string | undefined } = {},
+): HealthCheck {
   if (!db || typeof db.query !== 'function') invalid('checks.postgres(db) needs an object with query(sql)');
   thresholds('checks.postgres', opts);
   const text = opts.sql ?? 'select 1';
-  return async () => {
+  return ofType('datastore', async () => {
     const t0 = performance.now();
     await db.query(text);
     return { ...grade(performance.now() - t0, opts, text), componentType: 'datastore' };
-  };
+  });
 }
 
 /**
@@ -104,7 +114,7 @@ export function redis(client: Pingable, opts: LatencyThresholds = {}): HealthChe
   if (!client || typeof client.ping !== 'function')
     invalid('checks.redis(client) needs an object with ping()');
   thresholds('checks.redis', opts);
-  return async () => {
+  return ofType('datastore', async () => {
     const t0 = performance.now();
     const reply = await client.ping();
     const ms = performance.now() - t0;
@@ -118,7 +128,7 @@ export function redis(client: Pingable, opts: LatencyThresholds = {}): HealthChe
       };
     }
     return { ...grade(ms, opts, 'PING'), componentType: 'datastore' };
-  };
+  });
 }
 
 /**
@@ -130,11 +140,11 @@ export function redis(client: Pingable, opts: LatencyThresholds = {}): HealthChe
  */
 export interface EventLoopDelayOptions {
   /** p99 delay above this warns. Default 200 ms. */
-  warnMs?: number;
+  warnMs?: number | undefined;
   /** p99 delay above this fails. Default 1000 ms. */
-  failMs?: number;
+  failMs?: number | undefined;
   /** Sampling resolution of `monitorEventLoopDelay`. Default 20 ms. */
-  resolutionMs?: number;
+  resolutionMs?: number | undefined;
 }
 
 /**
@@ -152,7 +162,7 @@ export function eventLoopDelay(opts: EventLoopDelayOptions = {}): HealthCheck {
   const failMs = opts.failMs ?? 1000;
   thresholds('checks.eventLoopDelay', { warnMs, failMs });
   const resolution = opts.resolutionMs ?? 20;
-  positiveFinite('checks.eventLoopDelay: resolutionMs', resolution);
+  v.positiveFinite('checks.eventLoopDelay: resolutionMs', resolution);
   let histogram: ReturnType<typeof monitorEventLoopDelay> | undefined;
   const check: HealthCheck = () => {
     if (!histogram) {
@@ -165,6 +175,7 @@ export function eventLoopDelay(opts: EventLoopDelayOptions = {}): HealthCheck {
     const out = grade(p99, { warnMs, failMs }, 'event-loop delay p99');
     return { ...out, componentType: 'system' };
   };
+  check.componentType = 'system';
   check.close = () => {
     histogram?.disable();
     histogram = undefined;
@@ -181,11 +192,11 @@ export function eventLoopDelay(opts: EventLoopDelayOptions = {}): HealthCheck {
  */
 export interface MemoryOptions {
   /** Heap used / heap limit above this warns. Default 0.9. */
-  warnRatio?: number;
+  warnRatio?: number | undefined;
   /** Heap used / heap limit above this fails. Default 0.98. */
-  failRatio?: number;
+  failRatio?: number | undefined;
   /** RSS above this many bytes fails (off by default: container limits differ). */
-  maxRssBytes?: number;
+  maxRssBytes?: number | undefined;
 }
 
 /**
@@ -201,12 +212,12 @@ export interface MemoryOptions {
 export function memory(opts: MemoryOptions = {}): HealthCheck {
   const warnRatio = opts.warnRatio ?? 0.9;
   const failRatio = opts.failRatio ?? 0.98;
-  ratio('checks.memory: warnRatio', warnRatio);
-  ratio('checks.memory: failRatio', failRatio);
+  v.fraction('checks.memory: warnRatio', warnRatio);
+  v.fraction('checks.memory: failRatio', failRatio);
   if (warnRatio > failRatio)
     invalid(`checks.memory: warnRatio (${warnRatio}) must not exceed failRatio (${failRatio})`);
-  if (opts.maxRssBytes !== undefined) positiveFinite('checks.memory: maxRssBytes', opts.maxRssBytes);
-  return () => {
+  if (opts.maxRssBytes !== undefined) v.positiveFinite('checks.memory: maxRssBytes', opts.maxRssBytes);
+  return ofType('system', () => {
     const heap = getHeapStatistics();
     const rss = process.memoryUsage.rss();
     const used = heap.used_heap_size;
@@ -232,7 +243,7 @@ export function memory(opts: MemoryOptions = {}): HealthCheck {
       details: { heapUsedBytes: used, heapLimitBytes: limit, rssBytes: rss },
       ...(output ? { output } : {}),
     };
-  };
+  });
 }
 
 /**
@@ -244,15 +255,15 @@ export function memory(opts: MemoryOptions = {}): HealthCheck {
  */
 export interface DiskOptions {
   /** A path on the filesystem to watch. Default the current working directory. */
-  path?: string;
+  path?: string | undefined;
   /** Fail below this many free bytes. */
-  minFreeBytes?: number;
+  minFreeBytes?: number | undefined;
   /** Fail below this free ratio (0..1). Default 0.05 when no byte threshold is given. */
-  minFreeRatio?: number;
+  minFreeRatio?: number | undefined;
   /** Warn below this free ratio (0..1). Default 0.1 when no byte threshold is given. */
-  warnFreeRatio?: number;
+  warnFreeRatio?: number | undefined;
   /** Warn below this many free bytes. */
-  warnFreeBytes?: number;
+  warnFreeBytes?: number | undefined;
 }
 
 /**
@@ -271,11 +282,11 @@ export function disk(opts: DiskOptions = {}): HealthCheck {
   const byBytes = opts.minFreeBytes !== undefined || opts.warnFreeBytes !== undefined;
   const minFreeRatio = opts.minFreeRatio ?? (byBytes ? undefined : 0.05);
   const warnFreeRatio = opts.warnFreeRatio ?? (byBytes ? undefined : 0.1);
-  if (minFreeRatio !== undefined) ratio('checks.disk: minFreeRatio', minFreeRatio);
-  if (warnFreeRatio !== undefined) ratio('checks.disk: warnFreeRatio', warnFreeRatio);
-  if (opts.minFreeBytes !== undefined) nonNegativeFinite('checks.disk: minFreeBytes', opts.minFreeBytes);
-  if (opts.warnFreeBytes !== undefined) nonNegativeFinite('checks.disk: warnFreeBytes', opts.warnFreeBytes);
-  return async () => {
+  if (minFreeRatio !== undefined) v.fraction('checks.disk: minFreeRatio', minFreeRatio);
+  if (warnFreeRatio !== undefined) v.fraction('checks.disk: warnFreeRatio', warnFreeRatio);
+  if (opts.minFreeBytes !== undefined) v.nonNegativeFinite('checks.disk: minFreeBytes', opts.minFreeBytes);
+  if (opts.warnFreeBytes !== undefined) v.nonNegativeFinite('checks.disk: warnFreeBytes', opts.warnFreeBytes);
+  return ofType('system', async () => {
     const s = await statfs(path);
     const free = Number(s.bavail) * Number(s.bsize);
     const total = Number(s.blocks) * Number(s.bsize);
@@ -303,7 +314,7 @@ export function disk(opts: DiskOptions = {}): HealthCheck {
       details: { totalBytes: total, freeRatio: round(r, 4) },
       ...(output ? { output } : {}),
     };
-  };
+  });
 }
 
 /**
@@ -315,12 +326,12 @@ export function disk(opts: DiskOptions = {}): HealthCheck {
  */
 export interface HttpCheckOptions extends LatencyThresholds {
   url: string | URL;
-  method?: string;
-  headers?: Record<string, string>;
+  method?: string | undefined;
+  headers?: Record<string, string> | undefined;
   /** A status, a list, or a predicate. Default: any 2xx. */
-  expectedStatus?: number | readonly number[] | ((status: number) => boolean);
+  expectedStatus?: (number | readonly number[] | ((status: number) => boolean)) | undefined;
   /** Abort the request after this long. Default: only the registration's timeout applies. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -348,7 +359,7 @@ export function http(opts: HttpCheckOptions): HealthCheck {
     invalid(`checks.http: url must be http(s) (got ${url.protocol})`);
   }
   thresholds('checks.http', opts);
-  if (opts.timeoutMs !== undefined) positiveFinite('checks.http: timeoutMs', opts.timeoutMs);
+  if (opts.timeoutMs !== undefined) v.positiveFinite('checks.http: timeoutMs', opts.timeoutMs);
   const expected = opts.expectedStatus;
   if (typeof expected === 'number' && (!Number.isInteger(expected) || expected < 100 || expected > 599)) {
     invalid(`checks.http: expectedStatus must be an HTTP status code (got ${expected})`);

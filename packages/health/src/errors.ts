@@ -42,27 +42,3 @@ export class OmsHealthError extends Error {
  */
 export const isOmsHealthError = (e: unknown): e is OmsHealthError =>
   e instanceof Error && (e as Partial<OmsHealthError>).isOmsHealthError === true;
-
-export function invalid(message: string): never {
-  throw new OmsHealthError('ERR_OMS_HEALTH_INVALID_OPTION', message);
-}
-
-const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
-
-export function positiveFinite(name: string, v: unknown): asserts v is number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    invalid(`${name} must be a finite number > 0 (got ${show(v)})`);
-  }
-}
-
-export function nonNegativeFinite(name: string, v: unknown): asserts v is number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-    invalid(`${name} must be a finite number >= 0 (got ${show(v)})`);
-  }
-}
-
-export function ratio(name: string, v: unknown): asserts v is number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
-    invalid(`${name} must be a number between 0 and 1 (got ${show(v)})`);
-  }
-}

@@ -7,9 +7,9 @@ export type {
   Pingable,
   SqlQueryable,
 } from './checks.js';
-export { checks, disk, eventLoopDelay, http, memory, postgres, redis } from './checks.js';
-export { systemClock } from './clock.js';
+export { checks } from './checks.js';
 export { type HealthErrorCode, isOmsHealthError, OmsHealthError } from './errors.js';
+export { systemClock } from './internal/clock.js';
 export { redactSecrets } from './redact.js';
 export { healthRegistry } from './registry.js';
 export { type HealthServer, type HealthServerOptions, healthServer } from './server.js';
@@ -20,9 +20,10 @@ export {
   type InFlightRequest,
   type ShutdownEvents,
   type ShutdownHook,
+  type ShutdownHookFn,
   type ShutdownLogEntry,
   type ShutdownPhase,
 } from './shutdown.js';
-export { instrumentHealth } from './telemetry.js';
+export { type InstrumentOptions, instrument } from './telemetry.js';
 export type * from './types.js';
 export { VERSION } from './version.js';

@@ -1,7 +1,7 @@
 import { eventLoopDelay, memory } from './checks.js';
-import { systemClock } from './clock.js';
-import { Emitter } from './emitter.js';
-import { invalid, OmsHealthError, positiveFinite } from './errors.js';
+import { OmsHealthError } from './errors.js';
+import { backgroundTimeout, systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import { redactSecrets } from './redact.js';
 import type {
   CheckKind,
@@ -22,6 +22,7 @@ import type {
   JsonValue,
   ReportKind,
 } from './types.js';
+import { invalid, v } from './validate.js';
 
 const KINDS: readonly CheckKind[] = ['liveness', 'readiness', 'startup'];
 const STATUSES: readonly HealthStatus[] = ['pass', 'warn', 'fail'];
@@ -61,6 +62,8 @@ interface Entry {
   controller: AbortController | undefined;
   /** Settles the pending run (with a timeout or close result); clears its timer. */
   settle: ((outcome: CheckOutcome, timedOut: boolean) => void) | undefined;
+  /** Refs the pending run's timeout timer: a report now awaits a run the poller started in the background. */
+  hold: (() => void) | undefined;
   pollTimer: unknown;
   removed: boolean;
   readonly ring: HealthTransition[];
@@ -112,11 +115,8 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
   if (opts.description !== undefined && typeof opts.description !== 'string') {
     invalid('description must be a string');
   }
-  const historySize = opts.historySize ?? 50;
-  if (!Number.isInteger(historySize) || historySize < 1) {
-    invalid(`historySize must be an integer >= 1 (got ${historySize})`);
-  }
-  const clock: Clock = opts.clock ?? systemClock;
+  const historySize = v.integer('historySize', opts.historySize ?? 50, { min: 1 });
+  const clock: Clock = v.clock(opts.clock, systemClock);
   const extraRedact = opts.redact;
   const events = new Emitter<HealthEvents>();
   const entries = new Map<string, Entry>();
@@ -231,8 +231,14 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
     started = true;
   };
 
-  const run = (entry: Entry): Promise<CheckResult> => {
-    if (entry.inflight) return entry.inflight;
+  // `awaited`: a caller waits on this run, so its timeout timer must hold the process open until it settles
+  // (a bare script would otherwise exit with code 13 mid-report). A run only the poller started is
+  // background work, and its timer is unref'd until a report joins it.
+  const run = (entry: Entry, awaited: boolean): Promise<CheckResult> => {
+    if (entry.inflight) {
+      if (awaited) entry.hold?.();
+      return entry.inflight;
+    }
     if (entry.running) {
       // The last run outlived its timeout and still has not settled: starting another would stack up
       // hung calls against a dependency that is already in trouble.
@@ -263,12 +269,15 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
         if (settled) return;
         settled = true;
         clock.clearTimeout(timer);
-        if (entry.settle === settle) entry.settle = undefined;
+        if (entry.settle === settle) {
+          entry.settle = undefined;
+          entry.hold = undefined;
+        }
         resolve(safeRecord(entry, outcome, startedAt, timedOut));
       };
       // close() settles a pending run at once, so it can clear this run's timer without leaving a report hanging
       entry.settle = settle;
-      timer = clock.setTimeout(() => {
+      const onTimeout = () => {
         if (settled) return;
         controller.abort(
           new OmsHealthError(
@@ -285,7 +294,15 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
           },
           true,
         );
-      }, entry.timeoutMs);
+      };
+      if (awaited) {
+        timer = clock.setTimeout(onTimeout, entry.timeoutMs);
+      } else {
+        timer = backgroundTimeout(clock, onTimeout, entry.timeoutMs);
+        entry.hold = () => {
+          (timer as { ref?: () => unknown } | null)?.ref?.();
+        };
+      }
       let ret: unknown;
       try {
         ret = entry.check({ signal: controller.signal });
@@ -330,16 +347,16 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
     if (closed || entry.removed || entry.intervalMs === undefined) return;
     const interval = entry.intervalMs;
     const startedAt = clock.now();
-    void run(entry).then(() => {
+    void run(entry, false).then(() => {
       if (closed || entry.removed) return;
       const wait = Math.max(0, interval - (clock.now() - startedAt));
-      entry.pollTimer = clock.setTimeout(() => poll(entry), wait);
+      entry.pollTimer = backgroundTimeout(clock, () => poll(entry), wait);
     });
   };
 
   const current = async (entry: Entry): Promise<CheckResult> => {
     if (entry.intervalMs !== undefined && entry.last) return staleness(entry) as CheckResult;
-    return run(entry);
+    return run(entry, true);
   };
 
   const toEntry = (r: CheckResult): HealthCheckEntry => {
@@ -422,7 +439,7 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
 
   const report = async (
     kind: ReportKind = 'all',
-    ropts: { signal?: AbortSignal } = {},
+    ropts: { signal?: AbortSignal | undefined } = {},
   ): Promise<HealthReport> => {
     if (closed)
       throw new OmsHealthError('ERR_OMS_HEALTH_CLOSED', 'report() after close(): the registry is closed');
@@ -477,13 +494,13 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
           invalid(`kinds of ${reg.name} has ${JSON.stringify(k)}; expected ${KINDS.join(', ')}`);
       }
       if (typeof reg.critical !== 'boolean') invalid(`critical of ${reg.name} must be true or false`);
-      positiveFinite(`timeoutMs of ${reg.name}`, reg.timeoutMs);
-      if (reg.intervalMs !== undefined) positiveFinite(`intervalMs of ${reg.name}`, reg.intervalMs);
+      v.positiveFinite(`timeoutMs of ${reg.name}`, reg.timeoutMs);
+      if (reg.intervalMs !== undefined) v.positiveFinite(`intervalMs of ${reg.name}`, reg.intervalMs);
       if (reg.staleAfterMs !== undefined) {
         if (reg.intervalMs === undefined) {
           invalid(`staleAfterMs of ${reg.name} needs intervalMs: only background results can go stale`);
         }
-        positiveFinite(`staleAfterMs of ${reg.name}`, reg.staleAfterMs);
+        v.positiveFinite(`staleAfterMs of ${reg.name}`, reg.staleAfterMs);
         if (reg.staleAfterMs <= reg.intervalMs) {
           invalid(
             `staleAfterMs of ${reg.name} must be greater than intervalMs (${reg.intervalMs}), or every result goes stale before the next poll (got ${reg.staleAfterMs})`,
@@ -505,7 +522,7 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
         intervalMs: reg.intervalMs,
         staleAfterMs:
           reg.intervalMs === undefined ? undefined : (reg.staleAfterMs ?? 2 * reg.intervalMs + reg.timeoutMs),
-        componentType: reg.componentType ?? 'component',
+        componentType: reg.componentType ?? ownType(reg.check) ?? 'component',
         last: undefined,
         lastChangeAt: clock.now(),
         inflight: undefined,
@@ -514,6 +531,7 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
         passedOnce: false,
         controller: undefined,
         settle: undefined,
+        hold: undefined,
         pollTimer: undefined,
         removed: false,
         ring: [],
@@ -521,7 +539,7 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
       entries.set(reg.name, entry);
       if (entry.kinds.includes('startup')) started = false;
       // Start polling on the next tick, not inside register(): user code should not run in the caller's frame.
-      if (entry.intervalMs !== undefined) entry.pollTimer = clock.setTimeout(() => poll(entry), 0);
+      if (entry.intervalMs !== undefined) entry.pollTimer = backgroundTimeout(clock, () => poll(entry), 0);
     },
     unregister(name) {
       const entry = entries.get(name);
@@ -614,11 +632,13 @@ export function healthRegistry(opts: HealthRegistryOptions): HealthRegistry {
   return registry;
 }
 
-const isString = (v: unknown) => v === undefined || typeof v === 'string';
-const isJson = (v: unknown): boolean => {
+const ownType = (check: HealthCheck): string | undefined =>
+  typeof check.componentType === 'string' && check.componentType !== '' ? check.componentType : undefined;
+const isString = (x: unknown) => x === undefined || typeof x === 'string';
+const isJson = (x: unknown): boolean => {
   try {
     // bigint throws; functions and symbols vanish: either would break the body or lie about the reading
-    return v === undefined || JSON.stringify(v) !== undefined;
+    return x === undefined || JSON.stringify(x) !== undefined;
   } catch {
     return false;
   }

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { invalid, OmsHealthError } from './errors.js';
+import { OmsHealthError } from './errors.js';
 import type { HealthRegistry, ReportKind } from './types.js';
+import { invalid, v } from './validate.js';
 
 /**
  * Options of {@link healthServer}.
@@ -15,11 +16,11 @@ export interface HealthServerOptions {
   /** 0 picks a free port. */
   port: number;
   /** Default `0.0.0.0`, so the kubelet can reach it. */
-  host?: string;
+  host?: string | undefined;
   /** Override the paths. Defaults: `/livez`, `/readyz`, `/startupz`, `/health`. */
-  paths?: Partial<Record<ReportKind, string>>;
+  paths?: Partial<Record<ReportKind, string>> | undefined;
   /** Aborting it closes the server (or, before it listens, rejects with `ERR_OMS_HEALTH_ABORTED`). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -59,9 +60,7 @@ const DEFAULT_PATHS: Record<ReportKind, string> = {
 export async function healthServer(opts: HealthServerOptions): Promise<HealthServer> {
   if (!opts || typeof opts.registry?.report !== 'function')
     invalid('healthServer({ registry }) needs a registry');
-  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
-    invalid(`port must be an integer between 0 and 65535 (got ${opts.port})`);
-  }
+  v.integer('port', opts.port, { max: 65535 });
   const host = opts.host ?? '0.0.0.0';
   const routes = new Map<string, ReportKind>();
   for (const [kind, path] of Object.entries({ ...DEFAULT_PATHS, ...opts.paths })) {

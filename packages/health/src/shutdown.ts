@@ -1,9 +1,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { constants } from 'node:os';
-import { Emitter } from './emitter.js';
-import { invalid, nonNegativeFinite, positiveFinite } from './errors.js';
+import { systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import type { Clock, HealthRegistry } from './types.js';
+import { invalid, v } from './validate.js';
 
 /**
  * One step run after the server drained, in order, with its own timeout.
@@ -17,8 +18,21 @@ export interface ShutdownHook {
   /** Its signal aborts when the hook's timeout or the whole shutdown's timeout runs out. */
   fn: (signal: AbortSignal) => unknown;
   /** Default 5000 ms. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
+
+/**
+ * A hook given as a bare function, as terminus users write them: it runs with the default 5000 ms timeout,
+ * and events and logs name it by the function's name, or `hook[i]` when it has none.
+ *
+ * @example
+ * import type { ShutdownHookFn } from '@oms/health';
+ * declare const pool: { end(): Promise<void> };
+ * const closePool: ShutdownHookFn = async function closePool() {
+ *   await pool.end();
+ * };
+ */
+export type ShutdownHookFn = (signal: AbortSignal) => unknown;
 
 /**
  * A request that was still running at some point of the shutdown. Query strings are left out (tokens).
@@ -97,15 +111,16 @@ export interface GracefulShutdownOptions {
   drainDelayMs: number;
   /** The whole shutdown's budget from the first signal; when it runs out the process exits non-zero. */
   timeoutMs: number;
-  hooks?: readonly ShutdownHook[];
+  /** Run in order after the drain: `{ name, fn, timeoutMs? }` objects or bare (async) functions. */
+  hooks?: readonly (ShutdownHook | ShutdownHookFn)[] | undefined;
   /** Default `['SIGTERM', 'SIGINT']`. */
-  signals?: readonly NodeJS.Signals[];
+  signals?: readonly NodeJS.Signals[] | undefined;
   /** How the process ends. Default `process.exit`; inject one in tests. */
-  exit?: (code: number) => void;
+  exit?: ((code: number) => void) | undefined;
   /** Default: real, ref'd timers, so the process stays up until the shutdown is done. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Where forced exits and hook failures are logged. Default: one JSON line on stderr. `false` silences. */
-  log?: ((entry: ShutdownLogEntry) => void) | false;
+  log?: ((entry: ShutdownLogEntry) => void) | false | undefined;
 }
 
 /**
@@ -126,13 +141,6 @@ export interface GracefulShutdown {
   dispose(): void;
 }
 
-// Shutdown is foreground work: its timers must keep the process alive (unlike the registry's).
-const refClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 const stderrLog = (entry: ShutdownLogEntry) => {
   process.stderr.write(
     `${JSON.stringify({ time: new Date().toISOString(), source: '@oms/health', ...entry })}\n`,
@@ -144,6 +152,16 @@ interface Tracked {
   path: string;
   startedAt: number;
   res: ServerResponse;
+}
+
+/** A hook as given, checked and with its name settled once, so events and logs say the same. */
+function toHook(h: ShutdownHook | ShutdownHookFn, i: number): ShutdownHook {
+  if (typeof h === 'function') return { name: h.name || `hook[${i}]`, fn: h };
+  if (!h || typeof h !== 'object' || typeof h.name !== 'string' || typeof h.fn !== 'function') {
+    invalid(`hooks[${i}] must be a function or { name: string, fn: (signal) => unknown, timeoutMs? }`);
+  }
+  if (h.timeoutMs !== undefined) v.positiveFinite(`hooks[${i}].timeoutMs (${h.name})`, h.timeoutMs);
+  return h;
 }
 
 /**
@@ -171,20 +189,15 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdow
   if (!opts.registry || typeof opts.registry.beginShutdown !== 'function') {
     invalid('gracefulShutdown({ registry }) needs a health registry');
   }
-  nonNegativeFinite('drainDelayMs', opts.drainDelayMs);
-  positiveFinite('timeoutMs', opts.timeoutMs);
+  v.nonNegativeFinite('drainDelayMs', opts.drainDelayMs);
+  v.positiveFinite('timeoutMs', opts.timeoutMs);
   if (opts.timeoutMs <= opts.drainDelayMs) {
     invalid(`timeoutMs (${opts.timeoutMs}) must be greater than drainDelayMs (${opts.drainDelayMs})`);
   }
-  const hooks = [...(opts.hooks ?? [])];
-  for (const [i, h] of hooks.entries()) {
-    if (!h || typeof h.name !== 'string' || typeof h.fn !== 'function') {
-      invalid(`hooks[${i}] must be { name: string, fn: (signal) => unknown, timeoutMs? }`);
-    }
-    if (h.timeoutMs !== undefined) positiveFinite(`hooks[${i}].timeoutMs (${h.name})`, h.timeoutMs);
-  }
+  const hooks = (opts.hooks ?? []).map(toHook);
   const signals = [...(opts.signals ?? ['SIGTERM', 'SIGINT'])];
-  const clock = opts.clock ?? refClock;
+  // Shutdown is foreground work: the drain and hook timers are ref'd, so the process lives until it is done.
+  const clock = v.clock(opts.clock, systemClock);
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   const log = opts.log === false ? undefined : (opts.log ?? stderrLog);
   const registry = opts.registry;
@@ -220,7 +233,9 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdow
       if (tracked.size === 0) idleWaiter?.();
     });
   };
-  server.on('request', onRequest);
+  // First in line: a synchronous handler (`res.end('hello')`) has sent its headers by the time a listener
+  // added after it runs, and would keep `Connection: keep-alive` through the drain.
+  server.prependListener('request', onRequest);
 
   const inFlight = (): InFlightRequest[] => {
     const now = clock.now();

@@ -1,17 +1,6 @@
-/**
- * The `Clock` of the @oms packages: milliseconds since the epoch, plus timers the clock controls.
- *
- * @example
- * // a test clock that moves only when told to
- * let t = 0;
- * const clock: Clock = { now: () => t, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
- * const registry = healthRegistry({ service: 'orders', version: '1', clock });
- */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import type { Clock } from './internal/clock.js';
+
+export type { Clock };
 
 /**
  * A check outcome, as health+json spells it.
@@ -50,20 +39,20 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
  * };
  */
 export interface CheckOutcome {
-  status?: HealthStatus;
+  status?: HealthStatus | undefined;
   /** The measured value, e.g. a latency. Defaults to the run's duration in ms. */
-  observedValue?: JsonValue;
+  observedValue?: JsonValue | undefined;
   /** Unit of `observedValue` (`ms`, `bytes`, `percent`, …). Defaults to `ms` with the default value. */
-  observedUnit?: string;
+  observedUnit?: string | undefined;
   /** Why it warned or failed. Redacted before it is stored or served. */
-  output?: string;
+  output?: string | undefined;
   /** `component`, `datastore`, `system` or a URI. Overrides the registration's `componentType`. */
-  componentType?: string;
-  componentId?: string;
+  componentType?: string | undefined;
+  componentId?: string | undefined;
   /** URI templates of endpoints this component's trouble affects. */
-  affectedEndpoints?: string[];
+  affectedEndpoints?: string[] | undefined;
   /** Extra keys for the health+json entry (§4.10 of the draft); standard keys are never overwritten. */
-  details?: Record<string, JsonValue>;
+  details?: Record<string, JsonValue> | undefined;
 }
 
 /**
@@ -94,6 +83,12 @@ export interface CheckContext {
  */
 export type HealthCheck = ((ctx: CheckContext) => CheckOutcome | Promise<CheckOutcome>) & {
   close?: () => void;
+  /**
+   * health+json `componentType` of every result, including a timeout or a throw (the built-in checks set
+   * it: `datastore` for PostgreSQL and Redis, `system` for the process checks). The registration's
+   * `componentType` overrides it.
+   */
+  componentType?: string;
 };
 
 /**
@@ -117,11 +112,11 @@ export interface CheckRegistration {
   /** Enforced: a run that takes longer yields `fail` with "timed out after N ms". */
   timeoutMs: number;
   /** Run in the background every `intervalMs`; reports then serve the cached result. */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /** A cached result older than this is reported as `fail`. Default `2 × intervalMs + timeoutMs`. */
-  staleAfterMs?: number;
+  staleAfterMs?: number | undefined;
   /** health+json `componentType` (`component`, `datastore`, `system`). Default `component`. */
-  componentType?: string;
+  componentType?: string | undefined;
 }
 
 /**
@@ -293,18 +288,18 @@ export interface HealthRegistryOptions {
   /** health+json `version`: the public version of the service. */
   version: string;
   /** health+json `releaseId`: the build or deployment identifier. */
-  releaseId?: string;
+  releaseId?: string | undefined;
   /** health+json `description`. */
-  description?: string;
-  clock?: Clock;
+  description?: string | undefined;
+  clock?: Clock | undefined;
   /** Transitions kept per check. Default 50. */
-  historySize?: number;
+  historySize?: number | undefined;
   /**
    * Register the process-local liveness checks `eventloop:delay` and `memory:utilization`. Default true.
    */
-  processChecks?: boolean;
+  processChecks?: boolean | undefined;
   /** Extra scrubbing for outputs, run after the built-in secret redaction. */
-  redact?: (text: string) => string;
+  redact?: ((text: string) => string) | undefined;
 }
 
 /**
@@ -341,8 +336,8 @@ export interface HealthRegistry {
   register(registration: CheckRegistration): void;
   /** Stops a check's polling and forgets it. */
   unregister(name: string): boolean;
-  report(kind?: ReportKind, opts?: { signal?: AbortSignal }): Promise<HealthReport>;
-  handler(kind?: ReportKind, opts?: { signal?: AbortSignal }): Promise<HealthHttpResponse>;
+  report(kind?: ReportKind, opts?: { signal?: AbortSignal | undefined }): Promise<HealthReport>;
+  handler(kind?: ReportKind, opts?: { signal?: AbortSignal | undefined }): Promise<HealthHttpResponse>;
   /** The transition ring of one check, oldest first. */
   history(name: string): readonly HealthTransition[];
   checks(): readonly CheckSnapshot[];

@@ -42,8 +42,8 @@ describe('checks.eventLoopDelay', () => {
       expect(calm.observedUnit).toBe('ms');
       expect(typeof calm.observedValue).toBe('number');
       setTimeout(() => {
-        const until = Date.now() + 400;
-        while (Date.now() < until) {
+        const deadline = Date.now() + 400;
+        while (Date.now() < deadline) {
           // block the loop from inside a timer, as a CPU-bound handler would
         }
       }, 10);

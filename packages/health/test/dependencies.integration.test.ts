@@ -1,4 +1,4 @@
-import { usePostgres, useRedis } from '@oms/testkit';
+import { until, usePostgres, useRedis } from '@oms/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   checks,
@@ -7,7 +7,7 @@ import {
   type HealthTransition,
   healthRegistry,
 } from '../src/index.js';
-import { expectHealthJson, timerLag, until } from './helpers.js';
+import { expectHealthJson, timerLag } from './helpers.js';
 
 const pg = usePostgres({ dedicated: true });
 const redis = useRedis({ dedicated: true });
@@ -56,11 +56,10 @@ beforeAll(async () => {
     timeoutMs: TIMEOUT_MS,
     intervalMs: INTERVAL_MS,
   });
-  await until(
-    async () => (await registry.report('readiness')).status === 'pass',
-    10_000,
-    'readiness to pass',
-  );
+  await until(async () => (await registry.report('readiness')).status === 'pass', {
+    timeoutMs: 10_000,
+    what: 'readiness to pass',
+  });
 });
 
 afterAll(async () => {
@@ -88,8 +87,7 @@ describe.each([
         const r = await registry.report('readiness');
         return r.status === 'fail' ? r : undefined;
       },
-      10_000,
-      `readiness to fail after killing ${name}`,
+      { timeoutMs: 10_000, what: `readiness to fail after killing ${name}` },
     );
     const elapsed = Date.now() - t0;
     lag.stop();
@@ -114,8 +112,7 @@ describe.each([
         const r = await registry.report('readiness');
         return r.status === 'pass' ? r : undefined;
       },
-      15_000,
-      `readiness to pass after restarting ${name}`,
+      { timeoutMs: 15_000, what: `readiness to pass after restarting ${name}` },
     );
     expectHealthJson(passed.body);
     const transitions = registry

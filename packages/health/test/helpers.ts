@@ -12,19 +12,4 @@ export function expectHealthJson(body: unknown): void {
   expect(errors, `health+json body is invalid: ${errors.join('; ')}`).toEqual([]);
 }
 
-/** Polls until `fn` returns a truthy value or the deadline passes. */
-export async function until<T>(
-  fn: () => T | undefined | Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 export { timerLag } from '@oms/testkit';

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fakeClock } from '@oms/testkit';
+import { fakeClock, until } from '@oms/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type GracefulShutdown,
@@ -84,8 +84,11 @@ describe('gracefulShutdown (in process, injected exit)', () => {
       exit: () => {},
     });
     const req = fetch(`http://127.0.0.1:${port}/orders/42?token=x`).catch(() => 'reset');
-    for (let i = 0; i < 100 && shutdown.inFlight().length === 0; i++)
-      await new Promise((r) => setTimeout(r, 5));
+    const running = shutdown;
+    await until(() => running.inFlight().length > 0, {
+      timeoutMs: 2_000,
+      what: 'the request to be in flight',
+    });
     expect(shutdown.inFlight().map((r) => r.path)).toEqual(['/orders/42']);
     const t0 = Date.now();
     expect(await shutdown.shutdown()).toBe(1);

@@ -1,21 +1,63 @@
 import { fakeClock } from '@oms/testkit';
 import {
+  type Attributes,
+  type Span,
+  type SpanOptions,
+  SpanStatusCode,
+  type Tracer,
+} from '@opentelemetry/api';
+import {
   AggregationTemporality,
   InMemoryMetricExporter,
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
-import { healthRegistry, instrumentHealth } from '../src/index.js';
+import * as api from '../src/index.js';
+import { healthRegistry, instrument } from '../src/index.js';
 
-describe('instrumentHealth', () => {
+interface Recorded {
+  name: string;
+  attributes: Attributes;
+  startTime: number;
+  endTime?: number;
+  status?: { code: SpanStatusCode; message?: string };
+}
+
+/** Records the spans `instrument` starts (the API's no-op tracer would hide them). */
+function recordingTracer(): { tracer: Tracer; spans: Recorded[] } {
+  const spans: Recorded[] = [];
+  const tracer = {
+    startSpan(name: string, options: SpanOptions = {}) {
+      const rec: Recorded = {
+        name,
+        attributes: { ...options.attributes },
+        startTime: options.startTime as number,
+      };
+      spans.push(rec);
+      const span = {
+        setStatus(status: Recorded['status']) {
+          rec.status = status;
+          return span;
+        },
+        end(endTime?: number) {
+          rec.endTime = endTime as number;
+        },
+      };
+      return span as unknown as Span;
+    },
+  } as unknown as Tracer;
+  return { tracer, spans };
+}
+
+describe('instrument', () => {
   it('records check durations in seconds and the status gauge by check and kind', async () => {
     const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
     const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
     const provider = new MeterProvider({ readers: [reader] });
     const clock = fakeClock();
     const registry = healthRegistry({ service: 's', version: '1', clock, processChecks: false });
-    const stop = instrumentHealth(registry, provider.getMeter('@oms/health'));
+    const stop = instrument(registry, { meter: provider.getMeter('@oms/health') });
     registry.register({
       name: 'db:responseTime',
       kinds: ['readiness', 'startup'],
@@ -47,5 +89,57 @@ describe('instrumentHealth', () => {
     stop();
     await registry.close();
     await provider.shutdown();
+  });
+
+  it('draws one health.check span per run over its duration, an error when it failed; detach stops both', async () => {
+    const { tracer, spans } = recordingTracer();
+    const clock = fakeClock();
+    const registry = healthRegistry({ service: 's', version: '1', clock, processChecks: false });
+    const detach = instrument(registry, { tracer });
+    let next: 'pass' | 'never' = 'never';
+    registry.register({
+      name: 'db:responseTime',
+      kinds: ['readiness'],
+      critical: true,
+      timeoutMs: 100,
+      check: () => (next === 'pass' ? { status: 'pass' } : new Promise(() => {})),
+    });
+    const timedOut = registry.report('readiness');
+    await clock.advanceAsync(100);
+    await timedOut;
+    expect(spans).toHaveLength(1);
+    expect(spans[0]).toMatchObject({
+      name: 'health.check',
+      attributes: {
+        'oms.health.check': 'db:responseTime',
+        'oms.health.status': 'fail',
+        'oms.health.timed_out': true,
+      },
+      status: { code: SpanStatusCode.ERROR, message: 'timed out' },
+    });
+    expect((spans[0]?.endTime ?? 0) - (spans[0]?.startTime ?? 0)).toBe(100);
+    detach();
+    next = 'pass';
+    await clock.advanceAsync(0);
+    await registry.report('readiness');
+    expect(spans).toHaveLength(1);
+    await registry.close();
+  });
+
+  it('is the one telemetry entry point: the old name and the bare check exports are gone', () => {
+    const names = Object.keys(api);
+    expect(names).toContain('instrument');
+    expect(names).toContain('checks');
+    for (const gone of [
+      'instrumentHealth',
+      'http',
+      'redis',
+      'postgres',
+      'memory',
+      'disk',
+      'eventLoopDelay',
+    ]) {
+      expect(names, `@oms/health still exports ${gone}`).not.toContain(gone);
+    }
   });
 });
