@@ -1,5 +1,9 @@
 // Writes BENCHMARKS.md at the repository root from bench/results/*.json, so the published table is exactly
-// what the harness measured. Usage: pnpm --filter @oms/bench report
+// what the harness measured, then copies each suite's machine line and ratio table into the marked blocks
+// (<!-- bench:<suite> --> … <!-- /bench:<suite> -->) of the package READMEs, so no README carries a figure by hand.
+// A suite with no fresh result keeps its section as published. With --check it writes nothing and fails when
+// a README block differs from BENCHMARKS.md.
+// Usage: pnpm --filter @oms/bench report [--check]
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +11,9 @@ import { fmtNs, fmtOps, table } from './format.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const resultsDir = join(here, '..', 'results');
-const target = join(here, '..', '..', 'BENCHMARKS.md');
+const repo = join(here, '..', '..');
+const target = join(repo, 'BENCHMARKS.md');
+const check = process.argv.includes('--check');
 
 interface Result {
   suite: string;
@@ -27,24 +33,31 @@ interface Result {
 }
 
 const files = existsSync(resultsDir) ? readdirSync(resultsDir).filter((f) => f.endsWith('.json')) : [];
-const results = files
-  .map((f) => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as Result)
-  .sort((a, b) => (a.suite === 'floors' ? -1 : b.suite === 'floors' ? 1 : a.suite.localeCompare(b.suite)));
+const results = files.map((f) => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as Result);
 
-const out: string[] = [
+const intro = [
   '# Benchmarks',
   '',
   'Written by `pnpm --filter @oms/bench report` from `bench/results/*.json` after `pnpm bench`. Each figure is the',
   "median over runs of each run's median time per operation; ratios are computed within each run (both sides on the",
   'same machine state) and the median ratio is shown. The machines are shared and noisy: compare ratios, not',
   'absolute numbers, and note the load average.',
-  '',
-];
-for (const r of results) {
+].join('\n');
+
+/** The published sections of BENCHMARKS.md, by suite. */
+function publishedSections(md: string): Map<string, string> {
+  const sections = new Map<string, string>();
+  const parts = md.split(/^## /m).slice(1);
+  for (const part of parts) {
+    const nl = part.indexOf('\n');
+    sections.set(part.slice(0, nl).trim(), part.slice(nl + 1).trim());
+  }
+  return sections;
+}
+
+function render(r: Result): string {
   const m = r.machine;
-  out.push(
-    `## ${r.suite}`,
-    '',
+  const out = [
     `${m.date.slice(0, 10)}: ${m.cores} cores (${m.cpu}), load ${m.loadAverage1m}, Node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres.split(' ')[0]}; ${r.runs} runs × ${r.timeMsPerCase} ms per case.`,
     '',
     table([
@@ -56,10 +69,10 @@ for (const r of results) {
         `${fmtNs(c.minNsPerOp)} – ${fmtNs(c.maxNsPerOp)}`,
       ]),
     ]),
-    '',
-  );
+  ];
   if (r.ratios.length) {
     out.push(
+      '',
       table([
         ['ratio', 'median', 'per run', 'goal', 'met'],
         ...r.ratios.map((q) => [
@@ -70,9 +83,62 @@ for (const r of results) {
           q.met === undefined ? '' : q.met ? 'yes' : '**no**',
         ]),
       ]),
-      '',
     );
   }
+  return out.join('\n');
 }
-writeFileSync(target, `${out.join('\n').trimEnd()}\n`);
-process.stdout.write(`wrote ${target} from ${results.length} suite(s)\n`);
+
+/** What a README's block for `suite` holds: the machine line and the ratio table, and where the rest is. */
+export function readmeBlock(suite: string, section: string | undefined): string {
+  const link = `https://github.com/oms-dev/oms/blob/main/BENCHMARKS.md#${suite}`;
+  if (section === undefined) {
+    return `No published run of the \`${suite}\` suite yet: \`pnpm bench ${suite}\`, then \`pnpm --filter @oms/bench report\`.`;
+  }
+  const paragraphs = section.split(/\n\n+/);
+  const machine = paragraphs[0] ?? '';
+  const ratios = paragraphs.find((p) => p.startsWith('| ratio'));
+  return [
+    `Measured by \`pnpm bench ${suite}\`. ${machine}`,
+    ...(ratios ? ['', ratios] : []),
+    '',
+    `Every case, with the anchors' own figures: [BENCHMARKS.md](${link}).`,
+  ].join('\n');
+}
+
+const sections = publishedSections(existsSync(target) ? readFileSync(target, 'utf8') : '');
+for (const r of results) sections.set(r.suite, render(r));
+const order = [...sections.keys()].sort((a, b) =>
+  a === 'floors' ? -1 : b === 'floors' ? 1 : a.localeCompare(b),
+);
+const md = `${[intro, ...order.map((k) => `## ${k}\n\n${sections.get(k)}`)].join('\n\n')}\n`;
+
+const BLOCK = /<!-- bench:([\w-]+) -->[\s\S]*?<!-- \/bench:\1 -->/g;
+const stale: string[] = [];
+const packagesDir = join(repo, 'packages');
+for (const name of readdirSync(packagesDir)) {
+  const readme = join(packagesDir, name, 'README.md');
+  if (!existsSync(readme)) continue;
+  const text = readFileSync(readme, 'utf8');
+  const next = text.replace(
+    BLOCK,
+    (_all, suite: string) =>
+      `<!-- bench:${suite} -->\n${readmeBlock(suite, sections.get(suite))}\n<!-- /bench:${suite} -->`,
+  );
+  if (next === text) continue;
+  if (check) stale.push(`packages/${name}/README.md`);
+  else writeFileSync(readme, next);
+}
+
+if (check) {
+  for (const f of stale) process.stderr.write(`${f}: a bench block differs from BENCHMARKS.md\n`);
+  if (stale.length) {
+    process.stderr.write('run `pnpm --filter @oms/bench report` to rewrite the blocks\n');
+    process.exit(1);
+  }
+  process.stdout.write('README bench blocks match BENCHMARKS.md\n');
+} else {
+  if (results.length > 0) writeFileSync(target, md);
+  process.stdout.write(
+    `${results.length ? `wrote ${target} from ${results.length} suite(s); ` : ''}README bench blocks rewritten\n`,
+  );
+}
