@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const FIGURE =
-  /\d+(?:\.\d+)?\s?×|\d+(?:\.\d+)?\s?(?:ns|µs)\b|\d+(?:\.\d+)?k?\s?(?:ops|calls|rows|jobs|verifications)\/s\b/;
+  /\d+(?:\.\d+)?×|\d+(?:\.\d+)?\s?(?:ns|µs)\b|\d+(?:\.\d+)?k?\s?(?:ops|calls|rows|jobs|verifications)\/s\b/;
 const BLOCK = /<!-- bench:([\w-]+) -->[\s\S]*?<!-- \/bench:\1 -->/g;
 
 function walk(dir) {
