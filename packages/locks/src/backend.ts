@@ -32,13 +32,31 @@ export interface Attempt {
   cancel(): Promise<void>;
 }
 
+/** What one `acquire` asks of the backend. */
+export interface AttemptRequest {
+  readonly key: string;
+  readonly mode: LockMode;
+  readonly ttlMs: number;
+  /** Unique per acquire: the holder id of the lease, the writer intent and the queue ticket. */
+  readonly owner: string;
+  /**
+   * `> 0` when the acquire may wait: failed tries then mark the key as waited on for that long (releases
+   * notify only marked keys); the core re-tries well within it.
+   */
+  readonly waitMarkMs: number;
+  /**
+   * FIFO across modes: a failed try with `waitMarkMs > 0` takes (or keeps) a place in the key's queue for
+   * that long, and a try succeeds only when no conflicting waiter queued before it. Writer intents are not
+   * used then. Only asked of a backend whose `fair` is true.
+   */
+  readonly fair: boolean;
+}
+
 export interface Backend {
   readonly name: string;
-  /**
-   * `waitMarkMs > 0` when the acquire may wait: failed tries then mark the key as waited on for that long
-   * (releases notify only marked keys); the core re-tries well within it.
-   */
-  attempt(key: string, mode: LockMode, ttlMs: number, owner: string, waitMarkMs: number): Attempt;
+  /** Whether this backend implements `AttemptRequest.fair`. */
+  readonly fair: boolean;
+  attempt(req: AttemptRequest): Attempt;
   /** Starts delivering release wake-ups to `wake(key)`; resolves once they flow. */
   listen(wake: (key: string) => void): Promise<void>;
   /** True while wake-ups flow, so a waiting acquire can skip awaiting `listen`. */

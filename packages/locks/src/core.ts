@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Attempt, Backend, HeldLock } from './backend.js';
-import { systemClock } from './clock.js';
 import { OmsLocksError } from './errors.js';
+import { backgroundTimeout, type Clock, systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import type {
   AcquireOptions,
-  Clock,
   Lease,
   LockMode,
   Locks,
@@ -12,9 +12,7 @@ import type {
   LocksOptions,
   LossReason,
 } from './types.js';
-import { checkKey, checkMode, checkNonNegativeFinite, checkTtl, checkWait } from './validate.js';
-
-type Listener<E extends keyof LocksEvents> = (e: LocksEvents[E]) => void;
+import { checkBoolean, checkKey, checkMode, checkTtl, checkWait, v } from './validate.js';
 
 interface Resolved {
   ttlMs: number;
@@ -22,6 +20,15 @@ interface Resolved {
   mode: LockMode;
   autoExtend: boolean;
   signal: AbortSignal | undefined;
+}
+
+/** What a lease needs of the store that granted it; the store keeps everything else to itself. */
+interface LeaseHost {
+  readonly backend: string;
+  readonly clock: Clock;
+  readonly events: Emitter<LocksEvents>;
+  marginFor(ttlMs: number): number;
+  forget(lease: LeaseImpl): void;
 }
 
 const aborted = (reason: unknown) =>
@@ -42,9 +49,10 @@ export class LocksCore implements Locks {
   readonly #b: Backend;
   readonly #clock: Clock;
   readonly #defaults: { ttlMs: number; waitMs: number };
-  readonly #margin: number | undefined;
   readonly #pollMs: number;
-  readonly #listeners = new Map<keyof LocksEvents, Set<(e: never) => void>>();
+  readonly #fair: boolean;
+  readonly #events = new Emitter<LocksEvents>();
+  readonly #host: LeaseHost;
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #held = new Set<LeaseImpl>();
   readonly #stopWaits = new Set<(e: Error) => void>();
@@ -52,59 +60,33 @@ export class LocksCore implements Locks {
   #closed: Promise<void> | undefined;
 
   constructor(backend: Backend, opts: LocksOptions = {}) {
-    const ttlMs = opts.ttlMs ?? 30_000;
-    const waitMs = opts.waitMs ?? 10_000;
-    checkTtl('ttlMs', ttlMs);
-    checkWait('waitMs', waitMs);
-    if (opts.safetyMarginMs !== undefined) checkNonNegativeFinite('safetyMarginMs', opts.safetyMarginMs);
-    const pollMs = opts.pollMs ?? 1_000;
-    checkNonNegativeFinite('pollMs', pollMs);
-    if (pollMs < 10)
-      throw new OmsLocksError('ERR_OMS_LOCKS_INVALID_OPTION', `pollMs must be >= 10 (got ${pollMs})`);
+    const ttlMs = checkTtl('ttlMs', opts.ttlMs ?? 30_000);
+    const waitMs = checkWait('waitMs', opts.waitMs ?? 10_000);
+    const margin =
+      opts.safetyMarginMs === undefined ? undefined : v.durationMs('safetyMarginMs', opts.safetyMarginMs);
+    this.#pollMs = v.durationMs('pollMs', opts.pollMs ?? 1_000, { min: 10 });
+    this.#clock = v.clock(opts.clock, systemClock);
+    this.#fair = checkBoolean('fair', opts.fair ?? false);
+    if (this.#fair && !backend.fair) {
+      throw new OmsLocksError(
+        'ERR_OMS_LOCKS_INVALID_OPTION',
+        `fair: true is not supported by the ${backend.name} backend`,
+      );
+    }
     this.backend = backend.name;
     this.#b = backend;
-    this.#clock = opts.clock ?? systemClock;
     this.#defaults = { ttlMs, waitMs };
-    this.#margin = opts.safetyMarginMs;
-    this.#pollMs = pollMs;
+    this.#host = {
+      backend: backend.name,
+      clock: this.#clock,
+      events: this.#events,
+      marginFor: (ttl) => Math.min(margin ?? Math.min(ttl / 10, 1_000), ttl / 3),
+      forget: (lease) => void this.#held.delete(lease),
+    };
   }
 
-  on<E extends keyof LocksEvents>(event: E, fn: Listener<E>): () => void {
-    let set = this.#listeners.get(event);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(event, set);
-    }
-    set.add(fn as (e: never) => void);
-    return () => void set.delete(fn as (e: never) => void);
-  }
-
-  /** @internal */
-  emit<E extends keyof LocksEvents>(event: E, e: LocksEvents[E]): void {
-    const set = this.#listeners.get(event);
-    if (!set) return;
-    for (const fn of set) {
-      try {
-        (fn as Listener<E>)(e);
-      } catch {
-        // a throwing listener must not break lock bookkeeping
-      }
-    }
-  }
-
-  /** @internal */
-  get clock(): Clock {
-    return this.#clock;
-  }
-
-  /** @internal */
-  marginFor(ttlMs: number): number {
-    return Math.min(this.#margin ?? Math.min(ttlMs / 10, 1_000), ttlMs / 3);
-  }
-
-  /** @internal */
-  forget(lease: LeaseImpl): void {
-    this.#held.delete(lease);
+  on<E extends keyof LocksEvents>(event: E, fn: (e: LocksEvents[E]) => void): () => void {
+    return this.#events.on(event, fn);
   }
 
   #resolve(key: unknown, opts: AcquireOptions | undefined): Resolved {
@@ -211,11 +193,21 @@ export class LocksCore implements Locks {
       if (!this.#b.listening) await this.#b.listen(this.#wakeFn).catch(() => {});
     }
     const owner = randomUUID();
-    // waiters' marks (and writers' intents) outlive the longest gap between two of their tries
+    // waiters' marks (and writers' intents, and queue places) outlive the longest gap between two tries
     const markMs = waiting ? Math.ceil(this.#pollMs * 3 + 1_000) : 0;
-    const attempt: Attempt = this.#b.attempt(key, r.mode, r.ttlMs, owner, markMs);
-    const intentMs = r.mode === 'exclusive' ? markMs : 0;
+    const fair = this.#fair;
+    const attempt: Attempt = this.#b.attempt({
+      key,
+      mode: r.mode,
+      ttlMs: r.ttlMs,
+      owner,
+      waitMarkMs: markMs,
+      fair,
+    });
+    // a fair store orders waiters by their place in the queue, so writers need no intent to get their turn
+    const intentMs = r.mode === 'exclusive' && !fair ? markMs : 0;
     let granted = false;
+    let announced = false;
     try {
       for (;;) {
         woken = false;
@@ -228,19 +220,32 @@ export class LocksCore implements Locks {
         }
         if ('token' in res) {
           granted = true;
-          const lease = new LeaseImpl(this, key, r.mode, res.token, res.held, r.ttlMs, sentAt, r.autoExtend);
+          const lease = new LeaseImpl(
+            this.#host,
+            key,
+            r.mode,
+            res.token,
+            res.held,
+            r.ttlMs,
+            sentAt,
+            r.autoExtend,
+          );
           if (signal?.aborted || this.#closed) {
             await lease.release();
             throw this.#closed ? closedError() : aborted(signal?.reason);
           }
           this.#held.add(lease);
-          this.emit('acquired', { backend: this.backend, mode: r.mode, waitMs: clock.now() - started });
+          this.#events.emit('acquired', {
+            backend: this.backend,
+            mode: r.mode,
+            waitMs: clock.now() - started,
+          });
           return lease;
         }
         const now = clock.now();
         if (now >= deadline || !waiting) {
           if (waiting)
-            this.emit('waitFailed', {
+            this.#events.emit('waitFailed', {
               backend: this.backend,
               mode: r.mode,
               waitMs: now - started,
@@ -249,7 +254,7 @@ export class LocksCore implements Locks {
           return null;
         }
         if (signal?.aborted) {
-          this.emit('waitFailed', {
+          this.#events.emit('waitFailed', {
             backend: this.backend,
             mode: r.mode,
             waitMs: now - started,
@@ -258,6 +263,10 @@ export class LocksCore implements Locks {
           throw aborted(signal.reason);
         }
         if (this.#closed) throw closedError();
+        if (!announced) {
+          announced = true;
+          this.#events.emit('waiting', { backend: this.backend, mode: r.mode });
+        }
         try {
           if (attempt.markWaiting && (await attempt.markWaiting())) continue;
         } catch {
@@ -277,13 +286,14 @@ export class LocksCore implements Locks {
             this.#stopWaits.delete(stop);
             wakeNow = undefined;
           };
+          // ref'd on purpose (systemClock): the caller awaits this wait, so it must hold a bare script open
           const timer = clock.setTimeout(() => {
             cleanup();
             resolve();
           }, delay);
           const onAbort = () => {
             cleanup();
-            this.emit('waitFailed', {
+            this.#events.emit('waitFailed', {
               backend: this.backend,
               mode: r.mode,
               waitMs: clock.now() - started,
@@ -334,7 +344,7 @@ export class LocksCore implements Locks {
 
 /** @internal */
 export class LeaseImpl implements Lease {
-  readonly #store: LocksCore;
+  readonly #store: LeaseHost;
   readonly #held: HeldLock;
   readonly #ac = new AbortController();
   readonly #autoExtend: boolean;
@@ -348,7 +358,7 @@ export class LeaseImpl implements Lease {
   #onLost: (() => void) | undefined;
 
   constructor(
-    store: LocksCore,
+    store: LeaseHost,
     readonly key: string,
     readonly mode: LockMode,
     readonly fencingToken: bigint,
@@ -390,20 +400,29 @@ export class LeaseImpl implements Lease {
   #arm(): void {
     const c = this.#store.clock;
     this.#clearTimers();
-    this.#expiryTimer = c.setTimeout(() => this.#lose('expired'), Math.max(0, this.validUntil - c.now()));
+    // background: nobody awaits the expiry, and a held lease must not keep a finished script alive
+    this.#expiryTimer = backgroundTimeout(
+      c,
+      () => this.#lose('expired'),
+      Math.max(0, this.validUntil - c.now()),
+    );
     if (this.#autoExtend) this.#scheduleExtend(this.#ttl / 3);
   }
 
   #scheduleExtend(ms: number): void {
     const c = this.#store.clock;
     if (this.#extendTimer !== undefined) c.clearTimeout(this.#extendTimer);
-    this.#extendTimer = c.setTimeout(() => {
-      this.#extendTimer = undefined;
-      this.extend().catch(() => {
-        // a transient failure: try again soon; the expiry timer decides when it is too late
-        if (!this.#lost && !this.#released) this.#scheduleExtend(Math.max(this.#ttl / 10, 20));
-      });
-    }, ms);
+    this.#extendTimer = backgroundTimeout(
+      c,
+      () => {
+        this.#extendTimer = undefined;
+        this.extend().catch(() => {
+          // a transient failure: try again soon; the expiry timer decides when it is too late
+          if (!this.#lost && !this.#released) this.#scheduleExtend(Math.max(this.#ttl / 10, 20));
+        });
+      },
+      ms,
+    );
   }
 
   async extend(ttlMs: number = this.#ttl): Promise<void> {
@@ -430,7 +449,7 @@ export class LeaseImpl implements Lease {
     this.#confirmedAt = Math.max(this.#confirmedAt, sentAt);
     this.#ttl = ttlMs;
     this.#arm();
-    this.#store.emit('extended', { backend: this.#store.backend, mode: this.mode, at: sentAt });
+    this.#store.events.emit('extended', { backend: this.#store.backend, mode: this.mode, at: sentAt });
   }
 
   #lose(reason: LossReason): void {
@@ -440,7 +459,7 @@ export class LeaseImpl implements Lease {
     this.#store.forget(this);
     const e = new OmsLocksError('ERR_OMS_LOCKS_LOST', `lease lost (${reason}); stop writing under it`, false);
     this.#ac.abort(e);
-    this.#store.emit('lost', {
+    this.#store.events.emit('lost', {
       backend: this.#store.backend,
       mode: this.mode,
       reason,
@@ -476,7 +495,7 @@ export class LeaseImpl implements Lease {
         this.#lose('stolen');
         return;
       }
-      this.#store.emit('released', {
+      this.#store.events.emit('released', {
         backend: this.#store.backend,
         mode: this.mode,
         heldMs: this.#store.clock.now() - this.#acquiredAt,

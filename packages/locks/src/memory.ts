@@ -1,12 +1,14 @@
-import type { Attempt, Backend, HeldLock } from './backend.js';
-import { systemClock } from './clock.js';
+import type { Attempt, AttemptRequest, Backend, HeldLock } from './backend.js';
 import { LocksCore } from './core.js';
-import type { Clock, LockMode, Locks, LocksOptions } from './types.js';
+import { type Clock, systemClock } from './internal/clock.js';
+import type { LockMode, Locks, LocksOptions } from './types.js';
 
 interface Entry {
   writer?: { owner: string; expiresAt: number };
   readers: Map<string, number>;
   intents: Map<string, number>;
+  /** Waiters of a fair store in arrival order (a Map keeps insertion order; refreshing keeps the place). */
+  queue: Map<string, { mode: LockMode; expiresAt: number }>;
 }
 
 /**
@@ -40,6 +42,7 @@ export const memoryLockTable = (): MemoryLockTable => new MemoryLockTable();
 
 class MemoryBackend implements Backend {
   readonly name = 'memory';
+  readonly fair = true;
   readonly #t: MemoryLockTable;
   readonly #entries: Map<string, Entry>;
   readonly #clock: Clock;
@@ -54,21 +57,28 @@ class MemoryBackend implements Backend {
   #entry(key: string): Entry {
     let e = this.#entries.get(key);
     if (!e) {
-      e = { readers: new Map(), intents: new Map() };
+      e = { readers: new Map(), intents: new Map(), queue: new Map() };
       this.#entries.set(key, e);
     }
     const now = this.#clock.now();
     if (e.writer && e.writer.expiresAt <= now) e.writer = undefined;
     for (const [o, at] of e.readers) if (at <= now) e.readers.delete(o);
     for (const [o, at] of e.intents) if (at <= now) e.intents.delete(o);
+    for (const [o, q] of e.queue) if (q.expiresAt <= now) e.queue.delete(o);
     return e;
   }
 
   #gc(key: string, e: Entry): void {
-    if (!e.writer && e.readers.size === 0 && e.intents.size === 0) this.#entries.delete(key);
+    if (!e.writer && e.readers.size === 0 && e.intents.size === 0 && e.queue.size === 0) {
+      this.#entries.delete(key);
+    }
   }
 
-  attempt(key: string, mode: LockMode, ttlMs: number, owner: string, _waitMarkMs: number): Attempt {
+  attempt(req: AttemptRequest): Attempt {
+    return req.fair ? this.#fairAttempt(req) : this.#preferWriters(req);
+  }
+
+  #preferWriters({ key, mode, ttlMs, owner }: AttemptRequest): Attempt {
     return {
       try: async (intentMs) => {
         const e = this.#entry(key);
@@ -97,6 +107,44 @@ class MemoryBackend implements Backend {
         if (e?.intents.delete(owner)) {
           this.#gc(key, e);
           // readers held back by this intent may go now
+          this.#t.wake(key);
+        }
+      },
+    };
+  }
+
+  #fairAttempt({ key, mode, ttlMs, owner, waitMarkMs }: AttemptRequest): Attempt {
+    return {
+      try: async () => {
+        const e = this.#entry(key);
+        const now = this.#clock.now();
+        let blockedUntil: number | undefined = e.writer?.expiresAt;
+        if (mode === 'exclusive')
+          for (const at of e.readers.values()) blockedUntil = Math.max(blockedUntil ?? 0, at);
+        // a reader may pass queued readers, never a queued writer; a writer passes nobody
+        let queuedAhead = false;
+        for (const [o, q] of e.queue) {
+          if (o === owner) break;
+          if (mode === 'exclusive' || q.mode === 'exclusive') {
+            queuedAhead = true;
+            break;
+          }
+        }
+        if (blockedUntil !== undefined || queuedAhead) {
+          if (waitMarkMs > 0) e.queue.set(owner, { mode, expiresAt: now + waitMarkMs });
+          this.#gc(key, e);
+          return blockedUntil === undefined ? {} : { retryAfterMs: blockedUntil - now };
+        }
+        e.queue.delete(owner);
+        if (mode === 'exclusive') e.writer = { owner, expiresAt: now + ttlMs };
+        else e.readers.set(owner, now + ttlMs);
+        return { token: ++this.#t.fence, held: this.#held(key, mode, owner) };
+      },
+      cancel: async () => {
+        const e = this.#entries.get(key);
+        if (e?.queue.delete(owner)) {
+          this.#gc(key, e);
+          // the waiters queued behind this one may be next now
           this.#t.wake(key);
         }
       },

@@ -10,12 +10,9 @@ export type LossReason =
   /** The connection that held the lock died (PostgreSQL advisory locks). */
   | 'connection';
 
-/** The `Clock` of DESIGN.md §2; inject a fake one in tests. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import type { Clock } from './internal/clock.js';
+
+export type { Clock };
 
 /** Per-call options of `acquire`, `tryAcquire`, `withLock` and `acquireAll`. */
 export interface AcquireOptions {
@@ -53,9 +50,11 @@ export interface Lease {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Events of a `Locks` store: the seam telemetry (`instrumentLocks`) listens to. Keys never appear here. */
+/** Events of a `Locks` store: the seam telemetry (`instrument`) listens to. Keys never appear here. */
 export interface LocksEvents {
   acquired: { backend: string; mode: LockMode; waitMs: number };
+  /** An `acquire` found the key taken and now waits for it (once per call, after its first try). */
+  waiting: { backend: string; mode: LockMode };
   /** An `acquire` that gave up (timeout or abort). */
   waitFailed: { backend: string; mode: LockMode; waitMs: number; outcome: 'timeout' | 'aborted' };
   extended: { backend: string; mode: LockMode; at: number };
@@ -63,7 +62,7 @@ export interface LocksEvents {
   lost: { backend: string; mode: LockMode; reason: LossReason; heldMs: number };
 }
 
-/** The one lock interface of every backend (DESIGN.md §5). */
+/** The one lock interface of every backend. */
 export interface Locks {
   /** Backend name: `memory`, `redis`, `postgres-advisory` or `postgres-lease`. */
   readonly backend: string;
@@ -102,5 +101,13 @@ export interface LocksOptions {
   safetyMarginMs?: number;
   /** Fallback poll while waiting, in case a wake-up notification is lost. Jittered ±50 %. Default 1 000. */
   pollMs?: number;
+  /**
+   * `true` grants waiters of a key in arrival order, across modes: a waiting reader goes before a writer
+   * that came after it, and consecutive readers go together. Default `false`: writer-preferring, where a
+   * waiting writer holds new readers back and a stream of writers can starve readers. Every store that
+   * shares a key must use the same setting. Not supported by `postgresLocks({ strategy: 'advisory' })`.
+   */
+  fair?: boolean;
+  /** Where time comes from; timers that bound an awaited wait are ref'd, heartbeats are not. */
   clock?: Clock;
 }

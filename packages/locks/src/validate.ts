@@ -1,48 +1,35 @@
 import { OmsLocksError } from './errors.js';
+import { keyProblem, MAX_KEY_BYTES, type Validators, validators } from './internal/validate.js';
 import type { LockMode } from './types.js';
+
+/** The shared option checks, throwing `ERR_OMS_LOCKS_INVALID_OPTION`. */
+export const v: Validators = validators((m) => new OmsLocksError('ERR_OMS_LOCKS_INVALID_OPTION', m));
 
 /** The shortest ttl: auto-extension runs at ttl/3, and a heartbeat faster than ~70 ms is a self-inflicted DoS. */
 export const MIN_TTL_MS = 200;
-export const MAX_KEY_BYTES = 1024;
+/** The longest lock key, in UTF-8 bytes. */
+export { MAX_KEY_BYTES };
 
 const invalid = (message: string) => new OmsLocksError('ERR_OMS_LOCKS_INVALID_OPTION', message);
 
+/** Keys have their own code (`ERR_OMS_LOCKS_INVALID_KEY`): a bad key is a caller's data, not configuration. */
 export function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new OmsLocksError(
-      'ERR_OMS_LOCKS_INVALID_KEY',
-      `key must be a non-empty string (got ${typeof key === 'string' ? '""' : typeof key})`,
-    );
-  }
-  // length in UTF-16 units bounds the byte length from both sides; only count bytes near the limit
-  if (key.length > MAX_KEY_BYTES / 3 && Buffer.byteLength(key) > MAX_KEY_BYTES) {
-    throw new OmsLocksError(
-      'ERR_OMS_LOCKS_INVALID_KEY',
-      `key must be at most ${MAX_KEY_BYTES} bytes of UTF-8 (got ${Buffer.byteLength(key)}); hash long keys yourself`,
-    );
-  }
+  const problem = keyProblem('key', key);
+  if (problem !== undefined) throw new OmsLocksError('ERR_OMS_LOCKS_INVALID_KEY', problem);
 }
 
-export function checkTtl(name: string, ms: unknown): asserts ms is number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
-    throw invalid(`${name} must be a finite number > 0 (got ${String(ms)})`);
+/** A lease ttl: a duration, and no shorter than the heartbeat floor. */
+export function checkTtl(name: string, ms: unknown): number {
+  const ttl = v.durationMs(name, ms);
+  if (ttl < MIN_TTL_MS) {
+    throw invalid(`${name} must be at least ${MIN_TTL_MS} ms, the heartbeat floor (got ${ttl})`);
   }
-  if (ms < MIN_TTL_MS) {
-    throw invalid(`${name} must be at least ${MIN_TTL_MS} ms, the heartbeat floor (got ${ms})`);
-  }
+  return ttl;
 }
 
-export function checkWait(name: string, ms: unknown): asserts ms is number {
-  if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) {
-    throw invalid(`${name} must be a number >= 0 or Infinity (got ${String(ms)})`);
-  }
-}
-
-export function checkNonNegativeFinite(name: string, ms: unknown): asserts ms is number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
-    throw invalid(`${name} must be a finite number >= 0 (got ${String(ms)})`);
-  }
-}
+/** How long an acquire may wait: `0` tries once, `Infinity` waits until the lock or the signal. */
+export const checkWait = (name: string, ms: unknown): number =>
+  v.durationMs(name, ms, { allowInfinity: true });
 
 export function checkMode(mode: unknown): asserts mode is LockMode {
   if (mode !== 'exclusive' && mode !== 'shared') {
@@ -50,10 +37,16 @@ export function checkMode(mode: unknown): asserts mode is LockMode {
   }
 }
 
-export function checkPrefix(name: string, v: unknown): asserts v is string {
-  if (typeof v !== 'string' || v.length > 200 || /[{}\s]/.test(v)) {
+export function checkPrefix(name: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value.length > 200 || /[{}\s]/.test(value)) {
     throw invalid(
-      `${name} must be a string of at most 200 characters without braces or whitespace (got ${JSON.stringify(v)})`,
+      `${name} must be a string of at most 200 characters without braces or whitespace (got ${JSON.stringify(value)})`,
     );
   }
+}
+
+export function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean')
+    throw invalid(`${name} must be true or false (got ${JSON.stringify(value)})`);
+  return value;
 }

@@ -6,7 +6,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
-import { instrumentLocks, memoryLocks, memoryLockTable } from '../src/index.js';
+import { instrument, memoryLocks, memoryLockTable } from '../src/index.js';
 
 describe('lease timing on a fake clock', () => {
   it('auto-extends at ttl/3 and never loses a healthy lease', async () => {
@@ -56,14 +56,14 @@ describe('lease timing on a fake clock', () => {
   });
 });
 
-describe('instrumentLocks', () => {
+describe('instrument', () => {
   it('records wait duration, held leases and losses by backend, mode and reason, never keys', async () => {
     const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
     const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
     const provider = new MeterProvider({ readers: [reader] });
     const clock = fakeClock();
     const locks = memoryLocks({ clock, ttlMs: 1_000 });
-    const stop = instrumentLocks(locks, { meter: provider.getMeter('@oms/locks') });
+    const stop = instrument(locks, { meter: provider.getMeter('@oms/locks') });
     const l1 = await locks.acquire('secret-key-1', { mode: 'shared' });
     await locks.acquire('secret-key-2', { autoExtend: false });
     await clock.advanceAsync(1_000);

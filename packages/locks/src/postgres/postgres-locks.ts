@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Attempt, AttemptResult, Backend, HeldLock } from '../backend.js';
+import type { Attempt, AttemptRequest, AttemptResult, Backend, HeldLock } from '../backend.js';
 import { LocksCore } from '../core.js';
 import { OmsLocksError } from '../errors.js';
 import type { LockMode, Locks, LossReason } from '../types.js';
@@ -12,7 +12,9 @@ import {
   ADVISORY_UNLOCK_SHARED,
   CHANNEL,
   LEASE_ACQUIRE,
+  LEASE_ACQUIRE_FAIR,
   LEASE_CANCEL,
+  LEASE_CANCEL_FAIR,
   LEASE_EXTEND,
   LEASE_RELEASE,
   LOCKS_MIGRATION_SQL,
@@ -23,7 +25,11 @@ import type { PgClientLike, PgPoolLike, PostgresLocksOptions } from './types.js'
 
 /** A `Locks` on PostgreSQL, plus the migration its strategy needs. */
 export interface PostgresLocks extends Locks {
-  /** Creates the sequence, table and function (`LOCKS_MIGRATION_SQL`). Idempotent, safe to run concurrently. */
+  /**
+   * Creates what both strategies need (`LOCKS_MIGRATION_SQL`): the sequence `oms_locks_fence_seq`, the tables
+   * `oms_locks` and `oms_locks_queue`, and the functions `oms_locks_acquire`, `oms_locks_acquire_fair` and
+   * `oms_locks_release`. Idempotent, safe to run concurrently.
+   */
   migrate(opts?: { signal?: AbortSignal }): Promise<void>;
 }
 
@@ -76,7 +82,7 @@ class Listener {
     this.#connecting ??= (async () => {
       const c = await pool.connect();
       const prefix = payloadOf(this.#ns, '');
-      const onNotification = (m: { channel: string; payload?: string }) => {
+      const onNotification = (m: { channel: string; payload?: string | undefined }) => {
         if (m.channel === CHANNEL && m.payload?.startsWith(prefix))
           this.#wake?.(m.payload.slice(prefix.length));
       };
@@ -191,6 +197,8 @@ function waiterMark(listener: Listener, marker: string, waitMarkMs: number) {
 
 class AdvisoryBackend implements Backend {
   readonly name = 'postgres-advisory';
+  // a fair queue would need a statement per try outside the lock itself, which session locks cannot make atomic
+  readonly fair = false;
   readonly #pool: PgPoolLike;
   readonly #ns: string;
   readonly #listener: Listener;
@@ -201,7 +209,7 @@ class AdvisoryBackend implements Backend {
     this.#listener = new Listener(listen, ns);
   }
 
-  attempt(key: string, mode: LockMode, _ttlMs: number, _owner: string, waitMarkMs: number): Attempt {
+  attempt({ key, mode, waitMarkMs }: AttemptRequest): Attempt {
     const k = advisoryKey(this.#ns, key);
     const marker = markerOf(k);
     const mark = waiterMark(this.#listener, marker, waitMarkMs);
@@ -333,6 +341,7 @@ class AdvisoryBackend implements Backend {
 
 class LeaseTableBackend implements Backend {
   readonly name = 'postgres-lease';
+  readonly fair = true;
   readonly #pool: PgPoolLike;
   readonly #ns: string;
   readonly #listener: Listener;
@@ -343,34 +352,42 @@ class LeaseTableBackend implements Backend {
     this.#listener = new Listener(listen, ns);
   }
 
-  attempt(key: string, mode: LockMode, ttlMs: number, owner: string, waitMarkMs: number): Attempt {
+  attempt({ key, mode, ttlMs, owner, waitMarkMs, fair }: AttemptRequest): Attempt {
     const ns = this.#ns;
     const ttl = Math.ceil(ttlMs);
     const marker = markerOf(advisoryKey(ns, key));
     const mark = waiterMark(this.#listener, marker, waitMarkMs);
+    // `intent` is the writer intent, or in a fair store the place in the queue
     let intent = false;
     return {
       try: async (intentMs) => {
-        const { rows } = await this.#pool.query(LEASE_ACQUIRE, [
+        const { rows } = await this.#pool.query(fair ? LEASE_ACQUIRE_FAIR : LEASE_ACQUIRE, [
           ns,
           key,
           owner,
           mode,
           ttl,
-          Math.ceil(intentMs),
+          Math.ceil(fair ? waitMarkMs : intentMs),
         ]);
         const row = rows[0] as { token: string | null; retry_ms: number | null };
         if (row.token !== null) {
           mark.unmark();
           return { token: BigInt(row.token), held: this.#held(key, owner, marker) };
         }
-        if (intentMs > 0 && mode === 'exclusive') intent = true;
+        if (fair ? waitMarkMs > 0 : intentMs > 0 && mode === 'exclusive') intent = true;
         return row.retry_ms === null ? {} : { retryAfterMs: row.retry_ms };
       },
       markWaiting: mark.markWaiting,
       cancel: async () => {
         mark.unmark();
-        if (intent) await this.#pool.query(LEASE_CANCEL, [ns, key, owner, payloadOf(ns, key)]);
+        if (intent) {
+          await this.#pool.query(fair ? LEASE_CANCEL_FAIR : LEASE_CANCEL, [
+            ns,
+            key,
+            owner,
+            payloadOf(ns, key),
+          ]);
+        }
       },
     };
   }

@@ -2,8 +2,10 @@
 export const CHANNEL = 'oms_locks';
 
 /**
- * Everything both strategies need: the fencing sequence, the lease table (with writer intents) and the
- * acquire function. Idempotent; run it with your own migration tool, or call `migrate()`.
+ * Everything both strategies need: the fencing sequence `oms_locks_fence_seq`, the lease table `oms_locks`
+ * (with writer intents), the fair queue table `oms_locks_queue`, and the functions `oms_locks_acquire`,
+ * `oms_locks_acquire_fair` and `oms_locks_release`. Idempotent; run it with your own migration tool, or call
+ * `migrate()`.
  *
  * @example
  * import { LOCKS_MIGRATION_SQL } from '@oms/locks/postgres';
@@ -67,6 +69,71 @@ begin
 end
 $fn$;
 
+-- The fair queue: a waiter of a fair store keeps its place (ticket) while it re-tries within expires_at.
+create table if not exists oms_locks_queue (
+  namespace  text        not null,
+  key        text        not null,
+  holder     uuid        not null,
+  mode       text        not null check (mode in ('exclusive', 'shared')),
+  ticket     bigint      not null,
+  expires_at timestamptz not null,
+  primary key (namespace, key, holder)
+);
+
+-- FIFO across modes: granted when the holders allow it and no conflicting waiter queued earlier (a writer
+-- passes nobody, a reader passes only readers). A failed try with p_queue_ms > 0 takes or keeps a place.
+create or replace function oms_locks_acquire_fair(
+  p_ns text, p_key text, p_holder uuid, p_mode text, p_ttl_ms integer, p_queue_ms integer
+) returns table (token bigint, retry_ms integer) language plpgsql as $fn$
+declare
+  v_block timestamptz;
+  v_dirty boolean;
+  v_ticket bigint;
+  v_ahead boolean;
+  v_token bigint;
+begin
+  perform pg_advisory_xact_lock(hashtext(p_ns), hashtext(p_key));
+  delete from oms_locks_queue q where q.namespace = p_ns and q.key = p_key and q.expires_at <= now();
+  select q.ticket into v_ticket from oms_locks_queue q
+    where q.namespace = p_ns and q.key = p_key and q.holder = p_holder;
+  select exists (select 1 from oms_locks_queue q
+    where q.namespace = p_ns and q.key = p_key and q.holder <> p_holder
+      and (v_ticket is null or q.ticket < v_ticket) and (p_mode = 'exclusive' or q.mode = 'exclusive'))
+    into v_ahead;
+  select max(l.expires_at) filter (where l.expires_at > now()
+           and (l.mode = 'exclusive' or (p_mode = 'exclusive' and l.mode = 'shared'))),
+         coalesce(bool_or(l.expires_at <= now()), false)
+    into v_block, v_dirty
+    from oms_locks l where l.namespace = p_ns and l.key = p_key;
+  if v_dirty then
+    delete from oms_locks l where l.namespace = p_ns and l.key = p_key and l.expires_at <= now();
+  end if;
+  if v_block is not null or v_ahead then
+    if p_queue_ms > 0 then
+      if v_ticket is null then
+        insert into oms_locks_queue (namespace, key, holder, mode, ticket, expires_at)
+          select p_ns, p_key, p_holder, p_mode, coalesce(max(q.ticket), 0) + 1,
+                 now() + p_queue_ms * interval '1 millisecond'
+            from oms_locks_queue q where q.namespace = p_ns and q.key = p_key;
+      else
+        update oms_locks_queue q set expires_at = now() + p_queue_ms * interval '1 millisecond'
+          where q.namespace = p_ns and q.key = p_key and q.holder = p_holder;
+      end if;
+    end if;
+    return query select null::bigint, case when v_block is null then null
+      else greatest(1, ceil(extract(epoch from v_block - now()) * 1000))::integer end;
+    return;
+  end if;
+  if v_ticket is not null then
+    delete from oms_locks_queue q where q.namespace = p_ns and q.key = p_key and q.holder = p_holder;
+  end if;
+  v_token := nextval('oms_locks_fence_seq');
+  insert into oms_locks (namespace, key, holder, mode, fencing_token, expires_at)
+    values (p_ns, p_key, p_holder, p_mode, v_token, now() + p_ttl_ms * interval '1 millisecond');
+  return query select v_token, null::integer;
+end
+$fn$;
+
 -- Waiters mark a key by holding a shared session lock on its marker from their LISTEN session, so a release
 -- notifies only when its exclusive try on the marker fails. The key's xact lock is held until commit: a
 -- waiter that marks after the check re-tries after the delete is visible, so it never misses the release.
@@ -89,6 +156,13 @@ $fn$;
 
 export const LEASE_ACQUIRE =
   'select token::text as token, retry_ms from oms_locks_acquire($1, $2, $3, $4, $5, $6)';
+
+export const LEASE_ACQUIRE_FAIR =
+  'select token::text as token, retry_ms from oms_locks_acquire_fair($1, $2, $3, $4, $5, $6)';
+
+export const LEASE_CANCEL_FAIR = `with d as (
+  delete from oms_locks_queue where namespace = $1 and key = $2 and holder = $3 returning 1
+) select case when exists (select 1 from d) then pg_notify('${CHANNEL}', $4) end`;
 
 export const LEASE_EXTEND = `update oms_locks set expires_at = now() + $4 * interval '1 millisecond'
  where namespace = $1 and key = $2 and holder = $3 and mode <> 'intent' and expires_at > now()`;

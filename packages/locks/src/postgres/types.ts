@@ -15,7 +15,12 @@ export interface PgClientLike {
   release(destroy?: boolean | Error): void;
   on(event: 'error', fn: (err: Error) => void): unknown;
   on(event: 'end', fn: () => void): unknown;
-  on(event: 'notification', fn: (message: { channel: string; payload?: string }) => void): unknown;
+  // `| undefined` spelled out: under exactOptionalPropertyTypes, @types/pg's `payload?: string | undefined`
+  // is not assignable to a bare `payload?: string`
+  on(
+    event: 'notification',
+    fn: (message: { channel: string; payload?: string | undefined }) => void,
+  ): unknown;
   removeListener(event: 'error' | 'end' | 'notification', fn: (...args: unknown[]) => void): unknown;
 }
 

@@ -1,14 +1,25 @@
 import { createHash } from 'node:crypto';
-import type { Attempt, Backend, HeldLock } from '../backend.js';
+import type { Attempt, AttemptRequest, Backend, HeldLock } from '../backend.js';
 import { LocksCore } from '../core.js';
 import { OmsLocksError } from '../errors.js';
-import type { LockMode, Locks } from '../types.js';
+import type { Locks } from '../types.js';
 import { checkPrefix } from '../validate.js';
-import { ACQUIRE, CANCEL, EXTEND, RELEASE, type Script, script } from './scripts.js';
+import {
+  ACQUIRE,
+  ACQUIRE_FAIR,
+  CANCEL,
+  CANCEL_FAIR,
+  EXTEND,
+  RELEASE,
+  type Script,
+  script,
+} from './scripts.js';
 import type { RedisLike, RedisLocksOptions, RedisSubscriberLike } from './types.js';
 
 const S = {
   acquire: script(ACQUIRE),
+  acquireFair: script(ACQUIRE_FAIR),
+  cancelFair: script(CANCEL_FAIR),
   extend: script(EXTEND),
   release: script(RELEASE),
   cancel: script(CANCEL),
@@ -18,6 +29,7 @@ const isNoScript = (e: unknown) => e instanceof Error && e.message.startsWith('N
 
 class RedisBackend implements Backend {
   readonly name = 'redis';
+  readonly fair = true;
   readonly #redis: RedisLike;
   readonly #prefix: string;
   readonly #channel: string;
@@ -44,14 +56,48 @@ class RedisBackend implements Backend {
     }
   }
 
-  #keys(key: string): { w: string; r: string; f: string; q: string; n: string } {
-    // braces inside the key would change the hash tag; hash such keys so all four stay in one slot
+  #keys(key: string) {
+    // braces inside the key would change the hash tag; hash such keys so all of them stay in one slot
     const tag = /[{}]/.test(key) ? createHash('sha1').update(key).digest('hex') : key;
     const base = `${this.#prefix}{${tag}}`;
-    return { w: `${base}:w`, r: `${base}:r`, f: `${base}:f`, q: `${base}:q`, n: `${base}:n` };
+    return {
+      w: `${base}:w`,
+      r: `${base}:r`,
+      f: `${base}:f`,
+      q: `${base}:q`,
+      n: `${base}:n`,
+      /** The fair queue (places) and when each place lapses. */
+      o: `${base}:o`,
+      e: `${base}:e`,
+    };
   }
 
-  attempt(key: string, mode: LockMode, ttlMs: number, owner: string, waitMarkMs: number): Attempt {
+  attempt(req: AttemptRequest): Attempt {
+    return req.fair ? this.#fairAttempt(req) : this.#preferWriters(req);
+  }
+
+  #fairAttempt({ key, mode, ttlMs, owner, waitMarkMs }: AttemptRequest): Attempt {
+    const k = this.#keys(key);
+    const m = mode === 'exclusive' ? 'x' : 's';
+    let queued = false;
+    return {
+      try: async () => {
+        const [ok, n] = (await this.#run(
+          S.acquireFair,
+          [k.w, k.r, k.f, k.o, k.e, k.n],
+          [owner, Math.ceil(ttlMs), m, waitMarkMs],
+        )) as [number, number];
+        if (ok === 1) return { token: BigInt(n), held: this.#held(k, key, m, owner) };
+        if (waitMarkMs > 0) queued = true;
+        return n > 0 ? { retryAfterMs: n } : {};
+      },
+      cancel: async () => {
+        if (queued) await this.#run(S.cancelFair, [k.o, k.e], [`${m}:${owner}`, this.#channel, key]);
+      },
+    };
+  }
+
+  #preferWriters({ key, mode, ttlMs, owner, waitMarkMs }: AttemptRequest): Attempt {
     const k = this.#keys(key);
     const m = mode === 'exclusive' ? 'x' : 's';
     let intent = false;

@@ -60,6 +60,79 @@ end
 return {1, redis.call('INCR', KEYS[3])}
 `;
 
+/**
+ * The fair acquire. KEYS: writer, readers, fence, queue, queue expiries, waiters. ARGV: owner, ttlMs, mode
+ * ('x' | 's'), waitMs. Waiters queue by arrival (member `<mode>:<owner>`, scored by place) for `waitMs`,
+ * refreshed on every try; a try succeeds when the holders allow it and no conflicting waiter is ahead: a
+ * writer passes nobody, a reader passes only readers.
+ */
+export const ACQUIRE_FAIR = `
+local owner, ttl, mode, wait = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local me = mode .. ':' .. owner
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do redis.call('ZREM', KEYS[4], m) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+end
+local place = redis.call('ZSCORE', KEYS[4], me)
+local upto = place and ('(' .. place) or '+inf'
+local ahead = false
+if mode == 'x' then
+  ahead = #redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', upto, 'LIMIT', 0, 1) > 0
+else
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', upto)) do
+    if string.sub(m, 1, 1) == 'x' then
+      ahead = true
+      break
+    end
+  end
+end
+local block = redis.call('PTTL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if mode == 'x' then
+    local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+    if top[2] and tonumber(top[2]) - now > block then block = tonumber(top[2]) - now end
+  end
+end
+if block > 0 or ahead then
+  if wait > 0 then
+    if not place then
+      local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
+      redis.call('ZADD', KEYS[4], (last[2] and tonumber(last[2]) or 0) + 1, me)
+    end
+    redis.call('ZADD', KEYS[5], now + wait, me)
+    for i = 4, 5 do
+      if redis.call('PTTL', KEYS[i]) < wait then redis.call('PEXPIRE', KEYS[i], wait) end
+    end
+    if redis.call('PTTL', KEYS[6]) < wait then redis.call('SET', KEYS[6], 1, 'PX', wait) end
+  end
+  if block > 0 then return {0, block} end
+  return {0, -1}
+end
+if place then
+  redis.call('ZREM', KEYS[4], me)
+  redis.call('ZREM', KEYS[5], me)
+end
+if mode == 'x' then
+  redis.call('SET', KEYS[1], owner, 'PX', ttl)
+else
+  redis.call('ZADD', KEYS[2], now + ttl, owner)
+  if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+return {1, redis.call('INCR', KEYS[3])}
+`;
+
+/** KEYS: queue, queue expiries. ARGV: member, channel, key. Leaves the fair queue and wakes those behind. */
+export const CANCEL_FAIR = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return 0
+`;
+
 /** KEYS: writer, readers. ARGV: owner, ttlMs, mode. Returns 1 when still ours (and extended), else 0. */
 export const EXTEND = `
 local ttl = tonumber(ARGV[2])
