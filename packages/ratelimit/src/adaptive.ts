@@ -1,7 +1,7 @@
 import { type AlgorithmImpl, impl } from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { AdaptiveOptions, Algorithm } from './types.js';
-import { fraction } from './validate.js';
+import { v } from './validate.js';
 
 /**
  * Scales an algorithm's limit (and rate) down as a load signal in [0, 1] rises past `threshold`:
@@ -24,9 +24,9 @@ export function adaptive(algorithm: Algorithm, o: AdaptiveOptions): Algorithm {
   }
   const threshold = o.threshold ?? 0.7;
   const floor = o.floor ?? 0.1;
-  fraction('threshold', threshold);
+  v.fraction('threshold', threshold);
   if (threshold === 1) throw invalidOption('threshold must be < 1 (got 1)');
-  fraction('floor', floor, { openLow: true });
+  v.fraction('floor', floor, { openLow: true });
   if (o.curve !== undefined && typeof o.curve !== 'function') throw invalidOption('curve must be a function');
   const load = o.load;
   const curve = o.curve ?? ((l: number, t: number) => 1 - (l - t) / (1 - t));

@@ -44,8 +44,10 @@ export interface AlgorithmImpl extends Algorithm {
   readonly base: Float64Array;
   /** Writes the parameters at multiplier `m` into `p`. */
   scale(p: Float64Array, m: number): void;
-  /** The effective limit at multiplier `m`. */
+  /** The effective limit (largest cost) at multiplier `m`. */
   limitAt(m: number): number;
+  /** The quota per window (`q`) that parameters `p` give; the limit, except for gcra with a burst. */
+  quotaOf(p: Float64Array): number;
   /** Current multiplier (adaptive only). */
   multiplier?: () => number;
   /**
@@ -56,6 +58,9 @@ export interface AlgorithmImpl extends Algorithm {
 }
 
 export const impl = (a: Algorithm): AlgorithmImpl => a as AlgorithmImpl;
+
+/** `quotaOf` of the algorithms whose quota is their integer limit, kept in p[0]. */
+export const quotaInP0 = (p: Float64Array): number => p[0]!;
 
 /** Floors with a tolerance so 2.9999999999 (float noise) counts as 3. */
 export const floorEps = (x: number): number => Math.floor(x + 1e-9);

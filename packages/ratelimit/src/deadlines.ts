@@ -11,8 +11,22 @@ export const abortedError = (signal: AbortSignal): OmsRatelimitError =>
   new OmsRatelimitError('ERR_OMS_RATELIMIT_ABORTED', 'the call was aborted', false, { cause: signal.reason });
 
 /**
+ * Holds the process open (ref) or lets it exit (unref) through a clock's timer handle, when it has them
+ * (Node's do; a fake clock's need not).
+ */
+function hold(handle: unknown, on: boolean): void {
+  const h = handle as { ref?: () => unknown; unref?: () => unknown } | null | undefined;
+  if (on) h?.ref?.();
+  else h?.unref?.();
+}
+
+/**
  * Bounds store calls in time with ONE timer per limiter instead of one per call: every call of a limiter has
  * the same bound, so deadlines arrive in issue order and a FIFO queue is enough.
+ *
+ * The caller awaits each bounded call, so the timer is ref'd while any call is pending: a script whose only
+ * work is a call to a frozen store still gets its answer from the policy instead of exiting mid-await. Once
+ * the queue is empty the timer (left to fire harmlessly) is unref'd, so it never keeps an idle process alive.
  */
 export class Deadlines {
   readonly #q: Pending[] = [];
@@ -26,8 +40,7 @@ export class Deadlines {
   /** Registers a call; `onTimeout` runs (once) if `settle` has not been called by the deadline. */
   track(onTimeout: (e: unknown) => void): Pending {
     const e: Pending = { at: this.clock.now() + this.ms, done: false, reject: onTimeout };
-    this.#q.push(e);
-    if (this.#timer === undefined) this.#arm(e.at);
+    this.#push(e);
     return e;
   }
 
@@ -42,8 +55,7 @@ export class Deadlines {
   run<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const e: Pending = { at: this.clock.now() + this.ms, done: false, reject };
-      this.#q.push(e);
-      if (this.#timer === undefined) this.#arm(e.at);
+      this.#push(e);
       let onAbort: (() => void) | undefined;
       if (signal) {
         onAbort = () => {
@@ -73,10 +85,18 @@ export class Deadlines {
     });
   }
 
+  #push(e: Pending): void {
+    const idle = this.#head === this.#q.length;
+    this.#q.push(e);
+    if (this.#timer === undefined) this.#arm(e.at);
+    else if (idle) hold(this.#timer, true);
+  }
+
   #advance(): void {
     const q = this.#q;
     while (this.#head < q.length && q[this.#head]!.done) this.#head++;
     if (this.#head === q.length) {
+      if (q.length > 0 && this.#timer !== undefined) hold(this.#timer, false);
       q.length = 0;
       this.#head = 0;
     } else if (this.#head > 1024 && this.#head * 2 > q.length) {

@@ -1,7 +1,15 @@
-import { type AlgorithmImpl, COMMIT, type Out, REFUND, type Slot, scaledInt } from './algorithm.js';
+import {
+  type AlgorithmImpl,
+  COMMIT,
+  type Out,
+  quotaInP0,
+  REFUND,
+  type Slot,
+  scaledInt,
+} from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { Algorithm, FixedWindowOptions } from './types.js';
-import { positiveInt } from './validate.js';
+import { v } from './validate.js';
 
 /**
  * Fixed window: time is cut into windows [k·W, (k+1)·W) aligned to the epoch, each with a counter. A call of
@@ -13,13 +21,14 @@ import { positiveInt } from './validate.js';
  */
 export function fixedWindow(o: FixedWindowOptions): Algorithm {
   if (o === null || typeof o !== 'object') throw invalidOption('fixedWindow() needs { limit, windowMs }');
-  positiveInt('limit', o.limit);
-  positiveInt('windowMs', o.windowMs);
+  v.integer('limit', o.limit, { min: 1 });
+  v.integer('windowMs', o.windowMs, { min: 1 });
   const limit = o.limit;
   const w = o.windowMs;
   const a: AlgorithmImpl = {
     kind: 'fixed-window',
     limit,
+    quota: limit,
     windowMs: w,
     adaptive: false,
     code: 3,
@@ -31,6 +40,7 @@ export function fixedWindow(o: FixedWindowOptions): Algorithm {
       p[2] = 0;
     },
     limitAt: (m) => scaledInt(limit, m),
+    quotaOf: quotaInP0,
     step: fixedWindowStep,
   };
   return Object.freeze(a);

@@ -1,72 +1,86 @@
 import { type AlgorithmImpl, COMMIT, floorEps, type Out, REFUND, type Slot, scaledInt } from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { Algorithm, GcraOptions } from './types.js';
-import { positiveFinite, positiveInt } from './validate.js';
+import { v } from './validate.js';
 
 /**
- * GCRA (generic cell rate algorithm, leaky bucket as a meter). With emission interval T = periodMs / limit
- * and tolerance τ = burst × T, it keeps one timestamp, the theoretical arrival time (TAT). A call of cost c at
- * time t computes TAT' = max(TAT, t) + c × T and is admitted when TAT' − t <= τ. It admits at most
- * `burst + elapsed / T` units over any interval.
+ * GCRA (generic cell rate algorithm, leaky bucket as a meter). With emission interval T = periodMs / limit,
+ * a call of cost c is admitted when the cells still in flight plus c fit in `burst`; cells drain one per T.
+ * This is the classic theoretical-arrival-time check TAT' − t <= τ with τ = burst × T, kept as (time, cells)
+ * so same-instant calls add whole cells and never lose a due one to rounding. It admits at most
+ * `burst + elapsed / T` units over any interval; `RateLimit-Policy` advertises `limit` per `periodMs`.
  *
  * @example
+ * import { gcra, rateLimiter } from '@oms/ratelimit';
  * const limiter = rateLimiter({ name: 'login', algorithm: gcra({ limit: 10, periodMs: 60_000, burst: 3 }) });
  */
 export function gcra(o: GcraOptions): Algorithm {
   if (o === null || typeof o !== 'object') throw invalidOption('gcra() needs { limit, periodMs, burst? }');
-  positiveInt('limit', o.limit);
-  positiveFinite('periodMs', o.periodMs);
+  v.integer('limit', o.limit, { min: 1 });
+  v.positiveFinite('periodMs', o.periodMs);
   const burst = o.burst ?? o.limit;
-  positiveInt('burst', burst);
+  v.integer('burst', burst, { min: 1 });
   const limit = o.limit;
   const period = o.periodMs;
   const a: AlgorithmImpl = {
     kind: 'gcra',
     limit: burst,
+    quota: limit,
     windowMs: period,
     adaptive: false,
     code: 2,
-    units: [1, 1, 0],
-    base: Float64Array.of(period / limit, burst * (period / limit), 0),
+    units: [1, 0, 0],
+    base: Float64Array.of(period / limit, burst, 0),
     scale(p, m) {
       // under load both the rate and the burst shrink
-      const t = period / scaledInt(limit, m);
-      p[0] = t;
-      p[1] = scaledInt(burst, m) * t;
+      p[0] = period / scaledInt(limit, m);
+      p[1] = scaledInt(burst, m);
       p[2] = 0;
     },
     limitAt: (m) => scaledInt(burst, m),
+    quotaOf: (p) => Math.round(period / p[0]!),
     step: gcraStep,
   };
   return Object.freeze(a);
 }
 
-// a = TAT (ms)
+// a = cells in flight at time b (ms); p = [T, burst]
 function gcraStep(s: Slot, now: number, p: Float64Array, cost: number, mode: number, rts: number, out: Out) {
   const t = p[0]!;
-  const tau = p[1]!;
-  let tat = s.exp !== 0 ? s.a : now;
-  if (tat < now) tat = now;
+  const burst = p[1]!;
+  let cells = 0;
+  let ts = now;
+  if (s.exp !== 0) {
+    cells = s.a;
+    ts = s.b;
+    // a clock that steps back keeps ts: nothing drains until time catches up
+    if (now > ts) {
+      cells -= (now - ts) / t;
+      ts = now;
+      if (cells < 0) cells = 0;
+    }
+  }
   if (mode === REFUND) {
     void rts;
-    tat = Math.max(now, tat - cost * t);
-    s.a = tat;
-    s.exp = tat + 1;
+    cells = Math.max(0, cells - cost);
+    s.a = cells;
+    s.b = ts;
+    s.exp = ts + cells * t + 1;
     out.allowed = true;
     out.retryAfterMs = 0;
   } else {
-    const next = tat + cost * t;
-    const ok = next - now <= tau;
+    // adding whole cells to a small number is exact, so n same-instant calls of a fresh key see 1, 2, … n
+    const next = cells + cost;
+    const ok = next <= burst;
     out.allowed = ok;
-    out.retryAfterMs = ok ? 0 : Math.ceil(next - now - tau);
+    out.retryAfterMs = ok ? 0 : Math.ceil((next - burst) * t);
     if (ok && mode === COMMIT) {
-      tat = next;
-      s.a = tat;
-      s.exp = tat + 1;
+      cells = next;
+      s.a = cells;
+      s.b = ts;
+      s.exp = ts + cells * t + 1;
     }
   }
-  const used = tat - now;
-  const rem = floorEps((tau - used) / t);
-  out.remaining = Math.max(rem, 0);
-  out.resetMs = Math.ceil(used);
+  out.remaining = Math.max(floorEps(burst - cells), 0);
+  out.resetMs = Math.ceil(cells * t);
 }

@@ -1,15 +1,15 @@
 export { adaptive } from './adaptive.js';
 export { type ClientKeyOptions, type ClientKeyRequest, clientKey, type TrustProxy } from './client-key.js';
-export { systemClock } from './clock.js';
 export { isOmsRatelimitError, OmsRatelimitError, type RatelimitErrorCode } from './errors.js';
 export { fixedWindow } from './fixed-window.js';
 export { gcra } from './gcra.js';
 export { httpHeaders, type RateLimitHeaders } from './http-headers.js';
+export { systemClock } from './internal/clock.js';
 export { limitAll } from './limit-all.js';
 export { rateLimiter } from './limiter.js';
 export { type MemoryStoreOptions, memoryStore } from './memory-store.js';
 export { slidingWindow } from './sliding-window.js';
-export { instrument } from './telemetry.js';
+export { type InstrumentOptions, instrument } from './telemetry.js';
 export { tokenBucket } from './token-bucket.js';
 export type * from './types.js';
 export { VERSION } from './version.js';

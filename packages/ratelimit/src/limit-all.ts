@@ -15,6 +15,10 @@ import { costError, keyError } from './validate.js';
  * reserved and, on a denial, refunded: no scope ever ends up charged for a denied call, but between the
  * reservation and the refund a concurrent call may see the reserved units as taken (a spurious denial).
  *
+ * Scopes may sit on different stores when one step still covers them all: any memory stores of this process
+ * (so limiters built with the default store combine), or Redis stores on one ioredis client. A mix of memory
+ * and Redis, or of two clients, throws `ERR_OMS_RATELIMIT_MIXED_STORES`.
+ *
  * @example
  * const r = await limitAll([
  *   { limiter: globalLimiter, key: 'all' },
@@ -42,16 +46,24 @@ export async function limitAll(
     if (ke) throw ke;
     const ce = costError(cost, l.algorithm.limit);
     if (ce) throw ce;
-    if (l.store !== limiters[0]?.store && limiters.length > 0) {
+    const first = limiters[0];
+    if (first !== undefined && !first.store.atomicWith(l.store)) {
       throw new OmsRatelimitError(
         'ERR_OMS_RATELIMIT_MIXED_STORES',
-        'all scopes of limitAll() must use the same store, or the call could not be atomic',
+        `limitAll() cannot be atomic across ${first.name} (${first.store.kind}) and ${l.name} (${l.store.kind}): ` +
+          'use memory stores only, or Redis stores on one ioredis client',
       );
     }
     const { p, limit } = l.params();
     limiters.push(l);
     limits.push(limit);
-    items.push({ name: l.name, key: sc.key, alg: l.algorithm, p: l.algorithm.adaptive ? p : p.slice() });
+    items.push({
+      store: l.store,
+      name: l.name,
+      key: sc.key,
+      alg: l.algorithm,
+      p: l.algorithm.adaptive ? p : p.slice(),
+    });
   }
   if (opts.signal?.aborted) throw abortedError(opts.signal);
   const first = limiters[0]!;

@@ -1,8 +1,8 @@
 import { type AlgorithmImpl, COMMIT, impl, newOut, type Out, PEEK } from './algorithm.js';
-import { systemClock } from './clock.js';
 import { Abort, abortedError, Deadlines } from './deadlines.js';
-import { Emitter } from './emitter.js';
 import { invalidOption, isOmsRatelimitError, OmsRatelimitError } from './errors.js';
+import { systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import { memoryStore } from './memory-store.js';
 import { type AsyncBinding, isStoreImpl, type StoreImpl, type SyncBinding } from './store.js';
 import type {
@@ -16,7 +16,7 @@ import type {
   RatePolicy,
   StoreErrorPolicy,
 } from './types.js';
-import { costError, fraction, keyError, policyName, positiveFinite } from './validate.js';
+import { costError, keyError, policyName, v } from './validate.js';
 
 const POLICIES: readonly StoreErrorPolicy[] = ['open', 'closed', 'insurance'];
 
@@ -41,9 +41,8 @@ export class Limiter implements RateLimiter {
   readonly #insuranceFraction: number;
   readonly #closedRetryAfterMs: number;
   readonly #max: number;
+  readonly #quota: number;
   #closed = false;
-  /** Mirrors whether anyone listens to 'decision', so the hot path skips a Map lookup. */
-  #onDecision = false;
 
   constructor(o: RateLimiterOptions) {
     if (o === null || typeof o !== 'object') throw invalidOption('rateLimiter() needs { name, algorithm }');
@@ -60,25 +59,20 @@ export class Limiter implements RateLimiter {
     if (!POLICIES.includes(policy)) {
       throw invalidOption(`onStoreError must be 'open', 'closed' or 'insurance' (got ${String(policy)})`);
     }
-    const timeoutMs = o.timeoutMs ?? 250;
-    positiveFinite('timeoutMs', timeoutMs);
-    const insuranceFraction = o.insuranceFraction ?? 0.1;
-    fraction('insuranceFraction', insuranceFraction, { openLow: true });
-    const closedRetryAfterMs = o.closedRetryAfterMs ?? 1000;
-    positiveFinite('closedRetryAfterMs', closedRetryAfterMs);
-    const clock = o.clock ?? systemClock;
-    if (typeof clock?.now !== 'function' || typeof clock.setTimeout !== 'function') {
-      throw invalidOption('clock must have now(), setTimeout() and clearTimeout()');
-    }
+    const timeoutMs = v.positiveFinite('timeoutMs', o.timeoutMs ?? 250);
+    const insuranceFraction = v.fraction('insuranceFraction', o.insuranceFraction ?? 0.1, { openLow: true });
+    const closedRetryAfterMs = v.positiveFinite('closedRetryAfterMs', o.closedRetryAfterMs ?? 1000);
+    const clock = v.clock(o.clock, systemClock);
     this.name = o.name;
     this.algorithm = alg;
     this.store = store;
     this.clock = clock;
     this.onStoreError = policy;
     this.#max = alg.limit;
+    this.#quota = alg.quota;
     this.policy = Object.freeze({
       name: o.name,
-      limit: alg.limit,
+      limit: alg.quota,
       windowSec: Math.max(1, Math.ceil(alg.windowMs / 1000)),
       algorithm: alg.kind,
     });
@@ -86,9 +80,6 @@ export class Limiter implements RateLimiter {
     if (store.sync) this.#sync = store.bind(o.name);
     else this.#async = store.bind(o.name, timeoutMs);
     this.#deadlines = new Deadlines(clock, timeoutMs);
-    this.#ev.onChange = () => {
-      this.#onDecision = this.#ev.has('decision');
-    };
     this.#insuranceFraction = insuranceFraction;
     this.#closedRetryAfterMs = closedRetryAfterMs;
     if (policy === 'insurance' && !store.sync) {
@@ -98,20 +89,17 @@ export class Limiter implements RateLimiter {
     }
   }
 
-  /** Current parameters and effective limit; `m` is 1 unless adaptive. */
+  /** Current parameters and the quota they give (scaled when adaptive). */
   params(): { p: Float64Array; limit: number } {
     const a = this.algorithm;
-    if (!a.adaptive) return { p: this.#p, limit: a.limit };
-    const m = a.multiplier!();
+    if (!a.adaptive) return { p: this.#p, limit: this.#quota };
     const p = new Float64Array(3);
-    a.scale(p, m);
-    return { p, limit: a.limitAt(m) };
+    a.scale(p, a.multiplier!());
+    return { p, limit: a.quotaOf(p) };
   }
 
   #limitNow(p: Float64Array): number {
-    const a = this.algorithm;
-    // token bucket, fixed and sliding windows keep the limit in p[0]; gcra's burst is tau / T
-    return a.adaptive ? (a.code === 2 ? Math.round(p[1]! / p[0]!) : p[0]!) : a.limit;
+    return this.algorithm.adaptive ? this.algorithm.quotaOf(p) : this.#quota;
   }
 
   decision(out: Out, limit: number, degraded?: StoreErrorPolicy): Decision {
@@ -134,8 +122,7 @@ export class Limiter implements RateLimiter {
             policy: this.policy,
             degraded,
           };
-    if (this.#ev.has('decision'))
-      this.#ev.emit('decision', { name: this.name, allowed: d.allowed, degraded });
+    if (this.#ev.has('decision')) this.#ev.emit('decision', d);
     return d;
   }
 
@@ -173,13 +160,13 @@ export class Limiter implements RateLimiter {
       a.step(sync.slot(key, now, mode !== PEEK), now, p, cost, mode, now, out);
       const d: Decision = {
         allowed: out.allowed,
-        limit: a.adaptive ? this.#limitNow(p) : this.#max,
+        limit: a.adaptive ? a.quotaOf(p) : this.#quota,
         remaining: out.remaining,
         resetMs: out.resetMs,
         retryAfterMs: out.retryAfterMs,
         policy: this.policy,
       };
-      if (this.#onDecision) this.#ev.emit('decision', { name: this.name, allowed: d.allowed });
+      if (this.#ev.has('decision')) this.#ev.emit('decision', d);
       return Promise.resolve(d);
     }
     return this.#remote(key, p, cost, mode, signal);
@@ -288,10 +275,8 @@ export class Limiter implements RateLimiter {
 
   async acquire(key: string, opts: AcquireOptions): Promise<Decision> {
     if (opts === null || typeof opts !== 'object') throw invalidOption('acquire() needs { maxWaitMs }');
-    const { maxWaitMs, signal } = opts;
-    if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0) || !Number.isFinite(maxWaitMs)) {
-      throw invalidOption(`maxWaitMs must be a finite number >= 0 (got ${String(maxWaitMs)})`);
-    }
+    const { signal } = opts;
+    const maxWaitMs = v.nonNegativeFinite('maxWaitMs', opts.maxWaitMs);
     const deadline = this.clock.now() + maxWaitMs;
     for (;;) {
       const d = await this.consume(key, opts);

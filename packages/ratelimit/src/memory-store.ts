@@ -1,8 +1,8 @@
 import { type AlgorithmImpl, COMMIT, type Out, PEEK, Slot } from './algorithm.js';
 import { invalidOption } from './errors.js';
-import type { StoreScope, SyncBinding, SyncStore } from './store.js';
+import type { StoreImpl, StoreScope, SyncBinding, SyncStore } from './store.js';
 import type { RateLimitStore } from './types.js';
-import { positiveInt } from './validate.js';
+import { v } from './validate.js';
 
 /**
  * Options of `memoryStore`.
@@ -124,18 +124,26 @@ class MemoryStoreImpl implements SyncStore {
     this.size--;
   }
 
+  /**
+   * Every memory store of the process: the check and the charge run in one synchronous step, so nothing can
+   * come between them whichever stores the scopes live on (each `rateLimiter()` without a store has its own).
+   */
+  atomicWith(other: StoreImpl): boolean {
+    return other.sync;
+  }
+
   applyAll(scopes: readonly StoreScope[], cost: number, now: number, outs: Out[]): number {
     let denied = -1;
     for (let i = 0; i < scopes.length; i++) {
       const sc = scopes[i]!;
-      this.bind(sc.name).apply(sc.key, sc.alg, sc.p, cost, PEEK, now, outs[i]!);
+      (sc.store as MemoryStoreImpl).bind(sc.name).apply(sc.key, sc.alg, sc.p, cost, PEEK, now, outs[i]!);
       if (!outs[i]!.allowed && denied < 0) denied = i;
     }
     if (denied >= 0) return denied;
     // everything is synchronous, so nothing can change between the check and the charge
     for (let i = 0; i < scopes.length; i++) {
       const sc = scopes[i]!;
-      this.bind(sc.name).apply(sc.key, sc.alg, sc.p, cost, COMMIT, now, outs[i]!);
+      (sc.store as MemoryStoreImpl).bind(sc.name).apply(sc.key, sc.alg, sc.p, cost, COMMIT, now, outs[i]!);
     }
     return -1;
   }
@@ -153,7 +161,7 @@ class MemoryStoreImpl implements SyncStore {
 export function memoryStore(o: MemoryStoreOptions = {}): RateLimitStore {
   if (o === null || typeof o !== 'object') throw invalidOption('memoryStore() takes { maxKeys? }');
   const maxKeys = o.maxKeys ?? 100_000;
-  positiveInt('maxKeys', maxKeys);
+  v.integer('maxKeys', maxKeys, { min: 1 });
   return new MemoryStoreImpl(maxKeys);
 }
 

@@ -1,7 +1,16 @@
-import { type AlgorithmImpl, COMMIT, floorEps, type Out, REFUND, type Slot, scaledInt } from './algorithm.js';
+import {
+  type AlgorithmImpl,
+  COMMIT,
+  floorEps,
+  type Out,
+  quotaInP0,
+  REFUND,
+  type Slot,
+  scaledInt,
+} from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { Algorithm, SlidingWindowOptions } from './types.js';
-import { positiveInt } from './validate.js';
+import { v } from './validate.js';
 
 /**
  * Sliding window.
@@ -17,8 +26,8 @@ import { positiveInt } from './validate.js';
 export function slidingWindow(o: SlidingWindowOptions): Algorithm {
   if (o === null || typeof o !== 'object')
     throw invalidOption('slidingWindow() needs { limit, windowMs, mode? }');
-  positiveInt('limit', o.limit);
-  positiveInt('windowMs', o.windowMs);
+  v.integer('limit', o.limit, { min: 1 });
+  v.integer('windowMs', o.windowMs, { min: 1 });
   const mode = o.mode ?? 'counter';
   if (mode !== 'counter' && mode !== 'log')
     throw invalidOption(`mode must be 'counter' or 'log' (got ${String(mode)})`);
@@ -28,6 +37,7 @@ export function slidingWindow(o: SlidingWindowOptions): Algorithm {
   const a: AlgorithmImpl = {
     kind: log ? 'sliding-window-log' : 'sliding-window-counter',
     limit,
+    quota: limit,
     windowMs: w,
     adaptive: false,
     code: log ? 5 : 4,
@@ -39,6 +49,7 @@ export function slidingWindow(o: SlidingWindowOptions): Algorithm {
       p[2] = 0;
     },
     limitAt: (m) => scaledInt(limit, m),
+    quotaOf: quotaInP0,
     step: log ? logStep : counterStep,
   };
   return Object.freeze(a);

@@ -3,6 +3,8 @@ import type { RateLimitStore } from './types.js';
 
 /** One scope of a multi-scope call, as the stores see it. */
 export interface StoreScope {
+  /** The scope's own store: `limitAll` may span several stores that can act atomically together. */
+  readonly store: StoreImpl;
   readonly name: string;
   readonly key: string;
   readonly alg: AlgorithmImpl;
@@ -13,6 +15,9 @@ export interface StoreScope {
 export interface SyncStore extends RateLimitStore {
   readonly sync: true;
   bind(name: string): SyncBinding;
+  /** True when one atomic step can cover scopes on this store and on `other`. */
+  atomicWith(other: StoreImpl): boolean;
+  /** Checks every scope (each on its own memory store), then charges all or none. */
   applyAll(scopes: readonly StoreScope[], cost: number, now: number, outs: Out[]): number;
 }
 
@@ -36,6 +41,8 @@ export interface AsyncStore extends RateLimitStore {
   readonly sync: false;
   /** `timeoutMs`: the caller gives up after it, so a command reaching the server later must do nothing. */
   bind(name: string, timeoutMs: number): AsyncBinding;
+  /** True when one atomic step can cover scopes on this store and on `other`. */
+  atomicWith(other: StoreImpl): boolean;
   /** Resolves to the index of the first denying scope, or -1 when all were charged. */
   applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number>;
 }

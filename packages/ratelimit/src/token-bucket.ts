@@ -1,7 +1,16 @@
-import { type AlgorithmImpl, COMMIT, floorEps, type Out, REFUND, type Slot, scaledInt } from './algorithm.js';
+import {
+  type AlgorithmImpl,
+  COMMIT,
+  floorEps,
+  type Out,
+  quotaInP0,
+  REFUND,
+  type Slot,
+  scaledInt,
+} from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { Algorithm, TokenBucketOptions } from './types.js';
-import { positiveFinite, positiveInt } from './validate.js';
+import { v } from './validate.js';
 
 /**
  * Token bucket: holds up to `capacity` tokens and gains `refillPerSec` per second, continuously.
@@ -14,13 +23,14 @@ import { positiveFinite, positiveInt } from './validate.js';
 export function tokenBucket(o: TokenBucketOptions): Algorithm {
   if (o === null || typeof o !== 'object')
     throw invalidOption('tokenBucket() needs { capacity, refillPerSec }');
-  positiveInt('capacity', o.capacity);
-  positiveFinite('refillPerSec', o.refillPerSec);
+  v.integer('capacity', o.capacity, { min: 1 });
+  v.positiveFinite('refillPerSec', o.refillPerSec);
   const cap = o.capacity;
   const ratePerMs = o.refillPerSec / 1000;
   const a: AlgorithmImpl = {
     kind: 'token-bucket',
     limit: cap,
+    quota: cap,
     windowMs: (cap / o.refillPerSec) * 1000,
     adaptive: false,
     code: 1,
@@ -32,6 +42,7 @@ export function tokenBucket(o: TokenBucketOptions): Algorithm {
       p[2] = 0;
     },
     limitAt: (m) => scaledInt(cap, m),
+    quotaOf: quotaInP0,
     step: tokenBucketStep,
   };
   return Object.freeze(a);

@@ -1,14 +1,6 @@
-/**
- * Milliseconds since the epoch plus timers the clock controls (DESIGN.md §2).
- *
- * @example
- * const clock: Clock = { now: Date.now, setTimeout: (f, ms) => setTimeout(f, ms).unref(), clearTimeout };
- */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import type { Clock } from './internal/clock.js';
+
+export type { Clock } from './internal/clock.js';
 
 /**
  * The algorithms this package implements.
@@ -33,6 +25,8 @@ export interface Algorithm {
   readonly kind: AlgorithmKind;
   /** The largest cost one call may ask for: capacity, burst or limit. */
   readonly limit: number;
+  /** Units admitted per window at the sustained rate, advertised as `q`: capacity or limit. */
+  readonly quota: number;
   /** The window advertised in `RateLimit-Policy` (`w`), in ms. */
   readonly windowMs: number;
   /** True when wrapped by `adaptive()`. */
@@ -110,7 +104,10 @@ export interface AdaptiveOptions {
  */
 export interface RatePolicy {
   readonly name: string;
-  /** Quota (`q`): capacity, burst or limit. */
+  /**
+   * Quota (`q`): the units the policy admits per window at its sustained rate. A token bucket's capacity (its
+   * window is capacity / refillPerSec), a window's limit, gcra's `limit` per `periodMs` (not its burst).
+   */
   readonly limit: number;
   /** Window (`w`) in seconds, rounded up. */
   readonly windowSec: number;
@@ -118,15 +115,17 @@ export interface RatePolicy {
 }
 
 /**
- * The outcome of one call against one limiter.
+ * The outcome of one call against one limiter. The `'decision'` event carries the same object.
  *
  * @example
- * const d = await limiter.consume(key);
- * if (!d.allowed) setTimeout(retry, d.retryAfterMs);
+ * import type { Decision, RateLimiter } from '@oms/ratelimit';
+ * declare const limiter: RateLimiter;
+ * const d: Decision = await limiter.consume('user:42');
+ * if (!d.allowed) await new Promise((r) => setTimeout(r, d.retryAfterMs));
  */
 export interface Decision {
   readonly allowed: boolean;
-  /** The effective limit (scaled down by `adaptive()` under load). */
+  /** The quota per window (`q`), scaled down by `adaptive()` under load. */
   readonly limit: number;
   /** Units left after this call (before it, when it was denied or not charged). */
   readonly remaining: number;
@@ -203,7 +202,8 @@ export interface AcquireOptions extends ConsumeOptions {
  * limiter.on('storeError', (e) => log.warn({ policy: e.policy, code: e.code }, 'rate limit store down'));
  */
 export interface RateLimiterEvents {
-  decision: { name: string; allowed: boolean; degraded?: StoreErrorPolicy };
+  /** Every decision `consume`, `peek`, `acquire` and `limitAll` return, as the caller gets it. */
+  decision: Decision;
   /** A store round trip finished (or failed); duration in seconds. */
   storeCall: { name: string; store: string; durationSec: number; ok: boolean };
   /** The store failed or timed out and `policy` decided instead. */

@@ -215,7 +215,7 @@ describe('telemetry', () => {
     const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
     const provider = new MeterProvider({ readers: [reader] });
     const l = rateLimiter({ name: 'tel', algorithm: fixedWindow({ limit: 1, windowMs: 60_000 }) });
-    const stop = instrument(l, provider.getMeter('@oms/ratelimit'));
+    const stop = instrument(l, { meter: provider.getMeter('@oms/ratelimit') });
     await l.consume('secret-user-key');
     await l.consume('secret-user-key');
     await reader.forceFlush();

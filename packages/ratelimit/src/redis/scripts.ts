@@ -25,55 +25,76 @@ local function ms(us)
 end
 `;
 
-// State is one number, the time E at which the bucket was (or would have been) empty:
-// tokens(now) = min(capacity, (now - E) x rate). One GET and one SET, no string parsing.
+// Token bucket and GCRA keep "ts x": ts is the server's TIME in whole µs (exact in a double and in %.17g), x
+// the bucket's small remainder at ts (tokens, or GCRA cells in flight). Calls at one instant then subtract or
+// add whole units to a small number, which is exact, so a due token is never lost to rounding; a single
+// absolute float (an empty-at time or a TAT near 1.7e15 µs) rounds to 0.25 µs on every charge.
+const STATE = `
+local function state(v)
+  local sp = string.find(v, ' ', 1, true)
+  if sp == nil then return nil, tonumber(v) end
+  return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
+end
+`;
+
 const TOKEN_BUCKET = `
 local function alg1(key, cap, rate, _, now, cost, mode, rts)
-  local full = cap / rate
-  local e = tonumber(GET(key) or '0')
-  if e < now - full then e = now - full end
-  if mode == 2 then
-    e = math.max(e - cost / rate, now - full)
-    redis.call('SET', key, num(e), 'PX', ms(e + full - now) + 1)
-    return true, (now - e) * rate, e + full - now, 0
+  local ts, tokens = now, cap
+  local v = GET(key)
+  if v then
+    ts, tokens = state(v)
+    -- a key written before this format holds the time E it was empty at: tokens(now) = (now - E) x rate
+    if ts == nil then ts, tokens = now, (now - tokens) * rate end
+    -- a server clock that steps back keeps ts: no refill until time catches up
+    if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
+    if tokens > cap then tokens = cap end
   end
-  local tokens = (now - e) * rate
+  if mode == 2 then
+    tokens = math.min(cap, tokens + cost)
+    redis.call('SET', key, num(ts) .. ' ' .. num(tokens), 'PX', ms((cap - tokens) / rate) + 1)
+    return true, tokens, (cap - tokens) / rate, 0
+  end
   local ok = tokens >= cost
   local retry = 0
   if ok then
     if mode == 1 then
-      e = e + cost / rate
       tokens = tokens - cost
-      redis.call('SET', key, num(e), 'PX', ms(e + full - now) + 1)
+      redis.call('SET', key, num(ts) .. ' ' .. num(tokens), 'PX', ms((cap - tokens) / rate) + 1)
     end
   else
     retry = (cost - tokens) / rate
   end
-  return ok, tokens, e + full - now, retry
+  return ok, tokens, (cap - tokens) / rate, retry
 end
 `;
 
 const GCRA = `
-local function alg2(key, t, tau, _, now, cost, mode, rts)
-  local tat = tonumber(GET(key) or '0')
-  if tat < now then tat = now end
-  if mode == 2 then
-    tat = math.max(now, tat - cost * t)
-    redis.call('SET', key, num(tat), 'PX', ms(tat - now) + 1)
-    return true, (tau - (tat - now)) / t, tat - now, 0
+local function alg2(key, t, burst, _, now, cost, mode, rts)
+  local ts, cells = now, 0
+  local v = GET(key)
+  if v then
+    ts, cells = state(v)
+    -- a key written before this format holds the TAT
+    if ts == nil then ts, cells = now, math.max(0, cells - now) / t end
+    if now > ts then cells = math.max(0, cells - (now - ts) / t); ts = now end
   end
-  local nxt = tat + cost * t
-  local ok = nxt - now <= tau
+  if mode == 2 then
+    cells = math.max(0, cells - cost)
+    redis.call('SET', key, num(ts) .. ' ' .. num(cells), 'PX', ms(cells * t) + 1)
+    return true, burst - cells, cells * t, 0
+  end
+  local nxt = cells + cost
+  local ok = nxt <= burst
   local retry = 0
   if ok then
     if mode == 1 then
-      tat = nxt
-      redis.call('SET', key, num(tat), 'PX', ms(tat - now) + 1)
+      cells = nxt
+      redis.call('SET', key, num(ts) .. ' ' .. num(cells), 'PX', ms(cells * t) + 1)
     end
   else
-    retry = nxt - now - tau
+    retry = (nxt - burst) * t
   end
-  return ok, (tau - (tat - now)) / t, tat - now, retry
+  return ok, burst - cells, cells * t, retry
 end
 `;
 
@@ -184,6 +205,12 @@ end
 
 const ALGS = ['', TOKEN_BUCKET, GCRA, FIXED_WINDOW, SLIDING_COUNTER, SLIDING_LOG] as const;
 
+/**
+ * The Lua function `alg<code>(key, p1, p2, p3, now, cost, mode, rts)` with what it needs, so a test can run
+ * several decisions at one server instant.
+ */
+export const algorithmLua = (code: number): string => `${PRELUDE}${STATE}${ALGS[code]}`;
+
 const CLOCK = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -196,7 +223,7 @@ const rem = `local function rem(x) if x < 0 then return 0 end return math.floor(
 
 /** KEYS[1]; ARGV: p1 p2 cost mode deadline -> {ok, remaining, resetMs, retryMs, nowUs} */
 function single(code: number): string {
-  return `${PRELUDE}${rem}${ALGS[code]}${CLOCK.replace('ARGC_DL', '5')}
+  return `${PRELUDE}${STATE}${rem}${ALGS[code]}${CLOCK.replace('ARGC_DL', '5')}
 local ok, r, reset, retry = alg${code}(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 0, now,
   tonumber(ARGV[3]), tonumber(ARGV[4]), 0)
 if ok then ok = 1 else ok = 0 end
@@ -208,7 +235,7 @@ return {ok, rem(r), ms(reset), ms(retry), now}
  * KEYS[1..n]; ARGV: cost mode deadline rts, then (code p1 p2 p3) per key
  * -> {deniedIndex (0 = none), nowUs, then (ok remaining resetMs retryMs) per key}
  */
-const MULTI = `${PRELUDE}${rem}${ALGS.join('\n')}
+const MULTI = `${PRELUDE}${STATE}${rem}${ALGS.join('\n')}
 local A = {alg1, alg2, alg3, alg4, alg5}
 ${CLOCK.replace('ARGC_DL', '3')}
 local cost, mode, rts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
@@ -237,7 +264,7 @@ return out
  * each other's charges. KEYS[1..n]; ARGV per key: code p1 p2 cost mode deadline
  * -> {nowUs, then (ok remaining resetMs retryMs) per key}, ok = -1 when that call's deadline had passed
  */
-const BATCH = `${PRELUDE}${rem}${ALGS.join('\n')}
+const BATCH = `${PRELUDE}${STATE}${rem}${ALGS.join('\n')}
 local A = {alg1, alg2, alg3, alg4, alg5}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -264,7 +291,7 @@ return out
  * ARGV[1] = number of calls; per call: n cost mode deadline rts, then (code p1 p2 p3) per key; KEYS in order
  * -> {nowUs, then per call: deniedIndex (0 = none, -1 = deadline passed), then (ok remaining resetMs retryMs) per key}
  */
-const MULTI_BATCH = `${PRELUDE}${rem}${ALGS.join('\n')}
+const MULTI_BATCH = `${PRELUDE}${STATE}${rem}${ALGS.join('\n')}
 local A = {alg1, alg2, alg3, alg4, alg5}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -1,6 +1,6 @@
 import { type AlgorithmImpl, COMMIT, newOut, type Out, REFUND } from '../algorithm.js';
 import { invalidOption, OmsRatelimitError } from '../errors.js';
-import type { AsyncBinding, AsyncStore, StoreScope } from '../store.js';
+import type { AsyncBinding, AsyncStore, StoreImpl, StoreScope } from '../store.js';
 import type { RateLimitStore } from '../types.js';
 import { BATCH_SCRIPT, MULTI_BATCH_SCRIPT, MULTI_SCRIPT, SCRIPTS, type Script } from './scripts.js';
 import { keySlot } from './slot.js';
@@ -61,6 +61,11 @@ function fill(out: Out, raw: Raw, at: number): void {
   out.retryAfterMs = raw[at + 3] as number;
 }
 
+/** The Redis key of a scope, named by the scope's own store (limitAll may span stores on one client). */
+function keyOf(sc: StoreScope): string {
+  return (sc.store as unknown as RedisStoreImpl).redisKey(sc.name, sc.key);
+}
+
 class RedisStoreImpl implements AsyncStore {
   readonly kind = 'redis';
   readonly sync = false;
@@ -77,6 +82,14 @@ class RedisStoreImpl implements AsyncStore {
     this.prefix = o.prefix ?? 'rl:';
     this.isCluster = (o.redis as { isCluster?: boolean }).isCluster === true;
     this.#tag = o.hashTag;
+  }
+
+  /**
+   * Atomicity needs one server (or one cluster slot), not one store object: stores on the same ioredis client
+   * (a different prefix or hashTag each) run in one script together.
+   */
+  atomicWith(other: StoreImpl): boolean {
+    return other instanceof RedisStoreImpl && other.redis === this.redis;
   }
 
   redisKey(name: string, key: string): string {
@@ -271,7 +284,7 @@ class RedisStoreImpl implements AsyncStore {
     // a refund must land whatever the time: it only returns what a reservation took
     const args: (number | string)[] = [cost, mode, mode === REFUND ? 0 : this.#deadline(timeoutMs), rts];
     for (const sc of group) {
-      keys.push(this.redisKey(sc.name, sc.key));
+      keys.push(keyOf(sc));
       args.push(sc.alg.code, usParams(sc.alg, sc.p, 0), usParams(sc.alg, sc.p, 1), usParams(sc.alg, sc.p, 2));
     }
     const raw = await this.eval(MULTI_SCRIPT, keys, args);
@@ -292,7 +305,7 @@ class RedisStoreImpl implements AsyncStore {
     let repeat = false;
     for (let i = 0; i < scopes.length; i++) {
       const sc = scopes[i]!;
-      const k = this.redisKey(sc.name, sc.key);
+      const k = keyOf(sc);
       keys[i] = k;
       if (this.#groupKeys.has(k)) repeat = true;
       args.push(sc.alg.code, usParams(sc.alg, sc.p, 0), usParams(sc.alg, sc.p, 1), usParams(sc.alg, sc.p, 2));
@@ -362,7 +375,7 @@ class RedisStoreImpl implements AsyncStore {
     const groups = new Map<number, number[]>();
     if (this.isCluster) {
       scopes.forEach((sc, i) => {
-        const slot = keySlot(this.redisKey(sc.name, sc.key));
+        const slot = keySlot(keyOf(sc));
         const g = groups.get(slot);
         if (g) g.push(i);
         else groups.set(slot, [i]);
