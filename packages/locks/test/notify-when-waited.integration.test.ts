@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { usePostgres, useRedis } from '@oms/testkit';
+import { until, usePostgres, useRedis } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
 import { postgresLocks } from '../src/postgres/index.js';
 import { redisLocks } from '../src/redis/index.js';
@@ -8,14 +8,6 @@ import { redisLocks } from '../src/redis/index.js';
 // queue lock); a release a waiter is blocked on must, or the waiter would sleep until the fallback poll.
 const redis = useRedis();
 const db = usePostgres();
-
-async function untilCount(what: string, count: () => number, n: number): Promise<void> {
-  const end = Date.now() + 5_000;
-  while (count() < n) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 describe('release wake-ups go out only when someone waits', () => {
   it('on Redis', async () => {
@@ -36,7 +28,7 @@ describe('release wake-ups go out only when someone waits', () => {
       await sleep(50);
       await held.release();
       await (await waiter).release();
-      await untilCount('the wake-up', () => seen.length, 1);
+      await until(() => seen.length >= 1, { timeoutMs: 5_000, what: 'the wake-up' });
       expect(seen[0]).toBe('busy');
     } finally {
       await Promise.all([a.close(), waiterStore.close()]);
@@ -67,7 +59,7 @@ describe('release wake-ups go out only when someone waits', () => {
         await (await waiter).release();
         // woken well before the fallback poll (>= 10 s), so by the notification
         expect(Date.now() - t0).toBeLessThan(5_000);
-        await untilCount('the NOTIFY', () => seen.length, 1);
+        await until(() => seen.length >= 1, { timeoutMs: 5_000, what: 'the NOTIFY' });
         expect(seen[0]).toBe(`${strategy.length}:${strategy}busy`);
       } finally {
         await Promise.all([a.close(), w.close()]);

@@ -15,4 +15,5 @@ lockContract(
     probe ??= db.pool({ max: 1 });
     return probe.query('select 1');
   },
+  { fair: false },
 );
