@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fakeClock } from '@oms/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checks, type HealthCheck, healthRegistry } from '../src/index.js';
 import { expectHealthJson } from './helpers.js';
@@ -104,6 +105,56 @@ describe('checks.postgres and checks.redis (structural)', () => {
     const r = await run(checks.redis({ ping: async () => 'LOADING' }));
     expect(r.status).toBe('fail');
     expect(r.output).toContain('"LOADING"');
+  });
+
+  it('a redis or postgres check that throws or times out still reports componentType datastore', async () => {
+    const clock = fakeClock();
+    const registry = healthRegistry({ service: 's', version: '1', clock, processChecks: false });
+    const down = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6379'));
+    const hangs = () => new Promise<never>(() => {});
+    const cases = {
+      'redis:down': checks.redis({ ping: down }),
+      'redis:hangs': checks.redis({ ping: hangs }),
+      'postgres:down': checks.postgres({ query: down }),
+      'postgres:hangs': checks.postgres({ query: hangs }),
+    };
+    for (const [name, check] of Object.entries(cases)) {
+      registry.register({ name, check, kinds: ['readiness'], critical: true, timeoutMs: 100 });
+    }
+    registry.register({
+      name: 'cache:overridden',
+      check: checks.redis({ ping: down }),
+      kinds: ['readiness'],
+      critical: true,
+      timeoutMs: 100,
+      componentType: 'urn:example:cache',
+    });
+    registry.register({
+      name: 'disk:gone',
+      check: checks.disk({ path: '/nonexistent/oms' }),
+      kinds: ['readiness'],
+      critical: false,
+      timeoutMs: 100,
+    });
+    const p = registry.report('readiness');
+    await clock.advanceAsync(100);
+    const r = await p;
+    const types = Object.fromEntries(
+      Object.entries(r.body.checks).map(([name, [entry]]) => [
+        name,
+        `${entry?.status} ${entry?.componentType}`,
+      ]),
+    );
+    expect(types).toEqual({
+      'redis:down': 'fail datastore',
+      'redis:hangs': 'fail datastore',
+      'postgres:down': 'fail datastore',
+      'postgres:hangs': 'fail datastore',
+      'cache:overridden': 'fail urn:example:cache',
+      'disk:gone': 'fail system',
+    });
+    expectHealthJson(r.body);
+    await registry.close();
   });
 
   it('rejects clients without query/ping', () => {

@@ -102,6 +102,7 @@ describe.each([
     expect(failed.httpStatus).toBe(503);
     expect(failed.body.checks[name]?.[0]?.status).toBe('fail');
     expect(failed.body.checks[name]?.[0]?.output).toBeTruthy();
+    expect(failed.body.checks[name]?.[0]?.componentType).toBe('datastore'); // down is still a datastore
     expect(JSON.stringify(failed.body)).not.toMatch(/:\/\/[^/\s]*:[^*][^@\s]*@/); // no credentials
     expectHealthJson(failed.body);
 

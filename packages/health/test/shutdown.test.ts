@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { Agent, createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fakeClock, until } from '@oms/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -193,6 +193,88 @@ describe('gracefulShutdown (in process, injected exit)', () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it('accepts bare async functions as hooks, named by the function or hook[i] in events and logs', async () => {
+    await listen((done) => done());
+    const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    const order: string[] = [];
+    const logs: ShutdownLogEntry[] = [];
+    const hooks: { name: string; ok: boolean }[] = [];
+    shutdown = gracefulShutdown({
+      server,
+      registry,
+      drainDelayMs: 0,
+      timeoutMs: 5_000,
+      signals: [],
+      log: (e) => logs.push(e),
+      exit: () => {},
+      hooks: [
+        async function closePool() {
+          order.push('closePool');
+        },
+        async () => {
+          order.push('anonymous');
+          throw new Error('quit failed');
+        },
+        { name: 'relay', fn: () => void order.push('relay') },
+      ],
+    });
+    shutdown.on('hook', (e) => hooks.push({ name: e.name, ok: e.ok }));
+    expect(await shutdown.shutdown()).toBe(1);
+    expect(order).toEqual(['closePool', 'anonymous', 'relay']);
+    expect(hooks).toEqual([
+      { name: 'closePool', ok: true },
+      { name: 'hook[1]', ok: false },
+      { name: 'relay', ok: true },
+    ]);
+    expect(logs).toEqual([
+      { level: 'error', msg: 'shutdown hook hook[1] failed: quit failed', hook: 'hook[1]' },
+    ]);
+  });
+
+  it('during the drain, a response from a synchronous handler carries Connection: close', async () => {
+    // The README's own handler: `res.end('hello')` sends its headers before any listener added after it runs.
+    server = createServer((_req, res) => res.end('hello'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const get = () =>
+      new Promise<{ headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            body += c;
+          });
+          res.on('end', () => resolve({ headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
+    shutdown = gracefulShutdown({
+      server,
+      registry,
+      drainDelayMs: 2_000,
+      timeoutMs: 10_000,
+      signals: [],
+      log: false,
+      exit: () => {},
+    });
+    const before = await get();
+    expect(before).toMatchObject({ body: 'hello', headers: { connection: 'keep-alive' } });
+    const code = shutdown.shutdown();
+    expect(shutdown.phase).toBe('draining');
+    const during = await get();
+    expect(during.body).toBe('hello');
+    expect(
+      during.headers.connection,
+      'a keep-alive client would race its next request into a closing socket',
+    ).toBe('close');
+    agent.destroy();
+    void shutdown.shutdown(); // no need to wait out the drain
+    expect(await code).toBe(1);
+  });
+
   it('validates its options', () => {
     server = createServer();
     const registry = healthRegistry({ service: 's', version: '1', processChecks: false });
@@ -202,6 +284,9 @@ describe('gracefulShutdown (in process, injected exit)', () => {
     );
     expect(() => gracefulShutdown({ ...base, timeoutMs: 100 })).toThrow(/greater than drainDelayMs/);
     expect(() => gracefulShutdown({ ...base, hooks: [{ name: 'x' } as never] })).toThrow(/hooks\[0\]/);
+    expect(() => gracefulShutdown({ ...base, hooks: [42 as never] })).toThrow(
+      /hooks\[0\] must be a function or/,
+    );
     server.listen(0);
   });
 });
