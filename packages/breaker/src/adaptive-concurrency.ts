@@ -1,17 +1,9 @@
-import { systemClock } from './clock.js';
 import { type CallContext, closedError, kRun, type Next, PolicyBase } from './context.js';
-import { Emitter } from './emitter.js';
 import { invalid, isRejection, OmsBreakerError } from './errors.js';
+import { systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import type { AdaptiveConcurrency, AdaptiveConcurrencyOptions, Clock, Unsubscribe } from './types.js';
-import {
-  clockOf,
-  duration,
-  func,
-  integer,
-  name as nameOf,
-  positiveNumber,
-  requireObject,
-} from './validate.js';
+import { func, policyName, requireObject, v } from './validate.js';
 
 interface Events {
   limitChange: { name: string; from: number; to: number };
@@ -44,16 +36,16 @@ class AdaptiveImpl extends PolicyBase implements AdaptiveConcurrency {
     if (o.algorithm !== 'aimd' && o.algorithm !== 'gradient') {
       throw invalid(`algorithm must be 'aimd' or 'gradient' (got ${String(o.algorithm)})`);
     }
-    this.name = o.name === undefined ? 'adaptive-concurrency' : nameOf('name', o.name);
+    this.name = o.name === undefined ? 'adaptive-concurrency' : policyName('name', o.name);
     this.#gradient = o.algorithm === 'gradient';
-    this.#min = o.minLimit === undefined ? 1 : integer('minLimit', o.minLimit, 1);
-    this.#max = o.maxLimit === undefined ? 1000 : integer('maxLimit', o.maxLimit, 1);
+    this.#min = o.minLimit === undefined ? 1 : v.integer('minLimit', o.minLimit, { min: 1 });
+    this.#max = o.maxLimit === undefined ? 1000 : v.integer('maxLimit', o.maxLimit, { min: 1 });
     if (this.#max < this.#min)
       throw invalid(`maxLimit must be >= minLimit (got ${this.#max} < ${this.#min})`);
     const initial =
       o.initialLimit === undefined
         ? Math.min(this.#max, Math.max(this.#min, 20))
-        : integer('initialLimit', o.initialLimit, 1);
+        : v.integer('initialLimit', o.initialLimit, { min: 1 });
     if (initial < this.#min || initial > this.#max) {
       throw invalid(`initialLimit must be within [minLimit, maxLimit] (got ${initial})`);
     }
@@ -62,15 +54,16 @@ class AdaptiveImpl extends PolicyBase implements AdaptiveConcurrency {
     this.#latencyMs =
       o.latencyThresholdMs === undefined
         ? Number.POSITIVE_INFINITY
-        : duration('latencyThresholdMs', o.latencyThresholdMs, true);
-    this.#backoffRatio = o.backoffRatio === undefined ? 0.9 : positiveNumber('backoffRatio', o.backoffRatio);
+        : v.positiveFinite('latencyThresholdMs', o.latencyThresholdMs);
+    this.#backoffRatio =
+      o.backoffRatio === undefined ? 0.9 : v.positiveFinite('backoffRatio', o.backoffRatio);
     if (this.#backoffRatio >= 1) throw invalid(`backoffRatio must be in (0, 1) (got ${this.#backoffRatio})`);
-    this.#tolerance = o.tolerance === undefined ? 1.5 : positiveNumber('tolerance', o.tolerance);
+    this.#tolerance = o.tolerance === undefined ? 1.5 : v.positiveFinite('tolerance', o.tolerance);
     if (this.#tolerance < 1) throw invalid(`tolerance must be >= 1 (got ${this.#tolerance})`);
-    this.#smoothing = o.smoothing === undefined ? 0.2 : positiveNumber('smoothing', o.smoothing);
+    this.#smoothing = o.smoothing === undefined ? 0.2 : v.positiveFinite('smoothing', o.smoothing);
     if (this.#smoothing > 1) throw invalid(`smoothing must be in (0, 1] (got ${this.#smoothing})`);
-    this.#longWindow = o.longWindow === undefined ? 600 : integer('longWindow', o.longWindow, 1);
-    this.#clock = clockOf(o.clock, systemClock);
+    this.#longWindow = o.longWindow === undefined ? 600 : v.integer('longWindow', o.longWindow, { min: 1 });
+    this.#clock = v.clock(o.clock, systemClock);
   }
 
   /** The current limit, rounded down to whole calls. */
@@ -90,7 +83,7 @@ class AdaptiveImpl extends PolicyBase implements AdaptiveConcurrency {
     if (this.#closed) return Promise.reject(closedError(`adaptiveConcurrency '${this.name}'`));
     if (this.#inflight >= Math.floor(this.#limit)) {
       const limit = Math.floor(this.#limit);
-      if (this.#ev.l.rejected !== undefined) this.#ev.emit('rejected', { name: this.name, limit });
+      if (this.#ev.has('rejected')) this.#ev.emit('rejected', { name: this.name, limit });
       return Promise.reject(
         new OmsBreakerError(
           'ERR_OMS_BREAKER_CONCURRENCY_LIMIT',
@@ -110,6 +103,8 @@ class AdaptiveImpl extends PolicyBase implements AdaptiveConcurrency {
       this.#sample(this.#clock.now() - t0, inflight, false);
       return v;
     } catch (e) {
+      // The caller giving up is no sign of overload: leave the limit alone.
+      if (ctx.callerAborted()) throw e;
       let drop: boolean;
       try {
         drop = this.#isDrop(e) !== false;
@@ -149,7 +144,7 @@ class AdaptiveImpl extends PolicyBase implements AdaptiveConcurrency {
     to = Math.max(this.#min, Math.min(this.#max, to));
     if (to === from) return;
     this.#limit = to;
-    if (Math.floor(to) !== Math.floor(from) && this.#ev.l.limitChange !== undefined) {
+    if (Math.floor(to) !== Math.floor(from) && this.#ev.has('limitChange')) {
       this.#ev.emit('limitChange', { name: this.name, from: Math.floor(from), to: Math.floor(to) });
     }
   }

@@ -1,5 +1,5 @@
 import type { Backoff } from './types.js';
-import { duration, positiveNumber, requireObject } from './validate.js';
+import { requireObject, v } from './validate.js';
 
 /**
  * The same delay before every retry.
@@ -8,7 +8,7 @@ import { duration, positiveNumber, requireObject } from './validate.js';
  * retry({ maxAttempts: 4, backoff: constantBackoff(250) });
  */
 export function constantBackoff(delayMs: number): Backoff {
-  const d = duration('delayMs', delayMs);
+  const d = v.durationMs('delayMs', delayMs);
   return Object.freeze({ kind: 'constant' as const, delay: () => d });
 }
 
@@ -20,8 +20,8 @@ export function constantBackoff(delayMs: number): Backoff {
  */
 export function linearBackoff(o: { initialMs: number; stepMs?: number }): Backoff {
   requireObject('linearBackoff options', o);
-  const initial = duration('initialMs', o.initialMs);
-  const step = o.stepMs === undefined ? initial : duration('stepMs', o.stepMs);
+  const initial = v.durationMs('initialMs', o.initialMs);
+  const step = o.stepMs === undefined ? initial : v.durationMs('stepMs', o.stepMs);
   return Object.freeze({ kind: 'linear' as const, delay: (n: number) => initial + step * (n - 1) });
 }
 
@@ -33,8 +33,8 @@ export function linearBackoff(o: { initialMs: number; stepMs?: number }): Backof
  */
 export function exponentialBackoff(o: { initialMs: number; factor?: number }): Backoff {
   requireObject('exponentialBackoff options', o);
-  const initial = duration('initialMs', o.initialMs);
-  const factor = o.factor === undefined ? 2 : positiveNumber('factor', o.factor);
+  const initial = v.durationMs('initialMs', o.initialMs);
+  const factor = o.factor === undefined ? 2 : v.positiveFinite('factor', o.factor);
   return Object.freeze({ kind: 'exponential' as const, delay: (n: number) => initial * factor ** (n - 1) });
 }
 
@@ -46,8 +46,8 @@ export function exponentialBackoff(o: { initialMs: number; factor?: number }): B
  */
 export function fullJitterBackoff(o: { initialMs: number; factor?: number }): Backoff {
   requireObject('fullJitterBackoff options', o);
-  const initial = duration('initialMs', o.initialMs);
-  const factor = o.factor === undefined ? 2 : positiveNumber('factor', o.factor);
+  const initial = v.durationMs('initialMs', o.initialMs);
+  const factor = o.factor === undefined ? 2 : v.positiveFinite('factor', o.factor);
   return Object.freeze({
     kind: 'full-jitter' as const,
     delay: (n: number, _prev: number, random: () => number, cap: number) =>
@@ -64,7 +64,7 @@ export function fullJitterBackoff(o: { initialMs: number; factor?: number }): Ba
  */
 export function decorrelatedJitterBackoff(o: { baseMs: number }): Backoff {
   requireObject('decorrelatedJitterBackoff options', o);
-  const base = duration('baseMs', o.baseMs);
+  const base = v.durationMs('baseMs', o.baseMs);
   return Object.freeze({
     kind: 'decorrelated-jitter' as const,
     delay: (_n: number, prev: number, random: () => number, cap: number) => {

@@ -1,9 +1,9 @@
-import { systemClock } from './clock.js';
 import { type CallContext, closedError, kRun, type Next, PolicyBase } from './context.js';
-import { Emitter } from './emitter.js';
 import { OmsBreakerError } from './errors.js';
+import { systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import type { Bulkhead, BulkheadOptions, Clock, Unsubscribe } from './types.js';
-import { clockOf, duration, integer, name as nameOf, requireObject } from './validate.js';
+import { policyName, requireObject, v } from './validate.js';
 
 interface Waiter {
   grant(): void;
@@ -25,12 +25,12 @@ class BulkheadImpl extends PolicyBase implements Bulkhead {
   constructor(o: BulkheadOptions) {
     super();
     requireObject('bulkhead options', o);
-    this.name = o.name === undefined ? 'bulkhead' : nameOf('name', o.name);
-    this.#max = integer('maxConcurrent', o.maxConcurrent, 1);
-    this.#maxQueue = o.maxQueue === undefined ? 0 : integer('maxQueue', o.maxQueue, 0);
+    this.name = o.name === undefined ? 'bulkhead' : policyName('name', o.name);
+    this.#max = v.integer('maxConcurrent', o.maxConcurrent, { min: 1 });
+    this.#maxQueue = o.maxQueue === undefined ? 0 : v.integer('maxQueue', o.maxQueue);
     this.#queueTimeoutMs =
-      o.queueTimeoutMs === undefined ? undefined : duration('queueTimeoutMs', o.queueTimeoutMs);
-    this.#clock = clockOf(o.clock, systemClock);
+      o.queueTimeoutMs === undefined ? undefined : v.durationMs('queueTimeoutMs', o.queueTimeoutMs);
+    this.#clock = v.clock(o.clock, systemClock);
   }
 
   get active(): number {
@@ -46,7 +46,7 @@ class BulkheadImpl extends PolicyBase implements Bulkhead {
   }
 
   #full(reason: 'full' | 'queue-timeout'): OmsBreakerError {
-    if (this.#ev.l.rejected !== undefined) this.#ev.emit('rejected', { name: this.name, reason });
+    if (this.#ev.has('rejected')) this.#ev.emit('rejected', { name: this.name, reason });
     return new OmsBreakerError(
       'ERR_OMS_BREAKER_BULKHEAD_FULL',
       reason === 'full'

@@ -1,7 +1,7 @@
-import { systemClock } from './clock.js';
 import { type CallContext, kRun, NEVER, type Next, PolicyBase } from './context.js';
-import { Emitter } from './emitter.js';
 import { invalid, isRejection, OmsBreakerError } from './errors.js';
+import { systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import type {
   BreakerPeer,
   BreakerRejectReason,
@@ -16,17 +16,7 @@ import type {
   Unsubscribe,
   WindowOptions,
 } from './types.js';
-import {
-  clockOf,
-  duration,
-  func,
-  integer,
-  isObject,
-  name as nameOf,
-  positiveNumber,
-  ratio,
-  requireObject,
-} from './validate.js';
+import { func, isObject, policyName, requireObject, v } from './validate.js';
 import { CountWindow, FAILED, type OutcomeWindow, SLOW, TimeWindow } from './windows.js';
 
 const CLOSED = 0;
@@ -46,11 +36,11 @@ const defaultIsFailure = (err: unknown): boolean => !isRejection(err);
 
 function windowOf(label: string, w: unknown): OutcomeWindow {
   requireObject(label, w);
-  if ('calls' in w) return new CountWindow(integer(`${label}.calls`, w.calls, 1));
+  if ('calls' in w) return new CountWindow(v.integer(`${label}.calls`, w.calls, { min: 1 }));
   if ('ms' in w) {
-    const ms = duration(`${label}.ms`, w.ms, true);
-    const buckets = w.buckets === undefined ? 10 : integer(`${label}.buckets`, w.buckets, 1);
-    if (buckets > 1000) throw invalid(`${label}.buckets must be <= 1000 (got ${buckets})`);
+    const ms = v.positiveFinite(`${label}.ms`, w.ms);
+    const buckets =
+      w.buckets === undefined ? 10 : v.integer(`${label}.buckets`, w.buckets, { min: 1, max: 1000 });
     return new TimeWindow(ms, buckets);
   }
   throw invalid(`${label} must be { calls } or { ms, buckets? }`);
@@ -116,8 +106,8 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
   constructor(o: CircuitBreakerOptions) {
     super();
     requireObject('circuitBreaker options', o);
-    this.name = nameOf('name', o.name);
-    this.#clock = clockOf(o.clock, systemClock);
+    this.name = policyName('name', o.name);
+    this.#clock = v.clock(o.clock, systemClock);
     this.#isFailure = o.isFailure === undefined ? defaultIsFailure : func('isFailure', o.isFailure);
 
     const noTrigger =
@@ -126,12 +116,14 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
       ? 5
       : o.consecutiveFailures === undefined
         ? 0
-        : integer('consecutiveFailures', o.consecutiveFailures, 1);
+        : v.integer('consecutiveFailures', o.consecutiveFailures, { min: 1 });
 
     if (o.failureRate !== undefined) {
       requireObject('failureRate', o.failureRate);
-      this.#threshold = ratio('failureRate.threshold', o.failureRate.threshold);
-      this.#minCalls = integer('failureRate.minimumThroughput', o.failureRate.minimumThroughput, 1);
+      this.#threshold = v.fraction('failureRate.threshold', o.failureRate.threshold);
+      this.#minCalls = v.integer('failureRate.minimumThroughput', o.failureRate.minimumThroughput, {
+        min: 1,
+      });
       this.#fw = windowOf('failureRate.window', o.failureRate.window);
     } else {
       this.#threshold = 1;
@@ -141,12 +133,12 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
 
     if (o.slowCall !== undefined) {
       requireObject('slowCall', o.slowCall);
-      this.#slowMs = duration('slowCall.thresholdMs', o.slowCall.thresholdMs);
-      this.#slowRate = ratio('slowCall.rate', o.slowCall.rate);
+      this.#slowMs = v.durationMs('slowCall.thresholdMs', o.slowCall.thresholdMs);
+      this.#slowRate = v.fraction('slowCall.rate', o.slowCall.rate);
       this.#slowMinCalls =
         o.slowCall.minimumThroughput === undefined
           ? (o.failureRate?.minimumThroughput ?? 10)
-          : integer('slowCall.minimumThroughput', o.slowCall.minimumThroughput, 1);
+          : v.integer('slowCall.minimumThroughput', o.slowCall.minimumThroughput, { min: 1 });
       const w = o.slowCall.window ?? o.failureRate?.window ?? { calls: 100 };
       this.#sw =
         this.#fw !== null && o.failureRate !== undefined && sameWindow(w, o.failureRate.window)
@@ -161,13 +153,13 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
 
     const openMs = o.openMs ?? 10_000;
     if (typeof openMs === 'number') {
-      this.#openInitial = this.#openMax = duration('openMs', openMs);
+      this.#openInitial = this.#openMax = v.durationMs('openMs', openMs);
       this.#openFactor = 1;
     } else {
       requireObject('openMs', openMs);
-      this.#openInitial = duration('openMs.initialMs', openMs.initialMs);
-      this.#openMax = duration('openMs.maxMs', openMs.maxMs);
-      this.#openFactor = openMs.factor === undefined ? 2 : positiveNumber('openMs.factor', openMs.factor);
+      this.#openInitial = v.durationMs('openMs.initialMs', openMs.initialMs);
+      this.#openMax = v.durationMs('openMs.maxMs', openMs.maxMs);
+      this.#openFactor = openMs.factor === undefined ? 2 : v.positiveFinite('openMs.factor', openMs.factor);
       if (this.#openMax < this.#openInitial) {
         throw invalid(
           `openMs.maxMs must be >= openMs.initialMs (got ${this.#openMax} < ${this.#openInitial})`,
@@ -179,13 +171,15 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     const h = o.halfOpen ?? {};
     requireObject('halfOpen', h);
     this.#maxProbes =
-      h.maxConcurrent === undefined ? 1 : integer('halfOpen.maxConcurrent', h.maxConcurrent, 1);
+      h.maxConcurrent === undefined ? 1 : v.integer('halfOpen.maxConcurrent', h.maxConcurrent, { min: 1 });
     this.#successesToClose =
-      h.successesToClose === undefined ? 1 : integer('halfOpen.successesToClose', h.successesToClose, 1);
+      h.successesToClose === undefined
+        ? 1
+        : v.integer('halfOpen.successesToClose', h.successesToClose, { min: 1 });
     this.#maxWaitMs =
       h.maxWaitMs === undefined
         ? Number.POSITIVE_INFINITY
-        : duration('halfOpen.maxWaitMs', h.maxWaitMs, true);
+        : v.positiveFinite('halfOpen.maxWaitMs', h.maxWaitMs);
 
     this.#timed = this.#sw !== null;
     if (o.restore !== undefined) this.restore(o.restore);
@@ -216,7 +210,7 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
   }
 
   #retime(): void {
-    this.#timed = this.#sw !== null || this.#ev.l.success !== undefined || this.#ev.l.failure !== undefined;
+    this.#timed = this.#sw !== null || this.#ev.has('success') || this.#ev.has('failure');
   }
 
   [kRun](ctx: CallContext, next: Next): Promise<unknown> {
@@ -292,6 +286,11 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     try {
       value = await next.call(ctx);
     } catch (e) {
+      if (ctx.callerAborted()) {
+        // Ignored, as Polly does: neither a success nor a failure, and a probe slot it held is freed.
+        if (st === HALF && gen === this.#gen) this.#probes--;
+        throw e;
+      }
       let failed: boolean;
       try {
         failed = this.#isFailure(e) !== false;
@@ -315,10 +314,10 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
       slow = durationMs >= this.#slowMs;
     }
     if (failed) {
-      if (this.#ev.l.failure !== undefined) {
+      if (this.#ev.has('failure')) {
         this.#ev.emit('failure', { name: this.name, state: STATES[st]!, durationMs, slow, error });
       }
-    } else if (this.#ev.l.success !== undefined) {
+    } else if (this.#ev.has('success')) {
       this.#ev.emit('success', { name: this.name, state: STATES[st]!, durationMs, slow });
     }
     if (gen !== this.#gen) return;
@@ -361,7 +360,7 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
 
   #reject(reason: BreakerRejectReason): OmsBreakerError {
     const state = STATES[this.#st]!;
-    if (this.#ev.l.rejected !== undefined) this.#ev.emit('rejected', { name: this.name, state, reason });
+    if (this.#ev.has('rejected')) this.#ev.emit('rejected', { name: this.name, state, reason });
     const retryAfterMs =
       this.#st === OPEN
         ? this.#isolated
@@ -376,7 +375,8 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
           : reason === 'half-open-full'
             ? 'is half-open and its probe slots are taken'
             : 'is half-open and another instance holds the probe';
-    return new OmsBreakerError('ERR_OMS_BREAKER_OPEN', `circuit breaker '${this.name}' ${why}`, false, {
+    // Retryable: the same call can succeed once the breaker lets probes through again (see retryAfterMs).
+    return new OmsBreakerError('ERR_OMS_BREAKER_OPEN', `circuit breaker '${this.name}' ${why}`, true, {
       retryAfterMs,
     });
   }
@@ -405,7 +405,7 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     this.#consecutive = 0;
     this.#fw?.clear();
     this.#sw?.clear();
-    if (this.#ev.l.stateChange !== undefined && from !== to) {
+    if (this.#ev.has('stateChange') && from !== to) {
       const e = { name: this.name, from: STATES[from]!, to: STATES[to]!, reason, at: this.#clock.now() };
       this.#ev.emit('stateChange', openMs === undefined ? e : { ...e, openMs });
     }
@@ -506,7 +506,8 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
       name: this.name,
       state: STATES[this.#st]!,
       isolated: this.#isolated,
-      openUntil: Number.isFinite(this.#openUntil) ? this.#openUntil : 0,
+      // A closed breaker has no open deadline; an old one would reopen a restore of this snapshot's copy.
+      openUntil: this.#st !== CLOSED && Number.isFinite(this.#openUntil) ? this.#openUntil : 0,
       trips: this.#trips,
       consecutiveFailures: this.#consecutive,
     };
@@ -551,7 +552,7 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
       if (s.slowWindow !== undefined && this.#sw !== null && this.#sw !== this.#fw)
         this.#sw.restore(s.slowWindow);
     }
-    if (from !== to && this.#ev.l.stateChange !== undefined) {
+    if (from !== to && this.#ev.has('stateChange')) {
       this.#ev.emit('stateChange', {
         name: this.name,
         from: STATES[from]!,

@@ -92,6 +92,16 @@ export class CallContext implements ExecuteContext {
     return this.#signal?.aborted === true;
   }
 
+  /**
+   * True when the signal the caller passed to `execute()` has aborted, as opposed to a timeout or a `close()`
+   * inside the pipeline. The caller giving up says nothing about the dependency's health.
+   */
+  callerAborted(): boolean {
+    let c: CallContext = this;
+    while (c.parent !== null) c = c.parent;
+    return c.#signal?.aborted === true;
+  }
+
   abortReason(): unknown {
     if (this.kind === SCOPED && this.reason !== undefined) return this.reason;
     if (this.parent !== null) return this.parent.abortReason();

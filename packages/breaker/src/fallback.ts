@@ -1,9 +1,9 @@
 import { type CallContext, kRun, type Next, PolicyBase } from './context.js';
-import { Emitter } from './emitter.js';
+import { Emitter } from './internal/emitter.js';
 import type { ExecuteContext, Fallback, FallbackOptions, Unsubscribe } from './types.js';
-import { func, name as nameOf, requireObject } from './validate.js';
+import { func, policyName, requireObject } from './validate.js';
 
-class FallbackImpl<F> extends PolicyBase implements Fallback {
+class FallbackImpl<F> extends PolicyBase implements Fallback<F> {
   readonly kind = 'fallback' as const;
   readonly name: string;
   readonly #value: F | ((err: unknown, ctx: ExecuteContext) => F | PromiseLike<F>);
@@ -13,7 +13,7 @@ class FallbackImpl<F> extends PolicyBase implements Fallback {
   constructor(value: F | ((err: unknown, ctx: ExecuteContext) => F | PromiseLike<F>), o: FallbackOptions) {
     super();
     requireObject('fallback options', o);
-    this.name = o.name === undefined ? 'fallback' : nameOf('name', o.name);
+    this.name = o.name === undefined ? 'fallback' : policyName('name', o.name);
     this.#value = value;
     this.#when = o.when === undefined ? () => true : func('when', o.when);
   }
@@ -26,8 +26,9 @@ class FallbackImpl<F> extends PolicyBase implements Fallback {
     try {
       return await next.call(ctx);
     } catch (err) {
-      if (!this.#when(err)) throw err;
-      if (this.#ev.l.fallback !== undefined) this.#ev.emit('fallback', { name: this.name, error: err });
+      // The caller gave up: it wants the abort, not a substitute answer.
+      if (ctx.callerAborted() || !this.#when(err)) throw err;
+      if (this.#ev.has('fallback')) this.#ev.emit('fallback', { name: this.name, error: err });
       const v = this.#value;
       return typeof v === 'function' ? (v as (err: unknown, ctx: ExecuteContext) => unknown)(err, ctx) : v;
     }
@@ -47,8 +48,13 @@ class FallbackImpl<F> extends PolicyBase implements Fallback {
  * const prices = await pipeline(cached, breaker).execute(() => pricing.list());
  */
 export function fallback<F>(
+  fn: (err: unknown, ctx: ExecuteContext) => F | PromiseLike<F>,
+  opts?: FallbackOptions,
+): Fallback<F>;
+export function fallback<F>(value: F, opts?: FallbackOptions): Fallback<F>;
+export function fallback<F>(
   valueOrFn: F | ((err: unknown, ctx: ExecuteContext) => F | PromiseLike<F>),
   opts: FallbackOptions = {},
-): Fallback {
+): Fallback<F> {
   return new FallbackImpl(valueOrFn, opts);
 }

@@ -8,9 +8,9 @@ export {
 } from './backoff.js';
 export { bulkhead } from './bulkhead.js';
 export { circuitBreaker } from './circuit-breaker.js';
-export { systemClock } from './clock.js';
 export { type BreakerErrorCode, isOmsBreakerError, OmsBreakerError } from './errors.js';
 export { fallback } from './fallback.js';
+export { systemClock } from './internal/clock.js';
 export { pipeline } from './pipeline.js';
 export { retry } from './retry.js';
 export { retryBudget } from './retry-budget.js';

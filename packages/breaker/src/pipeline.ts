@@ -1,6 +1,6 @@
 import { type CallContext, kRun, type Next, PolicyBase, TERMINAL } from './context.js';
 import { invalid } from './errors.js';
-import type { Pipeline, Policy } from './types.js';
+import type { Pipeline, Policy, Substitute } from './types.js';
 
 /** Runs one of our policies with the rest of the chain behind it. */
 class Link implements Next {
@@ -16,7 +16,7 @@ class Link implements Next {
 /** Runs someone else's `Policy`: it only knows `execute`, so its context is adopted for the inner layers. */
 class ForeignLink implements Next {
   constructor(
-    readonly policy: Policy,
+    readonly policy: Policy<unknown>,
     readonly next: Next,
   ) {}
   call(ctx: CallContext): unknown {
@@ -24,9 +24,9 @@ class ForeignLink implements Next {
   }
 }
 
-const isOurs = (p: Policy): p is PolicyBase => p instanceof PolicyBase;
+const isOurs = (p: Policy<unknown>): p is PolicyBase => p instanceof PolicyBase;
 
-function chain(policies: readonly Policy[], end: Next): Next {
+function chain(policies: readonly Policy<unknown>[], end: Next): Next {
   let next = end;
   for (let i = policies.length - 1; i >= 0; i--) {
     const p = policies[i]!;
@@ -35,16 +35,16 @@ function chain(policies: readonly Policy[], end: Next): Next {
   return next;
 }
 
-class PipelineImpl extends PolicyBase implements Pipeline {
+class PipelineImpl extends PolicyBase implements Pipeline<unknown> {
   readonly kind = 'pipeline' as const;
-  readonly policies: readonly Policy[];
+  readonly policies: readonly Policy<unknown>[];
   readonly #chain: Next;
 
-  constructor(policies: readonly Policy[]) {
+  constructor(policies: readonly Policy<unknown>[]) {
     super();
-    const flat: Policy[] = [];
+    const flat: Policy<unknown>[] = [];
     for (const [i, p] of policies.entries()) {
-      if (p === null || typeof p !== 'object' || typeof (p as Policy).execute !== 'function') {
+      if (p === null || typeof p !== 'object' || typeof (p as Policy<unknown>).execute !== 'function') {
         throw invalid(`pipeline argument ${i} is not a policy (it needs execute(fn, signal))`);
       }
       if (p instanceof PipelineImpl) flat.push(...p.policies);
@@ -82,6 +82,6 @@ class PipelineImpl extends PolicyBase implements Pipeline {
  * const resilient = pipeline(timeout(5_000), retry({ maxAttempts: 3 }), circuitBreaker({ name: 'users' }));
  * const user = await resilient.execute(({ signal }) => fetchUser(id, { signal }));
  */
-export function pipeline(...policies: Policy[]): Pipeline {
-  return new PipelineImpl(policies);
+export function pipeline<P extends Policy<unknown>[]>(...policies: P): Pipeline<Substitute<P[number]>> {
+  return new PipelineImpl(policies) as Pipeline<Substitute<P[number]>>;
 }

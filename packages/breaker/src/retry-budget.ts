@@ -1,12 +1,15 @@
-import { systemClock } from './clock.js';
-import { Emitter } from './emitter.js';
+import { systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import type { Clock, RetryBudget, RetryBudgetOptions, Unsubscribe } from './types.js';
-import { clockOf, duration, ratio, requireObject } from './validate.js';
+import { requireObject, v } from './validate.js';
 
 const BUCKETS = 10;
 
 class RetryBudgetImpl implements RetryBudget {
   readonly kind = 'retry-budget' as const;
+  readonly ratio: number;
+  readonly minPerSec: number;
+  readonly ttlMs: number;
   readonly #clock: Clock;
   readonly #ratio: number;
   readonly #minPerSec: number;
@@ -15,7 +18,7 @@ class RetryBudgetImpl implements RetryBudget {
   /** Unspent deposits per time bucket; a retry spends the oldest first, so each is backed by real requests. */
   readonly #tokens = new Float64Array(BUCKETS);
   #cur = Number.NEGATIVE_INFINITY;
-  #reserve = 0;
+  #reserve: number;
   #reserveAt: number;
   #requests = 0;
   #retries = 0;
@@ -24,12 +27,18 @@ class RetryBudgetImpl implements RetryBudget {
 
   constructor(o: RetryBudgetOptions) {
     requireObject('retryBudget options', o);
-    this.#clock = clockOf(o.clock, systemClock);
-    this.#ratio = o.ratio === undefined ? 0.2 : ratio('ratio', o.ratio);
-    this.#minPerSec = o.minPerSec === undefined ? 10 : duration('minPerSec', o.minPerSec);
-    const ttlMs = o.ttlMs === undefined ? 10_000 : duration('ttlMs', o.ttlMs, true);
+    this.#clock = v.clock(o.clock, systemClock);
+    this.#ratio = o.ratio === undefined ? 0.2 : v.fraction('ratio', o.ratio);
+    this.#minPerSec = o.minPerSec === undefined ? 10 : v.nonNegativeFinite('minPerSec', o.minPerSec);
+    const ttlMs = o.ttlMs === undefined ? 10_000 : v.positiveFinite('ttlMs', o.ttlMs);
+    this.ratio = this.#ratio;
+    this.minPerSec = this.#minPerSec;
+    this.ttlMs = ttlMs;
     this.#width = ttlMs / BUCKETS;
     this.#reserveCap = (this.#minPerSec * ttlMs) / 1000;
+    // The floor (Finagle's minRetriesPerSec) holds from the first second: a process that just started, or a
+    // caller with little traffic, may retry minPerSec times a second before any deposit exists.
+    this.#reserve = Math.min(this.#reserveCap, this.#minPerSec);
     this.#reserveAt = this.#clock.now();
   }
 
@@ -44,7 +53,8 @@ class RetryBudgetImpl implements RetryBudget {
   }
 
   #refill(now: number): void {
-    // The reserve starts empty and fills at minPerSec, so reserve-funded retries never exceed minPerSec × elapsed.
+    // The reserve refills at minPerSec up to minPerSec × ttl, so reserve-funded retries never exceed
+    // minPerSec × (elapsed seconds + 1).
     const dt = now - this.#reserveAt;
     if (dt > 0) {
       this.#reserve = Math.min(this.#reserveCap, this.#reserve + (dt * this.#minPerSec) / 1000);
@@ -81,7 +91,7 @@ class RetryBudgetImpl implements RetryBudget {
       return true;
     }
     this.#denied++;
-    if (this.#ev.l.denied !== undefined)
+    if (this.#ev.has('denied'))
       this.#ev.emit('denied', { balance: sum + this.#reserve, reason: 'exhausted' });
     return false;
   }
@@ -106,8 +116,9 @@ class RetryBudgetImpl implements RetryBudget {
 
 /**
  * A Finagle-style retry budget, shareable by every retry policy that calls the same dependency: retries stay
- * within `ratio × requests + minPerSec × seconds`, so a failing dependency sees at most `1 + ratio` times its
- * normal load instead of `maxAttempts` times. Deposits expire after `ttlMs`.
+ * within `ratio × requests + minPerSec × (seconds + 1)`, so a failing dependency sees at most `1 + ratio`
+ * times its normal load instead of `maxAttempts` times. `minPerSec` (default 10) is a floor available from the
+ * start, so the first failures after start-up can retry too. Deposits expire after `ttlMs`.
  *
  * @example
  * const budget = retryBudget({ ratio: 0.1, minPerSec: 5 });

@@ -1,8 +1,8 @@
 import { exponentialBackoff } from './backoff.js';
-import { systemClock } from './clock.js';
 import { type CallContext, closedError, kRun, type Next, PolicyBase, sleep } from './context.js';
-import { Emitter } from './emitter.js';
 import { invalid, isRejection, OmsBreakerError } from './errors.js';
+import { systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import type {
   Backoff,
   Clock,
@@ -13,7 +13,7 @@ import type {
   RetryOptions,
   Unsubscribe,
 } from './types.js';
-import { clockOf, duration, func, integer, isObject, name as nameOf, requireObject } from './validate.js';
+import { func, isObject, policyName, requireObject, v } from './validate.js';
 
 const isAbort = (e: unknown): boolean =>
   e instanceof Error && (e.name === 'AbortError' || (e as { code?: unknown }).code === 'ABORT_ERR');
@@ -25,6 +25,18 @@ function retryAfterOf(err: unknown): number | undefined {
   if (!isObject(err)) return undefined;
   const v = (err as { retryAfterMs?: unknown }).retryAfterMs;
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+/** Says what the budget allows, so the message states the actual cause: more retries than that were asked. */
+function budgetSpent(b: RetryBudget): string {
+  const { ratio, minPerSec, ttlMs } = b as Partial<RetryBudget>;
+  if (typeof ratio !== 'number' || typeof minPerSec !== 'number' || typeof ttlMs !== 'number') {
+    return 'its retry budget refused the retry';
+  }
+  return (
+    `its retry budget is spent: retries in the last ${ttlMs / 1000} s already used the ` +
+    `${Math.round(ratio * 100)}% of requests it allows plus its floor of ${minPerSec} per second`
+  );
 }
 
 class RetryImpl extends PolicyBase implements Retry {
@@ -44,21 +56,21 @@ class RetryImpl extends PolicyBase implements Retry {
   constructor(o: RetryOptions) {
     super();
     requireObject('retry options', o);
-    this.name = o.name === undefined ? 'retry' : nameOf('name', o.name);
-    this.#max = o.maxAttempts === undefined ? 3 : integer('maxAttempts', o.maxAttempts, 1);
+    this.name = o.name === undefined ? 'retry' : policyName('name', o.name);
+    this.#max = o.maxAttempts === undefined ? 3 : v.integer('maxAttempts', o.maxAttempts, { min: 1 });
     if (o.backoff !== undefined && (!isObject(o.backoff) || typeof o.backoff.delay !== 'function')) {
       throw invalid(
         'backoff must come from constantBackoff(), exponentialBackoff() or another backoff helper',
       );
     }
     this.#backoff = (o.backoff as Backoff | undefined) ?? exponentialBackoff({ initialMs: 100 });
-    this.#cap = o.maxDelayMs === undefined ? 30_000 : duration('maxDelayMs', o.maxDelayMs);
+    this.#cap = o.maxDelayMs === undefined ? 30_000 : v.durationMs('maxDelayMs', o.maxDelayMs);
     this.#shouldRetry = o.shouldRetry === undefined ? defaultShouldRetry : func('shouldRetry', o.shouldRetry);
     if (o.budget !== undefined && (!isObject(o.budget) || typeof o.budget.tryWithdraw !== 'function')) {
       throw invalid('budget must come from retryBudget()');
     }
     this.#budget = o.budget as RetryBudget | undefined;
-    this.#clock = clockOf(o.clock, systemClock);
+    this.#clock = v.clock(o.clock, systemClock);
     this.#random = o.random === undefined ? Math.random : func('random', o.random);
   }
 
@@ -79,7 +91,7 @@ class RetryImpl extends PolicyBase implements Retry {
         const delay = this.#decide(err, attempt, prevDelay, ctx);
         if (typeof delay !== 'number') throw delay.error;
         prevDelay = delay;
-        if (this.#ev.l.retry !== undefined)
+        if (this.#ev.has('retry'))
           this.#ev.emit('retry', { name: this.name, attempt, delayMs: delay, error: err });
         if (delay > 0) await sleep(this.#clock, delay, ctx, this.#sleepers);
         else if (ctx.isAborted()) throw ctx.abortReason();
@@ -112,14 +124,14 @@ class RetryImpl extends PolicyBase implements Retry {
         reason = 'budget-exhausted';
         error = new OmsBreakerError(
           'ERR_OMS_BREAKER_RETRY_BUDGET',
-          `retry '${this.name}' gave up after attempt ${attempt}: the retry budget is exhausted (the dependency is failing for many callers)`,
+          `retry '${this.name}' gave up after attempt ${attempt}: ${budgetSpent(this.#budget)}`,
           false,
           { cause: err },
         );
       }
     }
     if (reason === undefined) return delay;
-    if (this.#ev.l.giveUp !== undefined) {
+    if (this.#ev.has('giveUp')) {
       this.#ev.emit('giveUp', { name: this.name, attempts: attempt, reason, error: err });
     }
     return { error };

@@ -16,11 +16,11 @@ import type {
 import { VERSION } from './version.js';
 
 /**
- * Anything `instrument()` knows how to observe.
+ * Anything `instrument()` knows how to observe: one policy, a retry budget, or a pipeline (every policy in it).
  *
  * @example
- * const targets: Instrumentable[] = [breaker, retryPolicy, pipeline(timeout(1_000), bulkheadPolicy)];
- * instrument(targets);
+ * import { circuitBreaker, type Instrumentable, pipeline, timeout } from '@oms/breaker';
+ * const target: Instrumentable = pipeline(timeout(1_000), circuitBreaker({ name: 'users' }));
  */
 export type Instrumentable =
   | CircuitBreaker
@@ -28,32 +28,38 @@ export type Instrumentable =
   | Timeout
   | Bulkhead
   | AdaptiveConcurrency
-  | Fallback
+  | Fallback<unknown>
   | RetryBudget
-  | Pipeline;
+  | Pipeline<unknown>;
 
 const STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 /**
- * Publishes the policies' events as OpenTelemetry metrics on the meter `@oms/breaker`:
+ * Publishes a policy's events (every policy's, for a pipeline) as OpenTelemetry metrics on the meter
+ * `@oms/breaker`:
  * - `oms.breaker.state` (observable gauge per breaker: 0 closed, 1 half-open, 2 open),
  * - `oms.breaker.calls` (counter by `oms.breaker.outcome`: success, failure, rejected),
  * - `oms.breaker.call.duration` (histogram, seconds, when the breaker measured it),
  * - `oms.breaker.transitions` (counter by `oms.breaker.to` and `oms.breaker.reason`),
  * - `oms.breaker.retries` (counter) and `oms.breaker.rejections` (counter by `oms.breaker.reason`).
- * Attributes carry policy names and reasons only. Pipelines are expanded. No spans: see `traced()`.
- * Returns a function that detaches every listener and the gauge callback.
+ *
+ * On the tracer, each breaker state change is a short span `breaker.transition` (they are rare); there is no
+ * span per call unless you opt in with `traced()`. Attributes carry policy names and reasons only. Returns a
+ * function that detaches every listener and the gauge callback.
  *
  * @example
- * const stop = instrument([breaker, retryPolicy, bulkheadPolicy]);
+ * import { circuitBreaker, instrument, pipeline, retry } from '@oms/breaker';
+ * const users = pipeline(retry({ maxAttempts: 3 }), circuitBreaker({ name: 'users' }));
+ * const detach = instrument(users);
  * // later, on shutdown
- * stop();
+ * detach();
  */
 export function instrument(
-  targets: Instrumentable | readonly Instrumentable[],
-  opts: { meter?: Meter } = {},
-): Unsubscribe {
+  target: Instrumentable,
+  opts: { meter?: Meter; tracer?: Tracer } = {},
+): () => void {
   const meter = opts.meter ?? metrics.getMeter('@oms/breaker', VERSION);
+  const tracer = opts.tracer ?? trace.getTracer('@oms/breaker', VERSION);
   const calls = meter.createCounter('oms.breaker.calls', {
     description: 'Calls through a circuit breaker, by outcome',
   });
@@ -76,12 +82,8 @@ export function instrument(
 
   const offs: Unsubscribe[] = [];
   const breakers: CircuitBreaker[] = [];
-  const list = (Array.isArray(targets) ? targets : [targets]) as Instrumentable[];
-  const flat: Instrumentable[] = [];
-  for (const t of list) {
-    if (t.kind === 'pipeline') flat.push(...(t.policies.filter((p) => 'kind' in p) as Instrumentable[]));
-    else flat.push(t);
-  }
+  const flat: Instrumentable[] =
+    target.kind === 'pipeline' ? (target.policies.filter((p) => 'kind' in p) as Instrumentable[]) : [target];
 
   for (const t of flat) {
     switch (t.kind) {
@@ -103,9 +105,18 @@ export function instrument(
               'oms.breaker.reason': e.reason,
             });
           }),
-          t.on('stateChange', (e) =>
-            transitions.add(1, { ...base, 'oms.breaker.to': e.to, 'oms.breaker.reason': e.reason }),
-          ),
+          t.on('stateChange', (e) => {
+            transitions.add(1, { ...base, 'oms.breaker.to': e.to, 'oms.breaker.reason': e.reason });
+            const span = tracer.startSpan('breaker.transition', {
+              attributes: {
+                ...base,
+                'oms.breaker.from': e.from,
+                'oms.breaker.to': e.to,
+                'oms.breaker.reason': e.reason,
+              },
+            });
+            span.end();
+          }),
         );
         break;
       }
@@ -177,7 +188,7 @@ export function instrument(
 
 class TracedPolicy extends PolicyBase {
   constructor(
-    readonly inner: Policy,
+    readonly inner: Policy<unknown>,
     readonly spanName: string,
     readonly tracer: Tracer,
   ) {
@@ -185,9 +196,9 @@ class TracedPolicy extends PolicyBase {
   }
 
   override execute<T>(fn: Operation<T>, signal?: AbortSignal): Promise<T> {
-    return this.tracer.startActiveSpan(this.spanName, async (span) => {
+    return this.tracer.startActiveSpan(this.spanName, async (span): Promise<T> => {
       try {
-        const v = await this.inner.execute(fn, signal);
+        const v = (await this.inner.execute(fn, signal)) as T;
         span.setStatus({ code: SpanStatusCode.OK });
         return v;
       } catch (e) {
@@ -213,9 +224,15 @@ class TracedPolicy extends PolicyBase {
  * than the policies themselves). Span status carries the error code on failure.
  *
  * @example
- * const users = traced(pipeline(timeout(1_000), breaker), 'breaker.users');
- * await users.execute(() => fetchUser(id));
+ * import { circuitBreaker, pipeline, timeout, traced } from '@oms/breaker';
+ * declare function fetchUser(id: string): Promise<{ name: string }>;
+ * const users = traced(pipeline(timeout(1_000), circuitBreaker({ name: 'users' })), 'breaker.users');
+ * const user = await users.execute(() => fetchUser('42'));
  */
-export function traced(policy: Policy, spanName = 'breaker.execute', opts: { tracer?: Tracer } = {}): Policy {
+export function traced<F = never>(
+  policy: Policy<F>,
+  spanName = 'breaker.execute',
+  opts: { tracer?: Tracer } = {},
+): Policy<F> {
   return new TracedPolicy(policy, spanName, opts.tracer ?? trace.getTracer('@oms/breaker', VERSION));
 }

@@ -1,14 +1,27 @@
-import { systemClock } from './clock.js';
 import { type CallContext, closedError, kRun, NEVER, type Next, PolicyBase } from './context.js';
-import { Emitter } from './emitter.js';
 import { invalid, OmsBreakerError } from './errors.js';
+import { systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
 import type { Clock, Timeout, TimeoutOptions, Unsubscribe } from './types.js';
-import { clockOf, duration, name as nameOf, requireObject } from './validate.js';
+import { policyName, requireObject, v } from './validate.js';
+
+/**
+ * Ref's or unref's a Node timer handle; a custom clock's handle without these methods is left alone.
+ */
+function hold(handle: unknown, on: boolean): void {
+  const h = handle as { ref?: () => unknown; unref?: () => unknown } | null;
+  if (on) h?.ref?.();
+  else h?.unref?.();
+}
 
 /**
  * Calls under one timeout policy share a duration, so their deadlines arrive in the order they started: an
  * intrusive doubly linked list is already sorted. One clock timer watches the head; finishing a call unlinks
- * it in O(1) and never touches the timer (the timer re-arms itself for the new head when it fires).
+ * it in O(1) and never clears the timer (the timer re-arms itself for the new head when it fires).
+ *
+ * The timer bounds promises callers await, so it is ref'd while any call is in the list: a script whose only
+ * work is a timed call must not exit mid-await. Once the list is empty, the timer left armed is unref'd, so a
+ * finished call never holds the process open until its old deadline.
  */
 class DeadlineList {
   head: CallContext | null = null;
@@ -23,10 +36,12 @@ class DeadlineList {
   push(c: CallContext): void {
     c.queued = true;
     c.prev = this.tail;
-    if (this.tail === null) this.head = c;
-    else this.tail.next = c;
+    const wasEmpty = this.tail === null;
+    if (wasEmpty) this.head = c;
+    else this.tail!.next = c;
     this.tail = c;
     if (this.#timer === undefined) this.#arm(c.deadline);
+    else if (wasEmpty) hold(this.#timer, true);
   }
 
   remove(c: CallContext): void {
@@ -38,6 +53,7 @@ class DeadlineList {
     else c.next.prev = c.prev;
     c.prev = null;
     c.next = null;
+    if (this.head === null && this.#timer !== undefined) hold(this.#timer, false);
   }
 
   #arm(at: number): void {
@@ -77,15 +93,15 @@ class TimeoutImpl extends PolicyBase implements Timeout {
 
   constructor(ms: number, o: TimeoutOptions) {
     super();
-    this.ms = duration('ms', ms, true);
+    this.ms = v.positiveFinite('ms', ms);
     requireObject('timeout options', o);
-    this.name = o.name === undefined ? 'timeout' : nameOf('name', o.name);
+    this.name = o.name === undefined ? 'timeout' : policyName('name', o.name);
     const strategy = o.strategy ?? 'cooperative';
     if (strategy !== 'cooperative' && strategy !== 'aggressive') {
       throw invalid(`strategy must be 'cooperative' or 'aggressive' (got ${String(strategy)})`);
     }
     this.#aggressive = strategy === 'aggressive';
-    this.#clock = clockOf(o.clock, systemClock);
+    this.#clock = v.clock(o.clock, systemClock);
     this.#list = new DeadlineList(this.#clock, (c) => this.#expire(c));
   }
 
@@ -105,7 +121,7 @@ class TimeoutImpl extends PolicyBase implements Timeout {
   }
 
   #expire(c: CallContext): void {
-    if (this.#ev.l.timeout !== undefined) this.#ev.emit('timeout', { name: this.name, ms: this.ms });
+    if (this.#ev.has('timeout')) this.#ev.emit('timeout', { name: this.name, ms: this.ms });
     const err = this.#error();
     c.abort(err);
     c.onExpire?.(err);

@@ -1,17 +1,6 @@
-/**
- * Milliseconds since the epoch plus timers; inject a fake one in tests.
- *
- * @example
- * // a clock that runs 10× fast, for a soak test
- * const t0 = Date.now();
- * const fast: Clock = { ...systemClock, now: () => t0 + (Date.now() - t0) * 10 };
- * circuitBreaker({ name: 'db', clock: fast });
- */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import type { Clock } from './internal/clock.js';
+
+export type { Clock };
 
 /**
  * Removes the listener it was returned for.
@@ -57,9 +46,27 @@ export type Operation<T> = (ctx: ExecuteContext) => T | PromiseLike<T>;
  * };
  * pipeline(logged, circuitBreaker({ name: 'users' }));
  */
-export interface Policy {
-  execute<T>(fn: Operation<T>, signal?: AbortSignal): Promise<T>;
+export interface Policy<F = never> {
+  /** Runs `fn` under the policy. A policy that substitutes a value (a fallback) may resolve to an `F`. */
+  execute<T>(fn: Operation<T>, signal?: AbortSignal): Promise<T | F>;
+  /** Type-only, never present at runtime: carries `F` so `pipeline()` can add it to its result type. */
+  readonly [substitutes]?: () => F;
 }
+
+/** Type-only key of {@link Policy}'s substitute brand; it has no runtime value. */
+declare const substitutes: unique symbol;
+
+/**
+ * What a policy may resolve to instead of the function's result: a fallback's value, `never` for the rest.
+ *
+ * @example
+ * type Cached = Substitute<typeof cached>; // string[] for fallback([] as string[])
+ */
+export type Substitute<P> = P extends { readonly [substitutes]?: infer S }
+  ? S extends () => infer F
+    ? F
+    : never
+  : never;
 
 /**
  * A policy that owns timers or connections and can be closed.
@@ -68,7 +75,7 @@ export interface Policy {
  * await using b = bulkhead({ maxConcurrent: 8 }); // closed when the scope ends
  * await b.execute(() => work());
  */
-export interface ClosablePolicy extends Policy {
+export interface ClosablePolicy<F = never> extends Policy<F> {
   /** Stops timers, rejects queued work with `ERR_OMS_BREAKER_CLOSED` and removes listeners it added. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -528,7 +535,7 @@ export interface Retry extends ClosablePolicy {
 export interface RetryBudgetOptions {
   /** Retries allowed per request, in [0, 1] (default 0.2). */
   ratio?: number;
-  /** Retries per second allowed regardless of traffic (default 10). */
+  /** Retries per second allowed regardless of traffic, from the first second on (default 10). */
   minPerSec?: number;
   /** How long a request's deposit stays spendable (default 10 000). */
   ttlMs?: number;
@@ -545,6 +552,12 @@ export interface RetryBudgetOptions {
  */
 export interface RetryBudget {
   readonly kind: 'retry-budget';
+  /** Retries allowed per request, as configured. */
+  readonly ratio: number;
+  /** The floor of retries per second, whatever the traffic. */
+  readonly minPerSec: number;
+  /** How long a request's deposit stays spendable, in ms. */
+  readonly ttlMs: number;
   /** Records a request (every retry policy using the budget calls this once per execute). */
   deposit(): void;
   /** Takes one retry if the budget allows it. */
@@ -680,26 +693,26 @@ export interface FallbackOptions {
 }
 
 /**
- * A fallback policy, as returned by `fallback()`.
+ * A fallback policy, as returned by `fallback()`: its `execute` resolves to the function's result or to `F`.
  *
  * @example
- * const f: Fallback = fallback(() => cache.get('menu'));
- * f.on('fallback', (e) => log.warn({ err: e.error }, 'served from cache'));
+ * const f: Fallback<string[]> = fallback((): string[] => []);
+ * f.on('fallback', (e) => console.warn('served the empty list', e.error));
  */
-export interface Fallback extends ClosablePolicy {
+export interface Fallback<F = unknown> extends ClosablePolicy<F> {
   readonly kind: 'fallback';
   readonly name: string;
   on(event: 'fallback', fn: (e: { name: string; error: unknown }) => void): Unsubscribe;
 }
 
 /**
- * Policies composed by `pipeline()`, outermost first.
+ * Policies composed by `pipeline()`, outermost first. `F` is what its fallbacks may resolve to instead.
  *
  * @example
  * const p: Pipeline = pipeline(timeout(2_000), retry({ maxAttempts: 3 }), circuitBreaker({ name: 'api' }));
  * await p.close(); // closes every policy in it
  */
-export interface Pipeline extends ClosablePolicy {
+export interface Pipeline<F = never> extends ClosablePolicy<F> {
   readonly kind: 'pipeline';
-  readonly policies: readonly Policy[];
+  readonly policies: readonly Policy<unknown>[];
 }

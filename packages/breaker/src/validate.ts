@@ -1,63 +1,23 @@
 import { invalid } from './errors.js';
+import { type Validators, validators } from './internal/validate.js';
 
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null;
+/** The option checks every @oms package shares, failing with `ERR_OMS_BREAKER_INVALID_OPTION`. */
+export const v: Validators = validators(invalid);
+
+export function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null;
 }
 
-export function requireObject(name: string, v: unknown): asserts v is Record<string, unknown> {
-  if (!isObject(v)) throw invalid(`${name} must be an object (got ${v === null ? 'null' : typeof v})`);
+export function requireObject(name: string, x: unknown): asserts x is Record<string, unknown> {
+  if (!isObject(x)) throw invalid(`${name} must be an object (got ${x === null ? 'null' : typeof x})`);
 }
 
-/** A duration in ms: finite and >= 0 (or > 0 when `positive`). */
-export function duration(name: string, v: unknown, positive = false): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (positive && v === 0)) {
-    throw invalid(`${name} must be a finite number ${positive ? '> 0' : '>= 0'} in ms (got ${String(v)})`);
-  }
-  return v;
+export function func<F>(name: string, x: unknown): F {
+  if (typeof x !== 'function') throw invalid(`${name} must be a function (got ${typeof x})`);
+  return x as F;
 }
 
-export function ratio(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
-    throw invalid(`${name} must be a number in [0, 1] (got ${String(v)})`);
-  }
-  return v;
-}
-
-export function integer(name: string, v: unknown, min: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw invalid(`${name} must be an integer >= ${min} (got ${String(v)})`);
-  }
-  return v;
-}
-
-export function positiveNumber(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    throw invalid(`${name} must be a finite number > 0 (got ${String(v)})`);
-  }
-  return v;
-}
-
-export function func<F>(name: string, v: unknown): F {
-  if (typeof v !== 'function') throw invalid(`${name} must be a function (got ${typeof v})`);
-  return v as F;
-}
-
-export function name(label: string, v: unknown): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 200) {
-    throw invalid(`${label} must be a non-empty string of at most 200 characters (got ${String(v)})`);
-  }
-  return v;
-}
-
-export function clockOf<C>(v: unknown, fallback: C): C {
-  if (v === undefined) return fallback;
-  requireObject('clock', v);
-  if (
-    typeof v.now !== 'function' ||
-    typeof v.setTimeout !== 'function' ||
-    typeof v.clearTimeout !== 'function'
-  ) {
-    throw invalid('clock must have now(), setTimeout() and clearTimeout()');
-  }
-  return v as C;
+/** Policy names end up in metric attributes and Redis keys: short, low-cardinality strings. */
+export function policyName(label: string, x: unknown): string {
+  return v.key(label, x, 200);
 }

@@ -158,7 +158,7 @@ describe('retry', () => {
 });
 
 describe('retryBudget', () => {
-  it('10,000 failing calls with ratio 0.2 retry at most 0.2 × 10,000 + minPerSec × elapsed', async () => {
+  it('10,000 failing calls with ratio 0.2 retry at most 0.2 × 10,000 + minPerSec × (elapsed + 1 s)', async () => {
     const clock = fakeClock();
     const budget = retryBudget({ ratio: 0.2, minPerSec: 10, ttlMs: 10_000, clock });
     const r = retry({ maxAttempts: 3, backoff: constantBackoff(0), budget, clock });
@@ -178,21 +178,50 @@ describe('retryBudget', () => {
     }
     const elapsedSec = (clock.now() - start) / 1000;
     const retries = attempts - 10_000;
-    expect(retries).toBeLessThanOrEqual(0.2 * 10_000 + 10 * elapsedSec);
+    // The floor grants one second's worth (minPerSec) at start, then refills at minPerSec.
+    expect(retries).toBeLessThanOrEqual(0.2 * 10_000 + 10 * (elapsedSec + 1));
     expect(retries).toBeGreaterThan(0.2 * 10_000 * 0.9); // the budget is actually usable
     expect(budgetErrors).toBeGreaterThan(0);
     expect(budget.stats()).toMatchObject({ requests: 10_000, retries });
   });
 
-  it('allows minPerSec retries per second without traffic, and emits denied when exhausted', () => {
+  it('allows minPerSec retries per second without traffic, from the first second on, and emits denied when exhausted', () => {
     const clock = fakeClock();
     const budget = retryBudget({ ratio: 0, minPerSec: 2, ttlMs: 1000, clock });
     const denied: number[] = [];
     budget.on('denied', (e) => denied.push(e.balance));
-    expect(budget.tryWithdraw()).toBe(false);
+    // Right after start, before any deposit: the floor is there already.
+    expect([budget.tryWithdraw(), budget.tryWithdraw(), budget.tryWithdraw()]).toEqual([true, true, false]);
     clock.advance(1000);
     expect([budget.tryWithdraw(), budget.tryWithdraw(), budget.tryWithdraw()]).toEqual([true, true, false]);
     expect(denied.length).toBe(2);
+  });
+
+  it('the first failures after start retry under the default floor, and a refusal says what the budget allows', async () => {
+    const clock = fakeClock();
+    const budget = retryBudget({ clock }); // defaults: ratio 0.2, minPerSec 10, ttlMs 10 s
+    expect([budget.ratio, budget.minPerSec, budget.ttlMs]).toEqual([0.2, 10, 10_000]);
+    const r = retry({ maxAttempts: 2, backoff: constantBackoff(0), budget, clock });
+    const outcomes: string[] = [];
+    let message = '';
+    for (let i = 0; i < 3; i++) {
+      await r
+        .execute(() => Promise.reject(new Error('down')))
+        .catch((e) => {
+          outcomes.push(isOmsBreakerError(e) ? e.code : (e as Error).message);
+        });
+    }
+    expect(outcomes).toEqual(['down', 'down', 'down']); // each retried, then failed with its own error
+    for (let i = 0; i < 20 && message === ''; i++) {
+      await r
+        .execute(() => Promise.reject(new Error('down')))
+        .catch((e) => {
+          if (isOmsBreakerError(e) && e.code === 'ERR_OMS_BREAKER_RETRY_BUDGET') message = e.message;
+        });
+    }
+    expect(message).toContain('retries in the last 10 s already used the 20% of requests it allows');
+    expect(message).toContain('floor of 10 per second');
+    expect(message).not.toContain('failing for many callers');
   });
 
   it('deposits expire after ttlMs', () => {

@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import {
   AggregationTemporality,
   InMemoryMetricExporter,
@@ -30,7 +31,11 @@ describe('instrument()', () => {
     });
     const r2 = retry({ name: 'r2', maxAttempts: 2, backoff: constantBackoff(0) });
     const bh = bulkhead({ name: 'pool', maxConcurrent: 1 });
-    const stop = instrument([pipeline(r2, cb), r, bh], { meter });
+    const detach = [
+      instrument(pipeline(r2, cb), { meter }),
+      instrument(r, { meter }),
+      instrument(bh, { meter }),
+    ];
     await cb.execute(() => 1);
     await pipeline(r2, cb)
       .execute(() => Promise.reject(new Error('x')))
@@ -87,7 +92,53 @@ describe('instrument()', () => {
     );
     const dur = metrics.find((m) => m.descriptor.name === 'oms.breaker.call.duration');
     expect(dur?.descriptor.unit).toBe('s');
-    stop();
+    for (const d of detach) d();
     await provider.shutdown();
+  });
+
+  it('records each state change as a short breaker.transition span, and detach() removes every listener', async () => {
+    const spans: { name: string; attributes: unknown; ended: boolean }[] = [];
+    const tracer = {
+      startSpan(name: string, o?: { attributes?: unknown }) {
+        const s = { name, attributes: o?.attributes, ended: false };
+        spans.push(s);
+        return {
+          end: () => {
+            s.ended = true;
+          },
+        };
+      },
+    } as unknown as Tracer;
+    const meter = new MeterProvider().getMeter('@oms/breaker');
+    const cb = circuitBreaker({ name: 'payments', consecutiveFailures: 1 });
+    const detach = instrument(cb, { meter, tracer });
+    await cb.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    cb.reset();
+    expect(spans).toEqual([
+      {
+        name: 'breaker.transition',
+        attributes: {
+          'oms.breaker.name': 'payments',
+          'oms.breaker.from': 'closed',
+          'oms.breaker.to': 'open',
+          'oms.breaker.reason': 'consecutive-failures',
+        },
+        ended: true,
+      },
+      {
+        name: 'breaker.transition',
+        attributes: {
+          'oms.breaker.name': 'payments',
+          'oms.breaker.from': 'open',
+          'oms.breaker.to': 'closed',
+          'oms.breaker.reason': 'reset',
+        },
+        ended: true,
+      },
+    ]);
+    detach();
+    await cb.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    expect(cb.state).toBe('open');
+    expect(spans.length).toBe(2);
   });
 });

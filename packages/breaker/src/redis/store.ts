@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Emitter } from '../emitter.js';
 import { invalid } from '../errors.js';
+import { backgroundTimeout, systemClock } from '../internal/clock.js';
+import { Emitter } from '../internal/emitter.js';
 import type { BreakerPeer, BreakerStore, BreakerStoreLink, Unsubscribe } from '../types.js';
-import { duration, integer, isObject, requireObject } from '../validate.js';
+import { isObject, requireObject, v } from '../validate.js';
 import { CLOSE, PROBE, READ, sha1, TRIP } from './scripts.js';
 import type {
   RedisBreakerStoreEvents,
@@ -27,7 +28,8 @@ export interface RedisBreakerStore extends BreakerStore {
   /** This process's id in probe leases and trip votes. */
   readonly instanceId: string;
   /**
-   * Resolves once the pub/sub subscription is live, so trips elsewhere reach this instance. While Redis is
+   * Resolves once shared state is live: the pub/sub subscription is up (trips elsewhere reach this instance),
+   * the command connection answers (trips here are published) and `mode` is `shared`. While Redis is
    * unreachable that can take until it is back (breakers work locally meanwhile): pass a signal to bound it.
    */
   ready(signal?: AbortSignal): Promise<void>;
@@ -64,9 +66,13 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
   readonly #keyTtlMs: number;
   readonly #peers = new Map<string, Set<BreakerPeer>>();
   readonly #ev = new Emitter<RedisBreakerStoreEvents>();
+  /** Pub/sub messages received per breaker name, so a read that raced a push can tell it is stale. */
+  readonly #pushes = new Map<string, number>();
   #mode: StoreMode = 'shared';
-  #timer: NodeJS.Timeout | undefined;
+  #timer: unknown;
   #ready: Promise<void>;
+  /** True once `ready()` has resolved: subscribed, and the command connection answers. */
+  #live = false;
   #closed = false;
   #syncing: Promise<void> | undefined;
 
@@ -79,11 +85,12 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     this.#redis = o.redis;
     this.#prefix = o.prefix;
     this.#channel = `${o.prefix}breaker:events`;
-    this.#quorum = o.tripQuorum === undefined ? 1 : integer('tripQuorum', o.tripQuorum, 1);
+    this.#quorum = o.tripQuorum === undefined ? 1 : v.integer('tripQuorum', o.tripQuorum, { min: 1 });
     this.#cmdTimeoutMs =
-      o.commandTimeoutMs === undefined ? 500 : duration('commandTimeoutMs', o.commandTimeoutMs, true);
-    this.#syncMs = o.syncIntervalMs === undefined ? 1000 : duration('syncIntervalMs', o.syncIntervalMs, true);
-    this.#keyTtlMs = o.keyTtlMs === undefined ? 3_600_000 : duration('keyTtlMs', o.keyTtlMs, true);
+      o.commandTimeoutMs === undefined ? 500 : v.positiveFinite('commandTimeoutMs', o.commandTimeoutMs);
+    this.#syncMs =
+      o.syncIntervalMs === undefined ? 1000 : v.positiveFinite('syncIntervalMs', o.syncIntervalMs);
+    this.#keyTtlMs = o.keyTtlMs === undefined ? 3_600_000 : v.positiveFinite('keyTtlMs', o.keyTtlMs);
     if (o.subscriber !== undefined) {
       if (!isObject(o.subscriber) || typeof o.subscriber.subscribe !== 'function') {
         throw invalid('subscriber must be an ioredis connection it can put in subscriber mode');
@@ -103,9 +110,18 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     }
     this.#sub.on('message', this.#onMessage);
     this.#sub.on('ready', this.#onReconnect);
-    this.#ready = this.#subscribe();
-    this.#timer = setInterval(() => void this.sync(), this.#syncMs);
-    this.#timer.unref();
+    this.#ready = this.#start();
+    this.#scheduleSync();
+  }
+
+  /** The periodic reconcile is background work: its timer never holds the process open. */
+  #scheduleSync(): void {
+    if (this.#closed) return;
+    this.#timer = backgroundTimeout(
+      systemClock,
+      () => void this.sync().finally(() => this.#scheduleSync()),
+      this.#syncMs,
+    );
   }
 
   readonly #ignore = (): void => {};
@@ -134,17 +150,45 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     return this.#ev.on(event, fn);
   }
 
-  async #subscribe(): Promise<void> {
-    // Keep trying: a store created while Redis is down must still join once it is back.
+  /**
+   * Subscribes, then checks that the command connection answers too, so that once `ready()` resolves a trip
+   * here is published and a trip elsewhere arrives. A connection still being established (ioredis with
+   * `enableOfflineQueue: false` fails commands at once until then) is not an outage: only a Redis that stays
+   * unreachable for `commandTimeoutMs` switches the store to local mode. Keeps trying, so a store created
+   * while Redis is down still joins once it is back.
+   */
+  async #start(): Promise<void> {
+    const since = Date.now();
+    let pauseMs = 10;
     while (!this.#closed) {
       try {
         await this.#bounded(Promise.resolve(this.#sub.subscribe(this.#channel)), this.#cmdTimeoutMs * 4);
-        return;
+        await this.#run('READ', '_', []);
+        // An outage noticed meanwhile ends only with a resync (the same path as any recovery).
+        if (this.#mode === 'local') await this.sync();
+        if (this.#mode === 'shared') {
+          this.#live = true;
+          return;
+        }
       } catch (e) {
-        this.#down(e);
-        await new Promise((r) => setTimeout(r, Math.min(this.#syncMs, 500)).unref());
+        if (Date.now() - since >= this.#cmdTimeoutMs) this.#down(e);
       }
+      await this.#pause(pauseMs);
+      pauseMs = Math.min(pauseMs * 2, this.#syncMs, 500);
     }
+  }
+
+  /** Waits `ms`, or less if the subscriber connection comes up. Ref'd: `ready()` awaits it. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        systemClock.clearTimeout(handle);
+        this.#sub.removeListener('ready', done);
+        resolve();
+      };
+      const handle = systemClock.setTimeout(done, ms);
+      this.#sub.on('ready', done);
+    });
   }
 
   readonly #onReconnect = (): void => {
@@ -160,7 +204,9 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     } catch {
       return;
     }
-    const peers = typeof m.n === 'string' ? this.#peers.get(m.n) : undefined;
+    if (typeof m.n !== 'string') return;
+    this.#pushes.set(m.n, (this.#pushes.get(m.n) ?? 0) + 1);
+    const peers = this.#peers.get(m.n);
     if (peers === undefined) return;
     for (const p of peers) {
       if (m.t === 'open' && typeof m.r === 'number') p.remoteOpen(m.r, typeof m.k === 'number' ? m.k : 0);
@@ -170,14 +216,15 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
 
   #bounded<T>(p: Promise<T>, ms = this.#cmdTimeoutMs): Promise<T> {
     p.catch(this.#ignore);
-    let timer: NodeJS.Timeout | undefined;
+    // Ref'd: callers await this bound (a half-open probe admission, ready()); it is cleared as soon as
+    // Redis answers.
+    let timer: unknown;
     return Promise.race([
       p,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Timeout(`redis did not answer within ${ms} ms`)), ms);
-        timer.unref();
+        timer = systemClock.setTimeout(() => reject(new Timeout(`redis did not answer within ${ms} ms`)), ms);
       }),
-    ]).finally(() => clearTimeout(timer));
+    ]).finally(() => systemClock.clearTimeout(timer));
   }
 
   async #run(script: ScriptName, name: string, args: (string | number)[]): Promise<unknown> {
@@ -210,13 +257,13 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     let attached = true;
     return {
       trip(openMs, trips) {
-        if (attached) void store.#trip(peer, openMs, trips);
+        if (attached) void store.#started().then(() => store.#trip(peer, openMs, trips));
       },
       acquireProbe(leaseMs) {
         return attached ? store.#acquire(peer, leaseMs) : Promise.resolve(true);
       },
       closed(shared) {
-        if (attached) void store.#close(peer, shared);
+        if (attached) void store.#started().then(() => store.#close(peer, shared));
       },
       detach() {
         if (!attached) return;
@@ -225,6 +272,11 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
         if (set.size === 0 && store.#peers.get(peer.name) === set) store.#peers.delete(peer.name);
       },
     };
+  }
+
+  /** A trip or close right after start waits (bounded) for the connections, rather than failing into local mode. */
+  async #started(): Promise<void> {
+    if (!this.#live) await this.#bounded(this.#ready).catch(this.#ignore);
   }
 
   async #trip(peer: BreakerPeer, openMs: number, trips: number): Promise<void> {
@@ -248,12 +300,15 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
   async #acquire(peer: BreakerPeer, leaseMs: number): Promise<boolean> {
     // Local mode: nobody can coordinate, so each instance probes for itself rather than never recovering.
     if (this.#mode === 'local') return true;
+    const seen = this.#pushes.get(peer.name) ?? 0;
     try {
       const r = (await this.#run('PROBE', peer.name, [
         this.instanceId,
         Math.max(1, Math.ceil(leaseMs)),
       ])) as number[];
       if (r[0] === 1) return true;
+      // A push that arrived while we asked is newer than the answer: let it decide.
+      if ((this.#pushes.get(peer.name) ?? 0) !== seen) return false;
       if (r[0] === -1) peer.remoteClose();
       else if (r[0] === -2) peer.remoteOpen(r[1]!, r[2]!);
       return false;
@@ -273,7 +328,12 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
   }
 
   async #syncOne(peer: BreakerPeer): Promise<void> {
+    const seen = this.#pushes.get(peer.name) ?? 0;
     const r = (await this.#run('READ', peer.name, [])) as number[];
+    // Pub/sub and command replies travel on different connections: a push that arrived while the read was
+    // in flight may be newer than what it read (an open pushed after a read that saw closed). Acting on the
+    // read would close a breaker another instance just opened, with no probe; the next sync reads again.
+    if ((this.#pushes.get(peer.name) ?? 0) !== seen) return;
     const view = peer.localView();
     if (view.isolated) return;
     if (r[0] === 1) {
@@ -329,7 +389,7 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
+    systemClock.clearTimeout(this.#timer);
     this.#sub.removeListener('message', this.#onMessage);
     this.#sub.removeListener('ready', this.#onReconnect);
     try {
