@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { useRedis } from '@oms/testkit';
+import { until, useRedis } from '@oms/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Decision,
@@ -49,14 +49,6 @@ function load(l: RateLimiter, key: string, callers = 8) {
       await Promise.all(loops);
     },
   };
-}
-
-async function until(pred: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function makeLimiters() {
@@ -149,11 +141,14 @@ describe('store faults on a dedicated Redis', () => {
     });
 
     await redis.restart();
-    await until(() => client.status === 'ready', 20_000, 'the client to reconnect');
+    await until(() => client.status === 'ready', { timeoutMs: 20_000, what: 'the client to reconnect' });
     // same limiters, no restart: decisions come from Redis again
     for (const p of policies) {
       const after = load(limiters[p], 'during');
-      await until(() => after.calls.filter((c) => !c.d.degraded).length >= 20, 20_000, `${p} to resume`);
+      await until(() => after.calls.filter((c) => !c.d.degraded).length >= 20, {
+        timeoutMs: 20_000,
+        what: `${p} to resume`,
+      });
       await after.stop();
       await checkNoDoubleCount(limiters[p], 'during', after.calls, p === 'insurance' ? 10_000 : LIMIT);
     }
@@ -163,7 +158,7 @@ describe('store faults on a dedicated Redis', () => {
   it('SIGSTOP behaves like kill, bounded by time, and the queued commands do not charge after SIGCONT', async () => {
     const { client, limiters } = makeLimiters();
     const policies = Object.keys(limiters) as StoreErrorPolicy[];
-    await until(() => client.status === 'ready', 20_000, 'the client to connect');
+    await until(() => client.status === 'ready', { timeoutMs: 20_000, what: 'the client to connect' });
     for (const p of policies) await limiters[p].consume('warm');
     const lag = monitorEventLoopDelay({ resolution: 5 });
     lag.enable();

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import {
   adaptive,
   clientKey,
+  type Decision,
   fixedWindow,
   gcra,
   httpHeaders,
@@ -127,6 +128,23 @@ describe('limitAll on memory', () => {
   });
 });
 
+describe('limitAll across limiters built with the default store', () => {
+  it('is one atomic step over their memory stores: all charged or none', async () => {
+    const clock = fakeClock(0);
+    const a = rateLimiter({ name: 'a', algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }), clock });
+    const b = rateLimiter({ name: 'b', algorithm: fixedWindow({ limit: 1, windowMs: 60_000 }), clock });
+    const scopes = [
+      { limiter: a, key: 'k' },
+      { limiter: b, key: 'k' },
+    ];
+    expect((await limitAll(scopes)).allowed).toBe(true);
+    const r = await limitAll(scopes);
+    expect(r).toMatchObject({ allowed: false, deniedBy: { index: 1, name: 'b', key: 'k' } });
+    expect((await a.peek('k')).remaining).toBe(2);
+    expect((await b.peek('k')).remaining).toBe(0);
+  });
+});
+
 describe('httpHeaders', () => {
   it('emits RateLimit-Policy and RateLimit structured fields, and Retry-After on denial', async () => {
     const clock = fakeClock(0);
@@ -167,6 +185,82 @@ describe('httpHeaders', () => {
       'RateLimit-Policy': '"burst";q=10;w=10, "daily";q=3;w=86400',
       RateLimit: '"daily";r=2;t=86400',
     });
+  });
+});
+
+describe('RateLimit-Policy advertises the sustained quota over its window', () => {
+  it('gcra with a burst: q is the limit per period, not the burst', async () => {
+    const l = rateLimiter({ name: 'user', algorithm: gcra({ limit: 100, periodMs: 60_000, burst: 20 }) });
+    const d = await l.consume('k');
+    expect(l.policy).toMatchObject({ limit: 100, windowSec: 60 });
+    expect(d).toMatchObject({ limit: 100, remaining: 19 });
+    expect(httpHeaders(d)['RateLimit-Policy']).toBe('"user";q=100;w=60');
+  });
+
+  it('the draft examples: "default";q=100;w=10 from each algorithm, and several policies in one field', async () => {
+    const clock = fakeClock(0);
+    for (const algorithm of [
+      tokenBucket({ capacity: 100, refillPerSec: 10 }),
+      gcra({ limit: 100, periodMs: 10_000, burst: 10 }),
+      fixedWindow({ limit: 100, windowMs: 10_000 }),
+      slidingWindow({ limit: 100, windowMs: 10_000 }),
+    ]) {
+      const l = rateLimiter({ name: 'default', algorithm, clock });
+      expect(httpHeaders(await l.consume('k'))['RateLimit-Policy'], algorithm.kind).toBe(
+        '"default";q=100;w=10',
+      );
+    }
+    const store = memoryStore();
+    const permin = rateLimiter({
+      name: 'permin',
+      algorithm: gcra({ limit: 50, periodMs: 60_000, burst: 5 }),
+      store,
+      clock,
+    });
+    const perhr = rateLimiter({
+      name: 'perhr',
+      algorithm: fixedWindow({ limit: 1000, windowMs: 3_600_000 }),
+      store,
+      clock,
+    });
+    const r = await limitAll([
+      { limiter: permin, key: 'k' },
+      { limiter: perhr, key: 'k' },
+    ]);
+    expect(httpHeaders(r.decisions)).toEqual({
+      'RateLimit-Policy': '"permin";q=50;w=60, "perhr";q=1000;w=3600',
+      RateLimit: '"permin";r=4;t=2',
+    });
+  });
+
+  it('under adaptive() the quota scales with the limit', async () => {
+    const algorithm = adaptive(gcra({ limit: 100, periodMs: 60_000, burst: 20 }), {
+      load: () => 1,
+      floor: 0.5,
+    });
+    const l = rateLimiter({ name: 'ad', algorithm });
+    const d = await l.consume('k');
+    expect(d).toMatchObject({ limit: 50, remaining: 9 });
+    expect(httpHeaders(d)['RateLimit-Policy']).toBe('"ad";q=50;w=60');
+  });
+});
+
+describe("the 'decision' event", () => {
+  it('carries the very Decision each call returns, degraded ones included', async () => {
+    const l = rateLimiter({ name: 'ev', algorithm: fixedWindow({ limit: 1, windowMs: 60_000 }) });
+    const seen: Decision[] = [];
+    const off = l.on('decision', (d) => seen.push(d));
+    const a = await l.consume('k');
+    const b = await l.peek('k');
+    const c = await limitAll([{ limiter: l, key: 'k' }]);
+    expect(seen).toHaveLength(3);
+    expect(seen[0]).toBe(a);
+    expect(seen[1]).toBe(b);
+    expect(seen[2]).toBe(c.decisions[0]);
+    expect(seen[2]).toMatchObject({ allowed: false, limit: 1, policy: { name: 'ev' } });
+    off();
+    await l.consume('k');
+    expect(seen).toHaveLength(3);
   });
 });
 

@@ -1,6 +1,6 @@
 import { forkWorkers, useRedis, useRedisCluster } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
-import { fixedWindow, rateLimiter } from '../src/index.js';
+import { fixedWindow, isOmsRatelimitError, limitAll, rateLimiter } from '../src/index.js';
 import { redisStore } from '../src/redis/index.js';
 import type { LimitAllInput, LimitAllResultRow } from './fixtures/limit-all.js';
 
@@ -96,4 +96,40 @@ describe('limitAll atomicity under concurrency (4 processes x 16 callers)', () =
     expect(left.global).toBe(GLOBAL_LIMIT - r.admitted);
     expect(left.users).toEqual(r.perUser.map((n) => USER_LIMIT - n));
   }, 120_000);
+});
+
+describe('limitAll across stores', () => {
+  const mk = (name: string, limit: number, store: Parameters<typeof rateLimiter>[0]['store']) =>
+    rateLimiter({ name, algorithm: fixedWindow({ limit, windowMs: 3_600_000 }), store, timeoutMs: 10_000 });
+
+  it('Redis stores on one ioredis client (own prefixes) are one atomic script', async () => {
+    const client = redis.client();
+    const a = mk('a', 3, redisStore({ redis: client, prefix: `${redis.prefix}s1:` }));
+    const b = mk('b', 1, redisStore({ redis: client, prefix: `${redis.prefix}s2:` }));
+    const scopes = [
+      { limiter: a, key: 'k' },
+      { limiter: b, key: 'k' },
+    ];
+    expect((await limitAll(scopes)).allowed).toBe(true);
+    const r = await limitAll(scopes);
+    expect(r).toMatchObject({ allowed: false, deniedBy: { index: 1, name: 'b' } });
+    expect(r.decisions.map((d) => d.degraded)).toEqual([undefined, undefined]);
+    expect((await a.peek('k')).remaining).toBe(2);
+    // each store wrote under its own prefix
+    expect(await client.exists(`${redis.prefix}s1:{a:k}`, `${redis.prefix}s2:{b:k}`)).toBe(2);
+  });
+
+  it('Redis stores on two clients, or memory with Redis, throw ERR_OMS_RATELIMIT_MIXED_STORES', async () => {
+    const a = mk('a', 3, redisStore({ redis: redis.client(), prefix: `${redis.prefix}s3:` }));
+    const b = mk('b', 3, redisStore({ redis: redis.client(), prefix: `${redis.prefix}s3:` }));
+    const m = mk('m', 3, undefined);
+    for (const other of [b, m]) {
+      const e = await limitAll([
+        { limiter: a, key: 'k' },
+        { limiter: other, key: 'k' },
+      ]).catch((x: unknown) => x);
+      expect(isOmsRatelimitError(e) && e.code).toBe('ERR_OMS_RATELIMIT_MIXED_STORES');
+    }
+    expect((await a.peek('k')).remaining).toBe(3);
+  });
 });

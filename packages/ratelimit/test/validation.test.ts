@@ -122,16 +122,22 @@ describe('bad calls reject with a stable code', () => {
     expect((await l.consume('k2', { cost: 5 })).allowed).toBe(true);
   });
 
-  it('acquire without a valid maxWaitMs, limitAll without scopes or across stores', async () => {
+  it('acquire without a valid maxWaitMs, limitAll without scopes or across store kinds', async () => {
     expect(await codeAsync(l.acquire('k', { maxWaitMs: -1 }))).toBe(INVALID);
     expect(await codeAsync(l.acquire('k', {} as never))).toBe(INVALID);
     expect(await codeAsync(limitAll([]))).toBe(INVALID);
-    const other = rateLimiter({ name: 'o', algorithm: tokenBucket({ capacity: 5, refillPerSec: 1 }) });
+    // a Redis store is checked before any command is sent, so this client is never called
+    const redisLike = { evalsha() {}, eval() {}, del() {}, status: 'ready' } as never;
+    const remote = rateLimiter({
+      name: 'o',
+      algorithm: tokenBucket({ capacity: 5, refillPerSec: 1 }),
+      store: redisStore({ redis: redisLike }),
+    });
     expect(
       await codeAsync(
         limitAll([
           { limiter: l, key: 'a' },
-          { limiter: other, key: 'a' },
+          { limiter: remote, key: 'a' },
         ]),
       ),
     ).toBe('ERR_OMS_RATELIMIT_MIXED_STORES');
