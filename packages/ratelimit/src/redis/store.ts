@@ -8,6 +8,14 @@ import type { RedisLike, RedisStoreOptions } from './types.js';
 
 type Raw = (number | string)[];
 
+/**
+ * Test-only: when set, sees every single-scope decision with the Redis key and the server time (µs) its script
+ * read, so a test can replay the decisions in server order. Not part of the public API.
+ */
+export const serverTimeProbe: {
+  onDecision: ((key: string, nowUs: number, cost: number, out: Out) => void) | undefined;
+} = { onDecision: undefined };
+
 /** One single-scope call waiting for the end of its tick. */
 interface Call {
   readonly k: string;
@@ -215,6 +223,9 @@ class RedisStoreImpl implements AsyncStore {
         }
         const out = newOut();
         fill(out, raw, at);
+        if (serverTimeProbe.onDecision !== undefined) {
+          serverTimeProbe.onDecision(q[i]!.k, raw[0] as number, q[i]!.cost, out);
+        }
         q[i]!.cb(null, out);
       }
     };
@@ -251,6 +262,8 @@ class RedisStoreImpl implements AsyncStore {
       this.#sample(raw![4] as number);
       const out = newOut();
       fill(out, raw!, 0);
+      if (serverTimeProbe.onDecision !== undefined)
+        serverTimeProbe.onDecision(k, raw![4] as number, cost, out);
       cb(null, out);
     };
     const ok = (raw: Raw) => done(null, raw);
