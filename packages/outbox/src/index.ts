@@ -1,1 +1,11 @@
-export {};
+export { deadLetters } from './dead-letters.js';
+export { enqueue } from './enqueue.js';
+export { isOmsOutboxError, OmsOutboxError, type OutboxErrorCode } from './errors.js';
+export { handleOnce } from './inbox.js';
+export { DEFAULT_MAX_PAYLOAD_BYTES } from './payload.js';
+export { fnPublisher } from './publishers.js';
+export { relay } from './relay.js';
+export { migrate, migrationSql, migrations, type OutboxMigration, outboxMigrations } from './schema.js';
+export { extractTraceContext } from './trace.js';
+export type * from './types.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,1 @@
+export { type PGliteListenLike, pgliteListen } from './pglite-listen.js';

@@ -1,0 +1,1 @@
+export { type PgListenClient, pgListen } from './pg-listen.js';

@@ -1,0 +1,160 @@
+import { sql } from 'kysely';
+import type { ResolvedTables } from './tables.js';
+import type { OutboxDb, OutboxMessage } from './types.js';
+
+interface ClaimedRow {
+  id: string;
+  topic: string;
+  key: string;
+  type: string;
+  payload: unknown;
+  headers: Record<string, string> | string;
+  created_at: Date | string;
+  attempts: number;
+}
+
+const toMessage = (r: ClaimedRow): OutboxMessage => ({
+  id: r.id,
+  topic: r.topic,
+  key: r.key,
+  type: r.type,
+  payload: r.payload,
+  headers: typeof r.headers === 'string' ? (JSON.parse(r.headers) as Record<string, string>) : r.headers,
+  createdAt: r.created_at instanceof Date ? r.created_at : new Date(r.created_at),
+  attempts: Number(r.attempts),
+});
+
+/**
+ * Claims up to `limit` messages for `relayId` until now() + `leaseMs`, in id order.
+ *
+ * `per-key`: a key is taken only through its head (its lowest id still in the outbox), and only when the head
+ * is due and not under a live claim. Locking the head row (SKIP LOCKED) is what makes a relay the key's owner
+ * for this claim; the key's following messages come along behind it, so another relay can take none of them:
+ * they are not heads while the head exists, and the head stays claimed until it is settled.
+ *
+ * `none`: any due, unclaimed message.
+ */
+export async function claim(
+  db: OutboxDb,
+  t: ResolvedTables,
+  o: { relayId: string; limit: number; leaseMs: number; perKey: boolean },
+): Promise<OutboxMessage[]> {
+  const picked = o.perKey
+    ? sql`with heads as (
+          select h.id, h.key from ${t.outbox} h
+          where h.available_at <= now()
+            and (h.claimed_until is null or h.claimed_until < now())
+            and not exists (select 1 from ${t.outbox} p where p.key = h.key and p.id < h.id)
+          order by h.id
+          limit ${o.limit}
+          for update of h skip locked
+        )
+        select f.id from ${t.outbox} f join heads on f.key = heads.key and f.id >= heads.id
+        order by f.id
+        limit ${o.limit}`
+    : sql`select id from ${t.outbox}
+        where available_at <= now() and (claimed_until is null or claimed_until < now())
+        order by id
+        limit ${o.limit}
+        for update skip locked`;
+  const res = await sql<ClaimedRow>`with picked as (${picked})
+    update ${t.outbox} m
+    set claimed_by = ${o.relayId}, claimed_until = now() + ${o.leaseMs} * interval '1 millisecond'
+    from picked
+    where m.id = picked.id
+    returning m.id::text as id, m.topic, m.key, m.type, m.payload, m.headers, m.created_at, m.attempts`.execute(
+    db,
+  );
+  return res.rows.map(toMessage).sort((a, b) => a.id.length - b.id.length || (a.id < b.id ? -1 : 1));
+}
+
+/** What happens to one claimed message when its batch settles. */
+export type Settlement =
+  | { id: string; outcome: 'ok' }
+  | { id: string; outcome: 'retry'; error: string; delayMs: number }
+  | { id: string; outcome: 'dead'; error: string }
+  | { id: string; outcome: 'release' };
+
+/**
+ * Settles a batch in one statement: published messages are deleted, failed ones get their attempt counted and
+ * a later `available_at` (or move to the dead letters), and messages never tried go back unclaimed. Only rows
+ * this relay still owns are touched, so a relay that lost its lease cannot undo the new owner's work.
+ */
+export async function settle(
+  db: OutboxDb,
+  t: ResolvedTables,
+  relayId: string,
+  items: readonly Settlement[],
+): Promise<void> {
+  if (items.length === 0) return;
+  const doc = JSON.stringify(
+    items.map((s) => ({
+      id: s.id,
+      outcome: s.outcome,
+      error: 'error' in s ? s.error : null,
+      delay_ms: 'delayMs' in s ? s.delayMs : null,
+    })),
+  );
+  await sql`with res as (
+      select * from jsonb_to_recordset(cast(${doc} as jsonb)) as r(id bigint, outcome text, error text, delay_ms float8)
+    ),
+    done as (
+      delete from ${t.outbox} m using res
+      where m.id = res.id and res.outcome = 'ok' and m.claimed_by = ${relayId}
+      returning m.id
+    ),
+    dead as (
+      delete from ${t.outbox} m using res
+      where m.id = res.id and res.outcome = 'dead' and m.claimed_by = ${relayId}
+      returning m.id, m.topic, m.key, m.type, m.payload, m.headers, m.created_at, m.attempts, res.error
+    ),
+    moved as (
+      insert into ${t.dead} (id, topic, key, type, payload, headers, created_at, attempts, last_error)
+      select id, topic, key, type, payload, headers, created_at, attempts + 1, error from dead
+      on conflict (id) do nothing
+      returning id
+    ),
+    retried as (
+      update ${t.outbox} m
+      set attempts = m.attempts + 1, last_error = res.error,
+          available_at = now() + res.delay_ms * interval '1 millisecond',
+          claimed_by = null, claimed_until = null
+      from res
+      where m.id = res.id and res.outcome = 'retry' and m.claimed_by = ${relayId}
+      returning m.id
+    ),
+    released as (
+      update ${t.outbox} m set claimed_by = null, claimed_until = null
+      from res
+      where m.id = res.id and res.outcome = 'release' and m.claimed_by = ${relayId}
+      returning m.id
+    )
+    select (select count(*) from done) + (select count(*) from moved)
+         + (select count(*) from retried) + (select count(*) from released) as n`.execute(db);
+}
+
+/** Extends every live claim of this relay; resolves to how many rows it still holds. */
+export async function heartbeat(
+  db: OutboxDb,
+  t: ResolvedTables,
+  relayId: string,
+  leaseMs: number,
+): Promise<number> {
+  const res = await sql`update ${t.outbox}
+    set claimed_until = now() + ${leaseMs} * interval '1 millisecond'
+    where claimed_by = ${relayId}`.execute(db);
+  return Number(res.numAffectedRows ?? 0);
+}
+
+/** Backlog and the oldest message's age, on the server's clock. */
+export async function backlog(
+  db: OutboxDb,
+  t: ResolvedTables,
+): Promise<{ backlog: number; oldestAgeMs: number }> {
+  const res = await sql<{ backlog: string | number; oldest_ms: string | number | null }>`
+    select count(*) as backlog,
+           extract(epoch from (now() - min(created_at))) * 1000 as oldest_ms
+    from ${t.outbox}`.execute(db);
+  const row = res.rows[0];
+  return { backlog: Number(row?.backlog ?? 0), oldestAgeMs: Math.max(0, Number(row?.oldest_ms ?? 0)) };
+}

@@ -1,0 +1,428 @@
+import { randomUUID } from 'node:crypto';
+import { backoffFn } from './backoff.js';
+import { OmsOutboxError } from './errors.js';
+import { backgroundTimeout, type Clock, systemClock } from './internal/clock.js';
+import { Emitter } from './internal/emitter.js';
+import { backlog, claim, heartbeat, type Settlement, settle } from './relay-sql.js';
+import { type ResolvedTables, resolveTables } from './tables.js';
+import type {
+  Listen,
+  OutboxDb,
+  OutboxMessage,
+  Publisher,
+  PublishResult,
+  Relay,
+  RelayEvents,
+  RelayOptions,
+  RelayState,
+  RelayStats,
+  StopOptions,
+} from './types.js';
+import { checkSignal, throwIfAborted, v } from './validate.js';
+import { Waker } from './waker.js';
+
+/** The options after defaults and checks: the relay trusts these. */
+interface Config {
+  readonly db: OutboxDb;
+  readonly publisher: Publisher;
+  readonly tables: ResolvedTables;
+  readonly batchSize: number;
+  readonly concurrency: number;
+  readonly listen: Listen | undefined;
+  readonly pollMs: number;
+  readonly perKey: boolean;
+  readonly maxAttempts: number;
+  readonly backoff: (attempt: number) => number;
+  readonly leaseMs: number;
+  readonly relayId: string;
+  readonly clock: Clock;
+}
+
+function configure(o: RelayOptions): Config {
+  if (typeof o !== 'object' || o === null) throw invalid('relay options must be an object');
+  if (
+    typeof o.db !== 'object' ||
+    o.db === null ||
+    typeof (o.db as { transaction?: unknown }).transaction !== 'function'
+  ) {
+    throw invalid('db must be a Kysely instance');
+  }
+  if (typeof o.publisher?.publish !== 'function')
+    throw invalid('publisher must have a publish(messages, signal) method');
+  if (o.listen !== undefined && typeof o.listen?.subscribe !== 'function') {
+    throw invalid('listen must have a subscribe(channel, onNotify) method');
+  }
+  if (o.ordering !== undefined && o.ordering !== 'per-key' && o.ordering !== 'none') {
+    throw invalid(`ordering must be 'per-key' or 'none' (got ${JSON.stringify(o.ordering)})`);
+  }
+  const leaseMs = v.durationMs('leaseMs', o.leaseMs ?? 30_000, { min: 300 });
+  return {
+    db: o.db,
+    publisher: o.publisher,
+    tables: resolveTables(o.tables),
+    batchSize: v.integer('batchSize', o.batchSize ?? 100, { min: 1, max: 10_000 }),
+    concurrency: v.integer('concurrency', o.concurrency ?? 1, { min: 1, max: 64 }),
+    listen: o.listen,
+    pollMs: v.durationMs('pollMs', o.pollMs ?? 1_000, { min: 1 }),
+    perKey: (o.ordering ?? 'per-key') === 'per-key',
+    maxAttempts: v.integer('maxAttempts', o.maxAttempts ?? 10, { min: 1 }),
+    backoff: backoffFn(o.backoff),
+    leaseMs,
+    relayId: o.relayId === undefined ? `relay-${randomUUID()}` : v.key('relayId', o.relayId, 200),
+    clock: v.clock(o.clock, systemClock),
+  };
+}
+
+const invalid = (message: string) => new OmsOutboxError('ERR_OMS_OUTBOX_INVALID_OPTION', message);
+
+const errorText = (e: unknown): string => {
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text;
+};
+
+/** Counters since the relay was created. */
+interface Totals {
+  published: number;
+  failed: number;
+  deadLettered: number;
+}
+
+/**
+ * Publishes what `enqueue` wrote. Claims batches with `FOR UPDATE SKIP LOCKED` under a lease renewed by a
+ * heartbeat, hands them to the publisher, and settles each message by its own result: published ones are
+ * deleted, failed ones retry alone after a backoff, and after `maxAttempts` they move to the dead letters.
+ * Several relays (processes) can run on one outbox; a crashed relay's claims are taken over after `leaseMs`.
+ *
+ * With `ordering: 'per-key'` (the default), a key's next message is published only once the previous one was
+ * published or dead-lettered, in id order; other keys never wait for it.
+ *
+ * @example
+ * import { relay, fnPublisher } from '@oms/outbox';
+ * import { pgListen } from '@oms/outbox/postgres';
+ * import { Kysely, PostgresDialect } from 'kysely';
+ * import pg from 'pg';
+ * const pool = new pg.Pool();
+ * const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
+ * const listener = new pg.Client();
+ * await listener.connect();
+ * const r = relay({
+ *   db,
+ *   listen: pgListen(listener),
+ *   publisher: fnPublisher(async (m) => void (await fetch(`https://hooks.example.com/${m.topic}`, { method: 'POST', body: JSON.stringify(m.payload) }))),
+ * });
+ * r.start();
+ * process.once('SIGTERM', async () => {
+ *   await r.stop({ drain: true });
+ *   await listener.end();
+ *   await db.destroy();
+ * });
+ */
+export function relay(opts: RelayOptions): Relay {
+  return new OutboxRelay(configure(opts));
+}
+
+class OutboxRelay implements Relay {
+  readonly #c: Config;
+  readonly #events = new Emitter<RelayEvents>();
+  readonly #waker: Waker;
+  readonly #totals: Totals = { published: 0, failed: 0, deadLettered: 0 };
+  /** Messages claimed by this relay's loops and not yet settled. */
+  #inFlight = 0;
+  #state: RelayState = 'idle';
+  /** Aborts in-flight publishes: `stop({ drain: false })`, or a drain that ran out of time. */
+  readonly #abort = new AbortController();
+  #loops: Promise<void>[] = [];
+  #unlisten: Promise<(() => Promise<void>) | undefined> = Promise.resolve(undefined);
+  #heartbeat: unknown;
+  #stopping: Promise<void> | undefined;
+
+  constructor(c: Config) {
+    this.#c = c;
+    this.#waker = new Waker(c.clock);
+  }
+
+  get state(): RelayState {
+    return this.#state;
+  }
+
+  on<K extends keyof RelayEvents>(event: K, fn: (e: RelayEvents[K]) => void): () => void {
+    return this.#events.on(event, fn);
+  }
+
+  start(): void {
+    if (this.#state === 'running') return;
+    if (this.#state !== 'idle') {
+      throw new OmsOutboxError(
+        'ERR_OMS_OUTBOX_STOPPED',
+        'this relay was stopped; create a new one to start again',
+      );
+    }
+    this.#setState('running');
+    const { listen, tables } = this.#c;
+    if (listen) {
+      this.#unlisten = listen
+        .subscribe(tables.channel, () => this.#waker.wake())
+        .catch((error: unknown) => {
+          // without notifications the relay still works, on the poll
+          this.#events.emit('error', { phase: 'listen', error });
+          return undefined;
+        });
+    }
+    this.#scheduleHeartbeat();
+    this.#loops = Array.from({ length: this.#c.concurrency }, () => this.#run());
+  }
+
+  stop(opts: StopOptions = {}): Promise<void> {
+    if (this.#state === 'idle') {
+      this.#setState('stopped');
+      return Promise.resolve();
+    }
+    this.#stopping ??= this.#stop(opts);
+    return this.#stopping;
+  }
+
+  async #stop({ drain = true, timeoutMs }: StopOptions): Promise<void> {
+    if (timeoutMs !== undefined) v.durationMs('timeoutMs', timeoutMs);
+    this.#setState('stopping');
+    this.#waker.cancelAll();
+    let timer: unknown;
+    if (!drain) this.#abort.abort(new OmsOutboxError('ERR_OMS_OUTBOX_STOPPED', 'the relay is stopping'));
+    else if (timeoutMs !== undefined) {
+      // ref'd on purpose: the caller awaits this stop, so the timer must keep a bare script alive
+      timer = this.#c.clock.setTimeout(
+        () =>
+          this.#abort.abort(
+            new OmsOutboxError(
+              'ERR_OMS_OUTBOX_DRAIN_TIMEOUT',
+              `the drain did not finish within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+    }
+    try {
+      await Promise.all(this.#loops);
+    } finally {
+      if (timer !== undefined) this.#c.clock.clearTimeout(timer);
+      this.#c.clock.clearTimeout(this.#heartbeat);
+      const unlisten = await this.#unlisten;
+      await unlisten?.().catch((error: unknown) => this.#events.emit('error', { phase: 'listen', error }));
+      this.#setState('stopped');
+    }
+  }
+
+  close(): Promise<void> {
+    return this.stop({ drain: true });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async stats(signal?: AbortSignal): Promise<RelayStats> {
+    throwIfAborted(checkSignal(signal));
+    const b = await backlog(this.#c.db, this.#c.tables);
+    return { ...b, inFlight: this.#inFlight, ...this.#totals, state: this.#state };
+  }
+
+  #setState(to: RelayState): void {
+    const from = this.#state;
+    if (from === to) return;
+    this.#state = to;
+    this.#events.emit('stateChange', { from, to });
+  }
+
+  /** One claim-publish-settle loop; `concurrency` of them run side by side. */
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (this.#state === 'running') {
+      const since = this.#waker.generation;
+      let batch: OutboxMessage[];
+      try {
+        batch = await claim(this.#c.db, this.#c.tables, {
+          relayId: this.#c.relayId,
+          limit: this.#c.batchSize,
+          leaseMs: this.#c.leaseMs,
+          perKey: this.#c.perKey,
+        });
+        failures = 0;
+      } catch (error) {
+        this.#events.emit('error', { phase: 'claim', error });
+        failures++;
+        await this.#waker.wait(Math.min(this.#c.pollMs, 50 * 2 ** Math.min(failures, 10)));
+        continue;
+      }
+      if (batch.length === 0) {
+        await this.#waker.wait(this.#c.pollMs, { since });
+        continue;
+      }
+      await this.#process(batch);
+    }
+  }
+
+  async #process(batch: OutboxMessage[]): Promise<void> {
+    const startedAt = this.#c.clock.now();
+    this.#inFlight += batch.length;
+    const settlements: Settlement[] = [];
+    const counts = { published: 0, failed: 0, deadLettered: 0 };
+    try {
+      const waves = this.#c.perKey ? keyWaves(batch) : [batch];
+      // keys whose head failed and will retry: their later messages must wait for it
+      const blocked = new Set<string>();
+      for (const wave of waves) {
+        const ready = wave.filter((m) => !blocked.has(m.key));
+        for (const m of wave) if (blocked.has(m.key)) settlements.push({ id: m.id, outcome: 'release' });
+        if (ready.length === 0) continue;
+        if (this.#abort.signal.aborted) {
+          for (const m of ready) settlements.push({ id: m.id, outcome: 'release' });
+          continue;
+        }
+        const results = await this.#publish(ready);
+        const published: OutboxMessage[] = [];
+        ready.forEach((m, i) => {
+          const r = results[i] as PublishResult | 'aborted';
+          if (r === 'aborted') {
+            settlements.push({ id: m.id, outcome: 'release' });
+          } else if (r.ok) {
+            settlements.push({ id: m.id, outcome: 'ok' });
+            published.push(m);
+          } else {
+            const s = this.#failure(m, r);
+            settlements.push(s);
+            if (s.outcome === 'dead') counts.deadLettered++;
+            else blocked.add(m.key);
+            counts.failed++;
+          }
+        });
+        counts.published += published.length;
+        if (published.length > 0 && this.#events.has('published')) {
+          this.#events.emit('published', { messages: published, at: this.#c.clock.now() });
+        }
+      }
+    } finally {
+      await this.#settle(settlements);
+      this.#inFlight -= batch.length;
+      this.#totals.published += counts.published;
+      this.#totals.failed += counts.failed;
+      this.#totals.deadLettered += counts.deadLettered;
+      if (this.#events.has('batch')) {
+        this.#events.emit('batch', {
+          size: batch.length,
+          ...counts,
+          startedAt,
+          endedAt: this.#c.clock.now(),
+          headers: batch.map((m) => m.headers),
+        });
+      }
+    }
+  }
+
+  /** Calls the publisher; every failure mode becomes one result per message. */
+  async #publish(messages: readonly OutboxMessage[]): Promise<readonly (PublishResult | 'aborted')[]> {
+    const signal = this.#abort.signal;
+    let onAbort: (() => void) | undefined;
+    // a publisher that ignores the signal must not hold a non-draining stop hostage
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => resolve('aborted');
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const call = Promise.resolve().then(() => this.#c.publisher.publish(messages, signal));
+      call.catch(() => {});
+      const results = await Promise.race([call, aborted]);
+      if (results === 'aborted') return messages.map(() => 'aborted');
+      if (!Array.isArray(results) || results.length !== messages.length) {
+        const error = new OmsOutboxError(
+          'ERR_OMS_OUTBOX_PUBLISHER',
+          `the publisher must resolve to one result per message (${messages.length}), got ${Array.isArray(results) ? results.length : typeof results}`,
+          true,
+        );
+        return messages.map(() => ({ ok: false, error }));
+      }
+      return results.map((r: unknown) =>
+        typeof r === 'object' && r !== null && typeof (r as PublishResult).ok === 'boolean'
+          ? (r as PublishResult)
+          : {
+              ok: false,
+              error: new OmsOutboxError(
+                'ERR_OMS_OUTBOX_PUBLISHER',
+                'a publish result must be { ok: boolean }',
+                true,
+              ),
+            },
+      );
+    } catch (error) {
+      if (signal.aborted) return messages.map(() => 'aborted');
+      return messages.map(() => ({ ok: false, error }));
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  #failure(m: OutboxMessage, r: { ok: false; error: unknown; retryable?: boolean }): Settlement {
+    const attempt = m.attempts + 1;
+    const error = errorText(r.error);
+    const dead = r.retryable === false || attempt >= this.#c.maxAttempts;
+    if (dead) {
+      this.#events.emit('failed', { message: m, error: r.error, dead: true });
+      return { id: m.id, outcome: 'dead', error };
+    }
+    const delayMs = this.#c.backoff(attempt);
+    this.#events.emit('failed', { message: m, error: r.error, dead: false, retryInMs: delayMs });
+    this.#waker.wakeAfter(delayMs + 5);
+    return { id: m.id, outcome: 'retry', error, delayMs };
+  }
+
+  /**
+   * Writes a batch's outcomes, retrying while the database is away: until it succeeds the claims stay ours (the
+   * heartbeat keeps them), and a relay that gives up would only make the next owner publish them again.
+   */
+  async #settle(items: Settlement[]): Promise<void> {
+    for (let failures = 0; ; failures++) {
+      try {
+        await settle(this.#c.db, this.#c.tables, this.#c.relayId, items);
+        return;
+      } catch (error) {
+        this.#events.emit('error', { phase: 'settle', error });
+        // after a lease, another relay owns them anyway: its publish is the one that counts
+        if (failures * 200 > this.#c.leaseMs) return;
+        await this.#waker.wait(200, { hold: this.#state !== 'running' });
+      }
+    }
+  }
+
+  #scheduleHeartbeat(): void {
+    this.#heartbeat = backgroundTimeout(
+      this.#c.clock,
+      async () => {
+        if (this.#state === 'stopped') return;
+        if (this.#inFlight > 0) {
+          try {
+            await heartbeat(this.#c.db, this.#c.tables, this.#c.relayId, this.#c.leaseMs);
+          } catch (error) {
+            this.#events.emit('error', { phase: 'heartbeat', error });
+          }
+        }
+        if (this.#state === 'running' || this.#state === 'stopping') this.#scheduleHeartbeat();
+      },
+      this.#c.leaseMs / 3,
+    );
+  }
+}
+
+/**
+ * Splits a per-key batch (in id order) into waves: wave n holds each key's n-th message, so one publish call
+ * never carries two messages of a key and a key's message goes out only after its predecessor's result.
+ */
+export function keyWaves(batch: readonly OutboxMessage[]): OutboxMessage[][] {
+  const waves: OutboxMessage[][] = [];
+  const depth = new Map<string, number>();
+  for (const m of batch) {
+    const d = depth.get(m.key) ?? 0;
+    depth.set(m.key, d + 1);
+    const wave = waves[d];
+    if (wave) wave.push(m);
+    else waves[d] = [m];
+  }
+  return waves;
+}
