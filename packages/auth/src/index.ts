@@ -1,1 +1,13 @@
-export {};
+export { authorizer } from './authorize.js';
+export { accessTokenHash, dpop } from './dpop/dpop.js';
+export { type MemoryReplayStoreOptions, memoryReplayStore } from './dpop/memory-replay-store.js';
+export { type AuthErrorCode, isOmsAuthError, OmsAuthError } from './errors.js';
+export { type HmacSecretOptions, hmacSecret, localJwks } from './keys/local.js';
+export { type RemoteKeySource, remoteJwks } from './keys/remote.js';
+export { rbac } from './rbac/rbac.js';
+export { routePolicy } from './routes/route-policy.js';
+export { type InstrumentOptions, instrument } from './telemetry.js';
+export type * from './types.js';
+export { defaultPrincipal } from './verify/principal.js';
+export { createVerifier } from './verify/verifier.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,115 @@
+import { errors as joseErrors } from 'jose';
+import { fail, isOmsAuthError, type OmsAuthError } from '../errors.js';
+import type { JwsAlgorithm } from '../types.js';
+
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+/** The protected header of a compact JWS, as far as the verifier reads it. */
+export interface JwsHeader {
+  readonly alg: JwsAlgorithm;
+  readonly kid: string | undefined;
+  readonly typ: string | undefined;
+  readonly jwk: unknown;
+}
+
+/** Header members that point at, or carry, a key chosen by whoever made the token: never followed. */
+const UNSAFE = ['jku', 'x5u', 'jwk', 'x5c'] as const;
+
+/** `at+jwt` and `application/at+jwt` are the same type (RFC 7515 §4.1.9). */
+export const normalizeTyp = (typ: string): string => {
+  const t = typ.toLowerCase();
+  return t.startsWith('application/') ? t.slice(12) : t;
+};
+
+/**
+ * Checks the compact form and the protected header before any key is looked up or any signature computed, so a
+ * hostile token costs a split and one small JSON parse. Everything refused here has its own code.
+ */
+export function parseHeader(
+  token: string,
+  o: {
+    readonly algorithms: ReadonlySet<string>;
+    readonly typ: string | undefined;
+    /** The typ a token must never have unless asked for (a DPoP proof is not an access token). */
+    readonly refusedTyp: string | undefined;
+    readonly allowEmbeddedJwk?: boolean;
+    readonly what: string;
+  },
+): JwsHeader {
+  const parts = token.split('.');
+  if (parts.length === 5)
+    throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what} is a JWE; a signed JWS was expected`);
+  if (parts.length !== 3)
+    throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what} is not a compact JWS (header.payload.signature)`);
+  const [h, p, s] = parts as [string, string, string];
+  if (!B64URL.test(h) || !B64URL.test(p) || (s.length > 0 && !B64URL.test(s))) {
+    throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what} has characters outside base64url`);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+  } catch {
+    throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what}'s header is not JSON`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what}'s header is not a JSON object`);
+  }
+  const hd = header as Record<string, unknown>;
+  if (hd.enc !== undefined)
+    throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what} is a JWE; a signed JWS was expected`);
+  const { alg } = hd;
+  // `none` in any spelling, an HS alg on an asymmetric verifier, anything unlisted: one answer.
+  if (typeof alg !== 'string' || !o.algorithms.has(alg)) {
+    throw fail('ERR_OMS_AUTH_ALG_NOT_ALLOWED', `${o.what}'s alg is not in the allow-list`);
+  }
+  for (const m of UNSAFE) {
+    if (hd[m] !== undefined && !(m === 'jwk' && o.allowEmbeddedJwk)) {
+      throw fail('ERR_OMS_AUTH_UNSAFE_HEADER', `${o.what} carries a "${m}" header, which is never followed`);
+    }
+  }
+  // No extension is understood, so any `crit` (b64: false included) is refused as RFC 7515 §4.1.11 requires.
+  if (hd.crit !== undefined) throw fail('ERR_OMS_AUTH_UNSAFE_HEADER', `${o.what} has a "crit" header`);
+  const typ = hd.typ;
+  if (typ !== undefined && typeof typ !== 'string')
+    throw fail('ERR_OMS_AUTH_TYP', `${o.what}'s typ is not a string`);
+  if (o.typ !== undefined) {
+    if (typ === undefined || normalizeTyp(typ) !== o.typ)
+      throw fail('ERR_OMS_AUTH_TYP', `${o.what} has the wrong typ`);
+  } else if (typ !== undefined && o.refusedTyp !== undefined && normalizeTyp(typ) === o.refusedTyp) {
+    throw fail('ERR_OMS_AUTH_TYP', `${o.what} has typ ${o.refusedTyp}`);
+  }
+  const kid = hd.kid;
+  if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)) {
+    throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what}'s kid is not a string of 1-256 characters`);
+  }
+  if (s.length === 0) throw fail('ERR_OMS_AUTH_SIGNATURE', `${o.what} has no signature`);
+  return { alg: alg as JwsAlgorithm, kid, typ, jwk: hd.jwk };
+}
+
+/** Translates jose's errors into this package's codes. */
+export function fromJose(e: unknown, what: string): OmsAuthError {
+  if (isOmsAuthError(e)) return e;
+  if (e instanceof joseErrors.JWTExpired) return fail('ERR_OMS_AUTH_TOKEN_EXPIRED', `${what} has expired`, e);
+  if (e instanceof joseErrors.JWTClaimValidationFailed) {
+    if (e.reason === 'invalid')
+      return fail('ERR_OMS_AUTH_MALFORMED', `${what}'s "${e.claim}" claim has the wrong type`, e);
+    switch (e.claim) {
+      case 'nbf':
+        return fail('ERR_OMS_AUTH_TOKEN_NOT_YET_VALID', `${what} is not valid yet`, e);
+      case 'iss':
+        return fail('ERR_OMS_AUTH_ISSUER', `${what} has an issuer that is not accepted`, e);
+      case 'aud':
+        return fail('ERR_OMS_AUTH_AUDIENCE', `${what} is not for an accepted audience`, e);
+      case 'typ':
+        return fail('ERR_OMS_AUTH_TYP', `${what} has the wrong typ`, e);
+      default:
+        return fail('ERR_OMS_AUTH_CLAIMS', `${what} lacks or fails the "${e.claim}" claim`, e);
+    }
+  }
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return fail('ERR_OMS_AUTH_SIGNATURE', `${what}'s signature does not verify`, e);
+  }
+  if (e instanceof joseErrors.JOSEAlgNotAllowed)
+    return fail('ERR_OMS_AUTH_ALG_NOT_ALLOWED', `${what}'s alg is not allowed`, e);
+  return fail('ERR_OMS_AUTH_MALFORMED', `${what} could not be read`, e);
+}

@@ -1,0 +1,44 @@
+import type { Claims, Principal } from '../types.js';
+
+const strings = (v: unknown): string[] =>
+  typeof v === 'string'
+    ? v.split(' ').filter((s) => s.length > 0)
+    : Array.isArray(v)
+      ? v.filter((s): s is string => typeof s === 'string' && s.length > 0)
+      : [];
+
+/**
+ * The default claims-to-principal mapping: `sub`, `roles` (array or space-separated string), `scope` (RFC 8693,
+ * space-separated) or `scp` (array or string), and `tid` or `tenant`. A token without a string `sub` is refused.
+ *
+ * @example
+ * import { defaultPrincipal } from '@oms/auth';
+ * const p = defaultPrincipal({ sub: 'u1', roles: ['admin'], scope: 'orders:read orders:write' });
+ * // p.scopes is ['orders:read', 'orders:write']
+ */
+export function defaultPrincipal(claims: Claims): Principal {
+  const { sub } = claims;
+  if (typeof sub !== 'string' || sub.length === 0) throw new TypeError('the token has no string "sub" claim');
+  const tenant =
+    typeof claims.tid === 'string'
+      ? claims.tid
+      : typeof claims.tenant === 'string'
+        ? claims.tenant
+        : undefined;
+  const base = {
+    subject: sub,
+    roles: strings(claims.roles),
+    scopes: strings(claims.scope ?? claims.scp),
+    claims,
+  };
+  return tenant === undefined ? base : { ...base, tenant };
+}
+
+/** Freezes a parsed JSON value in place; cached principals are shared, so no caller may change one. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

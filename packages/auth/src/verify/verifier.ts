@@ -1,0 +1,316 @@
+import { jwtVerify } from 'jose';
+import { VerificationCache } from '../cache.js';
+import { fail, invalidOption, isOmsAuthError } from '../errors.js';
+import { type Clock, systemClock } from '../internal/clock.js';
+import { Emitter } from '../internal/emitter.js';
+import { isHmac, KNOWN_ALGORITHMS } from '../keys/key-set.js';
+import type {
+  Claims,
+  CredentialLocations,
+  DpopVerifier,
+  JwsAlgorithm,
+  KeySource,
+  Principal,
+  RequestLike,
+  RevokeTarget,
+  Verifier,
+  VerifierEvents,
+  VerifierOptions,
+  VerifyOptions,
+} from '../types.js';
+import { stringList, v } from '../validate.js';
+import { fromJose, normalizeTyp, parseHeader } from './header.js';
+import { deepFreeze, defaultPrincipal } from './principal.js';
+import { readCredentials } from './request.js';
+
+/** Everything a verification needs, checked once at construction. */
+interface Settings {
+  readonly issuer: string[];
+  readonly audience: string[];
+  readonly keys: KeySource;
+  readonly algorithms: JwsAlgorithm[];
+  readonly algorithmSet: ReadonlySet<string>;
+  readonly clockToleranceSec: number;
+  readonly maxTokenBytes: number;
+  readonly typ: string | undefined;
+  readonly requiredClaims: string[];
+  readonly toPrincipal: (claims: Claims) => Principal;
+  readonly credentials: CredentialLocations;
+  readonly dpop: DpopVerifier | undefined;
+  readonly clock: Clock;
+}
+
+/** A verified token: its principal, and the key binding DPoP needs. */
+interface Verified {
+  readonly principal: Principal;
+  readonly jkt: string | undefined;
+  readonly cached: boolean;
+}
+
+const jktOf = (claims: Claims): string | undefined => {
+  const cnf = claims.cnf as { jkt?: unknown } | undefined;
+  return typeof cnf === 'object' && cnf !== null && typeof cnf.jkt === 'string' ? cnf.jkt : undefined;
+};
+
+class JwtVerifier implements Verifier {
+  readonly #s: Settings;
+  readonly #cache: VerificationCache | undefined;
+  readonly #events = new Emitter<VerifierEvents>();
+  readonly #offKeys: (() => void)[];
+
+  constructor(s: Settings, cache: VerificationCache | undefined) {
+    this.#s = s;
+    this.#cache = cache;
+    this.#offKeys = [
+      s.keys.on('fetch', (e) => this.#events.emit('jwksFetch', e)),
+      s.keys.on('retired', () => this.#cache?.dropRetired()),
+    ];
+  }
+
+  get cacheSize(): number {
+    return this.#cache?.size ?? 0;
+  }
+
+  async verify(token: string, opts?: VerifyOptions): Promise<Principal> {
+    return this.#observe(async () => {
+      const verified = await this.#verifyToken(token, opts?.signal);
+      if (verified.jkt !== undefined) {
+        throw fail('ERR_OMS_AUTH_DPOP_BINDING', 'the token is DPoP-bound and was presented without a proof');
+      }
+      return verified;
+    });
+  }
+
+  async verifyRequest(req: RequestLike, opts?: VerifyOptions): Promise<Principal> {
+    return this.#observe(async () => {
+      if (typeof req !== 'object' || req === null)
+        throw fail('ERR_OMS_AUTH_MALFORMED', 'the request is not an object');
+      const creds = readCredentials(req.headers, this.#s.credentials, this.#s.maxTokenBytes);
+      const verified = await this.#verifyToken(creds.token, opts?.signal);
+      if (creds.scheme === 'bearer') {
+        if (verified.jkt !== undefined) {
+          throw fail(
+            'ERR_OMS_AUTH_DPOP_BINDING',
+            'the token is DPoP-bound and was presented with the Bearer scheme',
+          );
+        }
+        return verified;
+      }
+      const { dpop } = this.#s;
+      if (dpop === undefined) throw fail('ERR_OMS_AUTH_DPOP', 'this verifier does not accept DPoP');
+      if (verified.jkt === undefined)
+        throw fail('ERR_OMS_AUTH_DPOP_BINDING', 'the token is not DPoP-bound (no cnf.jkt)');
+      if (typeof req.method !== 'string' || typeof req.url !== 'string') {
+        throw fail('ERR_OMS_AUTH_DPOP', 'DPoP needs the request method and url');
+      }
+      const { jkt } = await dpop.verifyProof(
+        { proof: creds.proof, method: req.method, url: req.url, accessToken: creds.token },
+        opts?.signal,
+      );
+      if (jkt !== verified.jkt)
+        throw fail('ERR_OMS_AUTH_DPOP_BINDING', 'the DPoP proof key is not the one the token is bound to');
+      return verified;
+    });
+  }
+
+  revoke(target: RevokeTarget): number {
+    if (typeof target !== 'object' || target === null)
+      throw invalidOption('revoke() needs { jti } or { subject }');
+    return this.#cache?.revoke(target) ?? 0;
+  }
+
+  on<K extends keyof VerifierEvents>(event: K, fn: (e: VerifierEvents[K]) => void): () => void {
+    return this.#events.on(event, fn);
+  }
+
+  async close(): Promise<void> {
+    for (const off of this.#offKeys) off();
+    this.#cache?.clear();
+    this.#events.clear();
+    await this.#s.keys.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Emits one `verification` event per call, only when someone listens (the hit path stays allocation-free). */
+  async #observe(run: () => Promise<Verified>): Promise<Principal> {
+    if (!this.#events.has('verification')) return (await run()).principal;
+    const startTime = performance.timeOrigin + performance.now();
+    const t0 = performance.now();
+    try {
+      const verified = await run();
+      this.#emit('ok', verified.cached, startTime, t0);
+      return verified.principal;
+    } catch (e) {
+      this.#emit(isOmsAuthError(e) ? e.code : 'ERR_OMS_AUTH_MALFORMED', false, startTime, t0);
+      throw e;
+    }
+  }
+
+  #emit(outcome: VerifierEvents['verification']['outcome'], cached: boolean, startTime: number, t0: number) {
+    this.#events.emit('verification', {
+      outcome,
+      cached,
+      startTime,
+      durationSec: (performance.now() - t0) / 1000,
+    });
+  }
+
+  async #verifyToken(token: unknown, signal: AbortSignal | undefined): Promise<Verified> {
+    const s = this.#s;
+    if (typeof token !== 'string')
+      throw fail('ERR_OMS_AUTH_MALFORMED', `the token is not a string (got ${typeof token})`);
+    // UTF-16 length <= UTF-8 length, so this refuses every token over the byte bound without encoding it.
+    if (token.length > s.maxTokenBytes) {
+      throw fail('ERR_OMS_AUTH_TOO_LARGE', `the token is longer than maxTokenBytes (${s.maxTokenBytes})`);
+    }
+    const now = s.clock.now();
+    const hit = this.#cache?.get(token, now);
+    if (hit !== undefined) return { principal: hit, jkt: jktOf(hit.claims), cached: true };
+    const header = parseHeader(token, {
+      algorithms: s.algorithmSet,
+      typ: s.typ,
+      refusedTyp: 'dpop+jwt',
+      what: 'the token',
+    });
+    const resolved = await s.keys.getKey(header.alg, header.kid, signal);
+    let claims: Claims;
+    try {
+      const result = await jwtVerify(token, resolved.key, {
+        algorithms: s.algorithms,
+        issuer: s.issuer,
+        audience: s.audience,
+        clockTolerance: s.clockToleranceSec,
+        currentDate: new Date(now),
+        requiredClaims: s.requiredClaims,
+      });
+      claims = result.payload as Claims;
+    } catch (e) {
+      throw fromJose(e, 'the token');
+    }
+    let principal: Principal;
+    try {
+      principal = deepFreeze(s.toPrincipal(deepFreeze(claims)));
+    } catch (e) {
+      throw fail('ERR_OMS_AUTH_CLAIMS', 'the token claims do not map to a principal', e);
+    }
+    if (
+      typeof principal?.subject !== 'string' ||
+      !Array.isArray(principal.roles) ||
+      !Array.isArray(principal.scopes)
+    ) {
+      throw fail(
+        'ERR_OMS_AUTH_CLAIMS',
+        'toPrincipal must return { subject: string, roles: string[], scopes: string[] }',
+      );
+    }
+    // exp is a required claim and jose checked it is a number; Infinity or 1e300 is bounded by maxTtlMs.
+    this.#cache?.set(token, principal, claims.exp as number, resolved.handle, s.clock.now());
+    return { principal, jkt: jktOf(claims), cached: false };
+  }
+}
+
+/**
+ * Builds a JWT verifier on jose with the rules RFC 8725 asks for:
+ * - `algorithms` is a required allow-list; `none` is always refused, and HS algorithms are accepted only with an
+ *   `hmacSecret` (never with a public key), so RS→HS key confusion cannot happen;
+ * - `issuer` and `audience` are required and accept lists; `exp` is always required;
+ * - tokens longer than `maxTokenBytes` are refused before any decoding; `typ` is enforced where configured;
+ * - `jku`, `x5u`, `x5c`, embedded `jwk` and `crit` headers are refused, never followed;
+ * - every failure is an `OmsAuthError` with a specific code, `httpStatus` (401, or 503 when the key source is
+ *   down) and a `WWW-Authenticate` value.
+ *
+ * Successes are cached by the whole token until its `exp` (see `CacheOptions`); failures never are.
+ *
+ * @example
+ * import { createVerifier, remoteJwks } from '@oms/auth';
+ * const verifier = createVerifier({
+ *   issuer: 'https://idp.example.com/',
+ *   audience: ['orders-api'],
+ *   algorithms: ['RS256', 'ES256'],
+ *   keys: remoteJwks('https://idp.example.com/.well-known/jwks.json'),
+ *   typ: 'at+jwt',
+ * });
+ * declare const headers: Record<string, string | string[] | undefined>;
+ * const principal = await verifier.verifyRequest({ method: 'GET', url: '/v1/orders', headers });
+ * const isAdmin = principal.roles.includes('admin');
+ */
+export function createVerifier(opts: VerifierOptions): Verifier {
+  if (typeof opts !== 'object' || opts === null)
+    throw invalidOption('createVerifier(options) needs an options object');
+  const issuer = stringList('issuer', opts.issuer);
+  const audience = stringList('audience', opts.audience);
+  const keys = opts.keys;
+  if (typeof keys?.getKey !== 'function' || typeof keys.on !== 'function') {
+    throw invalidOption('keys must be remoteJwks(url), localJwks(jwks) or hmacSecret(secret)');
+  }
+  if (!Array.isArray(opts.algorithms) || opts.algorithms.length === 0) {
+    throw invalidOption(
+      'algorithms is required: list the JWS algorithms your issuer signs with, e.g. ["RS256"]',
+    );
+  }
+  for (const alg of opts.algorithms) {
+    if (typeof alg === 'string' && alg.toLowerCase() === 'none')
+      throw invalidOption('algorithms must never include "none"');
+    if (!KNOWN_ALGORITHMS.has(alg))
+      throw invalidOption(`algorithms: unknown JWS algorithm ${JSON.stringify(alg)}`);
+    if (isHmac(alg) !== keys.symmetric) {
+      throw invalidOption(
+        keys.symmetric
+          ? `algorithms: ${alg} cannot be verified with an HMAC secret; list only HS256/HS384/HS512`
+          : `algorithms: ${alg} needs hmacSecret(); an HMAC algorithm is never accepted with a public key`,
+      );
+    }
+  }
+  const maxTokenBytes = v.integer('maxTokenBytes', opts.maxTokenBytes ?? 8192, { min: 16, max: 1_048_576 });
+  const clockToleranceSec = v.nonNegativeFinite('clockToleranceSec', opts.clockToleranceSec ?? 5);
+  if (opts.typ !== undefined && (typeof opts.typ !== 'string' || opts.typ.length === 0)) {
+    throw invalidOption(`typ must be a non-empty string such as "at+jwt" (got ${JSON.stringify(opts.typ)})`);
+  }
+  const required = opts.requiredClaims ?? [];
+  if (!Array.isArray(required) || required.some((c) => typeof c !== 'string' || c.length === 0)) {
+    throw invalidOption('requiredClaims must be an array of claim names');
+  }
+  if (opts.toPrincipal !== undefined && typeof opts.toPrincipal !== 'function') {
+    throw invalidOption('toPrincipal must be a function (claims) => Principal');
+  }
+  const credentials = { ...(opts.credentials ?? {}) };
+  if (credentials.header !== undefined) {
+    v.key('credentials.header', credentials.header, 128);
+    credentials.header = credentials.header.toLowerCase();
+    if (credentials.header === 'authorization')
+      throw invalidOption('credentials.header must not be authorization');
+  }
+  if (credentials.cookie !== undefined) v.key('credentials.cookie', credentials.cookie, 128);
+  if (opts.dpop !== undefined && typeof opts.dpop?.verifyProof !== 'function') {
+    throw invalidOption('dpop must be built with dpop({ replayStore, htuFrom })');
+  }
+  let cache: VerificationCache | undefined;
+  if (opts.cache !== false) {
+    const c = opts.cache ?? {};
+    cache = new VerificationCache(
+      v.integer('cache.maxEntries', c.maxEntries ?? 10_000, { min: 1 }),
+      v.durationMs('cache.maxTtlMs', c.maxTtlMs ?? 300_000, { min: 1 }),
+    );
+  }
+  return new JwtVerifier(
+    {
+      issuer: [...issuer],
+      audience: [...audience],
+      keys,
+      algorithms: [...opts.algorithms],
+      algorithmSet: new Set(opts.algorithms),
+      clockToleranceSec,
+      maxTokenBytes,
+      typ: opts.typ === undefined ? undefined : normalizeTyp(opts.typ),
+      requiredClaims: [...new Set(['exp', ...required])],
+      toPrincipal: opts.toPrincipal ?? defaultPrincipal,
+      credentials,
+      dpop: opts.dpop,
+      clock: v.clock(opts.clock, systemClock),
+    },
+    cache,
+  );
+}
