@@ -9,9 +9,10 @@ import { invalid, v } from './validate.js';
  * Anything that runs SQL: a pg `Pool`/`Client`, or an adapter around kysely, postgres.js, etc.
  *
  * @example
- * import { sql } from 'kysely';
- * const viaKysely: SqlQueryable = { query: (q) => sql.raw(q).execute(db) };
- * const check = checks.postgres(viaKysely);
+ * // kysely: { query: (q) => sql.raw(q).execute(db) }; postgres.js:
+ * declare const pgjs: { unsafe(query: string): Promise<unknown> };
+ * const viaPostgresJs: SqlQueryable = { query: (q) => pgjs.unsafe(q) };
+ * const check = checks.postgres(viaPostgresJs);
  */
 export interface SqlQueryable {
   query(sql: string): Promise<unknown>;
@@ -21,7 +22,9 @@ export interface SqlQueryable {
  * Anything that answers PING: an ioredis `Redis` or `Cluster`, or node-redis.
  *
  * @example
- * const client: Pingable = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1 });
+ * import { Redis } from 'ioredis';
+ * import { checks, type Pingable } from '@oms/health';
+ * const client: Pingable = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
  * const check = checks.redis(client);
  */
 export interface Pingable {
@@ -32,6 +35,7 @@ export interface Pingable {
  * Latency thresholds shared by the dependency checks, in ms.
  *
  * @example
+ * declare const pool: import('pg').Pool;
  * const slowIsWarn: LatencyThresholds = { warnMs: 50, failMs: 500 };
  * const check = checks.postgres(pool, slowIsWarn);
  */
@@ -81,6 +85,8 @@ function ofType(componentType: string, check: HealthCheck): HealthCheck {
  * `query(sql)`; for kysely pass `{ query: (q) => sql.raw(q).execute(db) }`.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const pool: import('pg').Pool;
  * registry.register({
  *   name: 'postgres:responseTime', check: checks.postgres(pool, { warnMs: 100 }),
  *   kinds: ['readiness'], critical: true, timeoutMs: 1000, intervalMs: 5000,
@@ -105,6 +111,8 @@ export function postgres(
  * `maxRetriesPerRequest` or rely on the registration's timeout: ioredis queues commands while reconnecting.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const redis: import('ioredis').Redis;
  * registry.register({
  *   name: 'redis:responseTime', check: checks.redis(redis),
  *   kinds: ['readiness'], critical: true, timeoutMs: 500, intervalMs: 5000,
@@ -152,6 +160,7 @@ export interface EventLoopDelayOptions {
  * loop is blocked for seconds cannot serve anything, which is what liveness is for.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * registry.register({
  *   name: 'eventloop:delay', check: checks.eventLoopDelay({ warnMs: 100, failMs: 500 }),
  *   kinds: ['liveness'], critical: true, timeoutMs: 1000,
@@ -204,6 +213,7 @@ export interface MemoryOptions {
  * extra keys.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * registry.register({
  *   name: 'memory:utilization', check: checks.memory({ maxRssBytes: 512 * 2 ** 20 }),
  *   kinds: ['liveness'], critical: true, timeoutMs: 1000,
@@ -271,6 +281,7 @@ export interface DiskOptions {
  * thresholds. observedValue is free bytes; `freeRatio` and `totalBytes` ride along.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * registry.register({
  *   name: 'disk:free', check: checks.disk({ path: '/var/lib/app', minFreeBytes: 1e9 }),
  *   kinds: ['readiness'], critical: false, timeoutMs: 1000, intervalMs: 30_000,
@@ -339,6 +350,7 @@ export interface HttpCheckOptions extends LatencyThresholds {
  * latency in ms. Credentials in the URL never reach the output.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * registry.register({
  *   name: 'payments:responseTime',
  *   check: checks.http({ url: 'http://payments.internal/livez', expectedStatus: 200, timeoutMs: 800 }),
@@ -428,8 +440,10 @@ export function http(opts: HttpCheckOptions): HealthCheck {
  * The built-in checks. Each reports `observedValue` and `observedUnit`.
  *
  * @example
+ * import { Redis } from 'ioredis';
+ * import pg from 'pg';
  * import { checks } from '@oms/health';
- * const pg = checks.postgres(pool);
- * const r = checks.redis(redis);
+ * const postgresCheck = checks.postgres(new pg.Pool({ connectionString: process.env.DATABASE_URL }));
+ * const redisCheck = checks.redis(new Redis({ maxRetriesPerRequest: 1 }));
  */
 export const checks = Object.freeze({ postgres, redis, eventLoopDelay, memory, disk, http });

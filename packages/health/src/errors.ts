@@ -15,10 +15,11 @@ export type HealthErrorCode =
  * The one error class @oms/health throws. `code` is stable; the message says what was wrong and what to do.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * try {
- *   registry.register({ name: 'db', check, kinds: ['readiness'], critical: true, timeoutMs: 0 });
+ *   registry.register({ name: 'db:ping', check: () => ({}), kinds: ['readiness'], critical: true, timeoutMs: 0 });
  * } catch (e) {
- *   if (isOmsHealthError(e)) console.error(e.code); // ERR_OMS_HEALTH_INVALID_OPTION
+ *   if (!isOmsHealthError(e) || e.code !== 'ERR_OMS_HEALTH_INVALID_OPTION') throw e;
  * }
  */
 export class OmsHealthError extends Error {
@@ -38,7 +39,8 @@ export class OmsHealthError extends Error {
  * True for any error thrown by @oms/health, across duplicated installs too.
  *
  * @example
- * if (isOmsHealthError(e) && e.code === 'ERR_OMS_HEALTH_DUPLICATE_CHECK') { … }
+ * declare const e: unknown;
+ * const duplicate = isOmsHealthError(e) && e.code === 'ERR_OMS_HEALTH_DUPLICATE_CHECK';
  */
 export const isOmsHealthError = (e: unknown): e is OmsHealthError =>
   e instanceof Error && (e as Partial<OmsHealthError>).isOmsHealthError === true;

@@ -8,6 +8,7 @@ import { invalid, v } from './validate.js';
  * Options of {@link healthServer}.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * const opts: HealthServerOptions = { registry, port: 9090, host: '0.0.0.0', paths: { all: '/healthz' } };
  * const probes = await healthServer(opts);
  */
@@ -27,6 +28,7 @@ export interface HealthServerOptions {
  * A running probe server.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * const probes: HealthServer = await healthServer({ registry, port: 0, host: '127.0.0.1' });
  * const res = await fetch(`${probes.url}/readyz`);
  * await probes.close();
@@ -53,6 +55,7 @@ const DEFAULT_PATHS: Record<ReportKind, string> = {
  * once it is listening.
  *
  * @example
+ * declare const health: HealthRegistry;
  * const probes = await healthServer({ registry: health, port: 9090 });
  * // curl -i http://localhost:9090/readyz
  * await probes.close();

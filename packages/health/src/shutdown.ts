@@ -10,6 +10,7 @@ import { invalid, v } from './validate.js';
  * One step run after the server drained, in order, with its own timeout.
  *
  * @example
+ * declare const relay: { stop(o: { drain: boolean; signal: AbortSignal }): Promise<void> };
  * const stopRelay: ShutdownHook = { name: 'outbox relay', fn: (signal) => relay.stop({ drain: true, signal }), timeoutMs: 5000 };
  */
 export interface ShutdownHook {
@@ -38,6 +39,8 @@ export type ShutdownHookFn = (signal: AbortSignal) => unknown;
  * A request that was still running at some point of the shutdown. Query strings are left out (tokens).
  *
  * @example
+ * declare const shutdown: GracefulShutdown;
+ * declare const log: { error(msg: string): void };
  * shutdown.on('forced', (e) => {
  *   for (const r of e.inFlight as InFlightRequest[]) log.error(`${r.method} ${r.path} cut after ${r.ageMs} ms`);
  * });
@@ -54,6 +57,8 @@ export interface InFlightRequest {
  * in-flight requests), `hooks`, `exiting`.
  *
  * @example
+ * declare const shutdown: GracefulShutdown;
+ * declare const res: import('node:http').ServerResponse;
  * const phase: ShutdownPhase = shutdown.phase;
  * if (phase !== 'running') res.setHeader('connection', 'close');
  */
@@ -63,6 +68,8 @@ export type ShutdownPhase = 'running' | 'draining' | 'closing' | 'waiting' | 'ho
  * A structured log line of the shutdown (only the noteworthy ones: failures and forced exits).
  *
  * @example
+ * declare const options: GracefulShutdownOptions;
+ * declare const logger: Record<'info' | 'error', (obj: object, msg: string) => void>;
  * gracefulShutdown({ ...options, log: (entry: ShutdownLogEntry) => logger[entry.level](entry, entry.msg) });
  */
 export interface ShutdownLogEntry {
@@ -75,6 +82,8 @@ export interface ShutdownLogEntry {
  * Events of a graceful shutdown.
  *
  * @example
+ * declare const shutdown: GracefulShutdown;
+ * declare const log: { info(obj: object, msg?: string): void };
  * shutdown.on('hook', (e: ShutdownEvents['hook']) => log.info({ hook: e.name, ok: e.ok, ms: e.durationMs }));
  * shutdown.on('exit', (e: ShutdownEvents['exit']) => log.info({ code: e.code }, 'bye'));
  */
@@ -95,6 +104,9 @@ export interface ShutdownEvents {
  * Options of {@link gracefulShutdown}.
  *
  * @example
+ * declare const server: import('node:http').Server;
+ * declare const registry: HealthRegistry;
+ * declare const pool: import('pg').Pool;
  * const options: GracefulShutdownOptions = {
  *   server, registry, drainDelayMs: 5000, timeoutMs: 25_000,
  *   hooks: [{ name: 'pg pool', fn: () => pool.end() }],
@@ -127,6 +139,9 @@ export interface GracefulShutdownOptions {
  * A graceful shutdown controller.
  *
  * @example
+ * declare const server: import('node:http').Server;
+ * declare const registry: HealthRegistry;
+ * declare const log: { info(obj: object): void };
  * const shutdown: GracefulShutdown = gracefulShutdown({ server, registry, drainDelayMs: 5000, timeoutMs: 25_000 });
  * shutdown.on('phase', (e) => log.info({ phase: e.phase, inFlight: e.inFlight }));
  */
@@ -171,12 +186,20 @@ function toHook(h: ShutdownHook | ShutdownHookFn, i: number): ShutdownHook {
  * signal, or `timeoutMs` running out, exits non-zero and logs what was still in flight.
  *
  * @example
+ * import http from 'node:http';
+ * import { gracefulShutdown, type HealthRegistry } from '@oms/health';
+ * declare const app: http.RequestListener;
+ * declare const health: HealthRegistry;
+ * declare const relay: { stop(o: { drain: boolean }): Promise<void> };
+ * declare const pool: import('pg').Pool;
  * const server = http.createServer(app).listen(8080);
  * gracefulShutdown({
  *   server, registry: health, drainDelayMs: 5000, timeoutMs: 25_000,
  *   hooks: [
  *     { name: 'outbox relay', fn: () => relay.stop({ drain: true }), timeoutMs: 5000 },
- *     { name: 'pg pool', fn: () => pool.end() },
+ *     async function closePgPool() {
+ *       await pool.end();
+ *     },
  *   ],
  * });
  */

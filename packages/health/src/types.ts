@@ -6,6 +6,8 @@ export type { Clock };
  * A check outcome, as health+json spells it.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const log: Record<'info' | 'warn', (obj: object | string, msg?: string) => void>;
  * const status: HealthStatus = (await registry.report('readiness')).status;
  * if (status === 'warn') log.warn('degraded but serving');
  */
@@ -15,6 +17,8 @@ export type HealthStatus = 'pass' | 'warn' | 'fail';
  * Which probe a check feeds.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const check: HealthCheck;
  * const kinds: CheckKind[] = ['readiness', 'startup'];
  * registry.register({ name: 'postgres:responseTime', check, kinds, critical: true, timeoutMs: 1000 });
  */
@@ -32,6 +36,7 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
  * What a check function resolves to. Everything is optional; resolving without `status` means `pass`.
  *
  * @example
+ * declare function replicationLagSeconds(): Promise<number>;
  * const check: HealthCheck = async () => {
  *   const lag = await replicationLagSeconds();
  *   const outcome: CheckOutcome = { status: lag > 30 ? 'warn' : 'pass', observedValue: lag, observedUnit: 's' };
@@ -59,6 +64,7 @@ export interface CheckOutcome {
  * What a check receives: its signal aborts when the check times out or the registry closes.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * registry.register({
  *   name: 'search:responseTime', kinds: ['readiness'], critical: false, timeoutMs: 500,
  *   check: async ({ signal }: CheckContext) => {
@@ -76,6 +82,7 @@ export interface CheckContext {
  * A check may carry `close()` (built-in checks that hold a monitor do); the registry calls it on close.
  *
  * @example
+ * declare function countPendingMigrations(): Promise<number>;
  * const migrations: HealthCheck = async () => {
  *   const pending = await countPendingMigrations();
  *   return pending === 0 ? { status: 'pass' } : { status: 'fail', output: `${pending} migrations pending` };
@@ -95,6 +102,8 @@ export type HealthCheck = ((ctx: CheckContext) => CheckOutcome | Promise<CheckOu
  * Options of `register()`.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const pool: import('pg').Pool;
  * const registration: CheckRegistration = {
  *   name: 'postgres:responseTime', check: checks.postgres(pool),
  *   kinds: ['readiness', 'startup'], critical: true, timeoutMs: 1000, intervalMs: 5000,
@@ -123,6 +132,8 @@ export interface CheckRegistration {
  * One stored check result.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const log: Record<'info' | 'warn', (obj: object | string, msg?: string) => void>;
  * const last: CheckResult | undefined = registry.checks().find((c) => c.name === 'postgres:responseTime')?.last;
  * if (last?.timedOut) log.warn(`postgres check timed out after ${last.durationMs} ms`);
  */
@@ -147,6 +158,7 @@ export interface CheckResult {
  * One element of a `checks` array in a health+json body.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * const { body } = await registry.report('readiness');
  * const [pg]: HealthCheckEntry[] = body.checks['postgres:responseTime'] ?? [];
  * const latency = `${pg?.observedValue} ${pg?.observedUnit}`; // '0.41 ms'
@@ -167,6 +179,8 @@ export interface HealthCheckEntry {
  * An `application/health+json` body (draft-inadarei-api-health-check-06).
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const res: import('node:http').ServerResponse;
  * const body: HealthBody = (await registry.report('all')).body;
  * res.writeHead(body.status === 'fail' ? 503 : 200, { 'content-type': 'application/health+json' });
  * res.end(JSON.stringify(body));
@@ -186,8 +200,10 @@ export interface HealthBody {
  * What `report()` returns.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const res: import('node:http').ServerResponse;
  * const r: HealthReport = await registry.report('readiness');
- * reply.code(r.httpStatus).type('application/health+json').send(r.body);
+ * res.writeHead(r.httpStatus, { 'content-type': 'application/health+json' }).end(JSON.stringify(r.body));
  */
 export interface HealthReport {
   status: HealthStatus;
@@ -200,6 +216,8 @@ export interface HealthReport {
  * Which report: one probe, or `all` checks (the `/health` endpoint).
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const req: import('node:http').IncomingMessage;
  * const kind: ReportKind = req.url === '/health' ? 'all' : 'readiness';
  * const r = await registry.report(kind);
  */
@@ -209,6 +227,8 @@ export type ReportKind = CheckKind | 'all';
  * A state transition of one check, as kept in its history ring and emitted as `change`.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const log: Record<'info' | 'warn', (obj: object | string, msg?: string) => void>;
  * registry.on('change', (t: HealthTransition) => {
  *   log.info({ check: t.name, from: t.from, to: t.to, after: t.durationMs }, 'health changed');
  * });
@@ -233,6 +253,8 @@ export interface HealthTransition {
  * Emitted after every run of a check (telemetry listens to it).
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const log: Record<'info' | 'warn', (obj: object | string, msg?: string) => void>;
  * registry.on('check', (e: CheckRunEvent) => {
  *   if (e.timedOut) log.warn({ check: e.name }, 'health check timed out');
  * });
@@ -248,6 +270,8 @@ export interface CheckRunEvent {
  * Events of a registry.
  *
  * @example
+ * declare const registry: HealthRegistry;
+ * declare const log: Record<'info' | 'warn', (obj: object | string, msg?: string) => void>;
  * const off = registry.on('shutdown', (e: HealthEvents['shutdown']) => log.info({ at: e.time }, 'draining'));
  * off();
  */
@@ -261,6 +285,7 @@ export interface HealthEvents {
  * The current view of one registered check.
  *
  * @example
+ * declare const registry: HealthRegistry;
  * const failing = registry.checks().filter((c: CheckSnapshot) => c.status === 'fail').map((c) => c.name);
  */
 export interface CheckSnapshot {
@@ -306,10 +331,13 @@ export interface HealthRegistryOptions {
  * What `handler(kind)` resolves to: ready to write to any HTTP framework.
  *
  * @example
- * app.get('/readyz', async (_req, res) => {
+ * import { createServer } from 'node:http';
+ * import { healthRegistry, type HealthHttpResponse } from '@oms/health';
+ * const registry = healthRegistry({ service: 'orders', version: '1.4.0' });
+ * createServer(async (_req, res) => {
  *   const r: HealthHttpResponse = await registry.handler('readiness');
- *   res.status(r.status).set(r.headers).send(r.body);
- * });
+ *   res.writeHead(r.status, r.headers).end(r.body);
+ * }).listen(9090);
  */
 export interface HealthHttpResponse {
   status: number;
@@ -321,6 +349,7 @@ export interface HealthHttpResponse {
  * A health registry: register checks, then ask for reports.
  *
  * @example
+ * declare const redis: import('ioredis').Redis;
  * const registry: HealthRegistry = healthRegistry({ service: 'orders', version: '1.4.0' });
  * registry.register({ name: 'redis:responseTime', check: checks.redis(redis), kinds: ['readiness'], critical: true, timeoutMs: 500 });
  * const { httpStatus } = await registry.report('readiness');

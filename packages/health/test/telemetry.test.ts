@@ -13,7 +13,6 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
-import * as api from '../src/index.js';
 import { healthRegistry, instrument } from '../src/index.js';
 
 interface Recorded {
@@ -124,22 +123,5 @@ describe('instrument', () => {
     await registry.report('readiness');
     expect(spans).toHaveLength(1);
     await registry.close();
-  });
-
-  it('is the one telemetry entry point: the old name and the bare check exports are gone', () => {
-    const names = Object.keys(api);
-    expect(names).toContain('instrument');
-    expect(names).toContain('checks');
-    for (const gone of [
-      'instrumentHealth',
-      'http',
-      'redis',
-      'postgres',
-      'memory',
-      'disk',
-      'eventLoopDelay',
-    ]) {
-      expect(names, `@oms/health still exports ${gone}`).not.toContain(gone);
-    }
   });
 });
