@@ -141,6 +141,15 @@ describe('circuitBreaker state table (fake clock)', () => {
     expect(rejected).toEqual(['open']);
   });
 
+  it('ERR_OMS_BREAKER_OPEN is retryable: the same call can succeed after retryAfterMs', async () => {
+    const { b, clock, fail } = setup({ consecutiveFailures: 1, openMs: 1000 });
+    await fail();
+    const e = await rejectsOpen(b.execute(ok));
+    expect(e).toMatchObject({ retryable: true, retryAfterMs: 1000 });
+    clock.advance(1000);
+    expect(await b.execute(ok)).toBe('ok');
+  });
+
   it('open -> half-open once openMs has elapsed', async () => {
     const { b, clock, changes, fail } = setup({ consecutiveFailures: 1, openMs: 1000 });
     await fail();
@@ -476,6 +485,18 @@ describe('circuitBreaker windows and backoff', () => {
     await rejectsOpen(b2.execute(ok));
     clock.advance(1000);
     expect(b2.state).toBe('half-open');
+  });
+
+  it('toJSON() of a breaker that closed again carries no open deadline', async () => {
+    const { b, clock, fail, succeed } = setup({ consecutiveFailures: 1, openMs: 1000 });
+    await fail();
+    expect(b.toJSON()).toMatchObject({ state: 'open', openUntil: clock.now() + 1000 });
+    clock.advance(1000);
+    await succeed(); // the probe closes it
+    expect(b.toJSON()).toMatchObject({ state: 'closed', openUntil: 0, trips: 0 });
+    await fail();
+    b.reset();
+    expect(b.toJSON()).toMatchObject({ state: 'closed', openUntil: 0 });
   });
 
   it('toJSON()/restore carries window counts of a closed breaker', async () => {

@@ -50,7 +50,7 @@ describe('no leaks', () => {
   }, 120_000);
 
   it('close() leaves no timers or signal listeners behind', async () => {
-    // Ref'd timers, so getActiveResourcesInfo() lists them (the default clock unrefs its timers).
+    // A clock of its own, so the count covers exactly the timers these policies armed.
     const clock = {
       now: Date.now,
       setTimeout: (f: () => void, ms: number) => setTimeout(f, ms),
