@@ -95,7 +95,7 @@ export type HealthCheck = ((ctx: CheckContext) => CheckOutcome | Promise<CheckOu
    * it: `datastore` for PostgreSQL and Redis, `system` for the process checks). The registration's
    * `componentType` overrides it.
    */
-  componentType?: string;
+  componentType?: string | undefined;
 };
 
 /**
