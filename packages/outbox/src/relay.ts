@@ -253,6 +253,7 @@ class OutboxRelay implements Relay {
         continue;
       }
       if (batch.length === 0) {
+        if (this.#events.has('idle')) this.#events.emit('idle', { at: this.#c.clock.now() });
         await this.#waker.wait(this.#c.pollMs, { since });
         continue;
       }

@@ -279,6 +279,8 @@ export interface RelayEvents {
   /** The relay hit an error it will retry by itself (a lost connection, a failed heartbeat). */
   error: { readonly phase: 'claim' | 'settle' | 'heartbeat' | 'listen'; readonly error: unknown };
   stateChange: { readonly from: RelayState; readonly to: RelayState };
+  /** A loop found nothing due and sleeps until a notification, a due retry or the poll. */
+  idle: { readonly at: number };
 }
 
 /**
