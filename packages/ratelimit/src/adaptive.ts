@@ -9,9 +9,16 @@ import { v } from './validate.js';
  * scale to ⌊limit × multiplier⌋ (at least 1); refill rates scale continuously.
  *
  * @example
- * const algorithm = adaptive(tokenBucket({ capacity: 100, refillPerSec: 50 }), {
- *   load: () => eventLoopUtilization(), threshold: 0.7, floor: 0.2,
- * });
+ * import { performance } from 'node:perf_hooks';
+ * import { adaptive, tokenBucket } from '@oms/ratelimit';
+ * let last = performance.eventLoopUtilization();
+ * const load = () => {
+ *   const now = performance.eventLoopUtilization();
+ *   const busy = performance.eventLoopUtilization(now, last).utilization;
+ *   last = now;
+ *   return busy;
+ * };
+ * const algorithm = adaptive(tokenBucket({ capacity: 100, refillPerSec: 50 }), { load, threshold: 0.7, floor: 0.2 });
  */
 export function adaptive(algorithm: Algorithm, o: AdaptiveOptions): Algorithm {
   const inner = impl(algorithm);

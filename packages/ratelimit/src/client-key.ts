@@ -5,13 +5,21 @@ import { invalidOption } from './errors.js';
  * Which proxies may set X-Forwarded-For.
  *
  * @example
- * clientKey(req, { trustProxy: ['10.0.0.0/8'] });
+ * import type { IncomingMessage } from 'node:http';
+ * import { clientKey, type TrustProxy } from '@oms/ratelimit';
+ * declare const req: IncomingMessage;
+ * const trustProxy: TrustProxy = ['10.0.0.0/8'];
+ * const key = clientKey({ ip: req.socket.remoteAddress, headers: req.headers }, { trustProxy });
  */
 export type TrustProxy = boolean | number | readonly string[];
 
 /**
  * @example
- * clientKey(req, { trustProxy: 1, ipv6Prefix: 56 });
+ * import type { IncomingMessage } from 'node:http';
+ * import { type ClientKeyOptions, clientKey } from '@oms/ratelimit';
+ * declare const req: IncomingMessage;
+ * const o: ClientKeyOptions = { trustProxy: 1, ipv6Prefix: 56 };
+ * const key = clientKey({ ip: req.socket.remoteAddress, headers: req.headers }, o);
  */
 export interface ClientKeyOptions {
   /**
@@ -28,7 +36,11 @@ export interface ClientKeyOptions {
  * The parts of a request `clientKey` reads: the socket peer and the headers.
  *
  * @example
- * clientKey({ ip: req.socket.remoteAddress, headers: req.headers });
+ * import type { IncomingMessage } from 'node:http';
+ * import { type ClientKeyRequest, clientKey } from '@oms/ratelimit';
+ * declare const req: IncomingMessage;
+ * const parts: ClientKeyRequest = { ip: req.socket.remoteAddress, headers: req.headers };
+ * const key = clientKey(parts);
  */
 export interface ClientKeyRequest {
   ip: string | undefined;
@@ -119,6 +131,10 @@ function trusted(list: readonly string[], ip: string): boolean {
  * read only as far as the hops you trust (a client can put anything in the left of that header).
  *
  * @example
+ * import type { IncomingMessage } from 'node:http';
+ * import { clientKey, type RateLimiter } from '@oms/ratelimit';
+ * declare const req: IncomingMessage;
+ * declare const limiter: RateLimiter;
  * // behind one load balancer that appends to X-Forwarded-For
  * const key = clientKey({ ip: req.socket.remoteAddress, headers: req.headers }, { trustProxy: 1 });
  * await limiter.consume(key);

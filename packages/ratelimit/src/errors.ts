@@ -2,7 +2,10 @@
  * Stable codes of every error @oms/ratelimit throws.
  *
  * @example
- * if (isOmsRatelimitError(e) && e.code === 'ERR_OMS_RATELIMIT_INVALID_KEY') reply.code(400);
+ * import { isOmsRatelimitError, type RatelimitErrorCode } from '@oms/ratelimit';
+ * declare const e: unknown;
+ * const code: RatelimitErrorCode | undefined = isOmsRatelimitError(e) ? e.code : undefined;
+ * const status = code === 'ERR_OMS_RATELIMIT_INVALID_KEY' ? 400 : 500;
  */
 export type RatelimitErrorCode =
   | 'ERR_OMS_RATELIMIT_INVALID_OPTION'
@@ -20,7 +23,14 @@ export type RatelimitErrorCode =
  * The base error of @oms/ratelimit. `code` is stable; `retryable` says whether the same call may succeed later.
  *
  * @example
- * try { await limiter.consume(''); } catch (e) { if (isOmsRatelimitError(e)) res.status(400).send(e.code); }
+ * import { isOmsRatelimitError, type RateLimiter } from '@oms/ratelimit';
+ * declare const limiter: RateLimiter;
+ * let status = 200;
+ * try {
+ *   await limiter.consume('');
+ * } catch (e) {
+ *   if (isOmsRatelimitError(e) && !e.retryable) status = 400;
+ * }
  */
 export class OmsRatelimitError extends Error {
   readonly isOmsRatelimitError = true;
@@ -41,7 +51,9 @@ export class OmsRatelimitError extends Error {
  * True for any error thrown by @oms/ratelimit, across duplicated installs too.
  *
  * @example
- * if (isOmsRatelimitError(e) && e.code === 'ERR_OMS_RATELIMIT_TIMEOUT') reply.code(429);
+ * import { isOmsRatelimitError } from '@oms/ratelimit';
+ * declare const e: unknown;
+ * const status = isOmsRatelimitError(e) && e.code === 'ERR_OMS_RATELIMIT_TIMEOUT' ? 429 : 500;
  */
 export const isOmsRatelimitError = (e: unknown): e is OmsRatelimitError =>
   e instanceof Error && (e as Partial<OmsRatelimitError>).isOmsRatelimitError === true;

@@ -5,7 +5,12 @@ import type { Decision } from './types.js';
  * Response headers for a decision, per draft-ietf-httpapi-ratelimit-headers (structured fields).
  *
  * @example
- * res.writeHead(429, { ...httpHeaders(decision) });
+ * import type { ServerResponse } from 'node:http';
+ * import { type Decision, httpHeaders, type RateLimitHeaders } from '@oms/ratelimit';
+ * declare const res: ServerResponse;
+ * declare const decision: Decision;
+ * const headers: RateLimitHeaders = httpHeaders(decision);
+ * res.writeHead(429, { ...headers });
  */
 export interface RateLimitHeaders {
   /** Every policy that applied, e.g. `"api";q=100;w=60`. */
@@ -25,7 +30,11 @@ const item = (name: string) => `"${name}"`;
  * with the lowest remaining (a denied one first), as the draft asks for several policies.
  *
  * @example
- * const d = await limiter.consume(key);
+ * import type { ServerResponse } from 'node:http';
+ * import { httpHeaders, type RateLimiter } from '@oms/ratelimit';
+ * declare const limiter: RateLimiter;
+ * declare const res: ServerResponse;
+ * const d = await limiter.consume('user:42');
  * for (const [h, v] of Object.entries(httpHeaders(d))) res.setHeader(h, v);
  * // RateLimit-Policy: "api";q=100;w=60   RateLimit: "api";r=99;t=1
  */

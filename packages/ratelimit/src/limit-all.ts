@@ -20,12 +20,20 @@ import { costError, keyError } from './validate.js';
  * and Redis, or of two clients, throws `ERR_OMS_RATELIMIT_MIXED_STORES`.
  *
  * @example
+ * import type { IncomingMessage, ServerResponse } from 'node:http';
+ * import { clientKey, gcra, httpHeaders, limitAll, rateLimiter, tokenBucket } from '@oms/ratelimit';
+ * declare const req: IncomingMessage;
+ * declare const res: ServerResponse;
+ * const everyone = rateLimiter({ name: 'global', algorithm: tokenBucket({ capacity: 1000, refillPerSec: 500 }) });
+ * const perUser = rateLimiter({ name: 'user', algorithm: gcra({ limit: 100, periodMs: 60_000 }) });
+ * const perIp = rateLimiter({ name: 'ip', algorithm: gcra({ limit: 300, periodMs: 60_000 }) });
+ * const ip = clientKey({ ip: req.socket.remoteAddress, headers: req.headers }, { trustProxy: 1 });
  * const r = await limitAll([
- *   { limiter: globalLimiter, key: 'all' },
- *   { limiter: perUser, key: userId },
- *   { limiter: perIp, key: clientKey(req, { trustProxy: 1 }) },
+ *   { limiter: everyone, key: 'all' },
+ *   { limiter: perUser, key: String(req.headers['x-user-id'] ?? 'anonymous') },
+ *   { limiter: perIp, key: ip },
  * ], { cost: 1 });
- * if (!r.allowed) reply.code(429).headers(httpHeaders(r.decisions));
+ * if (!r.allowed) res.writeHead(429, { ...httpHeaders(r.decisions) }).end();
  */
 export async function limitAll(
   scopes: readonly Scope[],

@@ -325,9 +325,12 @@ export class Limiter implements RateLimiter {
  * `@oms/ratelimit/redis` to share limits across instances.
  *
  * @example
+ * import type { ServerResponse } from 'node:http';
+ * import { httpHeaders, rateLimiter, tokenBucket } from '@oms/ratelimit';
+ * declare const res: ServerResponse;
  * const limiter = rateLimiter({ name: 'api', algorithm: tokenBucket({ capacity: 10, refillPerSec: 5 }) });
  * const d = await limiter.consume('user:42');
- * if (!d.allowed) reply.code(429).headers(httpHeaders(d));
+ * if (!d.allowed) res.writeHead(429, { ...httpHeaders(d) }).end();
  */
 export function rateLimiter(o: RateLimiterOptions): RateLimiter {
   return new Limiter(o);

@@ -6,7 +6,10 @@ export type { Clock } from './internal/clock.js';
  * The algorithms this package implements.
  *
  * @example
- * const paced = limiter.algorithm.kind === 'gcra';
+ * import type { AlgorithmKind, RateLimiter } from '@oms/ratelimit';
+ * declare const limiter: RateLimiter;
+ * const kind: AlgorithmKind = limiter.algorithm.kind;
+ * const paced = kind === 'gcra';
  */
 export type AlgorithmKind =
   | 'token-bucket'
@@ -83,7 +86,10 @@ export interface FixedWindowOptions {
 
 /**
  * @example
- * adaptive(gcra({ limit: 100, periodMs: 1000 }), { load: () => cpuLoad(), threshold: 0.8, floor: 0.25 });
+ * import { loadavg } from 'node:os';
+ * import { type AdaptiveOptions, adaptive, gcra } from '@oms/ratelimit';
+ * const o: AdaptiveOptions = { load: () => loadavg()[0]! / 4, threshold: 0.8, floor: 0.25 };
+ * const algorithm = adaptive(gcra({ limit: 100, periodMs: 1000 }), o);
  */
 export interface AdaptiveOptions {
   /** The load signal in [0, 1], read on every call; values outside are clamped. */
@@ -100,7 +106,9 @@ export interface AdaptiveOptions {
  * What `RateLimit-Policy` advertises for a limiter; one frozen object per limiter.
  *
  * @example
- * const { name, limit, windowSec } = limiter.policy;
+ * import type { RateLimiter, RatePolicy } from '@oms/ratelimit';
+ * declare const limiter: RateLimiter;
+ * const { name, limit, windowSec }: RatePolicy = limiter.policy; // limit units per windowSec seconds
  */
 export interface RatePolicy {
   readonly name: string;
@@ -142,7 +150,18 @@ export interface Decision {
  * What happens when the store fails or exceeds the call time bound.
  *
  * @example
- * rateLimiter({ name: 'api', algorithm, store, onStoreError: 'insurance', insuranceFraction: 0.25 });
+ * import { gcra, rateLimiter, type StoreErrorPolicy } from '@oms/ratelimit';
+ * import { redisStore } from '@oms/ratelimit/redis';
+ * import type { Redis } from 'ioredis';
+ * declare const redis: Redis;
+ * const onStoreError: StoreErrorPolicy = 'insurance';
+ * const limiter = rateLimiter({
+ *   name: 'api',
+ *   algorithm: gcra({ limit: 100, periodMs: 1000 }),
+ *   store: redisStore({ redis }),
+ *   onStoreError,
+ *   insuranceFraction: 0.25,
+ * });
  */
 export type StoreErrorPolicy = 'open' | 'closed' | 'insurance';
 
@@ -180,7 +199,10 @@ export interface RateLimiterOptions {
 
 /**
  * @example
- * await limiter.consume('user:1', { cost: 5, signal: AbortSignal.timeout(1000) });
+ * import type { ConsumeOptions, RateLimiter } from '@oms/ratelimit';
+ * declare const limiter: RateLimiter;
+ * const o: ConsumeOptions = { cost: 5, signal: AbortSignal.timeout(1000) };
+ * const d = await limiter.consume('user:1', o);
  */
 export interface ConsumeOptions {
   /** Units this call takes, integer >= 1 and <= the limit. Default 1. */
@@ -190,7 +212,10 @@ export interface ConsumeOptions {
 
 /**
  * @example
- * await limiter.acquire('jobs', { cost: 1, maxWaitMs: 5000 });
+ * import type { AcquireOptions, RateLimiter } from '@oms/ratelimit';
+ * declare const limiter: RateLimiter;
+ * const o: AcquireOptions = { cost: 1, maxWaitMs: 5000 };
+ * const d = await limiter.acquire('jobs', o); // rejects with ERR_OMS_RATELIMIT_TIMEOUT past 5 s
  */
 export interface AcquireOptions extends ConsumeOptions {
   /** Longest time to wait for capacity before rejecting with `ERR_OMS_RATELIMIT_TIMEOUT`. */
@@ -199,7 +224,13 @@ export interface AcquireOptions extends ConsumeOptions {
 
 /**
  * @example
- * limiter.on('storeError', (e) => log.warn({ policy: e.policy, code: e.code }, 'rate limit store down'));
+ * import type { RateLimiter } from '@oms/ratelimit';
+ * declare const limiter: RateLimiter;
+ * declare const log: { warn(fields: object, message: string): void };
+ * const offDecision = limiter.on('decision', (d) => {
+ *   if (!d.allowed) log.warn({ policy: d.policy.name, retryAfterMs: d.retryAfterMs }, 'rate limited');
+ * });
+ * const offError = limiter.on('storeError', (e) => log.warn({ policy: e.policy, code: e.code }, 'store down'));
  */
 export interface RateLimiterEvents {
   /** Every decision `consume`, `peek`, `acquire` and `limitAll` return, as the caller gets it. */
@@ -237,6 +268,9 @@ export interface RateLimiter {
  * One scope of `limitAll`.
  *
  * @example
+ * import type { RateLimiter, Scope } from '@oms/ratelimit';
+ * declare const perUser: RateLimiter;
+ * declare const userId: string;
  * const scope: Scope = { limiter: perUser, key: userId };
  */
 export interface Scope {
@@ -246,7 +280,11 @@ export interface Scope {
 
 /**
  * @example
- * const r = await limitAll(scopes);
+ * import type { ServerResponse } from 'node:http';
+ * import { type LimitAllResult, limitAll, type Scope } from '@oms/ratelimit';
+ * declare const scopes: Scope[];
+ * declare const res: ServerResponse;
+ * const r: LimitAllResult = await limitAll(scopes);
  * if (!r.allowed) res.setHeader('X-RateLimit-Scope', r.deniedBy?.name ?? 'unknown');
  */
 export interface LimitAllResult {

@@ -468,7 +468,8 @@ class RedisStoreImpl implements AsyncStore {
  * clocks of the app hosts. Every key gets a TTL (idle keys vanish) and carries a hash tag.
  *
  * @example
- * import Redis from 'ioredis';
+ * import { Redis } from 'ioredis';
+ * import { gcra, rateLimiter } from '@oms/ratelimit';
  * import { redisStore } from '@oms/ratelimit/redis';
  * const store = redisStore({ redis: new Redis(process.env.REDIS_URL!), prefix: 'rl:' });
  * const limiter = rateLimiter({ name: 'api', algorithm: gcra({ limit: 100, periodMs: 1000 }), store });
