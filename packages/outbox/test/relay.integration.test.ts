@@ -29,7 +29,8 @@ async function setup() {
   const tables = freshTables();
   await migrate(db, { tables });
   const outbox = sql.id(tables.schema!, 'outbox');
-  const count = async () => Number((await sql<{ n: string }>`select count(*) as n from ${outbox}`.execute(db)).rows[0]?.n);
+  const count = async () =>
+    Number((await sql<{ n: string }>`select count(*) as n from ${outbox}`.execute(db)).rows[0]?.n);
   const make = (o: Omit<RelayOptions, 'db' | 'tables'>) => relay({ db, tables, pollMs: 50, ...o });
   return { tables, outbox, count, make };
 }
@@ -58,7 +59,13 @@ describe('relay', () => {
     await r.stop();
     expect(new Set(rec.accepted.map((m) => m.id)).size).toBe(300);
     expect(await count()).toBe(0);
-    expect(await r.stats()).toMatchObject({ backlog: 0, oldestAgeMs: 0, inFlight: 0, published: 300, state: 'stopped' });
+    expect(await r.stats()).toMatchObject({
+      backlog: 0,
+      oldestAgeMs: 0,
+      inFlight: 0,
+      published: 300,
+      state: 'stopped',
+    });
     const first = rec.accepted[0]!;
     expect(first).toMatchObject({ topic: 't', type: 'x', attempts: 0, headers: {} });
     expect(first.createdAt).toBeInstanceOf(Date);
@@ -83,7 +90,9 @@ describe('relay', () => {
     const { tables, make } = await setup();
     const ids = await enqueue(db, msgs(10, 1), { tables });
     const bad = ids[3]!;
-    const rec = recorder((m, call) => (m.id === bad && call === 1 ? { ok: false, error: new Error('once') } : undefined));
+    const rec = recorder((m, call) =>
+      m.id === bad && call === 1 ? { ok: false, error: new Error('once') } : undefined,
+    );
     const r = make({ publisher: rec.publisher, backoff: () => 20 });
     r.start();
     await until(() => rec.accepted.length === 10, { timeoutMs: 10_000, what: 'all published' });
@@ -95,8 +104,12 @@ describe('relay', () => {
 
   it('a poison message reaches the dead letters after maxAttempts and delays only its own key', async () => {
     const { tables, make } = await setup();
-    const [poison] = await enqueue(db, [{ topic: 't', key: 'bad', type: 'x', payload: { seq: 0 } }], { tables });
-    await enqueue(db, [{ topic: 't', key: 'bad', type: 'x', payload: { seq: 1 } }, ...msgs(5, 4)], { tables });
+    const [poison] = await enqueue(db, [{ topic: 't', key: 'bad', type: 'x', payload: { seq: 0 } }], {
+      tables,
+    });
+    await enqueue(db, [{ topic: 't', key: 'bad', type: 'x', payload: { seq: 1 } }, ...msgs(5, 4)], {
+      tables,
+    });
     const order: string[] = [];
     const rec = recorder((m) => {
       order.push(`${m.key}:${(m.payload as { seq: number }).seq}`);
@@ -104,7 +117,10 @@ describe('relay', () => {
     });
     const r = make({ publisher: rec.publisher, maxAttempts: 4, backoff: () => 30 });
     r.start();
-    await until(() => rec.accepted.length === 21, { timeoutMs: 15_000, what: 'everything but the poison published' });
+    await until(() => rec.accepted.length === 21, {
+      timeoutMs: 15_000,
+      what: 'everything but the poison published',
+    });
     await r.stop();
     expect(order.filter((o) => o === 'bad:0')).toHaveLength(4);
     // the other keys were all done before the poison's retries ran out; its own key waited behind it
@@ -120,10 +136,14 @@ describe('relay', () => {
     const { tables, count, make } = await setup();
     const id = await enqueue(db, { topic: 't', key: 'k', type: 'x', payload: 1 }, { tables });
     let reject = true;
-    const rec = recorder(() => (reject ? { ok: false, error: new Error('schema'), retryable: false } : undefined));
+    const rec = recorder(() =>
+      reject ? { ok: false, error: new Error('schema'), retryable: false } : undefined,
+    );
     const r = make({ publisher: rec.publisher });
     r.start();
-    await until(async () => (await deadLetters.list(db, { tables })).length === 1, { what: 'the dead letter' });
+    await until(async () => (await deadLetters.list(db, { tables })).length === 1, {
+      what: 'the dead letter',
+    });
     expect(rec.calls).toHaveLength(1);
     expect(await count()).toBe(0);
     reject = false;
@@ -175,7 +195,10 @@ describe('relay', () => {
     await until(() => slowCalls === 1, { what: 'the slow publish to start' });
     const other = make({ publisher: rival.publisher, leaseMs: 600, pollMs: 20 });
     other.start();
-    await until(async () => (await slow.stats()).published === 1, { timeoutMs: 10_000, what: 'the slow publish' });
+    await until(async () => (await slow.stats()).published === 1, {
+      timeoutMs: 10_000,
+      what: 'the slow publish',
+    });
     await Promise.all([slow.stop(), other.stop()]);
     expect(rival.calls).toEqual([]);
   });
@@ -216,7 +239,10 @@ describe('relay', () => {
     await until(() => started === 2, { what: 'the second publish to start' });
     await hard.stop({ drain: false });
     expect(aborted).toMatchObject({ code: 'ERR_OMS_OUTBOX_STOPPED' });
-    const rows = await sql<{ claimed_by: string | null; attempts: number }>`select claimed_by, attempts from ${outbox}`.execute(db);
+    const rows = await sql<{
+      claimed_by: string | null;
+      attempts: number;
+    }>`select claimed_by, attempts from ${outbox}`.execute(db);
     expect(rows.rows).toEqual([{ claimed_by: null, attempts: 0 }]);
   });
 
@@ -330,11 +356,17 @@ describe('enqueue with serializeKey', () => {
     const t2 = db.transaction().execute(async (trx) => {
       await enqueue(trx, { topic: 't', key: 'k', type: 'x', payload: { seq: 2 } }, { tables, serializeKey });
     });
-    const t2First = await Promise.race([t2.then(() => true), new Promise((res) => setTimeout(() => res(false), 500))]);
-    return { t2First, finish: async () => {
-      release();
-      await Promise.all([t1, t2]);
-    } };
+    const t2First = await Promise.race([
+      t2.then(() => true),
+      new Promise((res) => setTimeout(() => res(false), 500)),
+    ]);
+    return {
+      t2First,
+      finish: async () => {
+        release();
+        await Promise.all([t1, t2]);
+      },
+    };
   }
 
   it('without it, the order is per writer: a later id can commit (and be published) first', async () => {
