@@ -2,6 +2,7 @@ import { fakeClock } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
 import {
   type CheckRegistration,
+  checks,
   type HealthCheck,
   type HealthTransition,
   healthRegistry,
@@ -483,6 +484,27 @@ describe('history and change events', () => {
     expect(seen).toBe(1);
   });
 
+  it('the same listener subscribed twice is called twice, and each unsubscribe removes exactly one', async () => {
+    const { registry } = make();
+    const calls: string[] = [];
+    const fn = (e: HealthTransition) => calls.push(e.to);
+    const offFirst = registry.on('change', fn);
+    const offSecond = registry.on('change', fn);
+    let status: 'pass' | 'fail' = 'pass';
+    registry.register(reg({ name: 'db:responseTime', check: () => ({ status }) }));
+    await registry.report('readiness');
+    expect(calls).toEqual(['pass', 'pass']);
+    offFirst();
+    offFirst(); // a second call of the same unsubscribe removes nothing more
+    status = 'fail';
+    await registry.report('readiness');
+    expect(calls).toEqual(['pass', 'pass', 'fail']);
+    offSecond();
+    status = 'pass';
+    await registry.report('readiness');
+    expect(calls).toEqual(['pass', 'pass', 'fail']);
+  });
+
   it('history() of an unknown check is a typed error', () => {
     const { registry } = make();
     expect(() => registry.history('nope:x')).toThrow(
@@ -528,6 +550,23 @@ describe('bad input', () => {
     }
     throw new Error('expected a throw');
   };
+
+  it('checks options with the shared vocabulary: a clock needs all three methods, historySize is an integer', () => {
+    const base = { service: 's', version: '1', processChecks: false };
+    const halfClock = { now: () => 0, setTimeout: () => 0 };
+    expect(() => healthRegistry({ ...base, clock: halfClock as never })).toThrow(
+      new OmsHealthError(
+        'ERR_OMS_HEALTH_INVALID_OPTION',
+        'clock must be an object with now(), setTimeout() and clearTimeout()',
+      ),
+    );
+    expect(() => healthRegistry({ ...base, historySize: 1.5 })).toThrow(
+      'historySize must be an integer >= 1 (got 1.5)',
+    );
+    expect(() => checks.memory({ warnRatio: 2 })).toThrow(
+      'checks.memory: warnRatio must be a number in [0, 1] (got 2)',
+    );
+  });
 
   it('rejects duplicate names', () => {
     const { registry } = make();
