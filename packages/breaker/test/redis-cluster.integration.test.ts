@@ -1,4 +1,4 @@
-import { useRedisCluster } from '@oms/testkit';
+import { until, useRedisCluster } from '@oms/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { circuitBreaker, isOmsBreakerError } from '../src/index.js';
 import { redisBreakerStore } from '../src/redis/index.js';
@@ -40,9 +40,7 @@ describe('redisBreakerStore on a Redis Cluster', () => {
         })
         .catch(() => {});
     }
-    const end = Date.now() + 5000;
-    while (b.breaker.state !== 'open' && Date.now() < end) await sleep(10);
-    expect(b.breaker.state).toBe('open');
+    await until(() => b.breaker.state === 'open', { timeoutMs: 5000, what: 'the trip to reach instance b' });
     await sleep(550);
     // Both instances are half-open: both try at once, the lease lets one probe through.
     const slowProbe = () => sleep(200).then(() => 'ok');
@@ -57,10 +55,10 @@ describe('redisBreakerStore on a Redis Cluster', () => {
     );
     expect(outcomes.sort()).toEqual(['ok', 'rejected']);
     expect(a.probes() + b.probes()).toBe(1);
-    const end2 = Date.now() + 5000;
-    while ((a.breaker.state !== 'closed' || b.breaker.state !== 'closed') && Date.now() < end2)
-      await sleep(10);
-    expect([a.breaker.state, b.breaker.state]).toEqual(['closed', 'closed']);
+    await until(() => a.breaker.state === 'closed' && b.breaker.state === 'closed', {
+      timeoutMs: 5000,
+      what: 'both breakers to close after the probe',
+    });
     expect([a.store.mode, b.store.mode]).toEqual(['shared', 'shared']);
   }, 90_000);
 });

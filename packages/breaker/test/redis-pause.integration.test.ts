@@ -1,4 +1,4 @@
-import { useRedis } from '@oms/testkit';
+import { until, useRedis } from '@oms/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CircuitBreaker, circuitBreaker, isOmsBreakerError } from '../src/index.js';
 import { redisBreakerStore } from '../src/redis/index.js';
@@ -7,15 +7,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const boom = () => {
   throw new Error('boom');
 };
-
-/** Polls `cond` until it holds; fails with `what` after `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe('redisBreakerStore while Redis hangs (SIGSTOP)', () => {
   const redis = useRedis({ dedicated: true });
@@ -65,7 +56,7 @@ describe('redisBreakerStore while Redis hangs (SIGSTOP)', () => {
     // A shared open, so that half-open needs the probe lease from Redis.
     await call(a.breaker, boom);
     await call(a.breaker, boom);
-    await until(() => b.breaker.state === 'open', 5000, 'the trip to reach instance b');
+    await until(() => b.breaker.state === 'open', { timeoutMs: 5000, what: 'the trip to reach instance b' });
 
     await redis.pause();
     let resumed = false;
@@ -74,7 +65,10 @@ describe('redisBreakerStore while Redis hangs (SIGSTOP)', () => {
       expect(await call(b.breaker)).toBe('rejected');
       // Half-open asks Redis for the probe lease; the hung command is abandoned after commandTimeoutMs and
       // the instance probes on its own.
-      await until(() => b.breaker.state === 'half-open', 5000, 'the open period to elapse');
+      await until(() => b.breaker.state === 'half-open', {
+        timeoutMs: 5000,
+        what: 'the open period to elapse',
+      });
       const t0 = Date.now();
       expect(await call(b.breaker)).toBe('ok');
       const probeMs = Date.now() - t0;
@@ -109,11 +103,10 @@ describe('redisBreakerStore while Redis hangs (SIGSTOP)', () => {
     expect(resumed).toBe(true);
 
     // Back to shared mode on both, and pushes flow again.
-    await until(
-      () => a.store.mode === 'shared' && b.store.mode === 'shared',
-      15_000,
-      'both stores to resync',
-    );
+    await until(() => a.store.mode === 'shared' && b.store.mode === 'shared', {
+      timeoutMs: 15_000,
+      what: 'both stores to resync',
+    });
     // On a loaded machine a command may time out again just after resume() and flap the mode once more;
     // what matters is that the store only ever moved between local and shared, and came back to shared.
     expect(b.modes.length).toBeGreaterThanOrEqual(2);
@@ -128,7 +121,10 @@ describe('redisBreakerStore while Redis hangs (SIGSTOP)', () => {
     }
     await call(a.breaker, boom);
     await call(a.breaker, boom);
-    await until(() => b.breaker.state === 'open', 5000, 'a trip after the resync to reach instance b');
+    await until(() => b.breaker.state === 'open', {
+      timeoutMs: 5000,
+      what: 'a trip after the resync to reach instance b',
+    });
     expect(unexpected).toEqual([]);
   }, 90_000);
 });

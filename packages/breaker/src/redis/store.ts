@@ -73,6 +73,7 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
   #ready: Promise<void>;
   /** True once `ready()` has resolved: subscribed, and the command connection answers. */
   #live = false;
+  readonly #since = Date.now();
   #closed = false;
   #syncing: Promise<void> | undefined;
 
@@ -158,7 +159,6 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
    * while Redis is down still joins once it is back.
    */
   async #start(): Promise<void> {
-    const since = Date.now();
     let pauseMs = 10;
     while (!this.#closed) {
       try {
@@ -171,7 +171,7 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
           return;
         }
       } catch (e) {
-        if (Date.now() - since >= this.#cmdTimeoutMs) this.#down(e);
+        this.#down(e);
       }
       await this.#pause(pauseMs);
       pauseMs = Math.min(pauseMs * 2, this.#syncMs, 500);
@@ -243,6 +243,8 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
 
   #down(error: unknown): void {
     if (this.#mode === 'local' || this.#closed) return;
+    // Before the first success, a failure within commandTimeoutMs of creation is a connection still coming up.
+    if (!this.#live && Date.now() - this.#since < this.#cmdTimeoutMs) return;
     this.#mode = 'local';
     this.#ev.emit('modeChange', { mode: 'local', error });
   }
