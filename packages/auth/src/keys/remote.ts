@@ -44,6 +44,11 @@ interface Flight {
 
 const MAX_KEYS = 100;
 
+const rejectOnAbort = (signal: AbortSignal) =>
+  new Promise<never>((_, reject) =>
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true }),
+  );
+
 class JwksFetchError extends Error {
   constructor(
     readonly kind: string,
@@ -175,7 +180,8 @@ class RemoteJwks implements KeySource {
       }
     };
     try {
-      const jwks = await this.#download(signal);
+      // The timeout settles the fetch even when a fetch implementation ignores its signal.
+      const jwks = await Promise.race([this.#download(signal), rejectOnAbort(signal)]);
       const { set, retired } = KeySet.next(this.#fresh?.set, jwks);
       this.#fresh = { set, at: this.#s.clock.now() };
       this.#lastError = undefined;
