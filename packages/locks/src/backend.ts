@@ -27,7 +27,7 @@ export interface Attempt {
    * the wait. `true` means a mark was newly placed: the core then tries once more before sleeping, since a
    * release between the failed try and the mark published nothing.
    */
-  markWaiting?(): Promise<boolean>;
+  markWaiting?: (() => Promise<boolean>) | undefined;
   /** The acquire gave up: drop the writer intent and any resource held for the attempt. */
   cancel(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import { type Clock, systemClock } from './internal/clock.js';
 import type { LockMode, Locks, LocksOptions } from './types.js';
 
 interface Entry {
-  writer?: { owner: string; expiresAt: number };
+  writer?: { owner: string; expiresAt: number } | undefined;
   readers: Map<string, number>;
   intents: Map<string, number>;
   /** Waiters of a fair store in arrival order (a Map keeps insertion order; refreshing keeps the place). */
@@ -13,7 +13,12 @@ interface Entry {
 
 /**
  * The lock state of `memoryLocks`. Stores created with the same table see each other's locks, as separate
- * processes do on a shared Redis; each store still has its own `close()`.
+ * processes do on a shared Redis; each store still has its own `close()`. Create one with `memoryLockTable()`.
+ *
+ * @example
+ * import { type MemoryLockTable, memoryLocks, memoryLockTable } from '@oms/locks';
+ * const table: MemoryLockTable = memoryLockTable();
+ * const locks = memoryLocks({ table });
  */
 export class MemoryLockTable {
   /** @internal */
@@ -192,7 +197,14 @@ class MemoryBackend implements Backend {
   }
 }
 
-/** Options of `memoryLocks`. */
+/**
+ * Options of `memoryLocks`.
+ *
+ * @example
+ * import { type MemoryLocksOptions, memoryLocks, memoryLockTable } from '@oms/locks';
+ * const opts: MemoryLocksOptions = { table: memoryLockTable(), ttlMs: 5_000, fair: true };
+ * const locks = memoryLocks(opts);
+ */
 export interface MemoryLocksOptions extends LocksOptions {
   /** Share locks with other stores of this process. Default: a table of this store's own. */
   table?: MemoryLockTable;
@@ -203,6 +215,8 @@ export interface MemoryLocksOptions extends LocksOptions {
  * loss signal, fencing tokens, shared mode, writer preference), for tests and embedded use.
  *
  * @example
+ * import { memoryLocks } from '@oms/locks';
+ * declare function writeReport(o: { fence: bigint; signal: AbortSignal }): Promise<void>;
  * const locks = memoryLocks({ ttlMs: 10_000 });
  * await locks.withLock('report:daily', async (lease) => {
  *   await writeReport({ fence: lease.fencingToken, signal: lease.signal });

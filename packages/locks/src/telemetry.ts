@@ -2,7 +2,15 @@ import { type Meter, metrics, type Tracer, trace } from '@opentelemetry/api';
 import type { LockMode, Locks } from './types.js';
 import { VERSION } from './version.js';
 
-/** Options of `instrument`. */
+/**
+ * Options of `instrument`.
+ *
+ * @example
+ * import { metrics, trace } from '@opentelemetry/api';
+ * import { type InstrumentOptions, instrument, memoryLocks } from '@oms/locks';
+ * const opts: InstrumentOptions = { meter: metrics.getMeter('app'), tracer: trace.getTracer('app') };
+ * const detach = instrument(memoryLocks(), opts);
+ */
 export interface InstrumentOptions {
   /** Default: `metrics.getMeter('@oms/locks', VERSION)` from the global provider. */
   meter?: Meter;

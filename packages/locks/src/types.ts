@@ -1,7 +1,20 @@
-/** How a lease shares its key: one `exclusive` holder, or any number of `shared` holders (readers). */
+/**
+ * How a lease shares its key: one `exclusive` holder, or any number of `shared` holders (readers).
+ *
+ * @example
+ * import type { LockMode } from '@oms/locks';
+ * const mode: LockMode = 'shared';
+ */
 export type LockMode = 'exclusive' | 'shared';
 
-/** Why a lease was lost; the `oms.locks.lost` counter uses it as its `oms.locks.reason` attribute. */
+/**
+ * Why a lease was lost; the `oms.locks.lost` counter uses it as its `oms.locks.reason` attribute.
+ *
+ * @example
+ * import { type LossReason, memoryLocks } from '@oms/locks';
+ * const reasons: LossReason[] = [];
+ * memoryLocks().on('lost', (e) => reasons.push(e.reason));
+ */
 export type LossReason =
   /** The lease was not extended in time (a slow or failed heartbeat, a paused server or process). */
   | 'expired'
@@ -12,9 +25,23 @@ export type LossReason =
 
 import type { Clock } from './internal/clock.js';
 
+/**
+ * Where time comes from: `now()` in ms, `setTimeout` and `clearTimeout`. Inject a fake one in tests.
+ *
+ * @example
+ * import { type Clock, memoryLocks, systemClock } from '@oms/locks';
+ * const clock: Clock = systemClock;
+ * const locks = memoryLocks({ clock });
+ */
 export type { Clock };
 
-/** Per-call options of `acquire`, `tryAcquire`, `withLock` and `acquireAll`. */
+/**
+ * Per-call options of `acquire`, `tryAcquire`, `withLock` and `acquireAll`.
+ *
+ * @example
+ * import type { AcquireOptions } from '@oms/locks';
+ * const opts: AcquireOptions = { ttlMs: 15_000, waitMs: 2_000, mode: 'exclusive', signal: AbortSignal.timeout(5_000) };
+ */
 export interface AcquireOptions {
   /** Lease time to live in ms; the lease is auto-extended at about ttl/3 while held. Default: the store's. */
   ttlMs?: number;
@@ -28,7 +55,19 @@ export interface AcquireOptions {
   autoExtend?: boolean;
 }
 
-/** A held lock. Release it (or `await using` it) when done. */
+/**
+ * A held lock. Release it (or `await using` it) when done.
+ *
+ * @example
+ * import { type Lease, memoryLocks } from '@oms/locks';
+ * const locks = memoryLocks();
+ * const lease: Lease = await locks.acquire('orders:export');
+ * try {
+ *   lease.signal.throwIfAborted(); // before each guarded write
+ * } finally {
+ *   await lease.release();
+ * }
+ */
 export interface Lease {
   readonly key: string;
   readonly mode: LockMode;
@@ -50,7 +89,15 @@ export interface Lease {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Events of a `Locks` store: the seam telemetry (`instrument`) listens to. Keys never appear here. */
+/**
+ * Events of a `Locks` store: the seam telemetry (`instrument`) listens to. Keys never appear here.
+ *
+ * @example
+ * import { type LocksEvents, memoryLocks } from '@oms/locks';
+ * const waits: LocksEvents['acquired'][] = [];
+ * const off = memoryLocks().on('acquired', (e) => waits.push(e));
+ * off();
+ */
 export interface LocksEvents {
   acquired: { backend: string; mode: LockMode; waitMs: number };
   /** An `acquire` found the key taken and now waits for it (once per call, after its first try). */
@@ -62,7 +109,14 @@ export interface LocksEvents {
   lost: { backend: string; mode: LockMode; reason: LossReason; heldMs: number };
 }
 
-/** The one lock interface of every backend. */
+/**
+ * The one lock interface of every backend.
+ *
+ * @example
+ * import { type Locks, memoryLocks } from '@oms/locks';
+ * const locks: Locks = memoryLocks();
+ * const total = await locks.withLock('invoice:42', async (lease) => Number(lease.fencingToken));
+ */
 export interface Locks {
   /** Backend name: `memory`, `redis`, `postgres-advisory` or `postgres-lease`. */
   readonly backend: string;
@@ -87,7 +141,14 @@ export interface Locks {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Options every backend shares. */
+/**
+ * Options every backend shares.
+ *
+ * @example
+ * import { type LocksOptions, memoryLocks } from '@oms/locks';
+ * const opts: LocksOptions = { ttlMs: 10_000, waitMs: 5_000, pollMs: 500, fair: true };
+ * const locks = memoryLocks(opts);
+ */
 export interface LocksOptions {
   /** Default lease ttl in ms. Default 30 000; at least 200 (the heartbeat floor). */
   ttlMs?: number;

@@ -5,9 +5,21 @@ import type { LockMode } from './types.js';
 /** The shared option checks, throwing `ERR_OMS_LOCKS_INVALID_OPTION`. */
 export const v: Validators = validators((m) => new OmsLocksError('ERR_OMS_LOCKS_INVALID_OPTION', m));
 
-/** The shortest ttl: auto-extension runs at ttl/3, and a heartbeat faster than ~70 ms is a self-inflicted DoS. */
+/**
+ * The shortest ttl: auto-extension runs at ttl/3, and a heartbeat faster than ~70 ms is a self-inflicted DoS.
+ *
+ * @example
+ * import { MIN_TTL_MS, memoryLocks } from '@oms/locks';
+ * const locks = memoryLocks({ ttlMs: Math.max(MIN_TTL_MS, 150) });
+ */
 export const MIN_TTL_MS = 200;
-/** The longest lock key, in UTF-8 bytes. */
+/**
+ * The longest lock key, in UTF-8 bytes; hash longer keys yourself.
+ *
+ * @example
+ * import { MAX_KEY_BYTES } from '@oms/locks';
+ * const fits = (key: string) => Buffer.byteLength(key) <= MAX_KEY_BYTES;
+ */
 export { MAX_KEY_BYTES };
 
 const invalid = (message: string) => new OmsLocksError('ERR_OMS_LOCKS_INVALID_OPTION', message);

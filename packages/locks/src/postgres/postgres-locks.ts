@@ -23,7 +23,15 @@ import {
 } from './sql.js';
 import type { PgClientLike, PgPoolLike, PostgresLocksOptions } from './types.js';
 
-/** A `Locks` on PostgreSQL, plus the migration its strategy needs. */
+/**
+ * A `Locks` on PostgreSQL, plus the migration its strategy needs.
+ *
+ * @example
+ * import pg from 'pg';
+ * import { type PostgresLocks, postgresLocks } from '@oms/locks/postgres';
+ * const locks: PostgresLocks = postgresLocks({ pool: new pg.Pool(), strategy: 'advisory' });
+ * await locks.migrate({ signal: AbortSignal.timeout(30_000) });
+ */
 export interface PostgresLocks extends Locks {
   /**
    * Creates what both strategies need (`LOCKS_MIGRATION_SQL`): the sequence `oms_locks_fence_seq`, the tables
@@ -35,7 +43,14 @@ export interface PostgresLocks extends Locks {
 
 const payloadOf = (ns: string, key: string) => `${ns.length}:${ns}${key}`;
 
-/** Stable signed 64-bit key of namespace + key, the same in every process and release. */
+/**
+ * Stable signed 64-bit key of namespace + key, the same in every process and release: the advisory lock id
+ * the `'advisory'` strategy takes, for finding it in `pg_locks`.
+ *
+ * @example
+ * import { advisoryKey } from '@oms/locks/postgres';
+ * const id: bigint = advisoryKey('reports', 'daily');
+ */
 export function advisoryKey(namespace: string, key: string): bigint {
   const d = createHash('sha256').update(namespace).update('\0').update(key).digest();
   return d.readBigInt64BE(0);
@@ -428,6 +443,7 @@ const MIGRATION_LOCK = '7233110000000000001';
  * @example
  * import pg from 'pg';
  * import { postgresLocks } from '@oms/locks/postgres';
+ * declare function charge(o: { fence: bigint; signal: AbortSignal }): Promise<void>;
  * const locks = postgresLocks({ pool: new pg.Pool(), strategy: 'lease', namespace: 'billing' });
  * await locks.migrate();
  * const lease = await locks.acquire('invoice:42', { ttlMs: 15_000 });

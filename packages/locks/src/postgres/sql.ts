@@ -8,8 +8,9 @@ export const CHANNEL = 'oms_locks';
  * `migrate()`.
  *
  * @example
+ * import { writeFileSync } from 'node:fs';
  * import { LOCKS_MIGRATION_SQL } from '@oms/locks/postgres';
- * fs.writeFileSync('migrations/0007_oms_locks.sql', LOCKS_MIGRATION_SQL);
+ * writeFileSync('migrations/0007_oms_locks.sql', LOCKS_MIGRATION_SQL);
  */
 export const LOCKS_MIGRATION_SQL = `
 create sequence if not exists oms_locks_fence_seq as bigint;

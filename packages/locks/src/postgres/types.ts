@@ -1,12 +1,27 @@
 import type { LocksOptions } from '../types.js';
 
-/** The part of a query result the locks read. */
+/**
+ * The part of a query result the locks read.
+ *
+ * @example
+ * import type { PgResult } from '@oms/locks/postgres';
+ * const empty: PgResult = { rows: [], rowCount: 0 };
+ */
 export interface PgResult {
   rows: Record<string, unknown>[];
   rowCount: number | null;
 }
 
-/** A checked-out connection: a `pg.PoolClient` fits. */
+/**
+ * A checked-out connection: a `pg.PoolClient` fits.
+ *
+ * @example
+ * import pg from 'pg';
+ * import type { PgClientLike } from '@oms/locks/postgres';
+ * declare const pool: pg.Pool;
+ * const client: PgClientLike = await pool.connect();
+ * client.release();
+ */
 export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<PgResult>;
   /** A named (prepared once per connection) statement. */
@@ -24,13 +39,28 @@ export interface PgClientLike {
   removeListener(event: 'error' | 'end' | 'notification', fn: (...args: unknown[]) => void): unknown;
 }
 
-/** The smallest pool the locks need: a `pg.Pool` fits. */
+/**
+ * The smallest pool the locks need: a `pg.Pool` fits.
+ *
+ * @example
+ * import pg from 'pg';
+ * import type { PgPoolLike } from '@oms/locks/postgres';
+ * const pool: PgPoolLike = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ */
 export interface PgPoolLike {
   connect(): Promise<PgClientLike>;
   query(text: string, values?: unknown[]): Promise<PgResult>;
 }
 
-/** Options of `postgresLocks`. */
+/**
+ * Options of `postgresLocks`.
+ *
+ * @example
+ * import pg from 'pg';
+ * import { type PostgresLocksOptions, postgresLocks } from '@oms/locks/postgres';
+ * const opts: PostgresLocksOptions = { pool: new pg.Pool(), strategy: 'lease', namespace: 'billing', fair: true };
+ * const locks = postgresLocks(opts);
+ */
 export interface PostgresLocksOptions extends LocksOptions {
   pool: PgPoolLike;
   /**

@@ -180,9 +180,11 @@ class RedisBackend implements Backend {
  * extend and release compare the owner; release publishes a wake-up that waiting `acquire`s listen to.
  *
  * @example
- * import Redis from 'ioredis';
+ * import { Redis } from 'ioredis';
+ * import pg from 'pg';
  * import { redisLocks } from '@oms/locks/redis';
- * const locks = redisLocks({ redis: new Redis(process.env.REDIS_URL), prefix: 'orders:locks:' });
+ * declare const db: pg.Pool;
+ * const locks = redisLocks({ redis: new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'), prefix: 'orders:locks:' });
  * await locks.withLock('invoice:42', async (lease) => {
  *   await db.query('update invoices set fence = $1, total = $2 where id = 42 and fence < $1', [lease.fencingToken, 99]);
  * });
