@@ -6,6 +6,8 @@ export { DEFAULT_MAX_PAYLOAD_BYTES } from './payload.js';
 export { fnPublisher } from './publishers.js';
 export { relay } from './relay.js';
 export { migrate, migrationSql, migrations, type OutboxMigration, outboxMigrations } from './schema.js';
+export * from './semconv.js';
+export { type InstrumentOptions, instrument } from './telemetry.js';
 export { extractTraceContext } from './trace.js';
 export type * from './types.js';
 export { VERSION } from './version.js';

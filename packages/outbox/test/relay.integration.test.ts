@@ -43,8 +43,6 @@ const msgs = (keys: number, perKey: number) =>
     payload: { seq: Math.floor(i / keys) },
   }));
 
-const increasing = (xs: number[]) => xs.every((x, i) => i === 0 || x > (xs[i - 1] as number));
-
 describe('relay', () => {
   it('publishes every message once, deletes it, and reports stats', async () => {
     const { tables, count, make } = await setup();

@@ -1,0 +1,172 @@
+import { until, usePostgres, useRedis } from '@oms/testkit';
+import { context, trace } from '@opentelemetry/api';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  enqueue,
+  extractTraceContext,
+  instrument,
+  migrate,
+  type OutboxDb,
+  type OutboxMessage,
+  relay,
+} from '../src/index.js';
+import { parseStreamEntry, redisStreamsPublisher } from '../src/redis/index.js';
+import { freshTables, openDb } from './fixtures/db.js';
+import { useW3cPropagation } from './fixtures/otel.js';
+
+const pgServer = usePostgres();
+const redisServer = useRedis();
+let db: OutboxDb;
+let close: () => Promise<void>;
+let redis: Redis;
+useW3cPropagation();
+beforeAll(() => {
+  ({ db, close } = openDb(pgServer.url));
+  redis = redisServer.client();
+});
+afterAll(() => close());
+
+const message = (id: string, key = 'k'): OutboxMessage => ({
+  id,
+  topic: 'orders',
+  key,
+  type: 'order.created',
+  payload: { id, n: [1, 'two'] },
+  headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+  createdAt: new Date('2026-01-01T00:00:00Z'),
+  attempts: 0,
+});
+
+async function entries(stream: string) {
+  const res = (await redis.xrange(stream, '-', '+')) as [string, string[]][];
+  return res.map(([, fields]) => parseStreamEntry(fields));
+}
+
+describe('redisStreamsPublisher', () => {
+  it('adds one entry per message, and a re-publish of an outbox id adds nothing', async () => {
+    const stream = `${redisServer.prefix}s1`;
+    const p = redisStreamsPublisher({ redis, stream });
+    const signal = new AbortController().signal;
+    expect(await p.publish([message('1'), message('2')], signal)).toEqual([{ ok: true }, { ok: true }]);
+    expect(await p.publish([message('2'), message('3')], signal)).toEqual([{ ok: true }, { ok: true }]);
+    const got = await entries(stream);
+    expect(got.map((m) => m.id)).toEqual(['1', '2', '3']);
+    expect(got[0]).toEqual({ ...message('1'), attempts: 0 });
+  });
+
+  it('fails only the message whose XADD fails', async () => {
+    const good = `${redisServer.prefix}good`;
+    const bad = `${redisServer.prefix}not-a-stream`;
+    await redis.set(bad, 'x');
+    const p = redisStreamsPublisher({ redis, stream: (m) => (m.key === 'bad' ? bad : good) });
+    const r = await p.publish(
+      [message('1'), message('2', 'bad'), message('3')],
+      new AbortController().signal,
+    );
+    expect(r[0]).toEqual({ ok: true });
+    expect(r[1]).toMatchObject({
+      ok: false,
+      error: expect.objectContaining({ message: expect.stringMatching(/WRONGTYPE/) }),
+    });
+    expect(r[2]).toEqual({ ok: true });
+  });
+
+  it('trims with maxLen and validates its options', async () => {
+    const stream = `${redisServer.prefix}trim`;
+    const p = redisStreamsPublisher({ redis, stream, maxLen: 1 });
+    const ids = Array.from({ length: 300 }, (_, i) => String(i + 1));
+    await p.publish(
+      ids.map((id) => message(id)),
+      new AbortController().signal,
+    );
+    expect(await redis.xlen(stream)).toBeLessThan(300);
+    expect(() => redisStreamsPublisher({ redis, stream: '' })).toThrow(
+      expect.objectContaining({ code: 'ERR_OMS_OUTBOX_INVALID_OPTION' }),
+    );
+    expect(() => redisStreamsPublisher({ redis, stream, maxLen: 0 })).toThrow(/maxLen/);
+  });
+});
+
+describe('trace context from writer to consumer, and instrument()', () => {
+  it("links the relay's batch span to the writer's span, and the consumer restores the writer's trace", async () => {
+    const spans = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+    const tracer = tracerProvider.getTracer('test');
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+
+    const tables = freshTables();
+    await migrate(db, { tables });
+    const stream = `${redisServer.prefix}traced`;
+    const r = relay({ db, tables, publisher: redisStreamsPublisher({ redis, stream }), pollMs: 50 });
+    const detach = instrument(r, { meter: meterProvider.getMeter('@oms/outbox'), tracer });
+
+    const writer = tracer.startSpan('POST /orders');
+    await context.with(trace.setSpan(context.active(), writer), () =>
+      enqueue(
+        db,
+        [
+          { topic: 'orders', key: 'secret-key-1', type: 'order.created', payload: { n: 1 } },
+          { topic: 'orders', key: 'secret-key-2', type: 'order.created', payload: { n: 2 } },
+        ],
+        { tables },
+      ),
+    );
+    writer.end();
+    r.start();
+    await until(async () => (await redis.xlen(stream)) === 2, { what: 'two stream entries' });
+    await until(() => spans.getFinishedSpans().some((s) => s.name === 'outbox.relay.batch'), {
+      what: 'the batch span',
+    });
+
+    // the consumer side: read the entry, restore the context, start its span as a child of the writer's
+    const [entry] = await entries(stream);
+    const consumerSpan = tracer.startSpan('orders process', {}, extractTraceContext(entry!.headers));
+    consumerSpan.end();
+
+    await reader.forceFlush();
+    await r.stop();
+    detach();
+
+    const writerCtx = writer.spanContext();
+    const batch = spans.getFinishedSpans().find((s) => s.name === 'outbox.relay.batch')!;
+    expect(batch.links.map((l) => l.context.spanId)).toEqual([writerCtx.spanId, writerCtx.spanId]);
+    expect(batch.attributes).toMatchObject({ 'messaging.batch.message_count': 2, 'oms.outbox.published': 2 });
+    expect(consumerSpan.spanContext().traceId).toBe(writerCtx.traceId);
+    expect(spans.getFinishedSpans().find((s) => s.name === 'orders process')!.parentSpanContext?.spanId).toBe(
+      writerCtx.spanId,
+    );
+
+    const metrics = exporter.getMetrics().flatMap((x) => x.scopeMetrics.flatMap((s) => s.metrics));
+    const byName = Object.fromEntries(metrics.map((m) => [m.descriptor.name, m]));
+    expect(Object.keys(byName).sort()).toEqual([
+      'oms.outbox.backlog',
+      'oms.outbox.enqueued',
+      'oms.outbox.lag',
+      'oms.outbox.published',
+    ]);
+    expect(byName['oms.outbox.lag']!.descriptor.unit).toBe('s');
+    expect(byName['oms.outbox.enqueued']!.dataPoints[0]!.value).toBe(2);
+    expect(byName['oms.outbox.published']!.dataPoints[0]).toMatchObject({
+      value: 2,
+      attributes: { 'messaging.destination.name': 'orders' },
+    });
+    expect(JSON.stringify(metrics)).not.toContain('secret-key');
+    expect(JSON.stringify(batch.attributes)).not.toContain('secret-key');
+    await meterProvider.shutdown();
+    await tracerProvider.shutdown();
+  });
+});
