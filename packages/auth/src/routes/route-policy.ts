@@ -147,7 +147,7 @@ function segmentsOf(target: string, maxSegments: number): string[] | undefined {
  * table's depth, never by the request's path, and each step is a Map lookup: no regular expressions, no ReDoS.
  */
 function match(n: Node, segs: readonly string[], i: number, params: string[]): Target | undefined {
-  if (i === segs.length) return n.target ?? n.rest;
+  if (i === segs.length) return n.target; // a rest wildcard needs at least one segment
   const seg = segs[i] as string;
   const s = n.statics.get(seg);
   if (s !== undefined) {
