@@ -1,0 +1,1 @@
+export { type PostgresSourceOptions, postgresSource } from './source.js';
