@@ -54,26 +54,6 @@ describe('same-tick calls on one Redis', () => {
     expect(ds.map((d) => d.limit)).toEqual([1, 2, 1, 2]);
     await Promise.all([one.close(), two.close()]);
   });
-
-  it('a script cache flushed on the server falls back to the source, once per send', async () => {
-    const client = redis.client();
-    const store = redisStore({ redis: client, prefix: `${redis.prefix}f:` });
-    const limiter = rateLimiter({
-      name: 'f',
-      algorithm: fixedWindow({ limit: 5, windowMs: 3_600_000 }),
-      store,
-      timeoutMs: 10_000,
-    });
-    await limiter.consume('k');
-    await client.script('FLUSH');
-    const ds = await Promise.all([limiter.consume('k'), limiter.consume('k'), limiter.consume('x')]);
-    expect(ds.map((d) => [d.allowed, d.remaining, d.degraded])).toEqual([
-      [true, 3, undefined],
-      [true, 2, undefined],
-      [true, 4, undefined],
-    ]);
-    await limiter.close();
-  });
 });
 
 describe('same-tick limitAll calls on one Redis', () => {

@@ -173,18 +173,3 @@ describe('limitAll across cluster slots', () => {
     expect(await c.exists(`${cluster.prefix}y:{tenant-1}a:k`)).toBe(1);
   });
 });
-
-describe('redis scripts', () => {
-  it('fall back to EVAL after SCRIPT FLUSH (NOSCRIPT) and keep working', async () => {
-    const c = redis.client();
-    const l = rateLimiter({
-      name: 'ns',
-      timeoutMs: 5000,
-      algorithm: gcra({ limit: 5, periodMs: 3_600_000 }),
-      store: redisStore({ redis: c, prefix: `${redis.prefix}ns:` }),
-    });
-    expect((await l.consume('k')).remaining).toBe(4);
-    await c.script('FLUSH');
-    expect((await l.consume('k')).remaining).toBe(3);
-  });
-});

@@ -1,0 +1,44 @@
+import { useRedis } from '@oms/testkit';
+import { describe, expect, it } from 'vitest';
+import { fixedWindow, gcra, rateLimiter } from '../src/index.js';
+import { redisStore } from '../src/redis/index.js';
+
+// SCRIPT FLUSH empties the cache of every client of the server: on a shared one it would send other files'
+// in-flight calls through the NOSCRIPT fallback (a re-sent call may then run after a later one), so these
+// run on a Redis of their own.
+const redis = useRedis({ dedicated: true });
+
+describe('redis scripts after SCRIPT FLUSH (NOSCRIPT)', () => {
+  it('fall back to EVAL after SCRIPT FLUSH (NOSCRIPT) and keep working', async () => {
+    const c = redis.client();
+    const l = rateLimiter({
+      name: 'ns',
+      timeoutMs: 5000,
+      algorithm: gcra({ limit: 5, periodMs: 3_600_000 }),
+      store: redisStore({ redis: c, prefix: `${redis.prefix}ns:` }),
+    });
+    expect((await l.consume('k')).remaining).toBe(4);
+    await c.script('FLUSH');
+    expect((await l.consume('k')).remaining).toBe(3);
+  });
+
+  it('a script cache flushed on the server falls back to the source, once per send', async () => {
+    const client = redis.client();
+    const store = redisStore({ redis: client, prefix: `${redis.prefix}f:` });
+    const limiter = rateLimiter({
+      name: 'f',
+      algorithm: fixedWindow({ limit: 5, windowMs: 3_600_000 }),
+      store,
+      timeoutMs: 10_000,
+    });
+    await limiter.consume('k');
+    await client.script('FLUSH');
+    const ds = await Promise.all([limiter.consume('k'), limiter.consume('k'), limiter.consume('x')]);
+    expect(ds.map((d) => [d.allowed, d.remaining, d.degraded])).toEqual([
+      [true, 3, undefined],
+      [true, 2, undefined],
+      [true, 4, undefined],
+    ]);
+    await limiter.close();
+  });
+});
