@@ -30,7 +30,10 @@ async function setup(keys?: KeySource) {
     }),
     rbac: rbac({
       permissions: ['orders:read', 'orders:refund'],
-      roles: { clerk: { permissions: ['orders:read'] }, manager: { inherits: ['clerk'], permissions: ['orders:*'] } },
+      roles: {
+        clerk: { permissions: ['orders:read'] },
+        manager: { inherits: ['clerk'], permissions: ['orders:*'] },
+      },
     }),
   });
   const decisions: DecisionEvent[] = [];
@@ -52,8 +55,16 @@ describe('authorize', () => {
   it('answers 403 FORBIDDEN when no role grants it, and for a resource of another tenant', async () => {
     const { auth, bearer } = await setup();
     const r = await auth.authorize({ method: 'POST', url: '/v1/orders/1/refund', headers: await bearer() });
-    expect(r).toMatchObject({ status: 403, code: 'ERR_OMS_AUTH_FORBIDDEN', wwwAuthenticate: 'Bearer error="insufficient_scope"' });
-    const foreign = await auth.authorize({ method: 'GET', url: '/v1/orders/1', headers: await bearer({ tid: 'globex' }) });
+    expect(r).toMatchObject({
+      status: 403,
+      code: 'ERR_OMS_AUTH_FORBIDDEN',
+      wwwAuthenticate: 'Bearer error="insufficient_scope"',
+    });
+    const foreign = await auth.authorize({
+      method: 'GET',
+      url: '/v1/orders/1',
+      headers: await bearer({ tid: 'globex' }),
+    });
     expect(foreign).toMatchObject({ status: 403, code: 'ERR_OMS_AUTH_FORBIDDEN' });
     const manager = await auth.authorize({
       method: 'POST',
@@ -71,14 +82,31 @@ describe('authorize', () => {
       wwwAuthenticate: 'Bearer',
     });
     expect(
-      await auth.authorize({ method: 'GET', url: '/v1/orders/1', headers: await bearer({ exp: NOW_MS / 1000 - 60 }) }),
-    ).toMatchObject({ status: 401, code: 'ERR_OMS_AUTH_TOKEN_EXPIRED', wwwAuthenticate: 'Bearer error="invalid_token"' });
+      await auth.authorize({
+        method: 'GET',
+        url: '/v1/orders/1',
+        headers: await bearer({ exp: NOW_MS / 1000 - 60 }),
+      }),
+    ).toMatchObject({
+      status: 401,
+      code: 'ERR_OMS_AUTH_TOKEN_EXPIRED',
+      wwwAuthenticate: 'Bearer error="invalid_token"',
+    });
   });
 
   it('denies unmapped routes and hostile paths with 403 before reading any token', async () => {
     const { auth } = await setup();
-    for (const url of ['/v1/admin', '/v1/orders/1/../../admin', '/v1/orders/%2e%2e', `/${'x/'.repeat(10_000)}`]) {
-      const r = await auth.authorize({ method: 'GET', url, headers: { authorization: 'Bearer not-even-a-token' } });
+    for (const url of [
+      '/v1/admin',
+      '/v1/orders/1/../../admin',
+      '/v1/orders/%2e%2e',
+      `/${'x/'.repeat(10_000)}`,
+    ]) {
+      const r = await auth.authorize({
+        method: 'GET',
+        url,
+        headers: { authorization: 'Bearer not-even-a-token' },
+      });
       expect(r, url).toMatchObject({ status: 403, code: 'ERR_OMS_AUTH_ROUTE_DENIED' });
       expect(r.principal).toBeUndefined();
     }
@@ -86,7 +114,10 @@ describe('authorize', () => {
 
   it('lets public routes through without credentials', async () => {
     const { auth } = await setup();
-    expect(await auth.authorize({ method: 'GET', url: '/livez', headers: {} })).toMatchObject({ status: 200, route: 'GET /livez' });
+    expect(await auth.authorize({ method: 'GET', url: '/livez', headers: {} })).toMatchObject({
+      status: 200,
+      route: 'GET /livez',
+    });
   });
 
   it('answers 503 when the key source cannot be reached', async () => {
@@ -102,7 +133,9 @@ describe('authorize', () => {
       [Symbol.asyncDispose]: async () => {},
     };
     const { auth, bearer } = await setup(down);
-    expect(await auth.authorize({ method: 'GET', url: '/v1/orders/1', headers: await bearer() })).toMatchObject({
+    expect(
+      await auth.authorize({ method: 'GET', url: '/v1/orders/1', headers: await bearer() }),
+    ).toMatchObject({
       status: 503,
       code: 'ERR_OMS_AUTH_KEYS_UNAVAILABLE',
     });

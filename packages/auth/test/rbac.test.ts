@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Principal, rbac, type RoleDefinition } from '../src/index.js';
+import { type Principal, type RoleDefinition, rbac } from '../src/index.js';
 
 const who = (roles: string[], extra: Partial<Principal> = {}): Principal => ({
   subject: 'user-1',
@@ -37,9 +37,15 @@ describe('rbac', () => {
   });
 
   it('matches resource:* , *:action and * wildcards', () => {
-    expect(access.explain(who(['manager']), 'orders:refund')).toMatchObject({ allowed: true, grant: 'orders:*' });
+    expect(access.explain(who(['manager']), 'orders:refund')).toMatchObject({
+      allowed: true,
+      grant: 'orders:*',
+    });
     expect(access.can(who(['manager']), 'users:read')).toBe(false);
-    expect(access.explain(who(['auditor']), 'reports:read')).toMatchObject({ allowed: true, grant: '*:read' });
+    expect(access.explain(who(['auditor']), 'reports:read')).toMatchObject({
+      allowed: true,
+      grant: '*:read',
+    });
     expect(access.can(who(['auditor']), 'orders:update')).toBe(false);
     expect(access.explain(who(['root']), 'orders:refund')).toMatchObject({ allowed: true, grant: '*' });
   });
@@ -51,7 +57,9 @@ describe('rbac', () => {
       reason: 'condition-false',
       role: 'clerk',
     });
-    expect(access.explain(who(['clerk']), 'orders:update')).toMatchObject({ reason: 'condition-needs-resource' });
+    expect(access.explain(who(['clerk']), 'orders:update')).toMatchObject({
+      reason: 'condition-needs-resource',
+    });
   });
 
   it('isolates tenants unless a crossTenant role grants', () => {
@@ -67,10 +75,16 @@ describe('rbac', () => {
   });
 
   it('denies unknown roles, no roles, unknown permissions and malformed principals', () => {
-    expect(access.explain(who(['ghost']), 'orders:read')).toMatchObject({ allowed: false, reason: 'no-grant' });
+    expect(access.explain(who(['ghost']), 'orders:read')).toMatchObject({
+      allowed: false,
+      reason: 'no-grant',
+    });
     expect(access.can(who([]), 'orders:read')).toBe(false);
     // @ts-expect-error an unknown permission is a compile-time error with a permissions list
-    expect(access.explain(who(['root']), 'orders:delete')).toMatchObject({ allowed: false, reason: 'unknown-permission' });
+    expect(access.explain(who(['root']), 'orders:delete')).toMatchObject({
+      allowed: false,
+      reason: 'unknown-permission',
+    });
     expect(access.can({ subject: 'x' } as unknown as Principal, 'orders:read')).toBe(false);
   });
 
@@ -94,7 +108,11 @@ describe('rbac', () => {
 
   it('refuses cycles, unknown parents, bad patterns and unknown permissions at construction', () => {
     const bad: Record<string, RoleDefinition>[] = [
-      { a: { inherits: ['b'], permissions: [] }, b: { inherits: ['c'], permissions: [] }, c: { inherits: ['a'], permissions: [] } },
+      {
+        a: { inherits: ['b'], permissions: [] },
+        b: { inherits: ['c'], permissions: [] },
+        c: { inherits: ['a'], permissions: [] },
+      },
       { a: { inherits: ['a'], permissions: [] } },
       { a: { inherits: ['nobody'], permissions: [] } },
       { a: { permissions: ['orders'] } },
@@ -105,7 +123,9 @@ describe('rbac', () => {
     for (const roles of bad) {
       expect(() => rbac({ roles })).toThrow(expect.objectContaining({ code: 'ERR_OMS_AUTH_INVALID_OPTION' }));
     }
-    expect(() => rbac({ roles: bad[0] as Record<string, RoleDefinition> })).toThrow(/cycle: a -> b -> c -> a/);
+    expect(() => rbac({ roles: bad[0] as Record<string, RoleDefinition> })).toThrow(
+      /cycle: a -> b -> c -> a/,
+    );
     expect(() => rbac({ permissions: ['a:b'], roles: { r: { permissions: ['a:c' as 'a:b'] } } })).toThrow(
       /not in permissions/,
     );
@@ -114,7 +134,10 @@ describe('rbac', () => {
   it('compiles 10,000 roles with deep inheritance and still answers exactly', () => {
     const roles: Record<string, RoleDefinition> = {};
     for (let i = 0; i < 10_000; i++) {
-      roles[`r${i}`] = { permissions: [`res${i}:read`], ...(i > 0 && i % 100 !== 0 ? { inherits: [`r${i - 1}`] } : {}) };
+      roles[`r${i}`] = {
+        permissions: [`res${i}:read`],
+        ...(i > 0 && i % 100 !== 0 ? { inherits: [`r${i - 1}`] } : {}),
+      };
     }
     const big = rbac({ roles });
     expect(big.can(who(['r199']), 'res150:read')).toBe(true);

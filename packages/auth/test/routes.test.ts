@@ -26,7 +26,10 @@ describe('routePolicy', () => {
     });
     expect(routes.resolve('GET', '/v1/orders/7/lines/3')).toMatchObject({ params: { id: '7', line: '3' } });
     expect(routes.resolve('get', '/v1/orders')).toMatchObject({ permission: 'orders:list' });
-    expect(routes.resolve('GET', '/static/css/site.css')).toMatchObject({ kind: 'public', params: { '*': 'css/site.css' } });
+    expect(routes.resolve('GET', '/static/css/site.css')).toMatchObject({
+      kind: 'public',
+      params: { '*': 'css/site.css' },
+    });
   });
 
   it('prefers a static segment, and falls back to the parameter when the static branch does not match', () => {
@@ -51,7 +54,8 @@ describe('routePolicy', () => {
       expect(routes.resolve('GET', p), p).toEqual({ kind: 'deny', reason: 'unmapped' });
     }
     // a trailing slash is an empty segment: a different route, and not one anybody mapped
-    for (const p of ['/v1/orders/', '/livez/']) expect(routes.resolve('GET', p), p).toMatchObject({ kind: 'deny' });
+    for (const p of ['/v1/orders/', '/livez/'])
+      expect(routes.resolve('GET', p), p).toMatchObject({ kind: 'deny' });
   });
 
   it('denies hostile paths: dot segments, encoded slashes and dots, empty segments, control bytes, bad escapes', () => {
@@ -72,20 +76,30 @@ describe('routePolicy', () => {
       '',
       'http://evil.test/v1/orders/1',
     ];
-    for (const p of hostile) expect(routes.resolve('GET', p), p).toEqual({ kind: 'deny', reason: 'invalid-path' });
+    for (const p of hostile)
+      expect(routes.resolve('GET', p), p).toEqual({ kind: 'deny', reason: 'invalid-path' });
   });
 
   it('denies 10,000 segments and a megabyte path without stalling', () => {
     const t0 = performance.now();
-    expect(routes.resolve('GET', `/v1${'/orders'.repeat(10_000)}`)).toEqual({ kind: 'deny', reason: 'invalid-path' });
-    expect(routes.resolve('GET', `/${'a'.repeat(1 << 20)}`)).toEqual({ kind: 'deny', reason: 'invalid-path' });
-    expect(routes.resolve(42 as unknown as string, '/livez')).toEqual({ kind: 'deny', reason: 'invalid-path' });
+    expect(routes.resolve('GET', `/v1${'/orders'.repeat(10_000)}`)).toEqual({
+      kind: 'deny',
+      reason: 'invalid-path',
+    });
+    expect(routes.resolve('GET', `/${'a'.repeat(1 << 20)}`)).toEqual({
+      kind: 'deny',
+      reason: 'invalid-path',
+    });
+    expect(routes.resolve(42 as unknown as string, '/livez')).toEqual({
+      kind: 'deny',
+      reason: 'invalid-path',
+    });
     // not a speed claim: a bound far above any scheduler stall, that a quadratic or exponential walk would blow
     expect(performance.now() - t0).toBeLessThan(2_000);
   });
 
   it('refuses duplicate and conflicting patterns at construction', () => {
-    const bad = [
+    const bad: Record<string, string>[] = [
       { 'GET /a/:id': 'a:r', 'GET /a/:other': 'a:r' },
       { 'GET /a/:id': 'a:r', 'GET /a/:name/b': 'a:r' },
       { 'GET /a/*': 'a:r', 'GET /a/*/': 'a:r' },
@@ -98,7 +112,9 @@ describe('routePolicy', () => {
       { 'GET /a': '' },
     ];
     for (const m of bad) {
-      expect(() => routePolicy(m), JSON.stringify(m)).toThrow(expect.objectContaining({ code: 'ERR_OMS_AUTH_INVALID_OPTION' }));
+      expect(() => routePolicy(m), JSON.stringify(m)).toThrow(
+        expect.objectContaining({ code: 'ERR_OMS_AUTH_INVALID_OPTION' }),
+      );
     }
   });
 
@@ -107,7 +123,10 @@ describe('routePolicy', () => {
     for (let i = 0; i < 5_000; i++) map[`GET /v1/r${i}/:id/s${i % 7}`] = `r${i}:read`;
     const big = routePolicy(map);
     expect(big.routes).toHaveLength(5_000);
-    expect(big.resolve('GET', '/v1/r4321/9/s2')).toMatchObject({ permission: 'r4321:read', params: { id: '9' } });
+    expect(big.resolve('GET', '/v1/r4321/9/s2')).toMatchObject({
+      permission: 'r4321:read',
+      params: { id: '9' },
+    });
     expect(big.resolve('GET', '/v1/r4321/9/s3')).toEqual({ kind: 'deny', reason: 'unmapped' });
   });
 });
