@@ -81,6 +81,8 @@ export function fileStorage(dir: string): BackupStorage {
       } catch (e) {
         await fh.close().catch(() => {});
         await unlink(tmp).catch(() => {});
+        // A directory made for this key alone goes too; one holding other files stays (rmdir refuses).
+        if (dirname(file) !== root) await rmdir(dirname(file)).catch(() => {});
         throw e instanceof OmsBackupError || !(e as { code?: string }).code
           ? e
           : storageError(`writing ${key}`, e);

@@ -195,7 +195,7 @@ class Manager implements BackupManager {
     }
   }
 
-  create(opts?: CallOptions): Promise<Manifest> {
+  async create(opts?: CallOptions): Promise<Manifest> {
     const signal = this.#signal(opts, 'create');
     return this.#observe(
       'create',
@@ -314,7 +314,7 @@ class Manager implements BackupManager {
     return out;
   }
 
-  get(id: string, opts?: CallOptions): Promise<Manifest> {
+  async get(id: string, opts?: CallOptions): Promise<Manifest> {
     return this.#get(checkId(id), this.#signal(opts, 'get'));
   }
 
@@ -383,7 +383,7 @@ class Manager implements BackupManager {
     };
   }
 
-  verify(id: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  async verify(id: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
     const signal = this.#signal(opts, 'verify');
     checkId(id);
     return this.#observe('verify', id, async () => {
@@ -415,7 +415,7 @@ class Manager implements BackupManager {
     });
   }
 
-  restore(id: string, opts: RestoreOptions = {}): Promise<void> {
+  async restore(id: string, opts: RestoreOptions = {}): Promise<void> {
     const signal = this.#signal(opts, 'restore');
     checkId(id);
     return this.#observe('restore', id, async () => {
@@ -429,7 +429,7 @@ class Manager implements BackupManager {
     });
   }
 
-  prune(opts: CallOptions & { dryRun?: boolean } = {}): Promise<PrunePlan> {
+  async prune(opts: CallOptions & { dryRun?: boolean } = {}): Promise<PrunePlan> {
     const signal = this.#signal(opts, 'prune');
     return this.#observe('prune', undefined, async () => {
       const all = await this.list({ signal });

@@ -73,7 +73,9 @@ export class BackupScheduler implements Schedule {
     }
     let retrySoon = false;
     this.#running = this.#once().then(
-      (r) => void (retrySoon = r === 'locked'),
+      (r) => {
+        retrySoon = r === 'locked';
+      },
       () => {},
     );
     await this.#running;
