@@ -166,7 +166,7 @@ export interface LocksOptions {
    * `true` grants waiters of a key in arrival order, across modes: a waiting reader goes before a writer
    * that came after it, and consecutive readers go together. Default `false`: writer-preferring, where a
    * waiting writer holds new readers back and a stream of writers can starve readers. Every store that
-   * shares a key must use the same setting. Not supported by `postgresLocks({ strategy: 'advisory' })`.
+   * shares a key must use the same setting.
    */
   fair?: boolean;
   /** Where time comes from; timers that bound an awaited wait are ref'd, heartbeats are not. */

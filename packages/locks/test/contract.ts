@@ -22,14 +22,9 @@ async function code(p: Promise<unknown> | (() => unknown)): Promise<string> {
  * One set of expectations for every backend. `make` is called from inside tests (after beforeAll) and
  * must return an independent store (its own connections) each time, so notifications cross the server.
  * `rtt` is one bare round trip to the same server (PING, `select 1`): the hand-off test's measure of how
- * available the server is. `fair: false` for a backend that refuses `fair: true`.
+ * available the server is.
  */
-export function lockContract(
-  name: string,
-  make: MakeLocks,
-  rtt?: () => Promise<unknown>,
-  { fair = true }: { fair?: boolean } = {},
-): void {
+export function lockContract(name: string, make: MakeLocks, rtt?: () => Promise<unknown>): void {
   describe(`Locks contract on ${name}`, () => {
     const stores: Locks[] = [];
     const fresh = (o?: LocksOptions) => {
@@ -326,79 +321,72 @@ export function lockContract(
         await l.release();
         return l;
       });
+    it('fair: true grants waiters in arrival order across modes, so readers do not starve behind writers', async () => {
+      const holder = fresh({ fair: true });
+      const [r1, w2, r3] = [counted({ fair: true }), counted({ fair: true }), counted({ fair: true })];
+      const key = uniq('fair');
+      const w1 = await holder.acquire(key);
+      const reader = holdThenRelease(r1.locks.acquire(key, { mode: 'shared', waitMs: 15_000 }));
+      await r1.queued();
+      const writer = holdThenRelease(w2.locks.acquire(key, { waitMs: 15_000 }));
+      await w2.queued();
+      const lateReader = holdThenRelease(r3.locks.acquire(key, { mode: 'shared', waitMs: 15_000 }));
+      await r3.queued();
+      await w1.release();
+      const [a, b, c] = await Promise.all([reader, writer, lateReader]);
+      // fencing tokens come in grant order: the reader that waited first went first, the late reader last
+      expect([
+        a.fencingToken > w1.fencingToken,
+        b.fencingToken > a.fencingToken,
+        c.fencingToken > b.fencingToken,
+      ]).toEqual([true, true, true]);
+      await cleanup();
+    });
 
-    if (fair) {
-      it('fair: true grants waiters in arrival order across modes, so readers do not starve behind writers', async () => {
-        const holder = fresh({ fair: true });
-        const [r1, w2, r3] = [counted({ fair: true }), counted({ fair: true }), counted({ fair: true })];
-        const key = uniq('fair');
-        const w1 = await holder.acquire(key);
-        const reader = holdThenRelease(r1.locks.acquire(key, { mode: 'shared', waitMs: 15_000 }));
-        await r1.queued();
-        const writer = holdThenRelease(w2.locks.acquire(key, { waitMs: 15_000 }));
-        await w2.queued();
-        const lateReader = holdThenRelease(r3.locks.acquire(key, { mode: 'shared', waitMs: 15_000 }));
-        await r3.queued();
-        await w1.release();
-        const [a, b, c] = await Promise.all([reader, writer, lateReader]);
-        // fencing tokens come in grant order: the reader that waited first went first, the late reader last
-        expect([
-          a.fencingToken > w1.fencingToken,
-          b.fencingToken > a.fencingToken,
-          c.fencingToken > b.fencingToken,
-        ]).toEqual([true, true, true]);
-        await cleanup();
-      });
+    it('fair: true keeps new readers behind a waiting writer, and queued readers go together', async () => {
+      const holder = fresh({ fair: true });
+      const [w, ra, rb] = [counted({ fair: true }), counted({ fair: true }), counted({ fair: true })];
+      const probe = fresh({ fair: true });
+      const key = uniq('fairw');
+      const r0 = await holder.acquire(key, { mode: 'shared' });
+      const writer = w.locks.acquire(key, { waitMs: 15_000 });
+      await w.queued();
+      expect(await probe.tryAcquire(key, { mode: 'shared' })).toBeNull();
+      const readerA = ra.locks.acquire(key, { mode: 'shared', waitMs: 15_000 });
+      await ra.queued();
+      const readerB = rb.locks.acquire(key, { mode: 'shared', waitMs: 15_000 });
+      await rb.queued();
+      await r0.release();
+      const wl = await writer;
+      await wl.release();
+      // both readers behind the writer hold the key at once
+      const [la, lb] = await Promise.all([readerA, readerB]);
+      expect(la.fencingToken).toBeGreaterThan(wl.fencingToken);
+      expect(lb.fencingToken).toBeGreaterThan(wl.fencingToken);
+      expect(la.lost || lb.lost).toBe(false);
+      await Promise.all([la.release(), lb.release()]);
+      await cleanup();
+    });
 
-      it('fair: true keeps new readers behind a waiting writer, and queued readers go together', async () => {
-        const holder = fresh({ fair: true });
-        const [w, ra, rb] = [counted({ fair: true }), counted({ fair: true }), counted({ fair: true })];
-        const probe = fresh({ fair: true });
-        const key = uniq('fairw');
-        const r0 = await holder.acquire(key, { mode: 'shared' });
-        const writer = w.locks.acquire(key, { waitMs: 15_000 });
-        await w.queued();
-        expect(await probe.tryAcquire(key, { mode: 'shared' })).toBeNull();
-        const readerA = ra.locks.acquire(key, { mode: 'shared', waitMs: 15_000 });
-        await ra.queued();
-        const readerB = rb.locks.acquire(key, { mode: 'shared', waitMs: 15_000 });
-        await rb.queued();
-        await r0.release();
-        const wl = await writer;
-        await wl.release();
-        // both readers behind the writer hold the key at once
-        const [la, lb] = await Promise.all([readerA, readerB]);
-        expect(la.fencingToken).toBeGreaterThan(wl.fencingToken);
-        expect(lb.fencingToken).toBeGreaterThan(wl.fencingToken);
-        expect(la.lost || lb.lost).toBe(false);
-        await Promise.all([la.release(), lb.release()]);
-        await cleanup();
-      });
-
-      it('fair: true wakes the waiters behind one that gives up, at once', async () => {
-        const holder = fresh({ fair: true });
-        const [w, r] = [counted({ fair: true }), counted({ fair: true })];
-        const key = uniq('fairgive');
-        const r0 = await holder.acquire(key, { mode: 'shared' });
-        const writer = w.locks.acquire(key, { waitMs: 400 });
-        await w.queued();
-        // this reader could share with r0, but the writer queued first
-        const reader = r.locks.acquire(key, { mode: 'shared', waitMs: 15_000 });
-        await r.queued();
-        expect(await code(writer)).toBe('ERR_OMS_LOCKS_TIMEOUT');
-        const gaveUp = Date.now();
-        const lr = await reader;
-        // the fallback poll sleeps >= 2.5 s here, so a grant sooner came from the give-up's wake-up
-        expect(Date.now() - gaveUp).toBeLessThan(2_000);
-        expect(r0.lost).toBe(false);
-        await Promise.all([lr.release(), r0.release()]);
-        await cleanup();
-      });
-    } else {
-      it('refuses fair: true with ERR_OMS_LOCKS_INVALID_OPTION', async () => {
-        expect(await code(() => make({ fair: true }))).toBe('ERR_OMS_LOCKS_INVALID_OPTION');
-      });
-    }
+    it('fair: true wakes the waiters behind one that gives up, at once', async () => {
+      const holder = fresh({ fair: true });
+      const [w, r] = [counted({ fair: true }), counted({ fair: true })];
+      const key = uniq('fairgive');
+      const r0 = await holder.acquire(key, { mode: 'shared' });
+      const writer = w.locks.acquire(key, { waitMs: 400 });
+      await w.queued();
+      // this reader could share with r0, but the writer queued first
+      const reader = r.locks.acquire(key, { mode: 'shared', waitMs: 15_000 });
+      await r.queued();
+      expect(await code(writer)).toBe('ERR_OMS_LOCKS_TIMEOUT');
+      const gaveUp = Date.now();
+      const lr = await reader;
+      // the fallback poll sleeps >= 2.5 s here, so a grant sooner came from the give-up's wake-up
+      expect(Date.now() - gaveUp).toBeLessThan(2_000);
+      expect(r0.lost).toBe(false);
+      await Promise.all([lr.release(), r0.release()]);
+      await cleanup();
+    });
 
     it('close() releases what the store holds and refuses new acquisitions', async () => {
       const [a, b] = [fresh(), fresh()];

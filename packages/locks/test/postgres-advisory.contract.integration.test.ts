@@ -15,5 +15,4 @@ lockContract(
     probe ??= db.pool({ max: 1 });
     return probe.query('select 1');
   },
-  { fair: false },
 );

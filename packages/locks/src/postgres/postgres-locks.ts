@@ -7,6 +7,7 @@ import {
   ADVISORY_DROP_INTENT,
   ADVISORY_HELD,
   ADVISORY_TRY_EXCLUSIVE,
+  ADVISORY_TRY_FAIR,
   ADVISORY_TRY_SHARED,
   ADVISORY_UNLOCK_EXCLUSIVE,
   ADVISORY_UNLOCK_SHARED,
@@ -14,11 +15,11 @@ import {
   LEASE_ACQUIRE,
   LEASE_ACQUIRE_FAIR,
   LEASE_CANCEL,
-  LEASE_CANCEL_FAIR,
   LEASE_EXTEND,
   LEASE_RELEASE,
   LOCKS_MIGRATION_SQL,
   MARK_WAITING,
+  QUEUE_CANCEL,
   UNMARK_WAITING,
 } from './sql.js';
 import type { PgClientLike, PgPoolLike, PostgresLocksOptions } from './types.js';
@@ -35,8 +36,8 @@ import type { PgClientLike, PgPoolLike, PostgresLocksOptions } from './types.js'
 export interface PostgresLocks extends Locks {
   /**
    * Creates what both strategies need (`LOCKS_MIGRATION_SQL`): the sequence `oms_locks_fence_seq`, the tables
-   * `oms_locks` and `oms_locks_queue`, and the functions `oms_locks_acquire`, `oms_locks_acquire_fair` and
-   * `oms_locks_release`. Idempotent, safe to run concurrently.
+   * `oms_locks` and `oms_locks_queue`, and the functions `oms_locks_acquire`, `oms_locks_acquire_fair`,
+   * `oms_locks_advisory_try_fair` and `oms_locks_release`. Idempotent, safe to run concurrently.
    */
   migrate(opts?: { signal?: AbortSignal }): Promise<void>;
 }
@@ -68,6 +69,7 @@ const prepared = (text: string) => {
 const P = {
   tryExclusive: prepared(ADVISORY_TRY_EXCLUSIVE),
   tryShared: prepared(ADVISORY_TRY_SHARED),
+  tryFair: prepared(ADVISORY_TRY_FAIR),
   unlockExclusive: prepared(ADVISORY_UNLOCK_EXCLUSIVE),
   unlockShared: prepared(ADVISORY_UNLOCK_SHARED),
   held: prepared(ADVISORY_HELD),
@@ -212,8 +214,7 @@ function waiterMark(listener: Listener, marker: string, waitMarkMs: number) {
 
 class AdvisoryBackend implements Backend {
   readonly name = 'postgres-advisory';
-  // a fair queue would need a statement per try outside the lock itself, which session locks cannot make atomic
-  readonly fair = false;
+  readonly fair = true;
   readonly #pool: PgPoolLike;
   readonly #ns: string;
   readonly #listener: Listener;
@@ -224,7 +225,51 @@ class AdvisoryBackend implements Backend {
     this.#listener = new Listener(listen, ns);
   }
 
-  attempt({ key, mode, waitMarkMs }: AttemptRequest): Attempt {
+  attempt(req: AttemptRequest): Attempt {
+    return req.fair ? this.#fairAttempt(req) : this.#preferWriters(req);
+  }
+
+  /**
+   * The queue lives in `oms_locks_queue`, so a fair waiter holds no connection between tries: each try is
+   * one statement that checks its place and takes the session lock under the key's transaction lock.
+   */
+  #fairAttempt({ key, mode, owner, waitMarkMs }: AttemptRequest): Attempt {
+    const k = advisoryKey(this.#ns, key);
+    const marker = markerOf(k);
+    const mark = waiterMark(this.#listener, marker, waitMarkMs);
+    const payload = payloadOf(this.#ns, key);
+    let queued = false;
+    return {
+      try: async (): Promise<AttemptResult> => {
+        const c = await this.#pool.connect();
+        const w = watch(c);
+        let row: { ok: boolean; token: string | null };
+        try {
+          const { rows } = await c.query(
+            P.tryFair([this.#ns, key, owner, mode, k.toString(), Math.ceil(waitMarkMs)]),
+          );
+          row = rows[0] as { ok: boolean; token: string | null };
+        } catch (e) {
+          w.done(true);
+          throw e;
+        }
+        if (!row.ok || row.token === null) {
+          if (waitMarkMs > 0) queued = true;
+          w.done(false);
+          return {};
+        }
+        mark.unmark();
+        return { token: BigInt(row.token), held: this.#held(c, w, k, mode, payload, marker) };
+      },
+      markWaiting: mark.markWaiting,
+      cancel: async () => {
+        mark.unmark();
+        if (queued) await this.#pool.query(QUEUE_CANCEL, [this.#ns, key, owner, payload]);
+      },
+    };
+  }
+
+  #preferWriters({ key, mode, waitMarkMs }: AttemptRequest): Attempt {
     const k = advisoryKey(this.#ns, key);
     const marker = markerOf(k);
     const mark = waiterMark(this.#listener, marker, waitMarkMs);
@@ -396,12 +441,7 @@ class LeaseTableBackend implements Backend {
       cancel: async () => {
         mark.unmark();
         if (intent) {
-          await this.#pool.query(fair ? LEASE_CANCEL_FAIR : LEASE_CANCEL, [
-            ns,
-            key,
-            owner,
-            payloadOf(ns, key),
-          ]);
+          await this.#pool.query(fair ? QUEUE_CANCEL : LEASE_CANCEL, [ns, key, owner, payloadOf(ns, key)]);
         }
       },
     };

@@ -4,7 +4,7 @@ export const CHANNEL = 'oms_locks';
 /**
  * Everything both strategies need: the fencing sequence `oms_locks_fence_seq`, the lease table `oms_locks`
  * (with writer intents), the fair queue table `oms_locks_queue`, and the functions `oms_locks_acquire`,
- * `oms_locks_acquire_fair` and `oms_locks_release`. Idempotent; run it with your own migration tool, or call
+ * `oms_locks_acquire_fair`, `oms_locks_advisory_try_fair` and `oms_locks_release`. Idempotent; run it with your own migration tool, or call
  * `migrate()`.
  *
  * @example
@@ -135,6 +135,46 @@ begin
 end
 $fn$;
 
+-- The advisory strategy's fair try: the same queue, and the session lock itself (held past this statement).
+create or replace function oms_locks_advisory_try_fair(
+  p_ns text, p_key text, p_holder uuid, p_mode text, p_lock bigint, p_queue_ms integer
+) returns boolean language plpgsql as $fn$
+declare
+  v_ticket bigint;
+  v_ok boolean := false;
+begin
+  perform pg_advisory_xact_lock(hashtext(p_ns), hashtext(p_key));
+  delete from oms_locks_queue q where q.namespace = p_ns and q.key = p_key and q.expires_at <= now();
+  select q.ticket into v_ticket from oms_locks_queue q
+    where q.namespace = p_ns and q.key = p_key and q.holder = p_holder;
+  if not exists (select 1 from oms_locks_queue q
+      where q.namespace = p_ns and q.key = p_key and q.holder <> p_holder
+        and (v_ticket is null or q.ticket < v_ticket) and (p_mode = 'exclusive' or q.mode = 'exclusive')) then
+    if p_mode = 'exclusive' then
+      v_ok := pg_try_advisory_lock(p_lock);
+    else
+      v_ok := pg_try_advisory_lock_shared(p_lock);
+    end if;
+  end if;
+  if v_ok then
+    if v_ticket is not null then
+      delete from oms_locks_queue q where q.namespace = p_ns and q.key = p_key and q.holder = p_holder;
+    end if;
+  elsif p_queue_ms > 0 then
+    if v_ticket is null then
+      insert into oms_locks_queue (namespace, key, holder, mode, ticket, expires_at)
+        select p_ns, p_key, p_holder, p_mode, coalesce(max(q.ticket), 0) + 1,
+               now() + p_queue_ms * interval '1 millisecond'
+          from oms_locks_queue q where q.namespace = p_ns and q.key = p_key;
+    else
+      update oms_locks_queue q set expires_at = now() + p_queue_ms * interval '1 millisecond'
+        where q.namespace = p_ns and q.key = p_key and q.holder = p_holder;
+    end if;
+  end if;
+  return v_ok;
+end
+$fn$;
+
 -- Waiters mark a key by holding a shared session lock on its marker from their LISTEN session, so a release
 -- notifies only when its exclusive try on the marker fails. The key's xact lock is held until commit: a
 -- waiter that marks after the check re-tries after the delete is visible, so it never misses the release.
@@ -161,7 +201,11 @@ export const LEASE_ACQUIRE =
 export const LEASE_ACQUIRE_FAIR =
   'select token::text as token, retry_ms from oms_locks_acquire_fair($1, $2, $3, $4, $5, $6)';
 
-export const LEASE_CANCEL_FAIR = `with d as (
+export const ADVISORY_TRY_FAIR = `select l.ok, case when l.ok then nextval('oms_locks_fence_seq')::text end as token
+  from (select oms_locks_advisory_try_fair($1, $2, $3, $4, $5::bigint, $6) as ok offset 0) l`;
+
+/** Leaves the fair queue (both strategies) and wakes the waiters behind. */
+export const QUEUE_CANCEL = `with d as (
   delete from oms_locks_queue where namespace = $1 and key = $2 and holder = $3 returning 1
 ) select case when exists (select 1 from d) then pg_notify('${CHANNEL}', $4) end`;
 
