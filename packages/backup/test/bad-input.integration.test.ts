@@ -34,13 +34,18 @@ function filesUnder(dir: string): string[] {
 }
 
 beforeAll(async () => {
-  await db.pool({ max: 1 }).query('create table t (id int primary key, v text); insert into t values (1, $$a$$)');
+  await db
+    .pool({ max: 1 })
+    .query('create table t (id int primary key, v text); insert into t values (1, $$a$$)');
 });
 
 describe('bad input gets a typed OmsBackupError with an actionable message', () => {
   it('a connection string that is not a postgres:// URL fails at construction', () => {
     expect(() => postgresSource({ connectionString: 'mysql://x@localhost/db' })).toThrow(
-      expect.objectContaining({ code: 'ERR_OMS_BACKUP_INVALID_OPTION', message: expect.stringMatching(/postgres:\/\//) }),
+      expect.objectContaining({
+        code: 'ERR_OMS_BACKUP_INVALID_OPTION',
+        message: expect.stringMatching(/postgres:\/\//),
+      }),
     );
   });
 
@@ -94,7 +99,10 @@ describe('bad input gets a typed OmsBackupError with an actionable message', () 
   });
 
   it('an unknown backup id: ERR_OMS_BACKUP_NOT_FOUND for get, verify, restore', async () => {
-    const backups = backupManager({ source: postgresSource({ connectionString: db.url }), storage: fileStorage(tmp()) });
+    const backups = backupManager({
+      source: postgresSource({ connectionString: db.url }),
+      storage: fileStorage(tmp()),
+    });
     for (const call of [
       () => backups.get('20990101T000000000Z-deadbeef'),
       () => backups.verify('20990101T000000000Z-deadbeef', { scratchUrl: db.url }),
@@ -117,7 +125,9 @@ describe('bad input gets a typed OmsBackupError with an actionable message', () 
       { source, storage, lock: {} },
     ];
     for (const o of bad) {
-      expect(() => backupManager(o as never)).toThrow(expect.objectContaining({ code: 'ERR_OMS_BACKUP_INVALID_OPTION' }));
+      expect(() => backupManager(o as never)).toThrow(
+        expect.objectContaining({ code: 'ERR_OMS_BACKUP_INVALID_OPTION' }),
+      );
     }
   });
 });
@@ -129,7 +139,9 @@ describe('postgresSource', () => {
     const admin = db.pool({ max: 1 });
     await admin.query(`create role ${role} login superuser password '${secret}'`);
     try {
-      const tool = fakeTool('printf "%s\\n" "$@" >> "$DIR/argv"\n[ -n "$PGPASSWORD" ] && echo yes > "$DIR/env"\nexec "$REAL" "$@"');
+      const tool = fakeTool(
+        'printf "%s\\n" "$@" >> "$DIR/argv"\n[ -n "$PGPASSWORD" ] && echo yes > "$DIR/env"\nexec "$REAL" "$@"',
+      );
       dirs.push(tool.dir);
       const u = new URL(db.url);
       u.username = role;
@@ -163,7 +175,10 @@ describe('postgresSource', () => {
     });
     const ac = new AbortController();
     const p = rejection(backups.create({ signal: ac.signal }));
-    await until(() => filesUnder(dir).some((f) => f.includes('.tmp-')), { timeoutMs: 30_000, what: 'the archive temp file' });
+    await until(() => filesUnder(dir).some((f) => f.includes('.tmp-')), {
+      timeoutMs: 30_000,
+      what: 'the archive temp file',
+    });
     const pid = Number(readFileSync(join(tool.dir, 'pid'), 'utf8'));
     ac.abort();
     const e = await p;
@@ -184,7 +199,10 @@ describe('postgresSource', () => {
   });
 
   it('verify without scratchUrl is an invalid option, not a failed backup', async () => {
-    const backups = backupManager({ source: postgresSource({ connectionString: db.url }), storage: fileStorage(tmp()) });
+    const backups = backupManager({
+      source: postgresSource({ connectionString: db.url }),
+      storage: fileStorage(tmp()),
+    });
     const m = await backups.create();
     const e = await rejection(backups.verify(m.id));
     expect(e.code).toBe('ERR_OMS_BACKUP_INVALID_OPTION');
