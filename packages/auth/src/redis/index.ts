@@ -22,10 +22,9 @@ export interface RedisReplayStoreOptions {
  * `ERR_OMS_AUTH_REPLAY_STORE_UNAVAILABLE` (HTTP 503): a proof is never accepted unchecked.
  *
  * @example
- * import { Redis } from 'ioredis';
  * import { dpop } from '@oms/auth';
- * import { redisReplayStore } from '@oms/auth/redis';
- * const redis = new Redis();
+ * import { type RedisSetNx, redisReplayStore } from '@oms/auth/redis';
+ * declare const redis: RedisSetNx; // your ioredis Redis or Cluster: new Redis(process.env.REDIS_URL)
  * const proofs = dpop({
  *   replayStore: redisReplayStore({ redis, prefix: 'orders:dpop:' }),
  *   htuFrom: { origin: 'https://api.example.com' },
