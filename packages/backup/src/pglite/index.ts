@@ -1,0 +1,1 @@
+export { type PGliteLike, type PgliteSourceOptions, pgliteSource } from './source.js';
