@@ -2,7 +2,14 @@ import { type Meter, metrics, SpanStatusCode, type Tracer, trace } from '@opente
 import type { Verifier } from './types.js';
 import { VERSION } from './version.js';
 
-/** Options of `instrument`. */
+/**
+ * Options of `instrument`.
+ *
+ * @example
+ * import { metrics } from '@opentelemetry/api';
+ * import type { InstrumentOptions } from '@oms/auth';
+ * const opts: InstrumentOptions = { meter: metrics.getMeter('orders-api') };
+ */
 export interface InstrumentOptions {
   /** Default: `metrics.getMeter('@oms/auth', VERSION)` from the global provider. */
   meter?: Meter;

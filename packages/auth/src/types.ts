@@ -5,7 +5,12 @@ import type { Clock } from './internal/clock.js';
 export type { AuthErrorCode } from './errors.js';
 export type { Clock } from './internal/clock.js';
 
-/** The JWS algorithms a verifier can allow. `none` is not one of them, on purpose. */
+/**
+ * The JWS algorithms a verifier can allow. `none` is not one of them, on purpose.
+ *
+ * @example
+ * const algorithms: JwsAlgorithm[] = ['RS256', 'ES256'];
+ */
 export type JwsAlgorithm =
   | 'HS256'
   | 'HS384'
@@ -22,7 +27,14 @@ export type JwsAlgorithm =
   | 'EdDSA'
   | 'Ed25519';
 
-/** A token's claims set as verified: read-only, since cached principals are shared between requests. */
+/**
+ * A token's claims set as verified: read-only, since cached principals are shared between requests.
+ *
+ * @example
+ * declare const principal: Principal;
+ * const claims: Claims = principal.claims;
+ * const expiresAt = claims.exp;
+ */
 export interface Claims {
   readonly iss?: string;
   readonly sub?: string;
@@ -34,7 +46,12 @@ export interface Claims {
   readonly [claim: string]: unknown;
 }
 
-/** Who made the request, as the rest of the application sees it. Frozen. */
+/**
+ * Who made the request, as the rest of the application sees it. Frozen.
+ *
+ * @example
+ * const p: Principal = { subject: 'user-1', roles: ['clerk'], scopes: ['orders:read'], tenant: 'acme', claims: {} };
+ */
 export interface Principal {
   /** The `sub` claim by default. */
   readonly subject: string;
@@ -48,7 +65,12 @@ export interface Principal {
   readonly claims: Claims;
 }
 
-/** One public JWK as found in a JWKS document. */
+/**
+ * One public JWK as found in a JWKS document.
+ *
+ * @example
+ * const jwk: Jwk = { kty: 'EC', crv: 'P-256', x: '...', y: '...', kid: 'k1', alg: 'ES256' };
+ */
 export interface Jwk {
   readonly kty: string;
   readonly kid?: string;
@@ -58,12 +80,24 @@ export interface Jwk {
   readonly [member: string]: unknown;
 }
 
-/** A JWK Set document: `{ keys: [...] }`. */
+/**
+ * A JWK Set document: `{ keys: [...] }`.
+ *
+ * @example
+ * declare const jwk: Jwk;
+ * const keys = localJwks({ keys: [jwk] } satisfies JwkSet);
+ */
 export interface JwkSet {
   readonly keys: readonly Jwk[];
 }
 
-/** The outcome of one JWKS fetch attempt. */
+/**
+ * The outcome of one JWKS fetch attempt.
+ *
+ * @example
+ * declare const verifier: Verifier;
+ * verifier.on('jwksFetch', (e: JwksFetchEvent) => void (e.outcome === 'error' && e.error));
+ */
 export interface JwksFetchEvent {
   readonly outcome: 'ok' | 'error';
   /** Why it was fetched. */
@@ -75,7 +109,13 @@ export interface JwksFetchEvent {
   readonly error?: string;
 }
 
-/** Events of a key source. */
+/**
+ * Events of a key source.
+ *
+ * @example
+ * declare const keys: KeySource;
+ * const off = keys.on('retired', (e: KeySourceEvents['retired']) => void e.count);
+ */
 export interface KeySourceEvents {
   fetch: JwksFetchEvent;
   /** Keys left the set; verified tokens they signed leave the verification cache. */
@@ -85,6 +125,11 @@ export interface KeySourceEvents {
 /**
  * A key the source resolved for one token. `retired` turns true once the key leaves the key set, which also
  * invalidates cached verifications made with it.
+ *
+ * @example
+ * declare const keys: KeySource;
+ * const resolved: ResolvedKey = await keys.getKey('RS256', 'k1');
+ * const stillValid = !resolved.handle.retired;
  */
 export interface ResolvedKey {
   readonly key: CryptoKey;
@@ -94,6 +139,10 @@ export interface ResolvedKey {
 /**
  * Where verification keys come from: `remoteJwks(url)`, `localJwks(jwks)` or `hmacSecret(secret)`.
  * The verifier is its only caller; the interface is public so tests and adapters can type against it.
+ *
+ * @example
+ * const keys: KeySource = remoteJwks('https://idp.example.com/.well-known/jwks.json');
+ * await keys.close();
  */
 export interface KeySource {
   readonly kind: 'remote-jwks' | 'local-jwks' | 'hmac-secret';
@@ -107,7 +156,13 @@ export interface KeySource {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Options of `remoteJwks(url, opts)`. */
+/**
+ * Options of `remoteJwks(url, opts)`.
+ *
+ * @example
+ * const opts: RemoteJwksOptions = { cooldownMs: 30_000, staleWhileErrorMs: 3_600_000 };
+ * const keys = remoteJwks('https://idp.example.com/.well-known/jwks.json', opts);
+ */
 export interface RemoteJwksOptions {
   /** The least time between two fetches caused by an unknown `kid`. Default 30 s. */
   cooldownMs?: number;
@@ -126,7 +181,12 @@ export interface RemoteJwksOptions {
   clock?: Clock;
 }
 
-/** Options of the verification cache. */
+/**
+ * Options of the verification cache.
+ *
+ * @example
+ * const cache: CacheOptions = { maxEntries: 50_000, maxTtlMs: 60_000 };
+ */
 export interface CacheOptions {
   /** The most tokens kept; the least recently used leaves first. Default 10,000. */
   maxEntries?: number;
@@ -134,7 +194,12 @@ export interface CacheOptions {
   maxTtlMs?: number;
 }
 
-/** Where `verifyRequest` looks for a token besides `Authorization: Bearer`. */
+/**
+ * Where `verifyRequest` looks for a token besides `Authorization: Bearer`.
+ *
+ * @example
+ * const credentials: CredentialLocations = { cookie: 'session' };
+ */
 export interface CredentialLocations {
   /** A cookie holding the token. */
   cookie?: string;
@@ -142,7 +207,18 @@ export interface CredentialLocations {
   header?: string;
 }
 
-/** Options of `createVerifier`. */
+/**
+ * Options of `createVerifier`.
+ *
+ * @example
+ * const options: VerifierOptions = {
+ *   issuer: 'https://idp.example.com/',
+ *   audience: 'orders-api',
+ *   algorithms: ['RS256'],
+ *   keys: remoteJwks('https://idp.example.com/.well-known/jwks.json'),
+ * };
+ * const verifier = createVerifier(options);
+ */
 export interface VerifierOptions {
   /** The accepted `iss` values. */
   issuer: string | readonly string[];
@@ -170,16 +246,33 @@ export interface VerifierOptions {
   clock?: Clock;
 }
 
-/** Options of one verification. */
+/**
+ * Options of one verification.
+ *
+ * @example
+ * declare const verifier: Verifier;
+ * const opts: VerifyOptions = { signal: AbortSignal.timeout(2_000) };
+ * await verifier.verify('eyJ...', opts);
+ */
 export interface VerifyOptions {
   /** Aborts a key fetch this verification waits for. */
   signal?: AbortSignal;
 }
 
-/** Request headers: a WHATWG `Headers`, or Node's `IncomingHttpHeaders` (lower-case names). */
+/**
+ * Request headers: a WHATWG `Headers`, or Node's `IncomingHttpHeaders` (lower-case names).
+ *
+ * @example
+ * const headers: HeadersLike = new Headers({ authorization: 'Bearer eyJ...' });
+ */
 export type HeadersLike = Headers | Readonly<Record<string, string | readonly string[] | undefined>>;
 
-/** The parts of an HTTP request the verifier reads. */
+/**
+ * The parts of an HTTP request the verifier reads.
+ *
+ * @example
+ * const req: RequestLike = { method: 'GET', url: '/v1/orders/1', headers: { authorization: 'Bearer eyJ...' } };
+ */
 export interface RequestLike {
   /** Needed for DPoP (`htm`) and routing. */
   method?: string;
@@ -188,7 +281,13 @@ export interface RequestLike {
   headers: HeadersLike;
 }
 
-/** One verification outcome, for telemetry. Never carries the token or the subject. */
+/**
+ * One verification outcome, for telemetry. Never carries the token or the subject.
+ *
+ * @example
+ * declare const verifier: Verifier;
+ * verifier.on('verification', (e: VerificationEvent) => void (e.cached ? 'hit' : e.outcome));
+ */
 export interface VerificationEvent {
   readonly outcome: 'ok' | AuthErrorCode;
   readonly cached: boolean;
@@ -197,17 +296,36 @@ export interface VerificationEvent {
   readonly startTime: number;
 }
 
-/** Events of a verifier. */
+/**
+ * Events of a verifier.
+ *
+ * @example
+ * type Outcome = VerifierEvents['verification']['outcome'];
+ */
 export interface VerifierEvents {
   verification: VerificationEvent;
   /** A JWKS fetch of the verifier's key source. */
   jwksFetch: JwksFetchEvent;
 }
 
-/** What `revoke()` drops from the cache. */
+/**
+ * What `revoke()` drops from the cache.
+ *
+ * @example
+ * declare const verifier: Verifier;
+ * const target: RevokeTarget = { subject: 'user-1' };
+ * verifier.revoke(target);
+ */
 export type RevokeTarget = { readonly jti: string } | { readonly subject: string };
 
-/** Verifies tokens and requests; see `createVerifier`. */
+/**
+ * Verifies tokens and requests; see `createVerifier`.
+ *
+ * @example
+ * declare const verifier: Verifier;
+ * const principal = await verifier.verify('eyJ...');
+ * await verifier.close();
+ */
 export interface Verifier {
   /** Verifies a compact JWS and resolves to its principal, or rejects with an `OmsAuthError`. */
   verify(token: string, opts?: VerifyOptions): Promise<Principal>;
@@ -223,13 +341,27 @@ export interface Verifier {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Remembers DPoP proof ids (`jti`) so a proof is accepted once. */
+/**
+ * Remembers DPoP proof ids (`jti`) so a proof is accepted once.
+ *
+ * @example
+ * const seen = new Set<string>();
+ * const store: DpopReplayStore = {
+ *   remember: async (id) => !seen.has(id) && seen.add(id).has(id),
+ * };
+ */
 export interface DpopReplayStore {
   /** Records `id` for `ttlMs`; resolves `true` when it was new, `false` when it was already there. */
   remember(id: string, ttlMs: number, signal?: AbortSignal): Promise<boolean>;
 }
 
-/** A server-issued DPoP nonce (RFC 9449 §8). */
+/**
+ * A server-issued DPoP nonce (RFC 9449 §8).
+ *
+ * @example
+ * let current = crypto.randomUUID();
+ * const nonce: DpopNonceSource = { current: () => current, accepts: (n) => n === current };
+ */
 export interface DpopNonceSource {
   /** The nonce to hand out now (in `DPoP-Nonce`). */
   current(): string;
@@ -237,7 +369,13 @@ export interface DpopNonceSource {
   accepts(nonce: string): boolean;
 }
 
-/** Options of `dpop()`. */
+/**
+ * Options of `dpop()`.
+ *
+ * @example
+ * const opts: DpopOptions = { replayStore: memoryReplayStore(), htuFrom: { origin: 'https://api.example.com' } };
+ * const proofs = dpop(opts);
+ */
 export interface DpopOptions {
   replayStore: DpopReplayStore;
   /**
@@ -256,7 +394,14 @@ export interface DpopOptions {
   clock?: Clock;
 }
 
-/** What one proof check needs. */
+/**
+ * What one proof check needs.
+ *
+ * @example
+ * declare const proofs: DpopVerifier;
+ * const check: DpopCheck = { proof: 'eyJ...', method: 'GET', url: '/v1/orders/1', accessToken: 'eyJ...' };
+ * const { jkt } = await proofs.verifyProof(check);
+ */
 export interface DpopCheck {
   proof: string;
   method: string;
@@ -265,7 +410,13 @@ export interface DpopCheck {
   accessToken?: string;
 }
 
-/** Checks DPoP proofs; see `dpop()`. */
+/**
+ * Checks DPoP proofs; see `dpop()`.
+ *
+ * @example
+ * const proofs: DpopVerifier = dpop({ replayStore: memoryReplayStore(), htuFrom: { origin: 'https://api.example.com' } });
+ * const challenge = `DPoP algs="${proofs.algorithms.join(' ')}"`;
+ */
 export interface DpopVerifier {
   /** Verifies a proof and resolves to its key's JWK SHA-256 thumbprint (to compare with `cnf.jkt`). */
   verifyProof(check: DpopCheck, signal?: AbortSignal): Promise<{ jkt: string }>;
@@ -273,20 +424,39 @@ export interface DpopVerifier {
   readonly algorithms: readonly JwsAlgorithm[];
 }
 
-/** A resource a permission is checked against. `tenant` enables tenant isolation. */
+/**
+ * A resource a permission is checked against. `tenant` enables tenant isolation.
+ *
+ * @example
+ * const order: Resource = { tenant: 'acme', owner: 'user-1' };
+ */
 export interface Resource {
   readonly tenant?: string;
   readonly [attribute: string]: unknown;
 }
 
-/** A permission pattern: the permission itself, `resource:*`, `*:action` or `*`. */
+/**
+ * A permission pattern: the permission itself, `resource:*`, `*:action` or `*`.
+ *
+ * @example
+ * const grant: PermissionPattern<'orders:read' | 'orders:update'> = 'orders:*';
+ */
 export type PermissionPattern<P extends string> =
   | P
   | '*'
   | (P extends `${infer R}:${string}` ? `${R}:*` : never)
   | (P extends `${string}:${infer A}` ? `*:${A}` : never);
 
-/** A grant that applies only when `when` holds for the resource (for example, its owner is the principal). */
+/**
+ * A grant that applies only when `when` holds for the resource (for example, its owner is the principal).
+ *
+ * @example
+ * const own: ConditionalGrant<'orders:update'> = {
+ *   permission: 'orders:update',
+ *   when: (p, order) => order.owner === p.subject,
+ *   name: 'owner',
+ * };
+ */
 export interface ConditionalGrant<P extends string> {
   readonly permission: PermissionPattern<P>;
   /** Called only with a resource; a grant with a condition never applies to a check without one. */
@@ -295,7 +465,12 @@ export interface ConditionalGrant<P extends string> {
   readonly name?: string;
 }
 
-/** One role. */
+/**
+ * One role.
+ *
+ * @example
+ * const manager: RoleDefinition = { inherits: ['clerk'], permissions: ['orders:*'] };
+ */
 export interface RoleDefinition<P extends string = string> {
   /** Roles whose grants this one also has. Cycles are refused at construction. */
   readonly inherits?: readonly string[];
@@ -304,14 +479,28 @@ export interface RoleDefinition<P extends string = string> {
   readonly crossTenant?: boolean;
 }
 
-/** Options of `rbac()`. */
+/**
+ * Options of `rbac()`.
+ *
+ * @example
+ * const opts: RbacOptions<'orders:read'> = { permissions: ['orders:read'], roles: { clerk: { permissions: ['orders:read'] } } };
+ * const access = rbac(opts);
+ */
 export interface RbacOptions<P extends string> {
   /** Every permission the application checks; with it, unknown permissions are compile-time errors. */
   readonly permissions?: readonly P[];
   readonly roles: Readonly<Record<string, RoleDefinition<NoInfer<P>>>>;
 }
 
-/** Why a check passed or failed. */
+/**
+ * Why a check passed or failed.
+ *
+ * @example
+ * declare const access: Rbac;
+ * declare const principal: Principal;
+ * const x: Explanation = access.explain(principal, 'orders:refund');
+ * const line = `${x.allowed ? 'allow' : 'deny'}: ${x.detail}`;
+ */
 export interface Explanation {
   readonly allowed: boolean;
   /** The role whose grant decided, when one did. */
@@ -329,7 +518,14 @@ export interface Explanation {
   readonly detail: string;
 }
 
-/** Role-based access checks; see `rbac()`. */
+/**
+ * Role-based access checks; see `rbac()`.
+ *
+ * @example
+ * const access: Rbac = rbac({ roles: { clerk: { permissions: ['orders:read'] } } });
+ * declare const principal: Principal;
+ * const ok = access.can(principal, 'orders:read');
+ */
 export interface Rbac<P extends string = string> {
   can(principal: Principal, permission: P, resource?: Resource): boolean;
   explain(principal: Principal, permission: P, resource?: Resource): Explanation;
@@ -337,13 +533,25 @@ export interface Rbac<P extends string = string> {
   readonly roleNames: readonly string[];
 }
 
-/** A route's requirement: a permission, or `public`. The object form also names a resource loader. */
+/**
+ * A route's requirement: a permission, or `public`. The object form also names a resource loader.
+ *
+ * @example
+ * const rule: RouteRule = { permission: 'orders:update', resource: (params) => ({ id: params.id }) };
+ */
 export type RouteRule<P extends string = string> =
   | P
   | 'public'
   | { readonly permission: P; readonly resource?: (params: Readonly<Record<string, string>>) => Resource };
 
-/** What a request resolves to. */
+/**
+ * What a request resolves to.
+ *
+ * @example
+ * declare const routes: RoutePolicy;
+ * const r: RouteResolution = routes.resolve('GET', '/v1/orders/1');
+ * const denied = r.kind === 'deny';
+ */
 export type RouteResolution<P extends string = string> =
   | { readonly kind: 'public'; readonly route: string; readonly params: Readonly<Record<string, string>> }
   | {
@@ -355,7 +563,12 @@ export type RouteResolution<P extends string = string> =
     }
   | { readonly kind: 'deny'; readonly reason: 'unmapped' | 'invalid-path' };
 
-/** Options of `routePolicy()`. */
+/**
+ * Options of `routePolicy()`.
+ *
+ * @example
+ * const routes = routePolicy({ 'GET /livez': 'public' }, { maxSegments: 16 } satisfies RoutePolicyOptions);
+ */
 export interface RoutePolicyOptions {
   /** Paths with more segments are denied without matching. Default 64. */
   maxSegments?: number;
@@ -363,27 +576,56 @@ export interface RoutePolicyOptions {
   maxPathBytes?: number;
 }
 
-/** A method + path table; see `routePolicy()`. */
+/**
+ * A method + path table; see `routePolicy()`.
+ *
+ * @example
+ * const routes: RoutePolicy = routePolicy({ 'GET /v1/orders/:id': 'orders:read' });
+ * const count = routes.routes.length;
+ */
 export interface RoutePolicy<P extends string = string> {
   resolve(method: string, path: string): RouteResolution<P>;
   /** The patterns, as given. */
   readonly routes: readonly string[];
 }
 
-/** Options of `authorizer()`. */
+/**
+ * Options of `authorizer()`.
+ *
+ * @example
+ * declare const verifier: Verifier;
+ * const opts: AuthorizerOptions<string> = {
+ *   verifier,
+ *   routes: routePolicy({ 'GET /v1/orders/:id': 'orders:read' }),
+ *   rbac: rbac({ roles: { clerk: { permissions: ['orders:read'] } } }),
+ * };
+ * const auth = authorizer(opts);
+ */
 export interface AuthorizerOptions<P extends string> {
   verifier: Verifier;
   routes: RoutePolicy<P>;
   rbac: Rbac<P>;
 }
 
-/** The request `authorize` decides on: method and target are required. */
+/**
+ * The request `authorize` decides on: method and target are required.
+ *
+ * @example
+ * const req: AuthorizeRequest = { method: 'GET', url: '/v1/orders/1', headers: {} };
+ */
 export interface AuthorizeRequest extends RequestLike {
   method: string;
   url: string;
 }
 
-/** The combined decision. */
+/**
+ * The combined decision.
+ *
+ * @example
+ * declare const auth: Authorizer;
+ * const result: AuthorizeResult = await auth.authorize({ method: 'GET', url: '/livez', headers: {} });
+ * const allowed = result.status === 200;
+ */
 export interface AuthorizeResult {
   readonly status: 200 | 401 | 403 | 503;
   readonly principal?: Principal;
@@ -399,7 +641,13 @@ export interface AuthorizeResult {
   readonly dpopNonce?: string;
 }
 
-/** An audit fact: one authn/authz outcome. Carries a digest of the token, never the token. */
+/**
+ * An audit fact: one authn/authz outcome. Carries a digest of the token, never the token.
+ *
+ * @example
+ * declare const auth: Authorizer;
+ * auth.on('decision', (d: DecisionEvent) => void [d.route, d.status, d.code, d.tokenDigest]);
+ */
 export interface DecisionEvent {
   readonly method: string;
   /** The matched pattern, or `(unmapped)`. */
@@ -412,12 +660,24 @@ export interface DecisionEvent {
   readonly tokenDigest?: string;
 }
 
-/** Events of an authorizer. */
+/**
+ * Events of an authorizer.
+ *
+ * @example
+ * type Decision = AuthorizerEvents['decision'];
+ */
 export interface AuthorizerEvents {
   decision: DecisionEvent;
 }
 
-/** Combines routes, verification and RBAC; see `authorizer()`. */
+/**
+ * Combines routes, verification and RBAC; see `authorizer()`.
+ *
+ * @example
+ * declare const auth: Authorizer;
+ * const off = auth.on('decision', (d) => void d.status);
+ * off();
+ */
 export interface Authorizer {
   authorize(req: AuthorizeRequest, opts?: VerifyOptions): Promise<AuthorizeResult>;
   on<K extends keyof AuthorizerEvents>(event: K, fn: (e: AuthorizerEvents[K]) => void): () => void;

@@ -22,7 +22,12 @@ function normalizeUri(uri: string): string | undefined {
   }
 }
 
-/** base64url(SHA-256(access token)), the `ath` claim (RFC 9449 §4.2). */
+/**
+ * base64url(SHA-256(access token)), the `ath` claim (RFC 9449 §4.2), for clients and tests building proofs.
+ *
+ * @example
+ * const ath = accessTokenHash('eyJhbGciOi...');
+ */
 export const accessTokenHash = (token: string): string =>
   createHash('sha256').update(token).digest('base64url');
 

@@ -3,7 +3,12 @@ import { type Clock, systemClock } from '../internal/clock.js';
 import type { DpopReplayStore } from '../types.js';
 import { v } from '../validate.js';
 
-/** Options of `memoryReplayStore`. */
+/**
+ * Options of `memoryReplayStore`.
+ *
+ * @example
+ * const store = memoryReplayStore({ maxEntries: 10_000 } satisfies MemoryReplayStoreOptions);
+ */
 export interface MemoryReplayStoreOptions {
   /** The most proof ids kept. Default 100,000. */
   maxEntries?: number;

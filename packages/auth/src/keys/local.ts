@@ -46,7 +46,12 @@ export function localJwks(jwks: JwkSet): KeySource {
 /** The handle of a secret never retires: rotating a secret means building a new verifier. */
 const LIVE = Object.freeze({ retired: false });
 
-/** Options of `hmacSecret`. */
+/**
+ * Options of `hmacSecret`.
+ *
+ * @example
+ * const keys = hmacSecret(process.env.JWT_SECRET ?? '', { kid: 'dev-2024' } satisfies HmacSecretOptions);
+ */
 export interface HmacSecretOptions {
   /** When set, a token carrying a different `kid` is refused. */
   kid?: string;

@@ -251,7 +251,13 @@ class RemoteJwks implements KeySource {
   }
 }
 
-/** A `KeySource` of a remote JWKS; `refresh()` forces a fetch. */
+/**
+ * A `KeySource` of a remote JWKS; `refresh()` forces a fetch.
+ *
+ * @example
+ * const keys: RemoteKeySource = remoteJwks('https://idp.example.com/.well-known/jwks.json');
+ * await keys.refresh(AbortSignal.timeout(5_000)); // warm up before taking traffic
+ */
 export interface RemoteKeySource extends KeySource {
   readonly kind: 'remote-jwks';
   refresh(signal?: AbortSignal): Promise<void>;

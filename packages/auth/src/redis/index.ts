@@ -4,12 +4,25 @@ import type { DpopReplayStore } from '../types.js';
 /**
  * The one command the replay store sends. An ioredis `Redis` or `Cluster` fits as is; so does any client with
  * this `set` overload.
+ *
+ * @example
+ * import type { RedisSetNx } from '@oms/auth/redis';
+ * declare const redis: RedisSetNx;
+ * const fresh = (await redis.set('k', '1', 'PX', 1_000, 'NX')) === 'OK';
  */
 export interface RedisSetNx {
   set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<'OK' | null>;
 }
 
-/** Options of `redisReplayStore`. */
+/**
+ * Options of `redisReplayStore`.
+ *
+ * @example
+ * import { type RedisReplayStoreOptions, type RedisSetNx, redisReplayStore } from '@oms/auth/redis';
+ * declare const redis: RedisSetNx;
+ * const opts: RedisReplayStoreOptions = { redis, prefix: 'api:dpop:' };
+ * const store = redisReplayStore(opts);
+ */
 export interface RedisReplayStoreOptions {
   redis: RedisSetNx;
   /** Prepended to every key. Default `oms:dpop:`. */
