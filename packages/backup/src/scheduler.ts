@@ -72,6 +72,7 @@ export class BackupScheduler implements Schedule {
       return;
     }
     let retrySoon = false;
+    const startPeriod = this.#period(this.#host.clock.now());
     this.#running = this.#once().then(
       (r) => {
         retrySoon = r === 'locked';
@@ -82,7 +83,9 @@ export class BackupScheduler implements Schedule {
     this.#running = undefined;
     const now = this.#host.clock.now();
     const toBoundary = this.#everyMs - (now % this.#everyMs);
-    this.#arm(retrySoon ? Math.min(toBoundary, Math.max(1, Math.floor(this.#everyMs / 4))) : toBoundary);
+    // A run that crossed a boundary looks at the new period at once (under the lock it may find it done).
+    if (this.#period(now) !== startPeriod) this.#arm(0);
+    else this.#arm(retrySoon ? Math.min(toBoundary, Math.max(1, Math.floor(this.#everyMs / 4))) : toBoundary);
   }
 
   async #once(): Promise<'done' | 'locked' | 'ran'> {
