@@ -161,8 +161,9 @@ class AdaptiveImpl extends PolicyBase implements AdaptiveConcurrency {
  * above its long-term average. Calls over the limit fail fast with `ERR_OMS_BREAKER_CONCURRENCY_LIMIT`.
  *
  * @example
+ * declare function handle(req: Request): Promise<Response>;
  * const shed = adaptiveConcurrency({ algorithm: 'gradient', initialLimit: 20, minLimit: 4, maxLimit: 200 });
- * app.addHook('onRequest', () => shed.execute(() => handle(req)));
+ * export const serve = (req: Request) => shed.execute(() => handle(req)); // over the limit: rejected at once
  */
 export function adaptiveConcurrency(opts: AdaptiveConcurrencyOptions): AdaptiveConcurrency {
   return new AdaptiveImpl(opts);

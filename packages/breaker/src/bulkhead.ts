@@ -125,8 +125,9 @@ class BulkheadImpl extends PolicyBase implements Bulkhead {
  * take every socket or worker.
  *
  * @example
+ * declare const db: { query(sql: string): Promise<unknown[]> };
  * const b = bulkhead({ maxConcurrent: 16, maxQueue: 64, queueTimeoutMs: 250 });
- * await b.execute(() => db.query(sql));
+ * const rows = await b.execute(() => db.query('select 1'));
  */
 export function bulkhead(opts: BulkheadOptions): Bulkhead {
   return new BulkheadImpl(opts);

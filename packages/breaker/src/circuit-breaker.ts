@@ -576,15 +576,20 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
  * probes through to find out whether it recovered. With no trigger given it trips after 5 failures in a row.
  *
  * @example
+ * class HttpError extends Error {
+ *   constructor(readonly status: number) {
+ *     super(`HTTP ${status}`);
+ *   }
+ * }
  * const breaker = circuitBreaker({
  *   name: 'payments',
  *   failureRate: { threshold: 0.5, minimumThroughput: 20, window: { ms: 10_000 } },
  *   slowCall: { thresholdMs: 2_000, rate: 0.8 },
  *   openMs: { initialMs: 5_000, maxMs: 60_000 },
- *   isFailure: (e) => !(e instanceof HttpError && e.status < 500),
+ *   isFailure: (e) => !(e instanceof HttpError && e.status < 500), // a 4xx means the service answered
  * });
- * breaker.on('stateChange', (e) => log.warn(e, 'breaker moved'));
- * const res = await breaker.execute(({ signal }) => fetch(url, { signal }));
+ * breaker.on('stateChange', (e) => console.warn(`breaker ${e.name}: ${e.from} -> ${e.to} (${e.reason})`));
+ * const res = await breaker.execute(({ signal }) => fetch('http://payments.internal/health', { signal }));
  */
 export function circuitBreaker(opts: CircuitBreakerOptions): CircuitBreaker {
   return new CircuitBreakerImpl(opts);

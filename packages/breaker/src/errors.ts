@@ -3,7 +3,7 @@
  *
  * @example
  * const shed: BreakerErrorCode[] = ['ERR_OMS_BREAKER_OPEN', 'ERR_OMS_BREAKER_BULKHEAD_FULL'];
- * if (isOmsBreakerError(e) && shed.includes(e.code)) res.status(503);
+ * export const statusOf = (e: unknown) => (isOmsBreakerError(e) && shed.includes(e.code) ? 503 : 500);
  */
 export type BreakerErrorCode =
   | 'ERR_OMS_BREAKER_INVALID_OPTION'
@@ -20,10 +20,15 @@ export type BreakerErrorCode =
  * later can succeed; `retryAfterMs` (on `ERR_OMS_BREAKER_OPEN`) is how long the circuit stays open.
  *
  * @example
- * try {
- *   await breaker.execute(() => fetch(url));
- * } catch (e) {
- *   if (isOmsBreakerError(e) && e.code === 'ERR_OMS_BREAKER_OPEN') serveFromCache();
+ * declare const breaker: CircuitBreaker;
+ * declare function serveFromCache(): Response;
+ * export async function prices(): Promise<Response> {
+ *   try {
+ *     return await breaker.execute(() => fetch('http://pricing.internal/prices'));
+ *   } catch (e) {
+ *     if (isOmsBreakerError(e) && e.code === 'ERR_OMS_BREAKER_OPEN') return serveFromCache();
+ *     throw e;
+ *   }
  * }
  */
 export class OmsBreakerError extends Error {
@@ -46,7 +51,10 @@ export class OmsBreakerError extends Error {
  * True for any error thrown by @oms/breaker, across duplicated installs too.
  *
  * @example
- * if (isOmsBreakerError(err) && err.code === 'ERR_OMS_BREAKER_TIMEOUT') metrics.timeouts++;
+ * let timeouts = 0;
+ * export const count = (err: unknown) => {
+ *   if (isOmsBreakerError(err) && err.code === 'ERR_OMS_BREAKER_TIMEOUT') timeouts++;
+ * };
  */
 export const isOmsBreakerError = (e: unknown): e is OmsBreakerError =>
   e instanceof Error && (e as Partial<OmsBreakerError>).isOmsBreakerError === true;

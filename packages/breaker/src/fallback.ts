@@ -44,7 +44,11 @@ class FallbackImpl<F> extends PolicyBase implements Fallback<F> {
  * Put it outermost so it also covers open-breaker and timeout rejections.
  *
  * @example
- * const cached = fallback((err) => cache.get('prices'), { when: (e) => isOmsBreakerError(e) });
+ * declare const cache: { get(key: string): Promise<string[]> };
+ * declare const pricing: { list(): Promise<string[]> };
+ * const cached = fallback(() => cache.get('prices'), { when: (e) => isOmsBreakerError(e) });
+ * const breaker = circuitBreaker({ name: 'pricing' });
+ * // typed string[]: the fallback's value is part of the result type
  * const prices = await pipeline(cached, breaker).execute(() => pricing.list());
  */
 export function fallback<F>(

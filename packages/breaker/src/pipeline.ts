@@ -79,8 +79,9 @@ class PipelineImpl extends PolicyBase implements Pipeline<unknown> {
  * `Policy` implementations compose too.
  *
  * @example
+ * declare function fetchUser(id: string, o: { signal: AbortSignal }): Promise<{ name: string }>;
  * const resilient = pipeline(timeout(5_000), retry({ maxAttempts: 3 }), circuitBreaker({ name: 'users' }));
- * const user = await resilient.execute(({ signal }) => fetchUser(id, { signal }));
+ * const user = await resilient.execute(({ signal }) => fetchUser('42', { signal }));
  */
 export function pipeline<P extends Policy<unknown>[]>(...policies: P): Pipeline<Substitute<P[number]>> {
   return new PipelineImpl(policies) as Pipeline<Substitute<P[number]>>;

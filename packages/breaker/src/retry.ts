@@ -158,6 +158,12 @@ class RetryImpl extends PolicyBase implements Retry {
  * (also during the sleep), and, given a `budget`, never multiplies load on a failing dependency.
  *
  * @example
+ * class HttpError extends Error {
+ *   constructor(readonly status: number) {
+ *     super(`HTTP ${status}`);
+ *   }
+ * }
+ * declare const api: { getUser(id: string, o: { signal: AbortSignal; attempt: number }): Promise<{ name: string }> };
  * const r = retry({
  *   maxAttempts: 4,
  *   backoff: decorrelatedJitterBackoff({ baseMs: 100 }),
@@ -165,7 +171,7 @@ class RetryImpl extends PolicyBase implements Retry {
  *   shouldRetry: (e) => !(e instanceof HttpError) || e.status >= 500 || e.status === 429,
  *   budget: retryBudget({ ratio: 0.2 }),
  * });
- * const user = await r.execute(({ signal, attempt }) => api.getUser(id, { signal, attempt }));
+ * const user = await r.execute(({ signal, attempt }) => api.getUser('42', { signal, attempt }));
  */
 export function retry(opts: RetryOptions = {}): Retry {
   return new RetryImpl(opts);

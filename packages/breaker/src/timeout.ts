@@ -209,7 +209,7 @@ class TimeoutImpl extends PolicyBase implements Timeout {
  *
  * @example
  * const t = timeout(2_000, { strategy: 'aggressive' });
- * const body = await t.execute(async ({ signal }) => (await fetch(url, { signal })).text());
+ * const body = await t.execute(async ({ signal }) => (await fetch('http://search.internal/', { signal })).text());
  */
 export function timeout(ms: number, opts: TimeoutOptions = {}): Timeout {
   return new TimeoutImpl(ms, opts);

@@ -6,6 +6,8 @@ export type { Clock };
  * Removes the listener it was returned for.
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * const off = breaker.on('stateChange', (e) => log.info(e));
  * off(); // stop listening
  */
@@ -15,6 +17,8 @@ export type Unsubscribe = () => void;
  * What the wrapped function receives: the signal to honour and the attempt number (1-based).
  *
  * @example
+ * declare const policy: Policy;
+ * const url = 'http://users.internal/';
  * await policy.execute(({ signal, attempt }) => fetch(url, { signal, headers: { 'x-attempt': String(attempt) } }));
  */
 export interface ExecuteContext {
@@ -28,8 +32,9 @@ export interface ExecuteContext {
  * The function a policy runs. It may throw synchronously or return a plain value.
  *
  * @example
- * const op: Operation<Response> = ({ signal }) => fetch(url, { signal });
- * await policy.execute(op);
+ * declare const policy: Policy;
+ * const op: Operation<Response> = ({ signal }) => fetch('http://users.internal/', { signal });
+ * const res = await policy.execute(op);
  */
 export type Operation<T> = (ctx: ExecuteContext) => T | PromiseLike<T>;
 
@@ -37,6 +42,7 @@ export type Operation<T> = (ctx: ExecuteContext) => T | PromiseLike<T>;
  * One interface for every policy, so they compose with `pipeline()` and with your own implementations.
  *
  * @example
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * // your own policy composes with ours
  * const logged: Policy = {
  *   async execute(fn, signal) {
@@ -60,7 +66,8 @@ declare const substitutes: unique symbol;
  * What a policy may resolve to instead of the function's result: a fallback's value, `never` for the rest.
  *
  * @example
- * type Cached = Substitute<typeof cached>; // string[] for fallback([] as string[])
+ * const cached = fallback([] as string[]);
+ * type Cached = Substitute<typeof cached>; // string[]
  */
 export type Substitute<P> = P extends { readonly [substitutes]?: infer S }
   ? S extends () => infer F
@@ -72,8 +79,11 @@ export type Substitute<P> = P extends { readonly [substitutes]?: infer S }
  * A policy that owns timers or connections and can be closed.
  *
  * @example
- * await using b = bulkhead({ maxConcurrent: 8 }); // closed when the scope ends
- * await b.execute(() => work());
+ * declare function work(): Promise<void>;
+ * export async function job() {
+ *   await using b = bulkhead({ maxConcurrent: 8 }); // closed when the scope ends
+ *   await b.execute(() => work());
+ * }
  */
 export interface ClosablePolicy<F = never> extends Policy<F> {
   /** Stops timers, rejects queued work with `ERR_OMS_BREAKER_CLOSED` and removes listeners it added. */
@@ -87,6 +97,8 @@ export interface ClosablePolicy<F = never> extends Policy<F> {
  * The three states of a circuit breaker.
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare const res: import('node:http').ServerResponse;
  * if (breaker.state === 'open') res.setHeader('x-degraded', 'payments');
  */
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -109,7 +121,7 @@ export interface CountWindowOptions {
  */
 export interface TimeWindowOptions {
   ms: number;
-  buckets?: number;
+  buckets?: number | undefined;
 }
 
 /**
@@ -146,9 +158,9 @@ export interface SlowCallOptions {
   /** Trip when slow calls / calls >= rate, in [0, 1]. */
   rate: number;
   /** Defaults to `failureRate.minimumThroughput`, else 10. */
-  minimumThroughput?: number;
+  minimumThroughput?: number | undefined;
   /** Defaults to `failureRate.window`, else `{ calls: 100 }`. */
-  window?: WindowOptions;
+  window?: WindowOptions | undefined;
 }
 
 /**
@@ -160,7 +172,7 @@ export interface SlowCallOptions {
 export interface OpenBackoffOptions {
   initialMs: number;
   maxMs: number;
-  factor?: number;
+  factor?: number | undefined;
 }
 
 /**
@@ -171,17 +183,22 @@ export interface OpenBackoffOptions {
  */
 export interface HalfOpenOptions {
   /** Probes allowed at once (default 1). */
-  maxConcurrent?: number;
+  maxConcurrent?: number | undefined;
   /** Successful probes needed to close (default 1). */
-  successesToClose?: number;
+  successesToClose?: number | undefined;
   /** Longest time in half-open before the breaker gives up and opens again (default: no limit). */
-  maxWaitMs?: number;
+  maxWaitMs?: number | undefined;
 }
 
 /**
  * Options of `circuitBreaker()`. With no trigger given it trips after 5 failures in a row.
  *
  * @example
+ * class HttpError extends Error {
+ *   constructor(readonly status: number) {
+ *     super(`HTTP ${status}`);
+ *   }
+ * }
  * const opts: CircuitBreakerOptions = {
  *   name: 'payments',
  *   failureRate: { threshold: 0.5, minimumThroughput: 20, window: { ms: 10_000 } },
@@ -194,28 +211,30 @@ export interface CircuitBreakerOptions {
   /** Low-cardinality name, used in events, telemetry and the shared store key. */
   name: string;
   /** Trip after this many failures in a row. The default (5) applies when no other trigger is given. */
-  consecutiveFailures?: number;
-  failureRate?: FailureRateOptions;
-  slowCall?: SlowCallOptions;
+  consecutiveFailures?: number | undefined;
+  failureRate?: FailureRateOptions | undefined;
+  slowCall?: SlowCallOptions | undefined;
   /** How long to stay open: a constant in ms (default 10 000) or a backoff that grows on repeated trips. */
-  openMs?: number | OpenBackoffOptions;
-  halfOpen?: HalfOpenOptions;
+  openMs?: number | OpenBackoffOptions | undefined;
+  halfOpen?: HalfOpenOptions | undefined;
   /**
    * Which errors count against the dependency. Others count as successes: the dependency answered.
    * Default: every error except this package's own rejections (open, bulkhead full, budget, limit).
    */
-  isFailure?: (err: unknown) => boolean;
+  isFailure?: ((err: unknown) => boolean) | undefined;
   /** Share OPEN and the half-open probe with other instances, e.g. `redisBreakerStore()`. */
-  store?: BreakerStore;
-  clock?: Clock;
+  store?: BreakerStore | undefined;
+  clock?: Clock | undefined;
   /** Start from a `toJSON()` snapshot (for example in a serverless function). */
-  restore?: BreakerSnapshot;
+  restore?: BreakerSnapshot | undefined;
 }
 
 /**
  * Why a breaker changed state (the `reason` of a `stateChange` event).
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * breaker.on('stateChange', (e) => {
  *   if (e.reason === 'remote-open') log.warn('another instance tripped payments');
  * });
@@ -238,6 +257,8 @@ export type TransitionReason =
  * Emitted on every state transition.
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * breaker.on('stateChange', ({ name, from, to, reason, openMs }) => log.warn({ name, from, to, reason, openMs }));
  */
 export interface StateChangeEvent {
@@ -255,6 +276,8 @@ export interface StateChangeEvent {
  * A call the breaker admitted has settled.
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * breaker.on('success', (e) => e.slow && log.info(`${e.name} took ${e.durationMs} ms`));
  */
 export interface CallOutcomeEvent {
@@ -270,6 +293,8 @@ export interface CallOutcomeEvent {
  * A call the breaker admitted failed (as judged by `isFailure`).
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * breaker.on('failure', (e) => log.debug({ name: e.name, state: e.state, err: e.error }));
  */
 export interface CallFailureEvent extends CallOutcomeEvent {
@@ -280,7 +305,11 @@ export interface CallFailureEvent extends CallOutcomeEvent {
  * Why the breaker refused a call without running it.
  *
  * @example
- * breaker.on('rejected', (e) => e.reason === 'probe-elsewhere' && metrics.waitingForProbe++);
+ * declare const breaker: CircuitBreaker;
+ * let waitingForProbe = 0;
+ * breaker.on('rejected', (e) => {
+ *   if (e.reason === 'probe-elsewhere') waitingForProbe++;
+ * });
  */
 export type BreakerRejectReason = 'open' | 'isolated' | 'half-open-full' | 'probe-elsewhere';
 
@@ -288,6 +317,8 @@ export type BreakerRejectReason = 'open' | 'isolated' | 'half-open-full' | 'prob
  * Emitted when the breaker refuses a call (it then throws `ERR_OMS_BREAKER_OPEN`).
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * breaker.on('rejected', ({ name, state, reason }) => log.debug({ name, state, reason }));
  */
 export interface RejectedEvent {
@@ -300,6 +331,8 @@ export interface RejectedEvent {
  * The events of a circuit breaker, by name.
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare function alert(e: StateChangeEvent): void;
  * const off = breaker.on('stateChange', (e: CircuitBreakerEvents['stateChange']) => alert(e));
  */
 export interface CircuitBreakerEvents {
@@ -313,6 +346,7 @@ export interface CircuitBreakerEvents {
  * JSON-safe breaker state, for `toJSON()` and `restore`.
  *
  * @example
+ * declare const kv: { get<T>(key: string): Promise<T | null>; set(key: string, value: unknown): Promise<void> };
  * // serverless: keep the breaker across invocations
  * const saved = await kv.get<BreakerSnapshot>('breaker:payments');
  * const breaker = circuitBreaker({ name: 'payments', restore: saved ?? undefined });
@@ -339,6 +373,7 @@ export interface BreakerSnapshot {
  * The window part of a `BreakerSnapshot` (count window or time buckets).
  *
  * @example
+ * declare const breaker: CircuitBreaker;
  * const w: WindowSnapshot | undefined = breaker.toJSON().window;
  */
 export type WindowSnapshot = { kind: 'calls'; size: number; outcomes: number[] } | WindowBucketsSnapshot;
@@ -347,6 +382,8 @@ export type WindowSnapshot = { kind: 'calls'; size: number; outcomes: number[] }
  * A time window in a `BreakerSnapshot`.
  *
  * @example
+ * declare const breaker: CircuitBreaker;
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * const w = breaker.toJSON().window;
  * if (w?.kind === 'time') log.debug({ buckets: w.buckets.length }, 'time buckets with calls');
  */
@@ -361,9 +398,10 @@ export interface WindowBucketsSnapshot {
  * A circuit breaker, as returned by `circuitBreaker()`.
  *
  * @example
+ * declare function charge(orderId: string, o: { signal: AbortSignal }): Promise<{ id: string }>;
  * const breaker: CircuitBreaker = circuitBreaker({ name: 'payments' });
- * await breaker.execute(({ signal }) => charge(order, { signal }));
- * if (maintenance) breaker.isolate();
+ * const receipt = await breaker.execute(({ signal }) => charge('order-1', { signal }));
+ * if (process.env.MAINTENANCE === '1') breaker.isolate();
  */
 export interface CircuitBreaker extends ClosablePolicy {
   readonly kind: 'circuit-breaker';
@@ -390,11 +428,15 @@ export interface CircuitBreaker extends ClosablePolicy {
  * How a store talks back to the breaker it serves. Implemented by the breaker.
  *
  * @example
- * // inside a custom BreakerStore
- * attach(peer: BreakerPeer) {
- *   bus.on('open', (m) => m.name === peer.name && peer.remoteOpen(m.remainingMs, m.trips));
- *   return link;
- * }
+ * declare const bus: { on(t: 'open', f: (m: { name: string; remainingMs: number; trips: number }) => void): void };
+ * declare const link: BreakerStoreLink;
+ * // a custom BreakerStore
+ * const store: BreakerStore = {
+ *   attach(peer: BreakerPeer) {
+ *     bus.on('open', (m) => m.name === peer.name && peer.remoteOpen(m.remainingMs, m.trips));
+ *     return link;
+ *   },
+ * };
  */
 export interface BreakerPeer {
   readonly name: string;
@@ -416,6 +458,7 @@ export interface BreakerPeer {
  * One breaker's connection to a store. Every method returns at once or soon and never throws.
  *
  * @example
+ * declare const bus: { publish(m: object): void; off(): void };
  * const link: BreakerStoreLink = {
  *   trip: (openMs, trips) => bus.publish({ t: 'open', openMs, trips }),
  *   acquireProbe: async () => true, // no coordination: every instance probes
@@ -437,6 +480,7 @@ export interface BreakerStoreLink {
  * A place where breakers of the same name share state. See `@oms/breaker/redis`.
  *
  * @example
+ * declare const redis: import('ioredis').Redis;
  * const store: BreakerStore = redisBreakerStore({ redis, prefix: 'svc:cb:' });
  * const breaker = circuitBreaker({ name: 'payments', store });
  */
@@ -463,6 +507,11 @@ export interface Backoff {
  * Options of `retry()`; every field has a default.
  *
  * @example
+ * class HttpError extends Error {
+ *   constructor(readonly status: number) {
+ *     super(`HTTP ${status}`);
+ *   }
+ * }
  * retry({
  *   maxAttempts: 4,
  *   backoff: fullJitterBackoff({ initialMs: 100 }),
@@ -472,26 +521,28 @@ export interface Backoff {
  * });
  */
 export interface RetryOptions {
-  name?: string;
+  name?: string | undefined;
   /** Total tries including the first (default 3). */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /** Default `exponentialBackoff({ initialMs: 100 })`. */
-  backoff?: Backoff;
+  backoff?: Backoff | undefined;
   /** Upper bound of one delay (default 30 000). A `retryAfterMs` above it ends the retries. */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
   /** Default: retry everything except aborts and this package's rejections. */
-  shouldRetry?: (err: unknown, attempt: number) => boolean;
+  shouldRetry?: ((err: unknown, attempt: number) => boolean) | undefined;
   /** Shared Finagle-style budget; a retry it refuses fails with `ERR_OMS_BREAKER_RETRY_BUDGET`. */
-  budget?: RetryBudget;
-  clock?: Clock;
+  budget?: RetryBudget | undefined;
+  clock?: Clock | undefined;
   /** Random source in [0, 1) for jitter (default Math.random). */
-  random?: () => number;
+  random?: (() => number) | undefined;
 }
 
 /**
  * Why a retry policy stopped retrying (the `reason` of its `giveUp` event).
  *
  * @example
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
+ * declare const r: Retry;
  * r.on('giveUp', (e) => e.reason === 'budget-exhausted' && log.warn('retries shed'));
  */
 export type GiveUpReason =
@@ -505,6 +556,8 @@ export type GiveUpReason =
  * The events of a retry policy.
  *
  * @example
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
+ * declare const r: Retry;
  * r.on('retry', ({ attempt, delayMs, error }) => log.debug({ attempt, delayMs, err: error }));
  * r.on('giveUp', ({ attempts, reason }) => log.warn({ attempts, reason }));
  */
@@ -517,8 +570,9 @@ export interface RetryEvents {
  * A retry policy, as returned by `retry()`.
  *
  * @example
+ * declare const api: { getUser(id: string, o: { attempt: number }): Promise<{ name: string }> };
  * const r: Retry = retry({ maxAttempts: 3 });
- * const user = await r.execute(({ attempt }) => api.getUser(id, { attempt }));
+ * const user = await r.execute(({ attempt }) => api.getUser('42', { attempt }));
  */
 export interface Retry extends ClosablePolicy {
   readonly kind: 'retry';
@@ -534,18 +588,19 @@ export interface Retry extends ClosablePolicy {
  */
 export interface RetryBudgetOptions {
   /** Retries allowed per request, in [0, 1] (default 0.2). */
-  ratio?: number;
+  ratio?: number | undefined;
   /** Retries per second allowed regardless of traffic, from the first second on (default 10). */
-  minPerSec?: number;
+  minPerSec?: number | undefined;
   /** How long a request's deposit stays spendable (default 10 000). */
-  ttlMs?: number;
-  clock?: Clock;
+  ttlMs?: number | undefined;
+  clock?: Clock | undefined;
 }
 
 /**
  * A Finagle-style retry budget, shared by the retry policies of one dependency.
  *
  * @example
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * const budget: RetryBudget = retryBudget({ ratio: 0.2 });
  * budget.on('denied', (e) => log.warn({ balance: e.balance }, 'retry refused'));
  * const r = retry({ maxAttempts: 3, budget });
@@ -577,19 +632,20 @@ export interface RetryBudget {
  * timeout(2_000, { strategy: 'aggressive', name: 'pricing' });
  */
 export interface TimeoutOptions {
-  name?: string;
+  name?: string | undefined;
   /**
    * `cooperative` (default): abort `ctx.signal` at the deadline and wait for the function to settle.
    * `aggressive`: also reject the caller at the deadline, leaving the function to finish in the background.
    */
-  strategy?: 'cooperative' | 'aggressive';
-  clock?: Clock;
+  strategy?: 'cooperative' | 'aggressive' | undefined;
+  clock?: Clock | undefined;
 }
 
 /**
  * A timeout policy, as returned by `timeout()`.
  *
  * @example
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * const t: Timeout = timeout(1_000);
  * t.on('timeout', (e) => log.warn(`${e.name} exceeded ${e.ms} ms`));
  */
@@ -609,19 +665,20 @@ export interface Timeout extends ClosablePolicy {
  * bulkhead({ maxConcurrent: 10, maxQueue: 50, queueTimeoutMs: 200 });
  */
 export interface BulkheadOptions {
-  name?: string;
+  name?: string | undefined;
   maxConcurrent: number;
   /** Calls that may wait for a slot (default 0). */
-  maxQueue?: number;
+  maxQueue?: number | undefined;
   /** Longest wait in the queue (default: until a slot frees or the signal aborts). */
-  queueTimeoutMs?: number;
-  clock?: Clock;
+  queueTimeoutMs?: number | undefined;
+  clock?: Clock | undefined;
 }
 
 /**
  * A bulkhead, as returned by `bulkhead()`.
  *
  * @example
+ * declare const gauge: { set(v: number): void };
  * const b: Bulkhead = bulkhead({ maxConcurrent: 10 });
  * gauge.set(b.active + b.queued);
  */
@@ -642,30 +699,31 @@ export interface Bulkhead extends ClosablePolicy {
  * adaptiveConcurrency({ algorithm: 'aimd', initialLimit: 20, maxLimit: 200, latencyThresholdMs: 250 });
  */
 export interface AdaptiveConcurrencyOptions {
-  name?: string;
+  name?: string | undefined;
   algorithm: 'aimd' | 'gradient';
-  initialLimit?: number;
-  minLimit?: number;
-  maxLimit?: number;
+  initialLimit?: number | undefined;
+  minLimit?: number | undefined;
+  maxLimit?: number | undefined;
   /** Which errors mean overload (default: every error except this package's rejections). */
-  isDrop?: (err: unknown) => boolean;
+  isDrop?: ((err: unknown) => boolean) | undefined;
   /** AIMD: a call slower than this counts as a drop (default: latency is ignored). */
-  latencyThresholdMs?: number;
+  latencyThresholdMs?: number | undefined;
   /** AIMD: multiply the limit by this on a drop (default 0.9). */
-  backoffRatio?: number;
+  backoffRatio?: number | undefined;
   /** Gradient: how much the short RTT may exceed the long RTT before the limit shrinks (default 1.5). */
-  tolerance?: number;
+  tolerance?: number | undefined;
   /** Gradient: weight of the newest estimate, in (0, 1] (default 0.2). */
-  smoothing?: number;
+  smoothing?: number | undefined;
   /** Gradient: samples in the long-term RTT average (default 600). */
-  longWindow?: number;
-  clock?: Clock;
+  longWindow?: number | undefined;
+  clock?: Clock | undefined;
 }
 
 /**
  * An adaptive concurrency limit, as returned by `adaptiveConcurrency()`.
  *
  * @example
+ * declare const log: { warn(...a: unknown[]): void; info(...a: unknown[]): void; debug(...a: unknown[]): void };
  * const limiter: AdaptiveConcurrency = adaptiveConcurrency({ algorithm: 'gradient' });
  * limiter.on('limitChange', (e) => log.info(`limit ${e.from} -> ${e.to}`));
  */
@@ -687,9 +745,9 @@ export interface AdaptiveConcurrency extends ClosablePolicy {
  * fallback([], { name: 'empty-list', when: (e) => isOmsBreakerError(e) });
  */
 export interface FallbackOptions {
-  name?: string;
+  name?: string | undefined;
   /** Which errors to replace (default: all). */
-  when?: (err: unknown) => boolean;
+  when?: ((err: unknown) => boolean) | undefined;
 }
 
 /**

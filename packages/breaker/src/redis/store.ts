@@ -17,8 +17,11 @@ import type {
  * A breaker store shared through Redis. Also a `BreakerStore` to pass as `circuitBreaker({ store })`.
  *
  * @example
+ * import type { Redis } from 'ioredis';
+ * import { type RedisBreakerStore, redisBreakerStore } from '@oms/breaker/redis';
+ * declare const redis: Redis;
  * const store: RedisBreakerStore = redisBreakerStore({ redis, prefix: 'svc:cb:' });
- * await store.ready(AbortSignal.timeout(2_000)).catch(() => log.warn('starting in local mode'));
+ * await store.ready(AbortSignal.timeout(2_000)).catch(() => console.warn('breakers start in local mode'));
  * // on shutdown
  * await store.close();
  */
@@ -418,12 +421,13 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
  * - if Redis fails, breakers carry on locally (`modeChange` event), and reconcile when it is back.
  *
  * @example
- * import Redis from 'ioredis';
+ * import { Redis } from 'ioredis';
  * import { circuitBreaker } from '@oms/breaker';
  * import { redisBreakerStore } from '@oms/breaker/redis';
  *
- * const store = redisBreakerStore({ redis: new Redis(process.env.REDIS_URL), prefix: 'orders:cb:' });
- * store.on('modeChange', (e) => log.warn({ mode: e.mode }, 'breaker store mode'));
+ * const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { enableOfflineQueue: false });
+ * const store = redisBreakerStore({ redis, prefix: 'orders:cb:' });
+ * store.on('modeChange', (e) => console.warn(`breaker store: ${e.mode}`));
  * const payments = circuitBreaker({ name: 'payments', store });
  */
 export function redisBreakerStore(opts: RedisBreakerStoreOptions): RedisBreakerStore {
