@@ -164,14 +164,14 @@ class Manager implements BackupManager {
   async #observe<T>(
     operation: Operation,
     id: string | undefined,
-    fn: () => Promise<T>,
+    fn: (run: number) => Promise<T>,
     bytes?: (r: T) => number,
   ): Promise<T> {
     const run = ++this.#runs;
     const t0 = this.clock.now();
     this.#events.emit('start', { run, operation, ...(id ? { id } : {}) });
     try {
-      const r = await fn();
+      const r = await fn(run);
       const b = bytes?.(r);
       this.#events.emit('end', {
         run,
@@ -200,7 +200,7 @@ class Manager implements BackupManager {
     return this.#observe(
       'create',
       undefined,
-      () => this.#create(signal),
+      (run) => this.#create(signal, run),
       (m) => m.bytes,
     ).catch((e: unknown) => {
       this.#lastError = {
@@ -212,12 +212,13 @@ class Manager implements BackupManager {
     });
   }
 
-  async #create(signal: AbortSignal): Promise<Manifest> {
+  async #create(signal: AbortSignal, run: number): Promise<Manifest> {
     throwIfAborted(signal, 'create');
     const started = this.clock.now();
     const id = `${compactIso(started)}-${randomBytes(4).toString('hex')}`;
     const dataKey = this.#key ? randomBytes(32) : undefined;
     const files: ArtifactFile[] = [];
+    let total = 0;
     try {
       const info = await this.#source.dump({
         signal,
@@ -233,6 +234,9 @@ class Manager implements BackupManager {
             tap(stored, (c) => {
               hash.update(c);
               bytes += c.byteLength;
+              total += c.byteLength;
+              if (this.#events.has('progress'))
+                this.#events.emit('progress', { run, operation: 'create', bytes: total });
             }),
             { signal },
           );

@@ -443,6 +443,8 @@ export interface BackupEvents {
     bytes?: number;
     code?: BackupErrorCode | 'ERR_UNKNOWN';
   };
+  /** Bytes stored so far by a `create` in progress (for progress displays). */
+  progress: { run: number; operation: Operation; bytes: number };
   /** A scheduled run was skipped: another instance holds the lock, or this period already has a backup. */
   skipped: { reason: 'locked' | 'done' | 'running' };
 }
