@@ -102,6 +102,10 @@ function insert(root: Node, route: string, segments: string[], target: Target): 
   n.target = target;
 }
 
+/** Control bytes and backslashes: never part of a path two parsers read the same way. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control bytes is the point
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\]/;
+
 const DENY_UNMAPPED = Object.freeze({ kind: 'deny', reason: 'unmapped' } as const);
 const DENY_INVALID = Object.freeze({ kind: 'deny', reason: 'invalid-path' } as const);
 
@@ -115,31 +119,27 @@ function segmentsOf(target: string, maxSegments: number): string[] | undefined {
   if (q >= 0) end = q;
   const h = target.indexOf('#');
   if (h >= 0 && h < end) end = h;
-  const path = target.slice(0, end);
-  if (path.length === 0 || path.charCodeAt(0) !== 47 /* / */) return undefined;
-  if (path === '/') return [];
-  const raw = path.slice(1).split('/', maxSegments + 1);
-  if (raw.length > maxSegments) return undefined;
-  const out: string[] = [];
-  for (const s of raw) {
+  const path = end === target.length ? target : target.slice(0, end);
+  if (path.charCodeAt(0) !== 47 /* / */ || UNSAFE_CHARS.test(path)) return undefined;
+  if (path.length === 1) return [];
+  const segs = path.slice(1).split('/', maxSegments + 1);
+  if (segs.length > maxSegments) return undefined;
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i] as string;
     if (s.length === 0 || s === '.' || s === '..') return undefined;
-    let decoded = s;
     if (s.includes('%')) {
+      let decoded: string;
       try {
         decoded = decodeURIComponent(s);
       } catch {
         return undefined;
       }
-      if (decoded === '.' || decoded === '..' || decoded.includes('/') || decoded.includes('\\'))
+      if (decoded === '.' || decoded === '..' || decoded.includes('/') || UNSAFE_CHARS.test(decoded))
         return undefined;
+      segs[i] = decoded;
     }
-    for (let i = 0; i < decoded.length; i++) {
-      const c = decoded.charCodeAt(i);
-      if (c < 0x20 || c === 0x7f || c === 0x5c /* \ */) return undefined;
-    }
-    out.push(decoded);
   }
-  return out;
+  return segs;
 }
 
 /**
@@ -217,8 +217,8 @@ export function routePolicy<const P extends string = string>(
       return DENY_INVALID;
     const segs = segmentsOf(path, maxSegments);
     if (segs === undefined) return DENY_INVALID;
-    const m = method.toUpperCase();
-    const root = roots.get(m);
+    const root = roots.get(method) ?? roots.get(method.toUpperCase());
+    const m = root === undefined ? method.toUpperCase() : method;
     const params: string[] = [];
     let t = root === undefined ? undefined : match(root, segs, 0, params);
     const getRoot = t === undefined && m === 'HEAD' ? roots.get('GET') : undefined;

@@ -21,7 +21,7 @@ import type {
 import { stringList, v } from '../validate.js';
 import { fromJose, normalizeTyp, parseHeader } from './header.js';
 import { deepFreeze, defaultPrincipal } from './principal.js';
-import { readCredentials } from './request.js';
+import { type Credentials, readCredentials } from './request.js';
 
 /** Everything a verification needs, checked once at construction. */
 interface Settings {
@@ -71,7 +71,12 @@ class JwtVerifier implements Verifier {
     return this.#cache?.size ?? 0;
   }
 
-  async verify(token: string, opts?: VerifyOptions): Promise<Principal> {
+  verify(token: string, opts?: VerifyOptions): Promise<Principal> {
+    // The hit path with nobody listening: no event to build, no async frames.
+    if (!this.#events.has('verification')) {
+      const hit = this.#bearerHit(token);
+      if (hit !== undefined) return Promise.resolve(hit);
+    }
     return this.#observe(async () => {
       const verified = await this.#verifyToken(token, opts?.signal);
       if (verified.jkt !== undefined) {
@@ -81,11 +86,20 @@ class JwtVerifier implements Verifier {
     });
   }
 
-  async verifyRequest(req: RequestLike, opts?: VerifyOptions): Promise<Principal> {
-    return this.#observe(async () => {
+  verifyRequest(req: RequestLike, opts?: VerifyOptions): Promise<Principal> {
+    let creds: Credentials;
+    try {
       if (typeof req !== 'object' || req === null)
         throw fail('ERR_OMS_AUTH_MALFORMED', 'the request is not an object');
-      const creds = readCredentials(req.headers, this.#s.credentials, this.#s.maxTokenBytes);
+      creds = readCredentials(req.headers, this.#s.credentials, this.#s.maxTokenBytes);
+    } catch (e) {
+      return this.#observe(() => Promise.reject(e));
+    }
+    if (creds.scheme === 'bearer' && !this.#events.has('verification')) {
+      const hit = this.#bearerHit(creds.token);
+      if (hit !== undefined) return Promise.resolve(hit);
+    }
+    return this.#observe(async () => {
       const verified = await this.#verifyToken(creds.token, opts?.signal);
       if (creds.scheme === 'bearer') {
         if (verified.jkt !== undefined) {
@@ -156,6 +170,13 @@ class JwtVerifier implements Verifier {
       startTime,
       durationSec: (performance.now() - t0) / 1000,
     });
+  }
+
+  /** A cached principal for a Bearer presentation, or `undefined` (a miss, or a DPoP-bound token). */
+  #bearerHit(token: unknown): Principal | undefined {
+    if (typeof token !== 'string' || token.length > this.#s.maxTokenBytes) return undefined;
+    const hit = this.#cache?.get(token, this.#s.clock.now());
+    return hit === undefined || jktOf(hit.claims) !== undefined ? undefined : hit;
   }
 
   async #verifyToken(token: unknown, signal: AbortSignal | undefined): Promise<Verified> {
