@@ -33,6 +33,9 @@ export default defineSuite({
     const advisory = postgresLocks({ pool, strategy: 'advisory', namespace: 'bench' });
     const lease = postgresLocks({ pool, strategy: 'lease', namespace: 'bench' });
     await lease.migrate();
+    // fair: true, uncontended: what keeping waiters in arrival order costs when nobody waits
+    const omsRedisFair = redisLocks({ redis, prefix: 'bench:fair:', ttlMs: 10_000, fair: true });
+    const leaseFair = postgresLocks({ pool, strategy: 'lease', namespace: 'bench-fair', fair: true });
     // @types/redlock 4 describes ioredis 4's eval signature; ioredis 5 accepts the same calls at runtime.
     const redlock = new Redlock([redis as unknown as Redlock.CompatibleRedisClient], { retryCount: 0 });
     let n = 0;
@@ -67,7 +70,20 @@ export default defineSuite({
         c.release();
       }
     };
-    return { redis, pool, omsRedis, advisory, lease, rawRedis, oms, redlockPair, semaphorePair, rawAdvisory };
+    return {
+      redis,
+      pool,
+      omsRedis,
+      omsRedisFair,
+      advisory,
+      lease,
+      leaseFair,
+      rawRedis,
+      oms,
+      redlockPair,
+      semaphorePair,
+      rawAdvisory,
+    };
   },
   cases: (c) => [
     { name: 'raw redis SET NX PX + Lua del', fn: c.rawRedis },
@@ -77,6 +93,8 @@ export default defineSuite({
     { name: 'raw pg try_advisory + unlock', fn: c.rawAdvisory },
     { name: 'oms pg advisory', fn: c.oms(c.advisory) },
     { name: 'oms pg lease', fn: c.oms(c.lease) },
+    { name: 'oms redis fair', fn: c.oms(c.omsRedisFair) },
+    { name: 'oms pg lease fair', fn: c.oms(c.leaseFair) },
     { name: 'raw redis x8', ops: 8, fn: x8(c.rawRedis) },
     { name: 'oms redis x8', ops: 8, fn: x8(c.oms(c.omsRedis)) },
     { name: 'redlock x8', ops: 8, fn: x8(c.redlockPair) },
@@ -112,6 +130,18 @@ export default defineSuite({
       goal: '>= 0.5',
     },
     {
+      name: 'redis: fair throughput / default',
+      numerator: 'oms redis',
+      denominator: 'oms redis fair',
+      goal: '>= 0.8',
+    },
+    {
+      name: 'pg lease: fair throughput / default',
+      numerator: 'oms pg lease',
+      denominator: 'oms pg lease fair',
+      goal: '>= 0.7',
+    },
+    {
       name: 'redis x8: oms throughput / raw floor',
       numerator: 'raw redis x8',
       denominator: 'oms redis x8',
@@ -143,7 +173,13 @@ export default defineSuite({
     },
   ],
   async teardown(c) {
-    await Promise.all([c.omsRedis.close(), c.advisory.close(), c.lease.close()]);
+    await Promise.all([
+      c.omsRedis.close(),
+      c.omsRedisFair.close(),
+      c.advisory.close(),
+      c.lease.close(),
+      c.leaseFair.close(),
+    ]);
     c.redis.disconnect();
     await c.pool.end();
   },
