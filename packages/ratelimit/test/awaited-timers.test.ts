@@ -28,7 +28,7 @@ ${body}`,
 
 // A client that accepts every command and never answers, as a frozen server looks from the caller. A real
 // socket would keep the process alive by itself and hide the timer under test.
-const FROZEN = `const frozen = { status: 'ready', evalsha: () => new Promise(() => {}), eval: () => new Promise(() => {}), del: () => new Promise(() => {}) };`;
+const FROZEN = `const frozen = { status: 'ready', evalsha: () => new Promise(() => {}), eval: () => new Promise(() => {}), script: () => new Promise(() => {}), del: () => new Promise(() => {}) };`;
 
 describe('awaited timers hold a bare script open until they settle', () => {
   it('acquire on a drained memory token bucket waits for the refill and exits 0', () => {
@@ -68,7 +68,7 @@ console.log(JSON.stringify({ consume: d.degraded, allowed: d.allowed, limitAll: 
   it('once the store answered, the 60 s bound no longer holds the process: it exits at once', () => {
     const r = run(
       'answered',
-      `const answering = { status: 'ready', eval: async () => [], del: async () => 1,
+      `const answering = { status: 'ready', eval: async () => [], script: async () => 'sha', del: async () => 1,
   evalsha: async () => [1, 4, 200, 0, Date.now() * 1000] };
 const limiter = rateLimiter({ name: 'a', algorithm: tokenBucket({ capacity: 5, refillPerSec: 1 }),
   store: redisStore({ redis: answering }), timeoutMs: 60_000 });

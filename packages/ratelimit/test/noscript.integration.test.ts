@@ -1,7 +1,8 @@
 import { useRedis } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
-import { fixedWindow, gcra, rateLimiter } from '../src/index.js';
+import { fixedWindow, gcra, rateLimiter, tokenBucket } from '../src/index.js';
 import { redisStore } from '../src/redis/index.js';
+import { SCRIPTS } from '../src/redis/scripts.js';
 
 // SCRIPT FLUSH empties the cache of every client of the server: on a shared one it would send other files'
 // in-flight calls through the NOSCRIPT fallback (a re-sent call may then run after a later one), so these
@@ -39,6 +40,31 @@ describe('redis scripts after SCRIPT FLUSH (NOSCRIPT)', () => {
       [true, 2, undefined],
       [true, 4, undefined],
     ]);
+    await limiter.close();
+  });
+
+  it('on a server that knows some of the scripts, same-tick calls on one key still run in call order', async () => {
+    // another client already loaded the token bucket's single-call script, not the batch one: a batch sent
+    // as EVALSHA would come back NOSCRIPT and, re-sent, run after the single calls sent behind it
+    const client = redis.client();
+    await client.script('FLUSH');
+    await client.script('LOAD', SCRIPTS[1]!.src);
+    const limiter = rateLimiter({
+      name: 'order',
+      algorithm: tokenBucket({ capacity: 3, refillPerSec: 3 / 3600 }),
+      store: redisStore({ redis: client, prefix: `${redis.prefix}o:` }),
+      timeoutMs: 10_000,
+    });
+    const ds = await Promise.all([
+      limiter.consume('a'),
+      limiter.consume('b'),
+      limiter.consume('a'),
+      limiter.consume('a', { cost: 2 }),
+      limiter.peek('a'),
+      limiter.consume('a'),
+    ]);
+    expect(ds.map((d) => d.allowed)).toEqual([true, true, true, false, true, true]);
+    expect(ds.map((d) => d.remaining)).toEqual([2, 2, 1, 1, 1, 0]);
     await limiter.close();
   });
 });

@@ -127,7 +127,7 @@ describe('bad calls reject with a stable code', () => {
     expect(await codeAsync(l.acquire('k', {} as never))).toBe(INVALID);
     expect(await codeAsync(limitAll([]))).toBe(INVALID);
     // a Redis store is checked before any command is sent, so this client is never called
-    const redisLike = { evalsha() {}, eval() {}, del() {}, status: 'ready' } as never;
+    const redisLike = { evalsha() {}, eval() {}, script() {}, del() {}, status: 'ready' } as never;
     const remote = rateLimiter({
       name: 'o',
       algorithm: tokenBucket({ capacity: 5, refillPerSec: 1 }),

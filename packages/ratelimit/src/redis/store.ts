@@ -3,6 +3,9 @@ import { invalidOption, OmsRatelimitError } from '../errors.js';
 import type { AsyncBinding, AsyncStore, StoreImpl, StoreScope } from '../store.js';
 import type { RateLimitStore } from '../types.js';
 import { BATCH_SCRIPT, MULTI_BATCH_SCRIPT, MULTI_SCRIPT, SCRIPTS, type Script } from './scripts.js';
+
+const ALL_SCRIPTS: readonly Script[] = [...SCRIPTS, BATCH_SCRIPT, MULTI_BATCH_SCRIPT];
+
 import { keySlot } from './slot.js';
 import type { RedisLike, RedisStoreOptions } from './types.js';
 
@@ -126,16 +129,29 @@ class RedisStoreImpl implements AsyncStore {
     }
   }
 
-  eval(s: Script, keys: string[], args: (number | string)[]): Promise<Raw> {
+  /** Set once this store has asked the server to load every script (single Redis only). */
+  #preloaded = false;
+
+  /**
+   * Runs `s` with EVALSHA, falling back to EVAL on NOSCRIPT. A fallback re-sends the call after calls sent
+   * behind it (on the same key too) may already have run, so before its first command a store loads every
+   * script on a single Redis, in line ahead of that command: a server that knows some scripts (loaded by
+   * other clients) and not others then never answers NOSCRIPT to a fresh store. After a restart or SCRIPT
+   * FLUSH all in-flight calls fail alike and fall back in the order they were sent.
+   */
+  script(s: Script, numKeys: number, args: (number | string)[]): Promise<Raw> {
     const r = this.redis;
     const status = r.status;
     if (DOWN.has(status)) return Promise.reject(unavailable(status));
-    return (r.evalsha(s.sha, keys.length, ...keys, ...args) as Promise<Raw>).catch((e: unknown) => {
+    if (!this.#preloaded) {
+      this.#preloaded = true;
+      // on Cluster a keyless SCRIPT LOAD reaches one node only, so there the fallback alone has to do
+      if (!this.isCluster) for (const x of ALL_SCRIPTS) r.script('LOAD', x.src).catch(() => undefined);
+    }
+    return (r.evalsha(s.sha, numKeys, ...args) as Promise<Raw>).catch((e: unknown) => {
       // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
-      if (e instanceof Error && e.message.startsWith('NOSCRIPT')) {
-        return r.eval(s.src, keys.length, ...keys, ...args) as Promise<Raw>;
-      }
-      throw e;
+      if (!(e instanceof Error && e.message.startsWith('NOSCRIPT'))) throw e;
+      return r.eval(s.src, numKeys, ...args) as Promise<Raw>;
     });
   }
 
@@ -232,12 +248,7 @@ class RedisStoreImpl implements AsyncStore {
     const fail = (e: unknown): void => {
       for (const c of q) c.cb(e, undefined);
     };
-    (r.evalsha(BATCH_SCRIPT.sha, n, ...a) as Promise<Raw>).then(ok, (err: unknown) => {
-      // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-        (r.eval(BATCH_SCRIPT.src, n, ...a) as Promise<Raw>).then(ok, fail);
-      } else fail(err);
-    });
+    this.script(BATCH_SCRIPT, n, a).then(ok, fail);
   };
 
   #send1(c: Call): void {
@@ -267,14 +278,7 @@ class RedisStoreImpl implements AsyncStore {
       cb(null, out);
     };
     const ok = (raw: Raw) => done(null, raw);
-    (r.evalsha(s.sha, 1, k, p1, p2, cost, mode, dl) as Promise<Raw>).then(ok, (err: unknown) => {
-      // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-        (r.eval(s.src, 1, k, p1, p2, cost, mode, dl) as Promise<Raw>).then(ok, (e: unknown) =>
-          done(e, undefined),
-        );
-      } else done(err, undefined);
-    });
+    this.script(s, 1, [k, p1, p2, cost, mode, dl]).then(ok, (e: unknown) => done(e, undefined));
   }
 
   bind(name: string, timeoutMs: number): AsyncBinding {
@@ -300,7 +304,7 @@ class RedisStoreImpl implements AsyncStore {
       keys.push(keyOf(sc));
       args.push(sc.alg.code, usParams(sc.alg, sc.p, 0), usParams(sc.alg, sc.p, 1), usParams(sc.alg, sc.p, 2));
     }
-    const raw = await this.eval(MULTI_SCRIPT, keys, args);
+    const raw = await this.script(MULTI_SCRIPT, keys.length, [...keys, ...args]);
     if (raw[0] === -1) throw STALE;
     this.#sample(raw[1] as number);
     return raw;
@@ -367,15 +371,7 @@ class RedisStoreImpl implements AsyncStore {
     const fail = (e: unknown): void => {
       for (const g of q) g.reject(e);
     };
-    (r.evalsha(MULTI_BATCH_SCRIPT.sha, keys.length, ...keys, ...args) as Promise<Raw>).then(
-      ok,
-      (err: unknown) => {
-        // NOSCRIPT: this node has not seen the script (new node, restart, SCRIPT FLUSH): send the source once
-        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-          (r.eval(MULTI_BATCH_SCRIPT.src, keys.length, ...keys, ...args) as Promise<Raw>).then(ok, fail);
-        } else fail(err);
-      },
-    );
+    this.script(MULTI_BATCH_SCRIPT, keys.length, [...keys, ...args]).then(ok, fail);
   };
 
   async applyAll(
@@ -477,7 +473,12 @@ class RedisStoreImpl implements AsyncStore {
 export function redisStore(o: RedisStoreOptions): RateLimitStore {
   if (o === null || typeof o !== 'object') throw invalidOption('redisStore() needs { redis, prefix? }');
   const r = o.redis as Partial<RedisLike> | undefined;
-  if (!r || typeof r.evalsha !== 'function' || typeof r.eval !== 'function') {
+  if (
+    !r ||
+    typeof r.evalsha !== 'function' ||
+    typeof r.eval !== 'function' ||
+    typeof r.script !== 'function'
+  ) {
     throw invalidOption('redis must be an ioredis Redis or Cluster');
   }
   if (o.prefix !== undefined && (typeof o.prefix !== 'string' || /[{}]/.test(o.prefix))) {

@@ -8,7 +8,7 @@ import type { Cluster, Redis } from 'ioredis';
  * import type { RedisLike } from '@oms/ratelimit/redis';
  * const redis: RedisLike = new Cluster([{ host: '127.0.0.1', port: 7000 }]);
  */
-export type RedisLike = Pick<Redis | Cluster, 'evalsha' | 'eval' | 'del' | 'status'>;
+export type RedisLike = Pick<Redis | Cluster, 'evalsha' | 'eval' | 'script' | 'del' | 'status'>;
 
 /**
  * Options of `redisStore`.
