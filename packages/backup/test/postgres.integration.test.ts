@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,11 @@ const codeOf = async (p: Promise<unknown>) => {
 };
 
 beforeAll(async () => {
-  await seed(db.pool({ max: 1 }), 30_000);
+  const pool = db.pool({ max: 1 });
+  await seed(pool, 30_000);
+  const size = Number((await pool.query('select pg_database_size(current_database()) as b')).rows[0].b);
+  // The round trip is meant to move a database of about 20 MB, not a toy.
+  expect(size).toBeGreaterThan(18 * 2 ** 20);
 });
 
 describe.each(['custom', 'directory'] as const)('postgresSource (%s format)', (format) => {
@@ -129,6 +134,31 @@ describe('corruption', () => {
       writeFileSync(file, good);
     }
     await backups.verify(id, { scratchUrl: db.url });
+  });
+
+  it('an encrypted backup verifies with its key; the wrong key fails verify and restore with ERR_OMS_BACKUP_DECRYPT', async () => {
+    const edir = tmp();
+    const key = randomBytes(32);
+    const make = (k: Buffer) =>
+      backupManager({
+        source: postgresSource({ connectionString: db.url, format: 'directory' }),
+        storage: fileStorage(edir),
+        encryption: { key: k },
+      });
+    const m = await make(key).create();
+    expect(m.files.length).toBeGreaterThan(1);
+    await make(key).verify(m.id, { scratchUrl: db.url });
+    const wrong = make(randomBytes(32));
+    expect(await codeOf(wrong.verify(m.id, { scratchUrl: db.url }))).toBe('ERR_OMS_BACKUP_DECRYPT');
+    const target = await freshDatabase(db.url);
+    try {
+      expect(await codeOf(wrong.restore(m.id, { targetUrl: target.url }))).toBe('ERR_OMS_BACKUP_DECRYPT');
+      expect(await checksumsOf(target.url)).toEqual([]);
+      await make(key).restore(m.id, { targetUrl: target.url });
+      expect(await checksumsOf(target.url)).toEqual(m.tables);
+    } finally {
+      await target.drop();
+    }
   });
 
   it('detects a truncated archive', async () => {
