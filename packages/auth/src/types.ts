@@ -279,6 +279,11 @@ export interface RequestLike {
   /** The request target (`/v1/orders/7?x=1`); needed for DPoP (`htu`) and routing. Never the Host header. */
   url?: string;
   headers: HeadersLike;
+  /**
+   * Node's `req.rawHeaders`. Node keeps only the first of two `Authorization` headers in `req.headers`; with the raw
+   * list, a request carrying two is refused instead.
+   */
+  rawHeaders?: readonly string[];
 }
 
 /**

@@ -383,3 +383,48 @@ describe('verifyRequest', () => {
     expect(await codeOf(verifier.verify(token))).toBe('ERR_OMS_AUTH_DPOP_BINDING');
   });
 });
+
+describe('verifyRequest on a real node:http server', () => {
+  it('refuses a request with two Authorization headers, which Node folds to the first in req.headers', async () => {
+    const { createServer } = await import('node:http');
+    const { connect } = await import('node:net');
+    const { key, verifier } = await setup();
+    const token = await sign(key);
+    const seen: string[] = [];
+    const server = createServer(async (req, res) => {
+      const r = await verifier
+        .verifyRequest({
+          method: req.method ?? '',
+          url: req.url ?? '',
+          headers: req.headers,
+          rawHeaders: req.rawHeaders,
+        })
+        .then(
+          () => 'ok',
+          (e: unknown) => (isOmsAuthError(e) ? e.code : String(e)),
+        );
+      seen.push(`${typeof req.headers.authorization} ${r}`);
+      res.end(r);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    const send = (headers: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () =>
+          s.write(`GET /v1 HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n`),
+        );
+        let body = '';
+        s.on('data', (d) => {
+          body += String(d);
+        });
+        s.on('end', () => resolve(body.split('\r\n\r\n')[1] ?? ''));
+        s.on('error', reject);
+      });
+    expect(await send(`Authorization: Bearer ${token}\r\n`)).toBe('ok');
+    expect(await send(`Authorization: Bearer ${token}\r\nauthorization: Bearer ${token}\r\n`)).toBe(
+      'ERR_OMS_AUTH_MALFORMED',
+    );
+    expect(seen[1]).toBe('string ERR_OMS_AUTH_MALFORMED'); // Node did fold them into one string
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+});

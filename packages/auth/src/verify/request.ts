@@ -49,15 +49,35 @@ function splitAuthorization(value: string): { scheme: string; token: string } {
   return { scheme: v.slice(0, sp).toLowerCase(), token };
 }
 
+/** Refuses a raw header list (Node's `rawHeaders`) that carries a single-valued header twice. */
+function checkRaw(raw: readonly string[] | undefined): void {
+  if (raw === undefined) return;
+  if (!Array.isArray(raw)) throw fail('ERR_OMS_AUTH_MALFORMED', 'rawHeaders must be an array');
+  let authorization = 0;
+  let dpop = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (typeof name !== 'string' || (name.length !== 13 && name.length !== 4)) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'authorization') authorization++;
+    else if (lower === 'dpop') dpop++;
+  }
+  if (authorization > 1)
+    throw fail('ERR_OMS_AUTH_MALFORMED', 'the request has more than one authorization header');
+  if (dpop > 1) throw fail('ERR_OMS_AUTH_MALFORMED', 'the request has more than one dpop header');
+}
+
 /** Reads the credentials of a request: `Authorization` first, then the configured header, then the cookie. */
 export function readCredentials(
   headers: HeadersLike,
   where: CredentialLocations,
   maxBytes: number,
+  rawHeaders?: readonly string[],
 ): Credentials {
   if (typeof headers !== 'object' || headers === null) {
     throw fail('ERR_OMS_AUTH_MALFORMED', 'the request has no headers object');
   }
+  checkRaw(rawHeaders);
   const limit = maxBytes + 64;
   const authorization = headerValue(headers, 'authorization', limit);
   if (authorization !== undefined) {

@@ -91,7 +91,7 @@ class JwtVerifier implements Verifier {
     try {
       if (typeof req !== 'object' || req === null)
         throw fail('ERR_OMS_AUTH_MALFORMED', 'the request is not an object');
-      creds = readCredentials(req.headers, this.#s.credentials, this.#s.maxTokenBytes);
+      creds = readCredentials(req.headers, this.#s.credentials, this.#s.maxTokenBytes, req.rawHeaders);
     } catch (e) {
       return this.#observe(() => Promise.reject(e));
     }
