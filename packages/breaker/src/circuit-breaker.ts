@@ -506,7 +506,7 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
       name: this.name,
       state: STATES[this.#st]!,
       isolated: this.#isolated,
-      // A closed breaker has no open deadline; an old one would reopen a restore of this snapshot's copy.
+      // A closed breaker has no open deadline: the last one is history, not state, and readers take it as live.
       openUntil: this.#st !== CLOSED && Number.isFinite(this.#openUntil) ? this.#openUntil : 0,
       trips: this.#trips,
       consecutiveFailures: this.#consecutive,

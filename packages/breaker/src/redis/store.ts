@@ -69,7 +69,7 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
   readonly #keyTtlMs: number;
   readonly #peers = new Map<string, Set<BreakerPeer>>();
   readonly #ev = new Emitter<RedisBreakerStoreEvents>();
-  /** Pub/sub messages received per breaker name, so a read that raced a push can tell it is stale. */
+  /** Pub/sub messages received per attached breaker name, so a read that raced a push can tell it is stale. */
   readonly #pushes = new Map<string, number>();
   #mode: StoreMode = 'shared';
   #timer: unknown;
@@ -207,10 +207,9 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
     } catch {
       return;
     }
-    if (typeof m.n !== 'string') return;
-    this.#pushes.set(m.n, (this.#pushes.get(m.n) ?? 0) + 1);
-    const peers = this.#peers.get(m.n);
+    const peers = typeof m.n === 'string' ? this.#peers.get(m.n) : undefined;
     if (peers === undefined) return;
+    this.#pushes.set(m.n as string, (this.#pushes.get(m.n as string) ?? 0) + 1);
     for (const p of peers) {
       if (m.t === 'open' && typeof m.r === 'number') p.remoteOpen(m.r, typeof m.k === 'number' ? m.k : 0);
       else if (m.t === 'close') p.remoteClose();
@@ -274,7 +273,10 @@ class RedisBreakerStoreImpl implements RedisBreakerStore {
         if (!attached) return;
         attached = false;
         set.delete(peer);
-        if (set.size === 0 && store.#peers.get(peer.name) === set) store.#peers.delete(peer.name);
+        if (set.size === 0 && store.#peers.get(peer.name) === set) {
+          store.#peers.delete(peer.name);
+          store.#pushes.delete(peer.name);
+        }
       },
     };
   }
