@@ -1,6 +1,7 @@
 export { authorizer } from './authorize.js';
 export { accessTokenHash, dpop } from './dpop/dpop.js';
 export { type MemoryReplayStoreOptions, memoryReplayStore } from './dpop/memory-replay-store.js';
+export { type DpopNoncesOptions, dpopNonces } from './dpop/nonce.js';
 export { type AuthErrorCode, isOmsAuthError, OmsAuthError } from './errors.js';
 export { type HmacSecretOptions, hmacSecret, localJwks } from './keys/local.js';
 export { type RemoteKeySource, remoteJwks } from './keys/remote.js';
