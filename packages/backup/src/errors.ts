@@ -1,4 +1,10 @@
-/** Stable codes of every error @oms/backup throws. */
+/**
+ * Stable codes of every error @oms/backup throws.
+ *
+ * @example
+ * import type { BackupErrorCode } from '@oms/backup';
+ * const refuse: BackupErrorCode[] = ['ERR_OMS_BACKUP_CORRUPT', 'ERR_OMS_BACKUP_DECRYPT'];
+ */
 export type BackupErrorCode =
   | 'ERR_OMS_BACKUP_INVALID_OPTION'
   | 'ERR_OMS_BACKUP_NOT_FOUND'

@@ -3,7 +3,13 @@ import type { Clock } from './internal/clock.js';
 
 export type { Clock };
 
-/** What a table checksum covers: a table's rows, a sequence's position, or every large object. */
+/**
+ * What a table checksum covers: a table's rows, a sequence's position, or every large object.
+ *
+ * @example
+ * import type { ChecksumKind } from '@oms/backup';
+ * const kind: ChecksumKind = 'sequence';
+ */
 export type ChecksumKind = 'table' | 'sequence' | 'large-objects';
 
 /**
@@ -37,7 +43,15 @@ export interface ArtifactFile {
   sha256: string;
 }
 
-/** How a backup's files are encrypted; the data key is wrapped by the user's key, never stored in clear. */
+/**
+ * How a backup's files are encrypted; the data key is wrapped by the user's key, never stored in clear.
+ *
+ * @example
+ * import type { Manifest, ManifestEncryption } from '@oms/backup';
+ * declare const m: Manifest;
+ * const enc: ManifestEncryption | undefined = m.encryption;
+ * const keyId = enc?.keyId ?? 'none';
+ */
 export interface ManifestEncryption {
   algorithm: 'aes-256-gcm';
   /** The user's key id, so a rotation can tell which key wraps which backup. */
@@ -47,7 +61,15 @@ export interface ManifestEncryption {
   chunkBytes: number;
 }
 
-/** The outcome of the last `verify` of a backup. */
+/**
+ * The outcome of the last `verify` of a backup.
+ *
+ * @example
+ * import type { Manifest, ManifestVerification } from '@oms/backup';
+ * declare const m: Manifest;
+ * const v: ManifestVerification | undefined = m.verification;
+ * const drilled = v?.ok === true;
+ */
 export interface ManifestVerification {
   /** ISO time the verify finished. */
   at: string;
@@ -118,7 +140,13 @@ export interface BackupStorage {
   delete(key: string, opts?: { signal?: AbortSignal }): Promise<void>;
 }
 
-/** What a source learned while dumping, recorded in the manifest. */
+/**
+ * What a source learned while dumping, recorded in the manifest.
+ *
+ * @example
+ * import type { DumpInfo } from '@oms/backup';
+ * const info: DumpInfo = { database: 'app', serverVersion: '16.4', format: 'custom', tables: [] };
+ */
 export interface DumpInfo {
   database: string;
   serverVersion: string;
@@ -126,14 +154,32 @@ export interface DumpInfo {
   tables: TableChecksum[];
 }
 
-/** What the manager hands a source to dump into. */
+/**
+ * What the manager hands a source to dump into.
+ *
+ * @example
+ * import type { DumpContext } from '@oms/backup';
+ * async function dumpText(ctx: DumpContext, text: string): Promise<void> {
+ *   await ctx.write('dump.sql', (async function* () { yield Buffer.from(text); })());
+ * }
+ */
 export interface DumpContext {
   readonly signal: AbortSignal;
   /** Streams one artifact file into storage (hashed, encrypted); resolves once it is stored. */
   write(name: string, body: AsyncIterable<Uint8Array>): Promise<void>;
 }
 
-/** What the manager hands a source to restore from: files already checked against the manifest. */
+/**
+ * What the manager hands a source to restore from: files already checked against the manifest.
+ *
+ * @example
+ * import type { RestoreContext } from '@oms/backup';
+ * async function size(ctx: RestoreContext): Promise<number> {
+ *   let n = 0;
+ *   for await (const chunk of ctx.read(ctx.manifest.files[0]?.name ?? 'archive.dump')) n += chunk.byteLength;
+ *   return n;
+ * }
+ */
 export interface RestoreContext {
   readonly signal: AbortSignal;
   readonly manifest: Manifest;
@@ -154,7 +200,13 @@ export interface SqlDatabase {
   exec?(sql: string): Promise<unknown>;
 }
 
-/** Where a restore goes: a connection string for `postgresSource`, a database object for `pgliteSource`. */
+/**
+ * Where a restore goes: a connection string for `postgresSource`, a database object for `pgliteSource`.
+ *
+ * @example
+ * import type { RestoreTarget } from '@oms/backup';
+ * const t: RestoreTarget = { targetUrl: 'postgres://postgres@localhost/app_restored', clean: false };
+ */
 export interface RestoreTarget {
   targetUrl?: string;
   target?: SqlDatabase;
@@ -216,7 +268,14 @@ export interface RetentionPolicy {
   timeZone?: string;
 }
 
-/** Why prune keeps a backup. */
+/**
+ * Why prune keeps a backup.
+ *
+ * @example
+ * import type { KeepReason, PrunePlan } from '@oms/backup';
+ * declare const plan: PrunePlan;
+ * const pinned = plan.keep.filter((k) => k.reasons.includes('newest-verified' satisfies KeepReason));
+ */
 export type KeepReason =
   | 'keep-last'
   | 'daily'
@@ -261,7 +320,13 @@ export type BackupLock =
   | { tryAcquire(key: string, opts?: { ttlMs?: number }): Promise<BackupLease | null> }
   | { acquire(key: string, opts?: { ttlMs?: number; waitMs?: number }): Promise<BackupLease> };
 
-/** A held lock: released after the run; when its `signal` aborts (lease lost) the run is aborted. */
+/**
+ * A held lock: released after the run; when its `signal` aborts (lease lost) the run is aborted.
+ *
+ * @example
+ * import type { BackupLease } from '@oms/backup';
+ * const lease: BackupLease = { release: async () => {} };
+ */
 export interface BackupLease {
   release(): Promise<void>;
   readonly signal?: AbortSignal;
@@ -294,7 +359,15 @@ export interface BackupManagerOptions {
   clock?: Clock;
 }
 
-/** A per-call abort signal. */
+/**
+ * A per-call abort signal: aborting kills pg_dump/pg_restore and leaves no partial artifact.
+ *
+ * @example
+ * import type { BackupManager, CallOptions } from '@oms/backup';
+ * declare const backups: BackupManager;
+ * const o: CallOptions = { signal: AbortSignal.timeout(3_600_000) };
+ * await backups.create(o);
+ */
 export interface CallOptions {
   signal?: AbortSignal;
 }
@@ -419,7 +492,13 @@ export interface BackupHealth {
   };
 }
 
-/** Which operation an event is about. */
+/**
+ * Which operation an event is about.
+ *
+ * @example
+ * import type { Operation } from '@oms/backup';
+ * const op: Operation = 'verify';
+ */
 export type Operation = 'create' | 'verify' | 'restore' | 'prune';
 
 /**

@@ -12,7 +12,14 @@ import type {
 } from '../types.js';
 import { invalid } from '../validate.js';
 
-/** The part of a PGlite instance the source uses; `PGlite` from `@electric-sql/pglite` fits. */
+/**
+ * The part of a PGlite instance the source uses; `PGlite` from `@electric-sql/pglite` fits.
+ *
+ * @example
+ * import { PGlite } from '@electric-sql/pglite';
+ * import type { PGliteLike } from '@oms/backup/pglite';
+ * const db: PGliteLike = new PGlite();
+ */
 export interface PGliteLike {
   query(sql: string): Promise<{ rows: unknown[] }>;
   exec(sql: string): Promise<unknown>;
