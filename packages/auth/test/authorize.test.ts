@@ -167,3 +167,37 @@ describe('authorize', () => {
     }
   });
 });
+
+describe('denialResponse', () => {
+  it('turns decisions into status, challenge, nonce and problem+json, and a 200 into nothing', async () => {
+    const { denialResponse } = await import('../src/index.js');
+    expect(denialResponse({ status: 200, reason: 'ok' })).toBeUndefined();
+    const r401 = denialResponse({
+      status: 401,
+      code: 'ERR_OMS_AUTH_DPOP_NONCE',
+      reason: 'the DPoP proof has no nonce',
+      wwwAuthenticate: 'DPoP error="use_dpop_nonce"',
+      dpopNonce: 'n-1',
+    });
+    expect(r401).toMatchObject({
+      status: 401,
+      headers: {
+        'www-authenticate': 'DPoP error="use_dpop_nonce"',
+        'dpop-nonce': 'n-1',
+        'content-type': 'application/problem+json',
+      },
+    });
+    expect(JSON.parse(r401?.body ?? '')).toEqual({
+      type: 'urn:oms:auth:dpop-nonce',
+      title: 'Unauthorized',
+      status: 401,
+      code: 'ERR_OMS_AUTH_DPOP_NONCE',
+    });
+    expect(r401?.body).not.toContain('has no nonce'); // the reason (which check failed) stays out of the body
+    expect(
+      denialResponse({ status: 503, code: 'ERR_OMS_AUTH_KEYS_UNAVAILABLE', reason: 'down' })?.headers[
+        'retry-after'
+      ],
+    ).toBe('5');
+  });
+});
