@@ -7,6 +7,9 @@ import { tableChecksums } from '../src/checksums.js';
 import { backupManager, fileStorage, isOmsBackupError } from '../src/index.js';
 import { pgliteSource } from '../src/pglite/index.js';
 
+// Each PGlite instance (the clone, the scratch, the target) is a WASM PostgreSQL starting up: seconds of CPU each,
+// many more on a loaded 2-core machine. The bound is for a stuck test, not a speed claim.
+const HEAVY = 300_000;
 const dir = mkdtempSync(join(tmpdir(), 'oms-backup-pglite-'));
 const live = new PGlite();
 const opened: PGlite[] = [live];
@@ -43,64 +46,74 @@ beforeAll(async () => {
       from generate_series(1, 3000) g;
     select nextval('order_no') from generate_series(1, 5);
   `);
-});
+}, HEAVY);
 
 describe('pgliteSource', () => {
-  it('creates, verifies into a fresh PGlite and restores, checksums matching; the live database stays writable', async () => {
-    const backups = backupManager({ source: pgliteSource({ db: live }), storage: fileStorage(dir) });
-    const m = await backups.create();
-    expect(m.source).toBe('pglite');
-    expect(m.format).toBe('plain');
-    const names = m.tables.map((t) => `${t.kind}:${t.name}`);
-    expect(names).toEqual(
-      expect.arrayContaining([
-        'table:customers',
-        'table:events_2025',
-        'table:events_2026',
-        'sequence:order_no',
-      ]),
-    );
-    expect(m.tables.find((t) => t.name === 'customers')?.rows).toBe(3000);
+  it(
+    'creates, verifies into a fresh PGlite and restores, checksums matching; the live database stays writable',
+    async () => {
+      const backups = backupManager({ source: pgliteSource({ db: live }), storage: fileStorage(dir) });
+      const m = await backups.create();
+      expect(m.source).toBe('pglite');
+      expect(m.format).toBe('plain');
+      const names = m.tables.map((t) => `${t.kind}:${t.name}`);
+      expect(names).toEqual(
+        expect.arrayContaining([
+          'table:customers',
+          'table:events_2025',
+          'table:events_2026',
+          'sequence:order_no',
+        ]),
+      );
+      expect(m.tables.find((t) => t.name === 'customers')?.rows).toBe(3000);
 
-    // The pitfall: pg_dump leaves its instance read-only. The live database must take writes after a backup.
-    await live.exec(`insert into customers values (99999, 'after', null, 0, now(), null, null)`);
-    await live.exec(`delete from customers where id = 99999`);
+      // The pitfall: pg_dump leaves its instance read-only. The live database must take writes after a backup.
+      await live.exec(`insert into customers values (99999, 'after', null, 0, now(), null, null)`);
+      await live.exec(`delete from customers where id = 99999`);
 
-    const r = await backups.verify(m.id);
-    expect(r.tables).toEqual(m.tables);
+      const r = await backups.verify(m.id);
+      expect(r.tables).toEqual(m.tables);
 
-    const target = new PGlite();
-    opened.push(target);
-    await backups.restore(m.id, { target });
-    expect(await tableChecksums(target)).toEqual(m.tables);
-    // Unqualified names resolve in the restored session: search_path was reset after the dump's own ''.
-    expect(await queries(target)).toEqual(await queries(live));
-    // A clone starts like a crash-recovered copy: a sequence may be ahead of the live one (up to 32 values, as after
-    // a crash), never behind, so restored ids never repeat.
-    const seq = async (db: PGlite) =>
-      (await db.query<{ v: number }>('select last_value::int as v from order_no')).rows[0]?.v ?? 0;
-    expect(await seq(target)).toBeGreaterThanOrEqual(await seq(live));
-    await target.exec(`insert into customers values (100000, 'new', null, 0, now(), null, null)`);
-    await expect(backups.restore(m.id, { target })).rejects.toMatchObject({
-      code: 'ERR_OMS_BACKUP_TARGET_NOT_EMPTY',
-    });
-  });
+      const target = new PGlite();
+      opened.push(target);
+      await backups.restore(m.id, { target });
+      expect(await tableChecksums(target)).toEqual(m.tables);
+      // Unqualified names resolve in the restored session: search_path was reset after the dump's own ''.
+      expect(await queries(target)).toEqual(await queries(live));
+      // A clone starts like a crash-recovered copy: a sequence may be ahead of the live one (up to 32 values, as after
+      // a crash), never behind, so restored ids never repeat.
+      const seq = async (db: PGlite) =>
+        (await db.query<{ v: number }>('select last_value::int as v from order_no')).rows[0]?.v ?? 0;
+      expect(await seq(target)).toBeGreaterThanOrEqual(await seq(live));
+      await target.exec(`insert into customers values (100000, 'new', null, 0, now(), null, null)`);
+      await expect(backups.restore(m.id, { target })).rejects.toMatchObject({
+        code: 'ERR_OMS_BACKUP_TARGET_NOT_EMPTY',
+      });
+    },
+    HEAVY,
+  );
 
-  it('a flipped byte fails verify with ERR_OMS_BACKUP_CORRUPT and restore refuses', async () => {
-    const backups = backupManager({ source: pgliteSource({ db: live }), storage: fileStorage(dir) });
-    const m = await backups.create();
-    const file = join(dir, m.id, 'dump.sql');
-    const bytes = readFileSync(file);
-    bytes[200] = (bytes[200] as number) ^ 1;
-    writeFileSync(file, bytes);
-    const code = await backups.verify(m.id).then(
-      () => 'resolved',
-      (e: unknown) => (isOmsBackupError(e) ? e.code : String(e)),
-    );
-    expect(code).toBe('ERR_OMS_BACKUP_CORRUPT');
-    const target = new PGlite();
-    opened.push(target);
-    await expect(backups.restore(m.id, { target })).rejects.toMatchObject({ code: 'ERR_OMS_BACKUP_CORRUPT' });
-    expect(await tableChecksums(target)).toEqual([]);
-  });
+  it(
+    'a flipped byte fails verify with ERR_OMS_BACKUP_CORRUPT and restore refuses',
+    async () => {
+      const backups = backupManager({ source: pgliteSource({ db: live }), storage: fileStorage(dir) });
+      const m = await backups.create();
+      const file = join(dir, m.id, 'dump.sql');
+      const bytes = readFileSync(file);
+      bytes[200] = (bytes[200] as number) ^ 1;
+      writeFileSync(file, bytes);
+      const code = await backups.verify(m.id).then(
+        () => 'resolved',
+        (e: unknown) => (isOmsBackupError(e) ? e.code : String(e)),
+      );
+      expect(code).toBe('ERR_OMS_BACKUP_CORRUPT');
+      const target = new PGlite();
+      opened.push(target);
+      await expect(backups.restore(m.id, { target })).rejects.toMatchObject({
+        code: 'ERR_OMS_BACKUP_CORRUPT',
+      });
+      expect(await tableChecksums(target)).toEqual([]);
+    },
+    HEAVY,
+  );
 });

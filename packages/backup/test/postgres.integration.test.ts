@@ -12,6 +12,8 @@ import { freshDatabase } from './fixtures/databases.js';
 import { appQueries, seed } from './fixtures/seed.js';
 
 const db = usePostgres();
+// Dumps and restores of a 20 MB database on a loaded 2-core machine; the bound is for a stuck test, not speed.
+const HEAVY = 300_000;
 const dirs: string[] = [];
 const tmp = () => {
   const d = mkdtempSync(join(tmpdir(), 'oms-backup-test-'));
@@ -48,7 +50,7 @@ beforeAll(async () => {
   const size = Number((await pool.query('select pg_database_size(current_database()) as b')).rows[0].b);
   // The round trip is meant to move a database of about 20 MB, not a toy.
   expect(size).toBeGreaterThan(18 * 2 ** 20);
-});
+}, HEAVY);
 
 describe.each(['custom', 'directory'] as const)('postgresSource (%s format)', (format) => {
   it('creates, verifies and restores a database with every kind of data, checksums matching', async () => {
@@ -109,86 +111,104 @@ describe('corruption', () => {
       storage: fileStorage(dir),
     });
     id = (await backups.create()).id;
-  });
+  }, HEAVY);
 
-  it('detects one flipped byte by SHA-256: verify fails and restore refuses without touching the target', async () => {
-    const file = join(dir, id, 'archive.dump');
-    const good = readFileSync(file);
-    const bad = Buffer.from(good);
-    bad[Math.floor(bad.length / 2)] = (bad[Math.floor(bad.length / 2)] as number) ^ 0x01;
-    writeFileSync(file, bad);
-    try {
-      expect(await codeOf(backups.verify(id, { scratchUrl: db.url }))).toBe('ERR_OMS_BACKUP_CORRUPT');
-      expect((await backups.get(id)).verification).toMatchObject({
-        ok: false,
-        code: 'ERR_OMS_BACKUP_CORRUPT',
-      });
+  it(
+    'detects one flipped byte by SHA-256: verify fails and restore refuses without touching the target',
+    async () => {
+      const file = join(dir, id, 'archive.dump');
+      const good = readFileSync(file);
+      const bad = Buffer.from(good);
+      bad[Math.floor(bad.length / 2)] = (bad[Math.floor(bad.length / 2)] as number) ^ 0x01;
+      writeFileSync(file, bad);
+      try {
+        expect(await codeOf(backups.verify(id, { scratchUrl: db.url }))).toBe('ERR_OMS_BACKUP_CORRUPT');
+        expect((await backups.get(id)).verification).toMatchObject({
+          ok: false,
+          code: 'ERR_OMS_BACKUP_CORRUPT',
+        });
+        const target = await freshDatabase(db.url);
+        try {
+          expect(await codeOf(backups.restore(id, { targetUrl: target.url }))).toBe('ERR_OMS_BACKUP_CORRUPT');
+          expect(await checksumsOf(target.url)).toEqual([]);
+        } finally {
+          await target.drop();
+        }
+      } finally {
+        writeFileSync(file, good);
+      }
+      await backups.verify(id, { scratchUrl: db.url });
+    },
+    HEAVY,
+  );
+
+  it(
+    'an encrypted backup verifies with its key; the wrong key fails verify and restore with ERR_OMS_BACKUP_DECRYPT',
+    async () => {
+      const edir = tmp();
+      const key = randomBytes(32);
+      const make = (k: Buffer) =>
+        backupManager({
+          source: postgresSource({ connectionString: db.url, format: 'directory' }),
+          storage: fileStorage(edir),
+          encryption: { key: k },
+        });
+      const m = await make(key).create();
+      expect(m.files.length).toBeGreaterThan(1);
+      await make(key).verify(m.id, { scratchUrl: db.url });
+      const wrong = make(randomBytes(32));
+      expect(await codeOf(wrong.verify(m.id, { scratchUrl: db.url }))).toBe('ERR_OMS_BACKUP_DECRYPT');
       const target = await freshDatabase(db.url);
       try {
-        expect(await codeOf(backups.restore(id, { targetUrl: target.url }))).toBe('ERR_OMS_BACKUP_CORRUPT');
+        expect(await codeOf(wrong.restore(m.id, { targetUrl: target.url }))).toBe('ERR_OMS_BACKUP_DECRYPT');
         expect(await checksumsOf(target.url)).toEqual([]);
+        await make(key).restore(m.id, { targetUrl: target.url });
+        expect(await checksumsOf(target.url)).toEqual(m.tables);
       } finally {
         await target.drop();
       }
-    } finally {
-      writeFileSync(file, good);
-    }
-    await backups.verify(id, { scratchUrl: db.url });
-  });
+    },
+    HEAVY,
+  );
 
-  it('an encrypted backup verifies with its key; the wrong key fails verify and restore with ERR_OMS_BACKUP_DECRYPT', async () => {
-    const edir = tmp();
-    const key = randomBytes(32);
-    const make = (k: Buffer) =>
-      backupManager({
-        source: postgresSource({ connectionString: db.url, format: 'directory' }),
-        storage: fileStorage(edir),
-        encryption: { key: k },
-      });
-    const m = await make(key).create();
-    expect(m.files.length).toBeGreaterThan(1);
-    await make(key).verify(m.id, { scratchUrl: db.url });
-    const wrong = make(randomBytes(32));
-    expect(await codeOf(wrong.verify(m.id, { scratchUrl: db.url }))).toBe('ERR_OMS_BACKUP_DECRYPT');
-    const target = await freshDatabase(db.url);
-    try {
-      expect(await codeOf(wrong.restore(m.id, { targetUrl: target.url }))).toBe('ERR_OMS_BACKUP_DECRYPT');
-      expect(await checksumsOf(target.url)).toEqual([]);
-      await make(key).restore(m.id, { targetUrl: target.url });
-      expect(await checksumsOf(target.url)).toEqual(m.tables);
-    } finally {
-      await target.drop();
-    }
-  });
-
-  it('detects a truncated archive', async () => {
-    const file = join(dir, id, 'archive.dump');
-    const good = readFileSync(file);
-    writeFileSync(file, good.subarray(0, good.length - 100));
-    try {
-      expect(await codeOf(backups.verify(id, { scratchUrl: db.url }))).toBe('ERR_OMS_BACKUP_CORRUPT');
-      const target = await freshDatabase(db.url);
+  it(
+    'detects a truncated archive',
+    async () => {
+      const file = join(dir, id, 'archive.dump');
+      const good = readFileSync(file);
+      writeFileSync(file, good.subarray(0, good.length - 100));
       try {
-        expect(await codeOf(backups.restore(id, { targetUrl: target.url }))).toBe('ERR_OMS_BACKUP_CORRUPT');
+        expect(await codeOf(backups.verify(id, { scratchUrl: db.url }))).toBe('ERR_OMS_BACKUP_CORRUPT');
+        const target = await freshDatabase(db.url);
+        try {
+          expect(await codeOf(backups.restore(id, { targetUrl: target.url }))).toBe('ERR_OMS_BACKUP_CORRUPT');
+        } finally {
+          await target.drop();
+        }
       } finally {
-        await target.drop();
+        writeFileSync(file, good);
       }
-    } finally {
-      writeFileSync(file, good);
-    }
-  });
+    },
+    HEAVY,
+  );
 
-  it('fails verify with ERR_OMS_BACKUP_VERIFY_MISMATCH when the restored data differs from the manifest', async () => {
-    const file = join(dir, id, 'manifest.json');
-    const good = readFileSync(file, 'utf8');
-    const m = JSON.parse(good);
-    const t = m.tables.find((x: { name: string }) => x.name === 'customers');
-    t.rows += 1;
-    writeFileSync(file, JSON.stringify(m));
-    try {
-      expect(await codeOf(backups.verify(id, { scratchUrl: db.url }))).toBe('ERR_OMS_BACKUP_VERIFY_MISMATCH');
-    } finally {
-      writeFileSync(file, good);
-    }
-  });
+  it(
+    'fails verify with ERR_OMS_BACKUP_VERIFY_MISMATCH when the restored data differs from the manifest',
+    async () => {
+      const file = join(dir, id, 'manifest.json');
+      const good = readFileSync(file, 'utf8');
+      const m = JSON.parse(good);
+      const t = m.tables.find((x: { name: string }) => x.name === 'customers');
+      t.rows += 1;
+      writeFileSync(file, JSON.stringify(m));
+      try {
+        expect(await codeOf(backups.verify(id, { scratchUrl: db.url }))).toBe(
+          'ERR_OMS_BACKUP_VERIFY_MISMATCH',
+        );
+      } finally {
+        writeFileSync(file, good);
+      }
+    },
+    HEAVY,
+  );
 });

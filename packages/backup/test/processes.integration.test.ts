@@ -10,6 +10,8 @@ import { postgresSource } from '../src/postgres/index.js';
 import { fakeTool } from './fixtures/tools.js';
 
 const db = usePostgres();
+// Real pg_dump/pg_restore runs and child processes on a loaded 2-core machine; the bound is for a stuck test.
+const HEAVY = 300_000;
 const script = fileURLToPath(new URL('./fixtures/run.mjs', import.meta.url));
 const dirs: string[] = [];
 const tmp = () => {
@@ -48,89 +50,105 @@ beforeAll(async () => {
     .query(
       'create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 2000) g',
     );
-});
+}, HEAVY);
 
 describe('in a bare script (nothing else alive)', () => {
-  it('await create() and verify() settle and the process exits 0', async () => {
-    const dir = tmp();
-    const c = await run(['create', dir, db.url]).done;
-    expect(c.err).toBe('');
-    expect(c.code).toBe(0);
-    expect(JSON.parse(c.out).id).toMatch(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/);
-    const v = await run(['verify', dir, db.url]).done;
-    expect(v.err).toBe('');
-    expect(v.code).toBe(0);
-    expect(JSON.parse(v.out)).toMatchObject({ tables: 1 });
-  });
+  it(
+    'await create() and verify() settle and the process exits 0',
+    async () => {
+      const dir = tmp();
+      const c = await run(['create', dir, db.url]).done;
+      expect(c.err).toBe('');
+      expect(c.code).toBe(0);
+      expect(JSON.parse(c.out).id).toMatch(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/);
+      const v = await run(['verify', dir, db.url]).done;
+      expect(v.err).toBe('');
+      expect(v.code).toBe(0);
+      expect(JSON.parse(v.out)).toMatchObject({ tables: 1 });
+    },
+    HEAVY,
+  );
 
-  it('a schedule never holds the process open', async () => {
-    const dir = tmp();
-    const r = await run(['schedule', dir, db.url]).done;
-    expect(r.code).toBe(0);
-    expect(r.out).toBe('scheduled');
-  });
+  it(
+    'a schedule never holds the process open',
+    async () => {
+      const dir = tmp();
+      const r = await run(['schedule', dir, db.url]).done;
+      expect(r.code).toBe(0);
+      expect(r.out).toBe('scheduled');
+    },
+    HEAVY,
+  );
 });
 
 describe('crash mid-backup', () => {
-  it('SIGKILL during create leaves no listed backup and no manifest; the next run succeeds', async () => {
-    const tool = fakeTool(
-      'if [ "$1" = "--version" ]; then exec "$REAL" --version; fi\necho $$ > "$DIR/pid"\nhead -c 500000 /dev/urandom\nexec sleep 60',
-    );
-    dirs.push(tool.dir);
-    const dir = tmp();
-    const r = run(['create', dir, db.url, tool.path]);
-    await until(() => files(dir).some((f) => f.includes('.tmp-')), {
-      timeoutMs: 60_000,
-      what: 'the archive temp file',
-    });
-    r.child.kill('SIGKILL');
-    const exit = await r.done;
-    expect(exit.code).toBeNull();
-    try {
-      process.kill(Number(readFileSync(join(tool.dir, 'pid'), 'utf8')), 'SIGKILL');
-    } catch {}
-    expect(files(dir).some((f) => f.endsWith('manifest.json'))).toBe(false);
-    const backups = backupManager({
-      source: postgresSource({ connectionString: db.url }),
-      storage: fileStorage(dir),
-    });
-    expect(await backups.list()).toEqual([]);
-    const m = await backups.create();
-    expect((await backups.list()).map((b) => b.id)).toEqual([m.id]);
-    await backups.verify(m.id, { scratchUrl: db.url });
-  });
+  it(
+    'SIGKILL during create leaves no listed backup and no manifest; the next run succeeds',
+    async () => {
+      const tool = fakeTool(
+        'if [ "$1" = "--version" ]; then exec "$REAL" --version; fi\necho $$ > "$DIR/pid"\nhead -c 500000 /dev/urandom\nexec sleep 60',
+      );
+      dirs.push(tool.dir);
+      const dir = tmp();
+      const r = run(['create', dir, db.url, tool.path]);
+      await until(() => files(dir).some((f) => f.includes('.tmp-')), {
+        timeoutMs: 60_000,
+        what: 'the archive temp file',
+      });
+      r.child.kill('SIGKILL');
+      const exit = await r.done;
+      expect(exit.code).toBeNull();
+      try {
+        process.kill(Number(readFileSync(join(tool.dir, 'pid'), 'utf8')), 'SIGKILL');
+      } catch {}
+      expect(files(dir).some((f) => f.endsWith('manifest.json'))).toBe(false);
+      const backups = backupManager({
+        source: postgresSource({ connectionString: db.url }),
+        storage: fileStorage(dir),
+      });
+      expect(await backups.list()).toEqual([]);
+      const m = await backups.create();
+      expect((await backups.list()).map((b) => b.id)).toEqual([m.id]);
+      await backups.verify(m.id, { scratchUrl: db.url });
+    },
+    HEAVY,
+  );
 });
 
 describe('two schedulers in two processes with a shared lock', () => {
-  it('run at most one backup per period between them', async () => {
-    const dir = tmp();
-    const everyMs = 4_000;
-    const results = await forkWorkers<
-      { url: string; dir: string; everyMs: number; runMs: number },
-      { created: number; skipped: number }
-    >(2, fileURLToPath(new URL('./fixtures/scheduler-worker.ts', import.meta.url)), {
-      url: db.url,
-      dir,
-      everyMs,
-      runMs: 3 * everyMs,
-    });
-    const backups = backupManager({
-      source: postgresSource({ connectionString: db.url }),
-      storage: fileStorage(dir),
-    });
-    const list = await backups.list();
-    const perPeriod = new Map<number, number>();
-    for (const m of list) {
-      const p = Math.floor(Date.parse(m.time) / everyMs);
-      perPeriod.set(p, (perPeriod.get(p) ?? 0) + 1);
-    }
-    expect(
-      [...perPeriod.values()].every((n) => n === 1),
-      `backups per period: ${JSON.stringify([...perPeriod])}`,
-    ).toBe(true);
-    expect(results.reduce((n, r) => n + r.created, 0)).toBe(list.length);
-    expect(list.length).toBeGreaterThanOrEqual(2);
-    // The other instance saw the lock taken or the period done at least once.
-    expect(results.reduce((n, r) => n + r.skipped, 0)).toBeGreaterThan(0);
-  });
+  it(
+    'run at most one backup per period between them',
+    async () => {
+      const dir = tmp();
+      const everyMs = 4_000;
+      const results = await forkWorkers<
+        { url: string; dir: string; everyMs: number; runMs: number },
+        { created: number; skipped: number }
+      >(2, fileURLToPath(new URL('./fixtures/scheduler-worker.ts', import.meta.url)), {
+        url: db.url,
+        dir,
+        everyMs,
+        runMs: 4 * everyMs,
+      });
+      const backups = backupManager({
+        source: postgresSource({ connectionString: db.url }),
+        storage: fileStorage(dir),
+      });
+      const list = await backups.list();
+      const perPeriod = new Map<number, number>();
+      for (const m of list) {
+        const p = Math.floor(Date.parse(m.time) / everyMs);
+        perPeriod.set(p, (perPeriod.get(p) ?? 0) + 1);
+      }
+      expect(
+        [...perPeriod.values()].every((n) => n === 1),
+        `backups per period: ${JSON.stringify([...perPeriod])}`,
+      ).toBe(true);
+      expect(results.reduce((n, r) => n + r.created, 0)).toBe(list.length);
+      expect(list.length).toBeGreaterThanOrEqual(2);
+      // The other instance saw the lock taken or the period done at least once.
+      expect(results.reduce((n, r) => n + r.skipped, 0)).toBeGreaterThan(0);
+    },
+    HEAVY,
+  );
 });
