@@ -9,7 +9,7 @@ const script = (name: string) =>
   pathToFileURL(fileURLToPath(new URL(`../../../scripts/${name}`, import.meta.url))).href;
 
 describe('published docs', () => {
-  it('every README block and @example compiles as a user writes it', { timeout: 120_000 }, async () => {
+  it('every README block and @example compiles as a user writes it', { timeout: 600_000 }, async () => {
     const { checkExamples } = (await import(script('check-examples.mjs'))) as {
       checkExamples(dir: string): { problems: { where: string; message: string }[]; checked: number };
     };

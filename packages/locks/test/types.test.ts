@@ -28,7 +28,7 @@ function diagnostics(files: string[]): string[] {
 }
 
 describe('types under exactOptionalPropertyTypes', () => {
-  it('a pg.Pool is a PgPoolLike and a pg.PoolClient is a PgClientLike', () => {
+  it('a pg.Pool is a PgPoolLike and a pg.PoolClient is a PgClientLike', { timeout: 300_000 }, () => {
     expect(diagnostics([file('pg-structural.ts')])).toEqual([]);
   });
 });
