@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { usePostgres, useRedis } from '@oms/testkit';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Lease, Locks } from '../src/index.js';
 import { postgresLocks } from '../src/postgres/index.js';
 import { redisLocks } from '../src/redis/index.js';
@@ -9,6 +9,8 @@ import { redisLocks } from '../src/redis/index.js';
 // An awaited acquire keeps a bare script alive until it settles (its wait timer is ref'd), while a held
 // lease's heartbeat does not (it is background work). Each case runs the built package in a child process
 // with nothing else alive: Node exits with code 13 when a top-level await is left unsettled.
+// a child's node start and imports are slow on a loaded machine; the guard below only catches a hang
+vi.setConfig({ testTimeout: 120_000 });
 const script = fileURLToPath(new URL('./fixtures/awaited-wait.mjs', import.meta.url));
 const redis = useRedis();
 const db = usePostgres();
@@ -39,7 +41,7 @@ function run(
     });
     child.stderr.on('data', (d) => (stderr += d));
     // a script kept alive by a ref'd background timer would never exit: that is a failure too
-    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       clearTimeout(kill);
