@@ -11,17 +11,32 @@ import {
   timeout,
 } from '../src/index.js';
 
-const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-
 // A real gc() (vitest does not pass --expose-gc), so heap figures measure retained memory, not GC timing.
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-/** The test runner may hold a timer of its own for a moment; wait (bounded) for the count to settle. */
-async function timersSettleAt(want: number): Promise<number> {
-  const end = Date.now() + 2000;
-  while (timers() !== want && Date.now() < end) await new Promise((r) => setImmediate(r));
-  return timers();
+/**
+ * A real-time clock that counts its own pending timers, so the count is exact whatever else the process (the
+ * test runner, another test still finishing on a loaded machine) has pending.
+ */
+function countingClock() {
+  const live = new Set<unknown>();
+  return {
+    live,
+    now: Date.now,
+    setTimeout(f: () => void, ms: number): unknown {
+      const h = setTimeout(() => {
+        live.delete(h);
+        f();
+      }, ms);
+      live.add(h);
+      return h;
+    },
+    clearTimeout(h: unknown): void {
+      live.delete(h);
+      clearTimeout(h as NodeJS.Timeout);
+    },
+  };
 }
 
 describe('no leaks', () => {
@@ -37,26 +52,25 @@ describe('no leaks', () => {
     );
     const fn = async () => 1;
     const batch = (n: number) => Promise.all(Array.from({ length: n }, () => p.execute(fn)));
-    for (let i = 0; i < 100; i++) await batch(1000); // warm up
-    gc();
-    const before = process.memoryUsage().heapUsed;
-    for (let i = 0; i < 1000; i++) await batch(1000);
-    gc();
-    await new Promise((r) => setTimeout(r, 10));
-    gc();
-    const grown = process.memoryUsage().heapUsed - before;
-    expect(grown, `heap grew by ${(grown / 1e6).toFixed(1)} MB`).toBeLessThan(20e6);
-    await p.close();
-  }, 120_000);
+    try {
+      for (let i = 0; i < 100; i++) await batch(1000); // warm up
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 1000; i++) await batch(1000);
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+      gc();
+      const grown = process.memoryUsage().heapUsed - before;
+      expect(grown, `heap grew by ${(grown / 1e6).toFixed(1)} MB`).toBeLessThan(20e6);
+    } finally {
+      await p.close();
+    }
+    // CPU-bound: about 40 s alone at a load of 36 on 2 cores, over 120 s when other files run beside it. The
+    // bound is on memory, so the time budget only has to outlast a loaded machine.
+  }, 600_000);
 
   it('close() leaves no timers or signal listeners behind', async () => {
-    // A clock of its own, so the count covers exactly the timers these policies armed.
-    const clock = {
-      now: Date.now,
-      setTimeout: (f: () => void, ms: number) => setTimeout(f, ms),
-      clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
-    };
-    const base = timers();
+    const clock = countingClock();
     const t = timeout(60_000, { clock });
     const r = retry({ maxAttempts: 3, backoff: constantBackoff(60_000), clock });
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 10, queueTimeoutMs: 60_000, clock });
@@ -84,10 +98,10 @@ describe('no leaks', () => {
     const sleeping = r.execute(() => Promise.reject(new Error('x')), ac.signal).catch(() => {});
     await new Promise((r) => setTimeout(r, 5));
     // the shared deadline timer, one retry sleep, one queue timeout
-    expect(await timersSettleAt(base + 3)).toBe(base + 3);
+    expect(clock.live.size).toBe(3);
     await p.close();
     await Promise.all([hang, queued, sleeping]);
-    expect(await timersSettleAt(base)).toBe(base);
+    expect(clock.live.size).toBe(0);
     expect(listeners).toBe(0);
   });
 });
