@@ -71,7 +71,10 @@ describe('remoteJwks against a real HTTP server', () => {
     expect(await outcome(verifier.verify(t))).toBe('ok');
     await server.stop();
     await clock.advanceAsync(60_000); // the keys are stale now; the background refresh fails
-    await until(() => fetches.some((f) => f.outcome === 'error'), { what: 'a failed background refresh' });
+    await until(() => fetches.some((f) => f.outcome === 'error'), {
+      timeoutMs: 20_000,
+      what: 'a failed background refresh',
+    });
     expect(await outcome(verifier.verify(t))).toBe('ok');
     await clock.advanceAsync(119_999);
     expect(await outcome(verifier.verify(t))).toBe('ok');
@@ -86,6 +89,7 @@ describe('remoteJwks against a real HTTP server', () => {
     await server.start();
     await clock.advanceAsync(1_000);
     await until(async () => (await outcome(verifier.verify(t))) === 'ok', {
+      timeoutMs: 20_000,
       what: 'recovery after the IdP is back',
     });
   });
@@ -110,7 +114,10 @@ describe('remoteJwks against a real HTTP server', () => {
       server.mode = mode;
       const before = fetches.length;
       await clock.advanceAsync(60_000);
-      await until(() => fetches.length > before, { what: `a refresh answered with ${mode}` });
+      await until(() => fetches.length > before, {
+        timeoutMs: 20_000,
+        what: `a refresh answered with ${mode}`,
+      });
       expect(fetches.at(-1)).toMatchObject({ outcome: 'error' });
       expect(await outcome(verifier.verify(t))).toBe('ok');
     }
@@ -156,8 +163,11 @@ describe('remoteJwks against a real HTTP server', () => {
     // k1 leaves the set; the next refresh retires it, and its cached token with it
     server.keys = [k2.publicJwk];
     await clock.advanceAsync(60_000);
-    await until(() => server.requests >= 3, { what: 'the background refresh' });
-    await until(() => verifier.cacheSize === 1, { what: 'the cached k1 token to leave the cache' });
+    await until(() => server.requests >= 3, { timeoutMs: 20_000, what: 'the background refresh' });
+    await until(() => verifier.cacheSize === 1, {
+      timeoutMs: 20_000,
+      what: 'the cached k1 token to leave the cache',
+    });
     expect(await outcome(verifier.verify(old))).toBe('ERR_OMS_AUTH_KEY_NOT_FOUND 401');
   });
 
@@ -175,7 +185,7 @@ describe('remoteJwks against a real HTTP server', () => {
     server.mode = 'hang';
     const ac = new AbortController();
     const p = outcome(verifier.verify(await token(k1), { signal: ac.signal }));
-    await until(() => server.requests === 1, { what: 'the fetch to start' });
+    await until(() => server.requests === 1, { timeoutMs: 20_000, what: 'the fetch to start' });
     ac.abort();
     expect(await p).toBe('ERR_OMS_AUTH_ABORTED 499');
   });
