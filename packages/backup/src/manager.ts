@@ -72,7 +72,6 @@ const RECORDED: ReadonlySet<string> = new Set([
   'ERR_OMS_BACKUP_DECRYPT',
   'ERR_OMS_BACKUP_VERIFY_MISMATCH',
   'ERR_OMS_BACKUP_RESTORE_FAILED',
-  'ERR_OMS_BACKUP_NOT_FOUND',
 ]);
 
 function checkManifest(id: string, raw: Buffer): Manifest {
@@ -348,7 +347,16 @@ class Manager implements BackupManager {
     for (const f of m.files) {
       const hash = createHash('sha256');
       let bytes = 0;
-      for await (const c of await this.#storage.get(`${m.id}/${f.name}`, { signal })) {
+      const stored = await this.#storage.get(`${m.id}/${f.name}`, { signal }).catch((e: unknown) => {
+        if (!isOmsBackupError(e) || e.code !== 'ERR_OMS_BACKUP_NOT_FOUND') throw e;
+        throw new OmsBackupError(
+          'ERR_OMS_BACKUP_CORRUPT',
+          `backup ${m.id} is incomplete: ${f.name} is missing from storage; it is not restored`,
+          false,
+          { cause: e },
+        );
+      });
+      for await (const c of stored) {
         throwIfAborted(signal, 'reading the archive');
         hash.update(c);
         bytes += c.byteLength;

@@ -198,6 +198,36 @@ describe('postgresSource', () => {
     expect(await backups.list()).toEqual([]);
   });
 
+  it('abort during verify kills pg_restore, drops the scratch database and records nothing', async () => {
+    const tool = fakeTool('printf "%s\\n" "$@" > "$DIR/argv"\necho $$ > "$DIR/pid"\nexec sleep 60', 'pg_restore');
+    dirs.push(tool.dir);
+    const backups = backupManager({
+      source: postgresSource({ connectionString: db.url, pgRestorePath: tool.path }),
+      storage: fileStorage(tmp()),
+    });
+    const m = await backups.create();
+    const ac = new AbortController();
+    const p = rejection(backups.verify(m.id, { scratchUrl: db.url, signal: ac.signal }));
+    await until(() => existsSync(join(tool.dir, 'pid')), { timeoutMs: 60_000, what: 'pg_restore to start' });
+    const scratch = /oms_backup_verify_[0-9a-f]+/.exec(readFileSync(join(tool.dir, 'argv'), 'utf8'))?.[0];
+    expect(scratch).toBeDefined();
+    ac.abort();
+    expect((await p).code).toBe('ERR_OMS_BACKUP_ABORTED');
+    const left = await db.pool({ max: 1 }).query('select 1 from pg_database where datname = $1', [scratch]);
+    expect(left.rowCount).toBe(0);
+    expect((await backups.get(m.id)).verification).toBeUndefined();
+  });
+
+  it('a backup whose archive file is missing fails verify with ERR_OMS_BACKUP_CORRUPT', async () => {
+    const dir = tmp();
+    const backups = backupManager({ source: postgresSource({ connectionString: db.url }), storage: fileStorage(dir) });
+    const m = await backups.create();
+    rmSync(join(dir, m.id, 'archive.dump'));
+    const e = await rejection(backups.verify(m.id, { scratchUrl: db.url }));
+    expect(e.code).toBe('ERR_OMS_BACKUP_CORRUPT');
+    expect(e.message).toMatch(/archive\.dump is missing/);
+  });
+
   it('verify without scratchUrl is an invalid option, not a failed backup', async () => {
     const backups = backupManager({
       source: postgresSource({ connectionString: db.url }),

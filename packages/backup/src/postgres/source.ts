@@ -157,7 +157,11 @@ export function postgresSource(opts: PostgresSourceOptions): BackupSource {
         const run = runTool(pgDump, args, { env, signal, code: 'ERR_OMS_BACKUP_DUMP_FAILED', stdout: true });
         const stored = ctx.write(ARCHIVE, run.stdout as AsyncIterable<Uint8Array>);
         stored.catch(() => run.kill());
-        await Promise.all([stored, run.done]);
+        // Wait for both, so nothing is still being written when the manager cleans up after a failure. A storage
+        // failure is the cause when there is one (the tool was killed because of it).
+        const [put, tool] = await Promise.allSettled([stored, run.done]);
+        if (put.status === 'rejected') throw put.reason;
+        if (tool.status === 'rejected') throw tool.reason;
       } else {
         const dir = await mkdtemp(join(base, 'oms-backup-'));
         try {
