@@ -208,6 +208,21 @@ function check(rows: Awaited<ReturnType<typeof hammer>>) {
   }
 }
 
+describe('the replay of the server-time log', () => {
+  const bucket = algorithms[0]!; // capacity 50, 200 per second: one token per 5 ms
+  const t0 = 1_700_000_000_000_000;
+  const admitted = (n: number, t: number) => Array.from({ length: n }, () => [t, 1]).flat();
+
+  it('accepts denials the bucket had no room for', () => {
+    expect(replay(bucket, [admitted(50, t0), [t0, 0, t0 + 4999, 0]]).unjustified).toEqual([]);
+  });
+
+  it('flags a denial made while the key had room (under-admission) and an admission without it', () => {
+    expect(replay(bucket, [admitted(50, t0), [t0 + 6000, 0]]).unjustified).toHaveLength(1);
+    expect(replay(bucket, [admitted(51, t0)]).unjustified).toHaveLength(1);
+  });
+});
+
 describe('no over-admission and no under-admission: 4 processes x 64 callers x 3 s per algorithm', () => {
   it('on Redis: admitted <= exact bound from server time, and every decision matches a replay of the log', async () => {
     check(await hammer({ url: redis.url, prefix: `${redis.prefix}oa:` }));
