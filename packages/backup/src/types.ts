@@ -424,8 +424,11 @@ export interface RestoreOptions extends CallOptions {
 export interface ScheduleOptions {
   /** One backup per period of this length (periods are aligned to the epoch, so instances agree). */
   everyMs: number;
-  /** Verify each new backup into this scratch location. */
-  verify?: { scratchUrl?: string };
+  /**
+   * Test-restore into this scratch location: after each new backup, or with `everyMs` on its own period (the
+   * newest backup, once per period).
+   */
+  verify?: { scratchUrl?: string; everyMs?: number };
   /** Prune after each backup. Default false. */
   prune?: boolean;
   /** Lock lease time while a run is in progress. Default 10 minutes. */
@@ -524,8 +527,8 @@ export interface BackupEvents {
   };
   /** Bytes stored so far by a `create` in progress (for progress displays). */
   progress: { run: number; operation: Operation; bytes: number };
-  /** A scheduled run was skipped: another instance holds the lock, or this period already has a backup. */
-  skipped: { reason: 'locked' | 'done' | 'running' };
+  /** A scheduled run was skipped: another instance holds the lock, or this period already has its run. */
+  skipped: { reason: 'locked' | 'done' };
 }
 
 /**

@@ -199,7 +199,10 @@ describe('postgresSource', () => {
   });
 
   it('abort during verify kills pg_restore, drops the scratch database and records nothing', async () => {
-    const tool = fakeTool('printf "%s\\n" "$@" > "$DIR/argv"\necho $$ > "$DIR/pid"\nexec sleep 60', 'pg_restore');
+    const tool = fakeTool(
+      'printf "%s\\n" "$@" > "$DIR/argv"\necho $$ > "$DIR/pid"\nexec sleep 60',
+      'pg_restore',
+    );
     dirs.push(tool.dir);
     const backups = backupManager({
       source: postgresSource({ connectionString: db.url, pgRestorePath: tool.path }),
@@ -220,7 +223,10 @@ describe('postgresSource', () => {
 
   it('a backup whose archive file is missing fails verify with ERR_OMS_BACKUP_CORRUPT', async () => {
     const dir = tmp();
-    const backups = backupManager({ source: postgresSource({ connectionString: db.url }), storage: fileStorage(dir) });
+    const backups = backupManager({
+      source: postgresSource({ connectionString: db.url }),
+      storage: fileStorage(dir),
+    });
     const m = await backups.create();
     rmSync(join(dir, m.id, 'archive.dump'));
     const e = await rejection(backups.verify(m.id, { scratchUrl: db.url }));

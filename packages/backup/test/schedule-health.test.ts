@@ -151,6 +151,27 @@ describe('schedule', () => {
     await expect(backups.create()).rejects.toMatchObject({ code: 'ERR_OMS_BACKUP_CLOSED' });
   });
 
+  it('verifies after each backup, or on its own period with verify.everyMs', async () => {
+    const after = setup();
+    const s1 = after.backups.schedule({ everyMs: HOUR, verify: {} });
+    await after.clock.advanceAsync(2 * HOUR);
+    const list = await after.backups.list();
+    expect(list.map((m) => m.verification?.ok)).toEqual([true, true, true]);
+    await s1.close();
+
+    const own = setup();
+    const s2 = own.backups.schedule({ everyMs: HOUR, verify: { everyMs: 4 * HOUR } });
+    await own.clock.advanceAsync(0);
+    await own.clock.advanceAsync(9 * HOUR);
+    const verified = (await own.backups.list())
+      .filter((m) => m.verification)
+      .map((m) => (Date.parse(m.time) - START) / HOUR);
+    // One drill per 4-hour period, each on the newest backup of its moment: hours 0, 4 and 8.
+    expect(verified.sort((a, b) => a - b)).toEqual([0, 4, 8]);
+    await s2.close();
+    expect(own.clock.pending()).toBe(0);
+  });
+
   it('rejects a bad period', () => {
     const { backups } = setup();
     expect(() => backups.schedule({ everyMs: 0 })).toThrow(
