@@ -94,8 +94,8 @@ describe('remoteJwks against a real HTTP server', () => {
     });
   });
 
-  it('answers 503, never 401, when the IdP cannot be reached on a cold start', async () => {
-    for (const mode of ['error-500', 'not-json', 'empty'] as const) {
+  it('answers 503, never 401, when the IdP cannot be reached on a cold start (redirects are not followed)', async () => {
+    for (const mode of ['error-500', 'not-json', 'empty', 'redirect'] as const) {
       const { k1, server, verifier, fetches, token } = await setup();
       server.mode = mode;
       expect(await outcome(verifier.verify(await token(k1)))).toBe('ERR_OMS_AUTH_KEYS_UNAVAILABLE 503');
