@@ -50,7 +50,8 @@ export const deadLetters = {
    *
    * @example
    * import { deadLetters } from '@oms/outbox';
-   *    * declare const db: Kysely<unknown>;
+   * import type { Kysely } from 'kysely';
+   * declare const db: Kysely<unknown>;
    * const page = await deadLetters.list(db, { limit: 50 });
    */
   async list(
@@ -88,7 +89,8 @@ export const deadLetters = {
    *
    * @example
    * import { deadLetters } from '@oms/outbox';
-   *    * declare const db: Kysely<unknown>;
+   * import type { Kysely } from 'kysely';
+   * declare const db: Kysely<unknown>;
    * const moved = await deadLetters.redrive(db, ['42', '43']);
    */
   async redrive(db: OutboxDb, list: readonly string[], o: TablesOption = {}): Promise<string[]> {
@@ -109,7 +111,8 @@ export const deadLetters = {
    *
    * @example
    * import { deadLetters } from '@oms/outbox';
-   *    * declare const db: Kysely<unknown>;
+   * import type { Kysely } from 'kysely';
+   * declare const db: Kysely<unknown>;
    * await deadLetters.purge(db, { olderThan: new Date(Date.now() - 30 * 86_400_000) });
    */
   async purge(db: OutboxDb, o: TablesOption & { olderThan: Date }): Promise<number> {

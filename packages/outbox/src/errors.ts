@@ -1,4 +1,10 @@
-/** Stable codes of every error @oms/outbox throws. */
+/**
+ * Stable codes of every error @oms/outbox throws.
+ *
+ * @example
+ * import type { OutboxErrorCode } from '@oms/outbox';
+ * const badRequest: OutboxErrorCode[] = ['ERR_OMS_OUTBOX_PAYLOAD_NOT_JSON', 'ERR_OMS_OUTBOX_PAYLOAD_TOO_LARGE'];
+ */
 export type OutboxErrorCode =
   | 'ERR_OMS_OUTBOX_INVALID_OPTION'
   | 'ERR_OMS_OUTBOX_INVALID_MESSAGE'

@@ -1,6 +1,12 @@
 import { OmsOutboxError } from './errors.js';
 
-/** 1 MiB: the default largest serialised payload. */
+/**
+ * 1 MiB: the default largest serialised payload (`maxPayloadBytes`).
+ *
+ * @example
+ * import { DEFAULT_MAX_PAYLOAD_BYTES } from '@oms/outbox';
+ * const maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES / 4;
+ */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
 const notJson = (where: string, what: string) =>

@@ -25,6 +25,12 @@ const toMessage = (r: ClaimedRow): OutboxMessage => ({
 });
 
 /**
+ * The most messages of one key in a batch: each is a publish round of its own (a key's next message waits for the
+ * previous one's result), and the cap bounds the index rows a claim reads to heads × cap.
+ */
+export const MAX_PER_KEY = 16;
+
+/**
  * Claims up to `limit` messages for `relayId` until now() + `leaseMs`, in id order.
  *
  * `per-key`: a key is taken only through its head (its lowest id still in the outbox), and only when the head
@@ -49,7 +55,12 @@ export async function claim(
           limit ${o.limit}
           for update of h skip locked
         )
-        select f.id from ${t.outbox} f join heads on f.key = heads.key and f.id >= heads.id
+        select f.id from heads cross join lateral (
+          select id from ${t.outbox} n
+          where n.key = heads.key and n.id >= heads.id
+          order by n.id
+          limit ${Math.min(o.limit, MAX_PER_KEY)}
+        ) f
         order by f.id
         limit ${o.limit}`
     : sql`select id from ${t.outbox}

@@ -115,6 +115,7 @@ export async function migrate(db: OutboxDb, opts: TablesOption = {}): Promise<vo
  *
  * @example
  * import { outboxMigrations } from '@oms/outbox';
+ * import type { Kysely } from 'kysely';
  * import { Migrator } from 'kysely/migration';
  * declare const db: Kysely<unknown>;
  * const migrator = new Migrator({
@@ -146,6 +147,7 @@ export function outboxMigrations(tables?: OutboxTables): Record<string, OutboxMi
  *
  * @example
  * import { migrations } from '@oms/outbox';
+ * import type { Kysely } from 'kysely';
  * import { Migrator } from 'kysely/migration';
  * declare const db: Kysely<unknown>;
  * await new Migrator({ db, provider: { getMigrations: async () => migrations } }).migrateToLatest();

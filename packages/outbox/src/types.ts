@@ -56,15 +56,6 @@ export interface TablesOption {
   tables?: OutboxTables;
 }
 
-/** JSON values a payload may hold. */
-export type JsonValue =
-  | string
-  | number
-  | boolean
-  | null
-  | JsonValue[]
-  | { [key: string]: JsonValue | undefined };
-
 /**
  * A message to write with `enqueue`.
  *
@@ -245,7 +236,13 @@ export interface RelayStats {
   state: RelayState;
 }
 
-/** `'idle'` before `start()`, `'running'`, `'stopping'` during `stop()`, then `'stopped'`. */
+/**
+ * `'idle'` before `start()`, `'running'`, `'stopping'` during `stop()`, then `'stopped'`.
+ *
+ * @example
+ * import type { RelayState } from '@oms/outbox';
+ * const live = (s: RelayState) => s === 'running';
+ */
 export type RelayState = 'idle' | 'running' | 'stopping' | 'stopped';
 
 /**

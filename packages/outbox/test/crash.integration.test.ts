@@ -6,6 +6,7 @@ import { enqueue, migrate, type OutboxDb, type RelayStats, relay } from '../src/
 import { appliedLog, applyingPublisher, createAppliedLog } from './fixtures/applied.js';
 import { freshTables, openDb } from './fixtures/db.js';
 import type { RelayWorkerInput } from './fixtures/relay-worker.js';
+import { Watch } from './fixtures/watch.js';
 
 const worker = fileURLToPath(new URL('./fixtures/relay-worker.ts', import.meta.url));
 const pgServer = usePostgres();
@@ -16,8 +17,14 @@ beforeAll(() => {
 });
 afterAll(() => close());
 
+const watch = new Watch();
+afterAll(() => watch.killAll());
+
 function startRelay(input: RelayWorkerInput) {
-  const group: WorkerGroup<RelayStats> = spawnWorkers(1, worker, input, { timeoutMs: 240_000 });
+  const group: WorkerGroup<RelayStats> = watch.add(
+    spawnWorkers(1, worker, input, { timeoutMs: 240_000 }),
+    'a relay',
+  );
   const started = new Promise<void>((resolve) => {
     const off = group.on('message', (_i, m) => {
       if ((m as { started?: number }).started) {
@@ -57,11 +64,13 @@ describe('relays killed with SIGKILL', () => {
         await new Promise((res) => setTimeout(res, 20));
       }
     })();
-    const applied = async () =>
-      Number(
+    const applied = async () => {
+      watch.check();
+      return Number(
         (await sql<{ n: string }>`select count(*) as n from ${sql.id(tables.schema!, 'applied')}`.execute(db))
           .rows[0]?.n,
       );
+    };
     let kills = 0;
     while (kills < 6) {
       const before = await applied();
@@ -71,7 +80,7 @@ describe('relays killed with SIGKILL', () => {
       });
       if ((await applied()) === keys * perKey) break;
       const i = kills % 2;
-      relays[i]!.group.kill(0, 'SIGKILL');
+      watch.end(relays[i]!.group, () => relays[i]!.group.kill(0, 'SIGKILL'));
       const [outcome] = await relays[i]!.group.outcomes;
       expect(outcome?.ok).toBe(false);
       kills++;
@@ -83,7 +92,7 @@ describe('relays killed with SIGKILL', () => {
       timeoutMs: 60_000,
       what: 'every message applied',
     });
-    for (const r of relays) r.group.send(0, 'stop');
+    for (const r of relays) watch.end(r.group, () => r.group.send(0, 'stop'));
     await Promise.all(relays.map((r) => r.group.outcomes));
     expect(kills).toBeGreaterThanOrEqual(3);
 

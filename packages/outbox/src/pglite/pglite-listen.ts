@@ -1,7 +1,14 @@
 import type { PGlite } from '@electric-sql/pglite';
 import type { Listen } from '../types.js';
 
-/** The part of a PGlite instance the listener uses. */
+/**
+ * The part of a PGlite instance the listener uses.
+ *
+ * @example
+ * import { PGlite } from '@electric-sql/pglite';
+ * import type { PGliteListenLike } from '@oms/outbox/pglite';
+ * const db: PGliteListenLike = new PGlite();
+ */
 export type PGliteListenLike = Pick<PGlite, 'listen'>;
 
 /**

@@ -1,6 +1,13 @@
 import type { Listen } from '../types.js';
 
-/** The part of a `pg.Client` the listener uses. A dedicated client: a pooled one may be handed to others. */
+/**
+ * The part of a `pg.Client` the listener uses. A dedicated client: a pooled one may be handed to others.
+ *
+ * @example
+ * import type { PgListenClient } from '@oms/outbox/postgres';
+ * import pg from 'pg';
+ * const client: PgListenClient = new pg.Client();
+ */
 export interface PgListenClient {
   query(text: string): Promise<unknown>;
   on(

@@ -1,7 +1,14 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { OutboxMessage } from '../types.js';
 
-/** The commands the Redis Streams publisher sends: a `Redis` or a `Cluster` from ioredis fits. */
+/**
+ * The commands the Redis Streams publisher sends: a `Redis` or a `Cluster` from ioredis fits.
+ *
+ * @example
+ * import type { RedisStreamsLike } from '@oms/outbox/redis';
+ * import { Cluster } from 'ioredis';
+ * const redis: RedisStreamsLike = new Cluster([{ host: '127.0.0.1', port: 7000 }]);
+ */
 export type RedisStreamsLike = Pick<Redis | Cluster, 'evalsha' | 'eval'>;
 
 /**

@@ -1,0 +1,220 @@
+import { enqueue, fnPublisher, migrate, type Relay, relay } from '@oms/outbox';
+import { pgListen } from '@oms/outbox/postgres';
+import { redisStreamsPublisher } from '@oms/outbox/redis';
+import { Redis } from 'ioredis';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import PgBoss from 'pg-boss';
+import { defineSuite } from '../src/harness.js';
+
+// Drain cases: one iteration writes N rows with one multi-row INSERT and then waits until they are drained, so
+// every side pays the same write and the ratios compare the drains. The relay cases run a started relay that
+// sleeps between iterations and is woken by the insert's NOTIFY, as in production; the floor is a bare
+// `DELETE … FOR UPDATE SKIP LOCKED LIMIT 100` loop; pg-boss fetches 100 jobs and completes them by id.
+const N = 1_000;
+const KEYS = 1_000;
+const batchOf = (topic: string) =>
+  Array.from({ length: N }, (_, i) => ({ topic, key: `k${i % KEYS}`, type: 'bench', payload: { i } }));
+
+/** A relay that resolves `drained()` once `n` more messages were published. */
+function drainable(r: Relay) {
+  let published = 0;
+  let waiter: { target: number; resolve: () => void } | undefined;
+  r.on('published', (e) => {
+    published += e.messages.length;
+    if (waiter && published >= waiter.target) {
+      waiter.resolve();
+      waiter = undefined;
+    }
+  });
+  return (n: number) =>
+    new Promise<void>((resolve) => {
+      const target = published + n;
+      if (published >= target) resolve();
+      else waiter = { target, resolve };
+    });
+}
+
+export default defineSuite({
+  name: 'outbox',
+  async setup(env) {
+    const pool = new pg.Pool({ connectionString: env.postgresUrl, max: 12 });
+    await Promise.all(Array.from({ length: 12 }, () => pool.query('select 1')));
+    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
+    const redis = new Redis(env.redisUrl);
+    const listeners: pg.Client[] = [];
+    const listener = async () => {
+      const c = new pg.Client({ connectionString: env.postgresUrl });
+      await c.connect();
+      listeners.push(c);
+      return pgListen(c);
+    };
+
+    const started: Relay[] = [];
+    const relayCase = async (
+      schema: string,
+      ordering: 'per-key' | 'none',
+      publisher: Parameters<typeof relay>[0]['publisher'],
+    ) => {
+      const tables = { schema };
+      await migrate(db, { tables });
+      const r = relay({
+        db,
+        tables,
+        publisher,
+        ordering,
+        batchSize: 100,
+        pollMs: 60_000,
+        listen: await listener(),
+      });
+      const drained = drainable(r);
+      r.start();
+      started.push(r);
+      return async () => {
+        const done = drained(N);
+        await enqueue(db, batchOf('bench'), { tables });
+        await done;
+      };
+    };
+    const noop = fnPublisher(() => undefined);
+    const perKey = await relayCase('bench_outbox_key', 'per-key', noop);
+    const unordered = await relayCase('bench_outbox_none', 'none', noop);
+    const toRedis = await relayCase(
+      'bench_outbox_redis',
+      'per-key',
+      redisStreamsPublisher({ redis, stream: 'bench:outbox', maxLen: 100_000 }),
+    );
+
+    // the floor: the same table shape, drained by the bare statement a hand-written relay would run
+    await migrate(db, { tables: { schema: 'bench_outbox_raw' } });
+    const rawDrain = async () => {
+      await enqueue(db, batchOf('bench'), { tables: { schema: 'bench_outbox_raw' } });
+      for (;;) {
+        const res = await pool.query(
+          `delete from bench_outbox_raw.outbox where id in (
+             select id from bench_outbox_raw.outbox order by id limit 100 for update skip locked
+           ) returning id, topic, key, type, payload, headers`,
+        );
+        if (res.rowCount === 0) return;
+      }
+    };
+
+    const boss = new PgBoss({
+      connectionString: env.postgresUrl,
+      schema: 'bench_pgboss',
+      supervise: false,
+      schedule: false,
+    });
+    boss.on('error', () => {});
+    await boss.start();
+    await boss.createQueue('bench');
+    const bossJobs = Array.from({ length: N }, (_, i) => ({ name: 'bench', data: { i } }));
+    const bossWorker = async () => {
+      for (;;) {
+        const jobs = await boss.fetch<{ i: number }>('bench', { batchSize: 100 });
+        if (jobs.length === 0) return;
+        await boss.complete(
+          'bench',
+          jobs.map((j) => j.id),
+        );
+      }
+    };
+    const bossDrain = (workers: number) => async () => {
+      await boss.insert(bossJobs);
+      await Promise.all(Array.from({ length: workers }, bossWorker));
+    };
+
+    // enqueue cost inside a transaction the application already runs, next to the bare INSERT transaction
+    await sql`create table if not exists bench_orders (id bigserial primary key, total int not null)`.execute(
+      db,
+    );
+    await migrate(db, { tables: { schema: 'bench_outbox_enqueue' } });
+    const bareTx = () =>
+      db.transaction().execute(async (trx) => {
+        await sql`insert into bench_orders (total) values (1)`.execute(trx);
+      });
+    const txWithEnqueue = () =>
+      db.transaction().execute(async (trx) => {
+        await sql`insert into bench_orders (total) values (1)`.execute(trx);
+        await enqueue(
+          trx,
+          { topic: 'orders', key: 'o', type: 'created', payload: { total: 1 } },
+          {
+            tables: { schema: 'bench_outbox_enqueue' },
+          },
+        );
+      });
+    const x8 = (fn: () => Promise<unknown>) => () => Promise.all(Array.from({ length: 8 }, fn));
+    // keep the tables small: the enqueue case's relay-less outbox would otherwise grow for the whole run
+    const trimEnqueue = () => sql`truncate bench_outbox_enqueue.outbox, bench_orders`.execute(db);
+
+    return {
+      pool,
+      db,
+      redis,
+      listeners,
+      started,
+      boss,
+      perKey,
+      unordered,
+      toRedis,
+      rawDrain,
+      bossDrain,
+      bareTx,
+      txWithEnqueue,
+      x8,
+      trimEnqueue,
+    };
+  },
+  cases: (c) => [
+    { name: 'raw DELETE SKIP LOCKED LIMIT 100 drain', ops: N, fn: c.rawDrain },
+    { name: 'oms relay drain, no-op publisher, per-key', ops: N, fn: c.perKey },
+    { name: 'oms relay drain, no-op publisher, unordered', ops: N, fn: c.unordered },
+    { name: 'oms relay drain to Redis Streams, per-key', ops: N, fn: c.toRedis },
+    { name: 'pg-boss fetch+complete drain, 1 worker', ops: N, fn: c.bossDrain(1) },
+    { name: 'pg-boss fetch+complete drain, 2 workers', ops: N, fn: c.bossDrain(2) },
+    { name: 'bare INSERT transaction c1', fn: c.bareTx },
+    { name: 'INSERT + enqueue transaction c1', fn: c.txWithEnqueue },
+    { name: 'bare INSERT transaction c8', ops: 8, fn: c.x8(c.bareTx) },
+    { name: 'INSERT + enqueue transaction c8', ops: 8, fn: c.x8(c.txWithEnqueue) },
+  ],
+  ratios: [
+    {
+      name: 'relay (per-key) drain time / raw DELETE floor',
+      numerator: 'oms relay drain, no-op publisher, per-key',
+      denominator: 'raw DELETE SKIP LOCKED LIMIT 100 drain',
+    },
+    {
+      name: 'pg-boss (1 worker) drain time / relay (per-key)',
+      numerator: 'pg-boss fetch+complete drain, 1 worker',
+      denominator: 'oms relay drain, no-op publisher, per-key',
+      goal: '>= 8',
+    },
+    {
+      name: 'per-key / unordered drain time',
+      numerator: 'oms relay drain, no-op publisher, per-key',
+      denominator: 'oms relay drain, no-op publisher, unordered',
+      goal: '<= 2',
+    },
+    {
+      name: 'INSERT + enqueue / bare INSERT transaction, c1',
+      numerator: 'INSERT + enqueue transaction c1',
+      denominator: 'bare INSERT transaction c1',
+      goal: '<= 1.2',
+    },
+    {
+      name: 'INSERT + enqueue / bare INSERT transaction, c8',
+      numerator: 'INSERT + enqueue transaction c8',
+      denominator: 'bare INSERT transaction c8',
+      goal: '<= 1.2',
+    },
+  ],
+  async teardown(c) {
+    await Promise.all(c.started.map((r) => r.stop({ drain: false })));
+    await c.trimEnqueue().catch(() => {});
+    await c.boss.stop({ graceful: false }).catch(() => {});
+    for (const l of c.listeners) await l.end().catch(() => {});
+    c.redis.disconnect();
+    await c.db.destroy();
+  },
+});
