@@ -130,6 +130,33 @@ export function fileStorage(dir: string): BackupStorage {
       return out.sort();
     },
 
+    async sweep(olderThanMs) {
+      let removed = 0;
+      const cutoff = Date.now() - olderThanMs;
+      const walk = async (d: string): Promise<void> => {
+        const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+        for (const ent of entries) {
+          const p = join(d, ent.name);
+          if (ent.isDirectory()) await walk(p);
+          else if (ent.name.includes(TMP)) {
+            const s = await stat(p).catch(() => undefined);
+            if (
+              s &&
+              s.mtimeMs < cutoff &&
+              (await unlink(p).then(
+                () => true,
+                () => false,
+              ))
+            )
+              removed++;
+          }
+        }
+        if (d !== root) await rmdir(d).catch(() => {});
+      };
+      await walk(root);
+      return removed;
+    },
+
     async delete(key) {
       const file = pathOf(key);
       await rm(file, { force: true }).catch((e: unknown) => {

@@ -10,7 +10,12 @@ import {
 } from './errors.js';
 import { type Clock, systemClock } from './internal/clock.js';
 import { Emitter } from './internal/emitter.js';
-import { type CheckedPolicy, checkRetention, planRetention } from './retention.js';
+import {
+  type CheckedPolicy,
+  checkRetention,
+  DEFAULT_INCOMPLETE_AFTER_MS,
+  planRetention,
+} from './retention.js';
 import { BackupScheduler } from './scheduler.js';
 import { healthOf, statusOf } from './status.js';
 import type {
@@ -61,6 +66,14 @@ async function readAll(src: AsyncIterable<Uint8Array>): Promise<Buffer> {
 }
 
 const compactIso = (ms: number) => new Date(ms).toISOString().replace(/[-:.]/g, '');
+
+/** When a backup with this id started (ids begin with a compact ISO time), or undefined for a foreign key. */
+function idTime(id: string): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(id);
+  if (!m) return undefined;
+  const t = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z`);
+  return Number.isNaN(t) ? undefined : t;
+}
 
 function codeOf(e: unknown): BackupErrorCode | 'ERR_UNKNOWN' {
   return isOmsBackupError(e) ? e.code : 'ERR_UNKNOWN';
@@ -445,17 +458,27 @@ class Manager implements BackupManager {
     const signal = this.#signal(opts, 'prune');
     return this.#observe('prune', undefined, async () => {
       const all = await this.list({ signal });
+      const now = this.clock.now();
       const plan = planRetention(
         all.map((m) => ({ id: m.id, time: Date.parse(m.time), verified: m.verification?.ok === true })),
         this.#retention,
-        this.clock.now(),
+        now,
         opts.dryRun === true,
       );
+      const staleMs = this.#retention?.incompleteAfterMs ?? DEFAULT_INCOMPLETE_AFTER_MS;
+      const complete = new Set(all.map((m) => m.id));
+      const ids = new Set((await this.#storage.list('', { signal })).map((k) => k.split('/')[0] as string));
+      for (const id of ids) {
+        const started = idTime(id);
+        if (!complete.has(id) && started !== undefined && now - started > staleMs)
+          plan.incomplete.push({ id });
+      }
       if (!plan.dryRun) {
-        for (const d of plan.delete) {
+        for (const d of [...plan.delete, ...plan.incomplete]) {
           throwIfAborted(signal, 'prune');
           await this.#remove(d.id);
         }
+        await this.#storage.sweep?.(staleMs, { signal });
       }
       return plan;
     });

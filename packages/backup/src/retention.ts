@@ -16,8 +16,11 @@ export interface CheckedPolicy {
   monthly: number;
   yearly: number;
   minAgeMs: number;
+  incompleteAfterMs: number;
   timeZone: string;
 }
+
+export const DEFAULT_INCOMPLETE_AFTER_MS = 2 * 86_400_000;
 
 export function checkRetention(p: RetentionPolicy | undefined): CheckedPolicy | undefined {
   if (p === undefined) return undefined;
@@ -40,6 +43,10 @@ export function checkRetention(p: RetentionPolicy | undefined): CheckedPolicy | 
     yearly: n('yearly'),
     minAgeMs:
       p.minAgeMs === undefined ? 0 : v.durationMs('retention.minAgeMs', p.minAgeMs, { allowInfinity: true }),
+    incompleteAfterMs:
+      p.incompleteAfterMs === undefined
+        ? DEFAULT_INCOMPLETE_AFTER_MS
+        : v.durationMs('retention.incompleteAfterMs', p.incompleteAfterMs, { min: 60_000 }),
     timeZone,
   };
   if (
@@ -117,6 +124,7 @@ export function planRetention(
   const iso = (ms: number) => new Date(ms).toISOString();
   return {
     dryRun,
+    incomplete: [],
     keep: sorted
       .filter((b) => (reasons.get(b.id) ?? []).length > 0)
       .map((b) => ({ id: b.id, time: iso(b.time), reasons: reasons.get(b.id) ?? [] })),

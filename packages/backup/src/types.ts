@@ -138,6 +138,8 @@ export interface BackupStorage {
   list(prefix: string, opts?: { signal?: AbortSignal }): Promise<string[]>;
   /** Removes `key`; absent keys are fine. */
   delete(key: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Optional: removes the leftovers of interrupted writes older than `olderThanMs`; resolves to how many. */
+  sweep?(olderThanMs: number, opts?: { signal?: AbortSignal }): Promise<number>;
 }
 
 /**
@@ -264,6 +266,11 @@ export interface RetentionPolicy {
   yearly?: number;
   /** Backups younger than this are always kept. Default 0. */
   minAgeMs?: number;
+  /**
+   * A backup without a manifest (interrupted by a crash) is deleted by prune once it is this old, and so are
+   * interrupted writes. Keep it above your longest backup. Default 2 days.
+   */
+  incompleteAfterMs?: number;
   /** IANA time zone of the calendar buckets. Default `UTC`. */
   timeZone?: string;
 }
@@ -297,6 +304,8 @@ export type KeepReason =
  */
 export interface PrunePlan {
   dryRun: boolean;
+  /** Backups interrupted before their manifest was written, old enough to delete. */
+  incomplete: { id: string }[];
   keep: { id: string; time: string; reasons: KeepReason[] }[];
   delete: { id: string; time: string }[];
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,6 +110,28 @@ describe('crash mid-backup', () => {
       const m = await backups.create();
       expect((await backups.list()).map((b) => b.id)).toEqual([m.id]);
       await backups.verify(m.id, { scratchUrl: db.url });
+
+      // Once the leftovers are older than incompleteAfterMs, prune removes them and keeps the complete backup.
+      const crashed = files(dir).find((f) => f.includes('.tmp-')) as string;
+      const old = new Date(Date.now() - 3_600_000);
+      utimesSync(join(dir, crashed), old, old);
+      const later = backupManager({
+        source: postgresSource({ connectionString: db.url }),
+        storage: fileStorage(dir),
+        clock: { now: () => Date.now() + 3_600_000, setTimeout, clearTimeout },
+        retention: { keepLast: 5, incompleteAfterMs: 600_000 },
+      });
+      // A crash between the archive's rename and the manifest's leaves a complete archive without a manifest.
+      const m2 = await backups.create();
+      rmSync(join(dir, m2.id, 'manifest.json'));
+      expect((await backups.list()).map((b) => b.id)).toEqual([m.id]);
+      const dry = await later.prune({ dryRun: true });
+      expect(dry.incomplete).toEqual([{ id: m2.id }]);
+      expect(files(dir).some((f) => f.includes('.tmp-'))).toBe(true);
+      expect(crashed).toBeDefined();
+      const plan = await later.prune();
+      expect(plan.keep.map((k) => k.id)).toEqual([m.id]);
+      expect(files(dir).filter((f) => !f.startsWith(m.id))).toEqual([]);
     },
     HEAVY,
   );
