@@ -1,4 +1,5 @@
-import type { Tracer } from '@opentelemetry/api';
+import { readFileSync } from 'node:fs';
+import { type Meter, metrics, type Tracer, trace } from '@opentelemetry/api';
 import {
   AggregationTemporality,
   InMemoryMetricExporter,
@@ -140,5 +141,33 @@ describe('instrument()', () => {
     await cb.execute(() => Promise.reject(new Error('x'))).catch(() => {});
     expect(cb.state).toBe('open');
     expect(spans.length).toBe(2);
+  });
+
+  it("asks the global providers for the meter and tracer '@oms/breaker' at the version in package.json", () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    const asked: string[] = [];
+    const meter = new MeterProvider().getMeter('unused');
+    metrics.setGlobalMeterProvider({
+      getMeter: (name: string, version?: string) => {
+        asked.push(`meter ${name}@${version}`);
+        return meter as Meter;
+      },
+    });
+    trace.setGlobalTracerProvider({
+      getTracer: (name: string, version?: string) => {
+        asked.push(`tracer ${name}@${version}`);
+        return { startSpan: () => ({ end: () => {} }) } as unknown as Tracer;
+      },
+    });
+    try {
+      const detach = instrument(circuitBreaker({ name: 'v' }));
+      detach();
+      expect(asked).toEqual([`meter @oms/breaker@${pkg.version}`, `tracer @oms/breaker@${pkg.version}`]);
+    } finally {
+      metrics.disable();
+      trace.disable();
+    }
   });
 });
