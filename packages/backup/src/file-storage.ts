@@ -91,7 +91,7 @@ export function fileStorage(dir: string): BackupStorage {
       return { bytes };
     },
 
-    async get(key, _opts = {}) {
+    async get(key, opts = {}) {
       const file = pathOf(key);
       try {
         const s = await stat(file);
@@ -104,7 +104,7 @@ export function fileStorage(dir: string): BackupStorage {
         }
         throw storageError(`reading ${key}`, e);
       }
-      return createReadStream(file, { highWaterMark: 256 * 1024 });
+      return createReadStream(file, { highWaterMark: 256 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
     },
 
     async list(prefix) {
