@@ -47,7 +47,8 @@ export interface Claims {
 }
 
 /**
- * Who made the request, as the rest of the application sees it. Frozen.
+ * Who made the request, as the rest of the application sees it. Frozen: deeply when the verifier caches (a cached
+ * principal is shared by every request presenting the token), the top levels with `cache: false`.
  *
  * @example
  * const p: Principal = { subject: 'user-1', roles: ['clerk'], scopes: ['orders:read'], tenant: 'acme', claims: {} };

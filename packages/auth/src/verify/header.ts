@@ -21,21 +21,26 @@ export const normalizeTyp = (typ: string): string => {
   return t.startsWith('application/') ? t.slice(12) : t;
 };
 
+/** What `parseHeader` checks a header against. */
+export interface HeaderRules {
+  readonly algorithms: ReadonlySet<string>;
+  readonly typ: string | undefined;
+  /** The typ a token must never have unless asked for (a DPoP proof is not an access token). */
+  readonly refusedTyp: string | undefined;
+  readonly allowEmbeddedJwk?: boolean;
+  readonly what: string;
+}
+
+const HEADER_CACHE_MAX = 256;
+
 /**
  * Checks the compact form and the protected header before any key is looked up or any signature computed, so a
  * hostile token costs a split and one small JSON parse. Everything refused here has its own code.
+ *
+ * Tokens of one issuer share a handful of distinct headers, so a verifier passes `cache`: accepted headers are
+ * remembered by their exact encoded segment (the checks depend on nothing else), refused ones never are.
  */
-export function parseHeader(
-  token: string,
-  o: {
-    readonly algorithms: ReadonlySet<string>;
-    readonly typ: string | undefined;
-    /** The typ a token must never have unless asked for (a DPoP proof is not an access token). */
-    readonly refusedTyp: string | undefined;
-    readonly allowEmbeddedJwk?: boolean;
-    readonly what: string;
-  },
-): JwsHeader {
+export function parseHeader(token: string, o: HeaderRules, cache?: Map<string, JwsHeader>): JwsHeader {
   const parts = token.split('.');
   if (parts.length === 5)
     throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what} is a JWE; a signed JWS was expected`);
@@ -45,6 +50,19 @@ export function parseHeader(
   if (!B64URL.test(h) || !B64URL.test(p) || (s.length > 0 && !B64URL.test(s))) {
     throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what} has characters outside base64url`);
   }
+  let header = cache?.get(h);
+  if (header === undefined) {
+    header = readHeader(h, o);
+    if (cache !== undefined) {
+      if (cache.size >= HEADER_CACHE_MAX) cache.clear();
+      cache.set(h, header);
+    }
+  }
+  if (s.length === 0) throw fail('ERR_OMS_AUTH_SIGNATURE', `${o.what} has no signature`);
+  return header;
+}
+
+function readHeader(h: string, o: HeaderRules): JwsHeader {
   let header: unknown;
   try {
     header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
@@ -82,8 +100,7 @@ export function parseHeader(
   if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)) {
     throw fail('ERR_OMS_AUTH_MALFORMED', `${o.what}'s kid is not a string of 1-256 characters`);
   }
-  if (s.length === 0) throw fail('ERR_OMS_AUTH_SIGNATURE', `${o.what} has no signature`);
-  return { alg: alg as JwsAlgorithm, kid, typ, jwk: hd.jwk };
+  return Object.freeze({ alg: alg as JwsAlgorithm, kid, typ, jwk: hd.jwk });
 }
 
 /** Translates jose's errors into this package's codes. */

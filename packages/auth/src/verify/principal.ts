@@ -42,3 +42,12 @@ export function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/** Freezes an object and the objects it holds directly (a principal's role and scope lists), not deeper. */
+export function shallowFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) if (Array.isArray(v)) Object.freeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -19,8 +19,8 @@ import type {
   VerifyOptions,
 } from '../types.js';
 import { stringList, v } from '../validate.js';
-import { fromJose, normalizeTyp, parseHeader } from './header.js';
-import { deepFreeze, defaultPrincipal } from './principal.js';
+import { fromJose, type HeaderRules, type JwsHeader, normalizeTyp, parseHeader } from './header.js';
+import { deepFreeze, defaultPrincipal, shallowFreeze } from './principal.js';
 import { type Credentials, readCredentials } from './request.js';
 
 /** Everything a verification needs, checked once at construction. */
@@ -57,10 +57,14 @@ class JwtVerifier implements Verifier {
   readonly #cache: VerificationCache | undefined;
   readonly #events = new Emitter<VerifierEvents>();
   readonly #offKeys: (() => void)[];
+  readonly #headerRules: HeaderRules;
+  /** Accepted protected headers by their encoded segment: an issuer's tokens share a handful. */
+  readonly #headers = new Map<string, JwsHeader>();
 
   constructor(s: Settings, cache: VerificationCache | undefined) {
     this.#s = s;
     this.#cache = cache;
+    this.#headerRules = { algorithms: s.algorithmSet, typ: s.typ, refusedTyp: 'dpop+jwt', what: 'the token' };
     this.#offKeys = [
       s.keys.on('fetch', (e) => this.#events.emit('jwksFetch', e)),
       s.keys.on('retired', () => this.#cache?.dropRetired()),
@@ -190,12 +194,7 @@ class JwtVerifier implements Verifier {
     const now = s.clock.now();
     const hit = this.#cache?.get(token, now);
     if (hit !== undefined) return { principal: hit, jkt: jktOf(hit.claims), cached: true };
-    const header = parseHeader(token, {
-      algorithms: s.algorithmSet,
-      typ: s.typ,
-      refusedTyp: 'dpop+jwt',
-      what: 'the token',
-    });
+    const header = parseHeader(token, this.#headerRules, this.#headers);
     const resolved = await s.keys.getKey(header.alg, header.kid, signal);
     let claims: Claims;
     try {
@@ -213,7 +212,10 @@ class JwtVerifier implements Verifier {
     }
     let principal: Principal;
     try {
-      principal = deepFreeze(s.toPrincipal(deepFreeze(claims)));
+      // A cached principal is shared by every request presenting the token, so it is frozen all the way down;
+      // without a cache only the top levels are (deep freezing a parsed payload costs as much as the header parse).
+      const freeze = this.#cache === undefined ? shallowFreeze : deepFreeze;
+      principal = freeze(s.toPrincipal(freeze(claims)));
     } catch (e) {
       throw fail('ERR_OMS_AUTH_CLAIMS', 'the token claims do not map to a principal', e);
     }
