@@ -290,6 +290,54 @@ describe('relay', () => {
     }
   });
 
+  it('pgListen with a connect function reconnects a lost session and keeps waking the relay', async () => {
+    const { tables, make } = await setup();
+    const connected: pg.Client[] = [];
+    const listen = pgListen(
+      async () => {
+        const c = new pg.Client({ connectionString: pgServer.url });
+        await c.connect();
+        connected.push(c);
+        return c;
+      },
+      { reconnectMs: 50 },
+    );
+    const rec = recorder();
+    const r = make({ publisher: rec.publisher, listen, pollMs: 30_000 });
+    let idle = 0;
+    r.on('idle', () => idle++);
+    r.start();
+    await until(() => idle >= 1 && connected.length === 1, { what: 'the relay to listen and go idle' });
+    const listenerPid = async () =>
+      (
+        await sql<{ pid: number }>`select pid from pg_stat_activity
+          where query like 'LISTEN%' and datname = current_database()`.execute(db)
+      ).rows.map((x) => x.pid);
+    const [first] = await until(
+      async () => {
+        const pids = await listenerPid();
+        return pids.length === 1 ? pids : undefined;
+      },
+      { what: 'the LISTEN session' },
+    );
+    await sql`select pg_terminate_backend(${first})`.execute(db);
+    await until(() => connected.length === 2, { timeoutMs: 10_000, what: 'a reconnect' });
+    await until(
+      async () => {
+        const pids = await listenerPid();
+        return pids.length === 1 && pids[0] !== first;
+      },
+      { timeoutMs: 10_000, what: 'the new LISTEN session' },
+    );
+    await enqueue(db, { topic: 't', key: 'k', type: 'x', payload: 1 }, { tables });
+    await until(() => rec.accepted.length === 1, {
+      timeoutMs: 10_000,
+      what: 'a publish woken through the new session',
+    });
+    await r.stop();
+    await until(async () => (await listenerPid()).length === 0, { what: 'the session ended by stop' });
+  });
+
   it('without LISTEN and a 30 s poll, the same insert waits for the poll', async () => {
     const { tables, make } = await setup();
     const rec = recorder();

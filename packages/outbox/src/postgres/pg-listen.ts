@@ -1,4 +1,7 @@
+import { backgroundTimeout, type Clock, systemClock } from '../internal/clock.js';
 import type { Listen } from '../types.js';
+
+type Notification = { channel: string; payload?: string | undefined };
 
 /**
  * The part of a `pg.Client` the listener uses. A dedicated client: a pooled one may be handed to others.
@@ -10,20 +13,41 @@ import type { Listen } from '../types.js';
  */
 export interface PgListenClient {
   query(text: string): Promise<unknown>;
-  on(
-    event: 'notification',
-    fn: (message: { channel: string; payload?: string | undefined }) => void,
-  ): unknown;
-  removeListener(
-    event: 'notification',
-    fn: (message: { channel: string; payload?: string | undefined }) => void,
-  ): unknown;
+  on(event: 'notification', fn: (message: Notification) => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  on(event: 'end', fn: () => void): unknown;
+  removeListener(event: 'notification', fn: (message: Notification) => void): unknown;
+  removeListener(event: 'error', fn: (err: Error) => void): unknown;
+  removeListener(event: 'end', fn: () => void): unknown;
+  /** Used only on clients `pgListen` connected itself (from a `connect` function). */
+  end?(): Promise<void>;
 }
 
 /**
- * Wakes a relay on `NOTIFY`, through a dedicated, connected `pg.Client` (LISTEN needs a real session: behind
- * PgBouncer transaction pooling, connect this client to PostgreSQL directly). If the client dies, the relay
- * keeps working on its poll; reconnecting the client is the caller's business.
+ * Options of `pgListen`.
+ *
+ * @example
+ * import type { PgListenOptions } from '@oms/outbox/postgres';
+ * const opts: PgListenOptions = { reconnectMs: 500 };
+ */
+export interface PgListenOptions {
+  /** With a `connect` function: the first delay before reconnecting a lost session, doubled up to 30 s. Default 1000 ms. */
+  reconnectMs?: number;
+  /** Timers for the reconnect. Default: the system clock (unref'd: a reconnect never holds the process). */
+  clock?: Clock;
+}
+
+const listenSql = (verb: 'LISTEN' | 'UNLISTEN', channel: string) =>
+  `${verb} "${channel.replaceAll('"', '""')}"`;
+
+/**
+ * Wakes a relay on `NOTIFY` through a dedicated session (LISTEN needs a real one: behind PgBouncer transaction
+ * pooling, connect to PostgreSQL directly).
+ *
+ * - Given a connected `pg.Client`, it listens on it; if that client dies, the relay carries on with its poll.
+ * - Given a function that connects a new client, it owns the session: when the session is lost (a PostgreSQL
+ *   restart, a terminated backend) it reconnects with backoff and then wakes the relay once, so anything
+ *   inserted while it was away is claimed at once; the relay's stop ends the client.
  *
  * @example
  * import { relay, fnPublisher } from '@oms/outbox';
@@ -31,30 +55,124 @@ export interface PgListenClient {
  * import type { Kysely } from 'kysely';
  * import pg from 'pg';
  * declare const db: Kysely<unknown>;
- * const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
- * await client.connect();
- * const r = relay({ db, listen: pgListen(client), publisher: fnPublisher(async () => {}) });
- * r.start();
+ * const listen = pgListen(async () => {
+ *   const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+ *   await client.connect();
+ *   return client;
+ * });
+ * relay({ db, listen, publisher: fnPublisher(async () => {}) }).start();
  */
-export function pgListen(client: PgListenClient): Listen {
-  if (typeof client?.query !== 'function' || typeof client.on !== 'function') {
-    throw new TypeError('pgListen needs a connected pg.Client');
+export function pgListen(
+  source: PgListenClient | (() => Promise<PgListenClient>),
+  opts: PgListenOptions = {},
+): Listen {
+  if (typeof source === 'function') return reconnecting(source, opts);
+  if (typeof source?.query !== 'function' || typeof source.on !== 'function') {
+    throw new TypeError('pgListen needs a connected pg.Client, or a function that connects one');
   }
   return {
     async subscribe(channel, onNotify) {
-      const fn = (m: { channel: string }) => {
+      const fn = (m: Notification) => {
         if (m.channel === channel) onNotify();
       };
-      client.on('notification', fn);
+      source.on('notification', fn);
       try {
-        await client.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+        await source.query(listenSql('LISTEN', channel));
       } catch (e) {
-        client.removeListener('notification', fn);
+        source.removeListener('notification', fn);
         throw e;
       }
       return async () => {
-        client.removeListener('notification', fn);
-        await client.query(`UNLISTEN "${channel.replaceAll('"', '""')}"`).catch(() => {});
+        source.removeListener('notification', fn);
+        await source.query(listenSql('UNLISTEN', channel)).catch(() => {});
+      };
+    },
+  };
+}
+
+function reconnecting(connect: () => Promise<PgListenClient>, opts: PgListenOptions): Listen {
+  const baseMs = opts.reconnectMs ?? 1_000;
+  if (!Number.isFinite(baseMs) || baseMs < 0) {
+    throw new TypeError(`reconnectMs must be a finite number >= 0 (got ${String(opts.reconnectMs)})`);
+  }
+  const clock = opts.clock ?? systemClock;
+  return {
+    async subscribe(channel, onNotify) {
+      let client: PgListenClient | undefined;
+      let closed = false;
+      let timer: unknown;
+      let delay = baseMs;
+      const onNotification = (m: Notification) => {
+        if (m.channel === channel) onNotify();
+      };
+      const detach = (c: PgListenClient) => {
+        c.removeListener('notification', onNotification);
+        c.removeListener('error', onLost);
+        c.removeListener('end', onLost);
+      };
+      function onLost() {
+        const lost = client;
+        client = undefined;
+        if (lost) {
+          detach(lost);
+          // keep a late socket error from becoming an unhandled 'error' event
+          lost.on('error', () => {});
+          void lost.end?.().catch(() => {});
+        }
+        if (!closed && timer === undefined) retry();
+      }
+      const open = async () => {
+        const c = await connect();
+        c.on('notification', onNotification);
+        c.on('error', onLost);
+        c.on('end', onLost);
+        try {
+          await c.query(listenSql('LISTEN', channel));
+        } catch (e) {
+          detach(c);
+          c.on('error', () => {});
+          await c.end?.().catch(() => {});
+          throw e;
+        }
+        if (closed) {
+          detach(c);
+          await c.end?.().catch(() => {});
+          return;
+        }
+        client = c;
+        delay = baseMs;
+      };
+      const retry = () => {
+        timer = backgroundTimeout(
+          clock,
+          () => {
+            timer = undefined;
+            if (closed) return;
+            open().then(
+              // notifications sent while the session was down are gone: look once
+              () => onNotify(),
+              () => {
+                delay = Math.min(delay * 2 || 100, 30_000);
+                if (!closed && timer === undefined) retry();
+              },
+            );
+          },
+          delay,
+        );
+      };
+      await open();
+      return async () => {
+        closed = true;
+        if (timer !== undefined) clock.clearTimeout(timer);
+        timer = undefined;
+        const c = client;
+        client = undefined;
+        if (c) {
+          detach(c);
+          c.on('error', () => {});
+          await c.query(listenSql('UNLISTEN', channel)).catch(() => {});
+          await c.end?.().catch(() => {});
+        }
       };
     },
   };
