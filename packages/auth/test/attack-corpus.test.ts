@@ -113,6 +113,13 @@ add('an ES256 signature with its bytes flipped', 'ERR_OMS_AUTH_SIGNATURE', async
   return `${h}.${p}.${bytes.toString('base64url')}`;
 });
 add("an attacker's key under the issuer's kid", 'ERR_OMS_AUTH_SIGNATURE', () => sign(attacker));
+add('a valid signature re-spelled with non-zero padding bits', 'ERR_OMS_AUTH_SIGNATURE', async () => {
+  // 64 signature bytes take 86 characters: the last one carries 4 unused bits, which decoders ignore
+  const [h, p, s] = parts(await sign(es));
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = alphabet.indexOf(s.charAt(s.length - 1));
+  return `${h}.${p}.${s.slice(0, -1)}${alphabet.charAt(last | 1)}`;
+});
 // kid injection
 add('kid path traversal', 'ERR_OMS_AUTH_KEY_NOT_FOUND', () =>
   craft({ alg: 'RS256', kid: '../../../../../dev/null' }, claimsAt(), 'c2ln'),

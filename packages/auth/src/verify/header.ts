@@ -59,7 +59,23 @@ export function parseHeader(token: string, o: HeaderRules, cache?: Map<string, J
     }
   }
   if (s.length === 0) throw fail('ERR_OMS_AUTH_SIGNATURE', `${o.what} has no signature`);
+  if (!canonical(s)) throw fail('ERR_OMS_AUTH_SIGNATURE', `${o.what}'s signature is not canonical base64url`);
   return header;
+}
+
+const B64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * True when the unused low bits of the last character are zero. Decoders ignore those bits, so without this check
+ * one signature has several spellings and a token can be re-spelled into a different string that still verifies,
+ * slipping past anything keyed on the token string (a deny list of token digests, an audit trail).
+ */
+function canonical(seg: string): boolean {
+  const rem = seg.length % 4;
+  if (rem === 0) return true;
+  if (rem === 1) return false;
+  const last = B64URL_ALPHABET.indexOf(seg.charAt(seg.length - 1));
+  return (last & (rem === 2 ? 0x0f : 0x03)) === 0;
 }
 
 function readHeader(h: string, o: HeaderRules): JwsHeader {
