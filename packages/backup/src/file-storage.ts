@@ -104,7 +104,10 @@ export function fileStorage(dir: string): BackupStorage {
         }
         throw storageError(`reading ${key}`, e);
       }
-      return createReadStream(file, { highWaterMark: 256 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
+      return createReadStream(file, {
+        highWaterMark: 256 * 1024,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
     },
 
     async list(prefix) {

@@ -176,6 +176,7 @@ class Manager implements BackupManager {
   async #observe<T>(
     operation: Operation,
     id: string | undefined,
+    signal: AbortSignal,
     fn: (run: number) => Promise<T>,
     bytes?: (r: T) => number,
   ): Promise<T> {
@@ -194,7 +195,9 @@ class Manager implements BackupManager {
         ...(b === undefined ? {} : { bytes: b }),
       });
       return r;
-    } catch (e) {
+    } catch (caught) {
+      // A stream or driver aborted by our signal throws its own AbortError; callers get one code for an abort.
+      const e = signal.aborted && !isOmsBackupError(caught) ? abortError(signal, operation) : caught;
       this.#events.emit('end', {
         run,
         operation,
@@ -212,6 +215,7 @@ class Manager implements BackupManager {
     return this.#observe(
       'create',
       undefined,
+      signal,
       (run) => this.#create(signal, run),
       (m) => m.bytes,
     ).catch((e: unknown) => {
@@ -339,6 +343,7 @@ class Manager implements BackupManager {
     try {
       raw = await readAll(await this.#storage.get(`${id}/${MANIFEST}`, { signal }));
     } catch (e) {
+      if (signal.aborted && !isOmsBackupError(e)) throw abortError(signal, 'reading the manifest');
       if (isOmsBackupError(e) && e.code === 'ERR_OMS_BACKUP_NOT_FOUND') {
         throw new OmsBackupError(
           'ERR_OMS_BACKUP_NOT_FOUND',
@@ -411,7 +416,7 @@ class Manager implements BackupManager {
   async verify(id: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
     const signal = this.#signal(opts, 'verify');
     checkId(id);
-    return this.#observe('verify', id, async () => {
+    return this.#observe('verify', id, signal, async () => {
       const m = await this.#get(id, signal);
       try {
         const ctx = await this.#prepare(m, signal);
@@ -443,7 +448,7 @@ class Manager implements BackupManager {
   async restore(id: string, opts: RestoreOptions = {}): Promise<void> {
     const signal = this.#signal(opts, 'restore');
     checkId(id);
-    return this.#observe('restore', id, async () => {
+    return this.#observe('restore', id, signal, async () => {
       const m = await this.#get(id, signal);
       const ctx = await this.#prepare(m, signal);
       await this.#source.restore(ctx, {
@@ -456,7 +461,7 @@ class Manager implements BackupManager {
 
   async prune(opts: CallOptions & { dryRun?: boolean } = {}): Promise<PrunePlan> {
     const signal = this.#signal(opts, 'prune');
-    return this.#observe('prune', undefined, async () => {
+    return this.#observe('prune', undefined, signal, async () => {
       const all = await this.list({ signal });
       const now = this.clock.now();
       const plan = planRetention(

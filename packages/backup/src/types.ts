@@ -13,7 +13,7 @@ export type { Clock };
 export type ChecksumKind = 'table' | 'sequence' | 'large-objects';
 
 /**
- * One entry of a manifest's content checksums: a row count and an md5 over the rows in a canonical order,
+ * One entry of a manifest's content checksums: a row count and an md5 over the sums of the rows' md5s (order-free),
  * computed in SQL inside the dump's own snapshot, so it describes exactly what the archive holds.
  *
  * @example

@@ -78,9 +78,10 @@ export function runTool(
   }
   const settled = done.then(
     () => {
-      if (feedError) throw feedError;
+      if (feedError) throw o.signal.aborted ? abortError(o.signal, name) : feedError;
     },
     (e: unknown) => {
+      if (o.signal.aborted) throw abortError(o.signal, name);
       // An input stream that failed (a chunk that did not authenticate) is the real cause, not the killed tool.
       if (feedError && (feedError as { code?: string }).code !== 'EPIPE') throw feedError;
       throw e;
