@@ -1,4 +1,5 @@
 export { type FakeClock, fakeClock } from './clock.js';
+export { type AloneRun, explainRun, type RunAloneOptions, runAlone } from './run-alone.js';
 export * from './servers.js';
 export { type TimerLag, timerLag } from './timer-lag.js';
 export { until } from './until.js';
