@@ -27,7 +27,11 @@ function run(args: string[]): {
   child: ChildProcess;
   done: Promise<{ code: number | null; out: string; err: string }>;
 } {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A script held open by a timer that should have been unref'd is killed here, and its null exit code fails the test.
+  const child = spawn(process.execPath, [script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 120_000,
+  });
   let out = '';
   let err = '';
   child.stdout?.on('data', (d) => {
