@@ -12,6 +12,7 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import type { Redis } from 'ioredis';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   enqueue,
@@ -22,7 +23,7 @@ import {
   type OutboxMessage,
   relay,
 } from '../src/index.js';
-import { parseStreamEntry, redisStreamsPublisher } from '../src/redis/index.js';
+import { parseStreamEntry, redisStreamsConsumer, redisStreamsPublisher } from '../src/redis/index.js';
 import { freshTables, openDb } from './fixtures/db.js';
 import { useW3cPropagation } from './fixtures/otel.js';
 
@@ -170,3 +171,102 @@ describe('trace context from writer to consumer, and instrument()', () => {
     await tracerProvider.shutdown();
   });
 });
+
+describe('redisStreamsConsumer', () => {
+  async function setup(name: string) {
+    const tables = freshTables();
+    await migrate(db, { tables });
+    await sql`create table ${sql.id(tables.schema!, 'applied')} (n serial, id text, key text, trace text)`.execute(
+      db,
+    );
+    const stream = `${redisServer.prefix}${name}`;
+    const applied = async () =>
+      (
+        await sql<{
+          id: string;
+          key: string;
+          trace: string | null;
+        }>`select id, key, trace from ${sql.id(tables.schema!, 'applied')} a order by a.n`.execute(db)
+      ).rows;
+    return { tables, stream, applied };
+  }
+
+  it('applies each message once in stream order, acks after the commit, and runs the handler in the writer trace', async () => {
+    const { tables, stream, applied } = await setup('consume');
+    const p = redisStreamsPublisher({ redis, stream });
+    const signal = new AbortController().signal;
+    await p.publish([message('1', 'a'), message('2', 'b'), message('3', 'a')], signal);
+    // a duplicate entry of message 2, as a republish past the publisher's dedup window would add
+    const [, fields] = ((await redis.xrange(stream, '-', '+')) as [string, string[]][])[1]!;
+    await redis.xadd(stream, '*', ...fields);
+    let fail = true;
+    const c = redisStreamsConsumer({
+      redis: redisServer.client(),
+      stream,
+      group: 'billing',
+      consumer: 'c1',
+      db,
+      tables,
+      blockMs: 50,
+      handler: async (m, trx) => {
+        if (m.id === '3' && fail) {
+          fail = false;
+          throw new Error('first try fails');
+        }
+        const traceId = activeTraceId() ?? null;
+        await sql`insert into ${sql.id(tables.schema!, 'applied')} (id, key, trace) values (${m.id}, ${m.key}, ${traceId})`.execute(
+          trx,
+        );
+      },
+    });
+    const statuses: string[] = [];
+    const errors: unknown[] = [];
+    c.on('handled', (e) => statuses.push(`${e.message.id}:${e.status}`));
+    c.on('error', (e) => errors.push(e.error));
+    c.start();
+    await until(() => statuses.length === 4, { what: 'four entries handled' });
+    await c.stop();
+    expect(statuses).toEqual(['1:processed', '2:processed', '3:processed', '2:duplicate']);
+    expect(errors).toHaveLength(1);
+    expect((await applied()).map((r) => r.id)).toEqual(['1', '2', '3']);
+    expect((await applied())[0]!.trace).toBe('0af7651916cd43dd8448eb211c80319c');
+    const pending = (await redis.xpending(stream, 'billing')) as [number, ...unknown[]];
+    expect(pending[0]).toBe(0);
+  });
+
+  it("takes over a dead consumer's pending entries after claimIdleMs", async () => {
+    const { tables, stream, applied } = await setup('autoclaim');
+    const p = redisStreamsPublisher({ redis, stream });
+    await p.publish([message('1'), message('2')], new AbortController().signal);
+    await redis.xgroup('CREATE', stream, 'billing', '0');
+    // a consumer that read both entries and died before acknowledging them
+    await redis.xreadgroup('GROUP', 'billing', 'dead', 'COUNT', 10, 'STREAMS', stream, '>');
+    const c = redisStreamsConsumer({
+      redis: redisServer.client(),
+      stream,
+      group: 'billing',
+      consumer: 'alive',
+      db,
+      tables,
+      blockMs: 50,
+      claimIdleMs: 300,
+      handler: async (m, trx) => {
+        await sql`insert into ${sql.id(tables.schema!, 'applied')} (id, key) values (${m.id}, ${m.key})`.execute(
+          trx,
+        );
+      },
+    });
+    c.start();
+    await until(async () => (await applied()).length === 2, {
+      timeoutMs: 10_000,
+      what: "the dead consumer's entries",
+    });
+    await c.stop();
+    expect((await applied()).map((r) => r.id)).toEqual(['1', '2']);
+  });
+});
+
+/** The trace id of the active context: inside the handler, the writer's. */
+function activeTraceId(): string | undefined {
+  return trace.getSpanContext(context.active())?.traceId;
+}
