@@ -96,7 +96,7 @@ class TimeoutImpl extends PolicyBase implements Timeout {
     this.ms = v.positiveFinite('ms', ms);
     requireObject('timeout options', o);
     this.name = o.name === undefined ? 'timeout' : policyName('name', o.name);
-    const strategy = o.strategy ?? 'cooperative';
+    const strategy = o.strategy ?? 'aggressive';
     if (strategy !== 'cooperative' && strategy !== 'aggressive') {
       throw invalid(`strategy must be 'cooperative' or 'aggressive' (got ${String(strategy)})`);
     }
@@ -203,13 +203,18 @@ class TimeoutImpl extends PolicyBase implements Timeout {
 
 /**
  * Bounds a call to `ms`. All calls of one policy share a single timer and a linked list of deadlines, and a
- * call's AbortController is only created if the function reads `ctx.signal`, so an unexpired timeout costs
- * a clock read and two pointer updates. `cooperative` (default) aborts the signal and waits for the function;
- * `aggressive` also rejects the caller at the deadline with `ERR_OMS_BREAKER_TIMEOUT`.
+ * call's AbortController is only created if the function reads `ctx.signal`, so a call that finishes in time
+ * arms no timer of its own. At the deadline `ctx.signal` aborts and, by default (`aggressive`), the caller's
+ * promise rejects with `ERR_OMS_BREAKER_TIMEOUT` right then, even if the function ignores its signal and never
+ * settles; the function is left to finish in the background. Pass `{ strategy: 'cooperative' }` to wait
+ * for the function to settle after the abort instead (for cleanup that must finish before the caller moves on).
  *
  * @example
- * const t = timeout(2_000, { strategy: 'aggressive' });
+ * const t = timeout(2_000);
  * const body = await t.execute(async ({ signal }) => (await fetch('http://search.internal/', { signal })).text());
+ * // Opt-in: after the abort, wait for upload() to settle, so its cleanup finishes before the caller moves on.
+ * declare function upload(o: { signal: AbortSignal }): Promise<void>;
+ * await timeout(30_000, { strategy: 'cooperative' }).execute(({ signal }) => upload({ signal }));
  */
 export function timeout(ms: number, opts: TimeoutOptions = {}): Timeout {
   return new TimeoutImpl(ms, opts);

@@ -629,13 +629,17 @@ export interface RetryBudget {
  * Options of `timeout()`.
  *
  * @example
- * timeout(2_000, { strategy: 'aggressive', name: 'pricing' });
+ * timeout(2_000, { strategy: 'cooperative', name: 'pricing' });
  */
 export interface TimeoutOptions {
   name?: string | undefined;
   /**
-   * `cooperative` (default): abort `ctx.signal` at the deadline and wait for the function to settle.
-   * `aggressive`: also reject the caller at the deadline, leaving the function to finish in the background.
+   * `aggressive` (default): at the deadline abort `ctx.signal` and reject the caller with
+   * `ERR_OMS_BREAKER_TIMEOUT`, leaving the function to finish in the background, so the caller's promise
+   * settles even if the function ignores its signal. The caller's own abort rejects at once too.
+   * `cooperative`: abort `ctx.signal` at the deadline and wait for the function to settle (the caller gets
+   * `ERR_OMS_BREAKER_TIMEOUT` if it then fails); a function that ignores the signal and never settles leaves
+   * the caller waiting.
    */
   strategy?: 'cooperative' | 'aggressive' | undefined;
   clock?: Clock | undefined;

@@ -108,9 +108,23 @@ describe('awaited timers hold a bare script open until they settle', () => {
     expect(r.out).toEqual({ code: 'ERR_OMS_BREAKER_TIMEOUT' });
   });
 
+  it('timeout (default): a function that never settles is rejected with ERR_OMS_BREAKER_TIMEOUT and the script exits 0', async () => {
+    const r = await runAlone(`
+      const { timeout } = b;
+      try {
+        await timeout(150).execute(() => new Promise(() => {}));
+        print({ settled: 'resolved' });
+      } catch (e) {
+        print({ settled: 'rejected', code: e.code });
+      }
+    `);
+    expectClean(r);
+    expect(r.out).toEqual({ settled: 'rejected', code: 'ERR_OMS_BREAKER_TIMEOUT' });
+  });
+
   it('timeout (cooperative): a function that honours ctx.signal is aborted and the caller gets ERR_OMS_BREAKER_TIMEOUT', async () => {
     const r = await runAlone(`
-      const e = await b.timeout(150).execute(({ signal }) =>
+      const e = await b.timeout(150, { strategy: 'cooperative' }).execute(({ signal }) =>
         new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
       ).catch((e) => e);
       print({ code: e.code });

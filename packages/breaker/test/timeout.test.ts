@@ -6,7 +6,7 @@ import { isOmsBreakerError, timeout } from '../src/index.js';
 describe('timeout', () => {
   it('cooperative: aborts ctx.signal at the deadline and reports ERR_OMS_BREAKER_TIMEOUT', async () => {
     const clock = fakeClock();
-    const t = timeout(100, { clock });
+    const t = timeout(100, { strategy: 'cooperative', clock });
     const p = t.execute(
       ({ signal }) =>
         new Promise((_, reject) =>
@@ -22,10 +22,41 @@ describe('timeout', () => {
 
   it('cooperative: a function that ignores the signal still returns its value', async () => {
     const clock = fakeClock();
-    const t = timeout(100, { clock });
+    const t = timeout(100, { strategy: 'cooperative', clock });
     const p = t.execute(() => new Promise((r) => clock.setTimeout(() => r('late'), 150)));
     await clock.advanceAsync(150);
     expect(await p).toBe('late');
+  });
+
+  it('aggressive is the default: a function that never settles is rejected at the deadline, its signal aborted', async () => {
+    const clock = fakeClock();
+    const t = timeout(100, { clock });
+    let signal: AbortSignal | undefined;
+    let settled: unknown = 'pending';
+    const p = t.execute((ctx) => {
+      signal = ctx.signal;
+      return new Promise(() => {});
+    });
+    p.catch((err: unknown) => {
+      settled = err;
+    });
+    await clock.advanceAsync(99);
+    expect(settled).toBe('pending');
+    expect(signal?.aborted).toBe(false);
+    await clock.advanceAsync(1);
+    expect(settled).toMatchObject({ code: 'ERR_OMS_BREAKER_TIMEOUT' });
+    expect(signal?.aborted).toBe(true);
+    expect(signal?.reason).toMatchObject({ code: 'ERR_OMS_BREAKER_TIMEOUT' });
+  });
+
+  it('the default does not wait for a function that ignores the signal: its late value is dropped', async () => {
+    const clock = fakeClock();
+    const t = timeout(100, { clock });
+    const p = t
+      .execute(() => new Promise((r) => clock.setTimeout(() => r('late'), 150)))
+      .catch((err: unknown) => err);
+    await clock.advanceAsync(150);
+    expect(await p).toMatchObject({ code: 'ERR_OMS_BREAKER_TIMEOUT' });
   });
 
   it('aggressive: rejects at the deadline even if the function ignores the signal', async () => {
@@ -89,9 +120,12 @@ describe('timeout', () => {
     await Promise.all(ps);
   });
 
-  it('passes an aborted caller signal through and does not call it a timeout', async () => {
+  it.each([
+    ['default (aggressive)', {}],
+    ['cooperative', { strategy: 'cooperative' }],
+  ] as const)('%s: passes an aborted caller signal through and does not call it a timeout', async (_, o) => {
     const clock = fakeClock();
-    const t = timeout(1000, { clock });
+    const t = timeout(1000, { ...o, clock });
     const ac = new AbortController();
     const p = t.execute(
       ({ signal }) =>
@@ -110,7 +144,7 @@ describe('timeout', () => {
       }),
     ).rejects.toThrow('sync');
     expect(await t.execute(() => 5)).toBe(5);
-    const c = timeout(1000);
+    const c = timeout(1000, { strategy: 'cooperative' });
     await expect(
       c.execute(() => {
         throw new Error('sync');
