@@ -36,7 +36,7 @@ function tokenDigest(req: AuthorizeRequest): string | undefined {
  * - 403 `ERR_OMS_AUTH_FORBIDDEN` when no role of the principal grants the route's permission;
  * - 200 with the principal otherwise.
  *
- * It never throws for a request: every outcome is a result, and `on('decision')` sees each one (with a token
+ * It never throws for a bad request: every outcome is a result, and `on('decision')` sees each one (with a token
  * digest, never the token) for an audit log.
  *
  * @example
