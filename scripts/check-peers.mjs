@@ -10,7 +10,15 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 
-const DRIVERS = { ioredis: 'redis', pg: 'postgres', kysely: 'postgres', '@electric-sql/pglite': 'pglite' };
+const DRIVERS = {
+  ioredis: 'redis',
+  pg: 'postgres',
+  kysely: 'postgres',
+  '@electric-sql/pglite': 'pglite',
+  // Framework adapters are subpaths too: installing a core package never pulls in a web framework.
+  fastify: 'fastify',
+  express: 'express',
+};
 /** Drivers a package may declare as a required peer of its core (`oms.corePeers`). */
 const CORE_PEERS = new Set(['kysely']);
 

@@ -138,3 +138,19 @@ test('PGlite is a driver allowed only under src/pglite/', () => {
     /src\/relay\.ts imports '@electric-sql\/pglite'; drivers may be imported only under src\/pglite\//,
   );
 });
+
+test('a web framework is an optional peer imported only by its adapter subpath', () => {
+  const pkg = {
+    ...good,
+    peerDependencies: { ...good.peerDependencies, fastify: '>=5' },
+    peerDependenciesMeta: { ...good.peerDependenciesMeta, fastify: { optional: true } },
+  };
+  const ok = fixture('fw-ok', pkg, {
+    'src/fastify/plugin.ts': "import type { FastifyInstance } from 'fastify';\n",
+  });
+  assert.deepEqual(checkPackage(ok), []);
+  const bad = fixture('fw-bad', pkg, {
+    'src/limiter.ts': "import type { FastifyRequest } from 'fastify';\n",
+  });
+  assert.match(checkPackage(bad).join('\n'), /drivers may be imported only under src\/fastify\//);
+});
