@@ -7,7 +7,7 @@
 //   short @example need not repeat them; anything else it uses must be imported or declared in the snippet.
 // - A README block tagged ```ts no-check is skipped (and counted), for the rare block that is not code to run.
 // Usage: node scripts/check-examples.mjs <package dir> [...] | --all (every published package)
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -148,9 +148,8 @@ export function checkExamples(pkgDir) {
     }
   }
   const names = exportedNames(pkgDir, pkg);
-  const work = join(pkgDir, '.examples');
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
+  // Inside the package, so its name resolves to itself; one directory per run, so runs never clash.
+  const work = mkdtempSync(join(pkgDir, '.examples-'));
   const origins = new Map();
   snippets.forEach((s, i) => {
     const file = join(work, `e${i}.ts`);
