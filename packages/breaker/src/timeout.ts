@@ -152,7 +152,11 @@ class TimeoutImpl extends PolicyBase implements Timeout {
     return new Promise((resolve, reject) => {
       // The caller giving up ends the wait too, as the deadline does, even if the function ignores its signal.
       const ps = c.parent!.signal;
+      // Runs once: an abandoned function settling later must not unlink (or dispose) a second time.
+      let finished = false;
       const done = () => {
+        if (finished) return;
+        finished = true;
         this.#list.remove(c);
         c.dispose();
         if (ps !== NEVER) ps.removeEventListener('abort', onCallerAbort);
