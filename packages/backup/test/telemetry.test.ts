@@ -18,9 +18,15 @@ function recordingTracer() {
       const s = { name, attributes: { ...o.attributes }, ended: false } as (typeof spans)[number];
       spans.push(s);
       return {
-        setAttribute: (k: string, v: unknown) => void (s.attributes[k] = v),
-        setStatus: (st: unknown) => void (s.status = st),
-        end: () => void (s.ended = true),
+        setAttribute: (k: string, v: unknown) => {
+          s.attributes[k] = v;
+        },
+        setStatus: (st: unknown) => {
+          s.status = st;
+        },
+        end: () => {
+          s.ended = true;
+        },
       } as unknown as Span;
     },
   } as unknown as Tracer;
