@@ -10,6 +10,8 @@ import type {
   DecisionEvent,
   Principal,
   Resource,
+  RoutePolicy,
+  RouteResolution,
   VerifyOptions,
 } from './types.js';
 import { headerValue } from './verify/request.js';
@@ -71,7 +73,7 @@ export function authorizer<P extends string>(opts: AuthorizerOptions<P>): Author
     if (typeof req !== 'object' || req === null) {
       return deny(403, 'ERR_OMS_AUTH_ROUTE_DENIED', 'the request is not an object');
     }
-    const match = routes.resolve(req.method, req.url);
+    const match = resolveRoute(routes, req);
     if (match.kind === 'deny') {
       return deny(
         403,
@@ -134,6 +136,16 @@ export function authorizer<P extends string>(opts: AuthorizerOptions<P>): Author
     on: (event, fn) => events.on(event, fn),
   };
 }
+
+/** The router's own match when a framework gives one, else the request target's. */
+function resolveRoute<P extends string>(routes: RoutePolicy<P>, req: AuthorizeRequest): RouteResolution<P> {
+  if (req.routePattern === undefined) return routes.resolve(req.method, req.url);
+  const m = routes.resolve(req.method, req.routePattern);
+  // The pattern's own segments (`:id`) are no parameter values: the router's are.
+  return m.kind === 'deny' ? m : { ...m, params: req.routeParams ?? NO_PARAMS };
+}
+
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
 function deny(status: 403, code: AuthErrorCode, reason: string): AuthorizeResult {
   return { status, code, reason, wwwAuthenticate: 'Bearer error="insufficient_scope"' };

@@ -1,3 +1,4 @@
+import { invalidOption } from './errors.js';
 import type { AuthorizeResult } from './types.js';
 
 /** What to answer a denied request with: status, headers and an RFC 9457 problem body. */
@@ -6,6 +7,40 @@ export interface DenialResponse {
   readonly headers: Readonly<Record<string, string>>;
   /** `application/problem+json`; `type` is a stable URN per code, and no detail that leaks which check failed. */
   readonly body: string;
+}
+
+/**
+ * Options of `denialResponse`.
+ *
+ * @example
+ * import { denialResponse, type DenialOptions } from '@oms/auth';
+ * const options: DenialOptions = { realm: 'orders-api' };
+ * const denial = denialResponse({ status: 401, code: 'ERR_OMS_AUTH_TOKEN_MISSING', reason: 'no token', wwwAuthenticate: 'Bearer' }, options);
+ */
+export interface DenialOptions {
+  /** The `realm` of the `WWW-Authenticate` challenge (RFC 6750 §3): printable ASCII without `"` or `\`. */
+  realm?: string;
+}
+
+const REALM = /^[\x20-\x7e]{1,200}$/;
+
+/** Refuses a realm that cannot sit in a quoted-string as is. Adapters call it at construction. */
+export function checkRealm(realm: unknown): string | undefined {
+  if (realm === undefined) return undefined;
+  if (typeof realm !== 'string' || !REALM.test(realm) || /["\\]/.test(realm)) {
+    throw invalidOption(
+      `realm must be 1 to 200 printable ASCII characters without " or \\ (got ${JSON.stringify(realm)})`,
+    );
+  }
+  return realm;
+}
+
+/** `Bearer error="invalid_token"` with a realm: `Bearer realm="api", error="invalid_token"`. */
+function withRealm(challenge: string, realm: string): string {
+  const sp = challenge.indexOf(' ');
+  return sp < 0
+    ? `${challenge} realm="${realm}"`
+    : `${challenge.slice(0, sp)} realm="${realm}", ${challenge.slice(sp + 1)}`;
 }
 
 const TITLES: Record<number, string> = {
@@ -17,7 +52,8 @@ const TITLES: Record<number, string> = {
 /**
  * The HTTP answer to a decision that is not 200: `WWW-Authenticate` (RFC 6750 / RFC 9449), `DPoP-Nonce` when a
  * nonce is required, `Retry-After` for a 503, and a problem+json body carrying the code. Framework glue calls it so
- * every service answers the same way. Returns `undefined` for a 200.
+ * every service answers the same way. Returns `undefined` for a 200. With `realm`, the challenge names it
+ * (`Bearer realm="orders-api", error="invalid_token"`).
  *
  * @example
  * import { createServer } from 'node:http';
@@ -30,13 +66,17 @@ const TITLES: Record<number, string> = {
  *   res.end('ok');
  * });
  */
-export function denialResponse(result: AuthorizeResult): DenialResponse | undefined {
+export function denialResponse(result: AuthorizeResult, opts?: DenialOptions): DenialResponse | undefined {
   if (result.status === 200) return undefined;
+  const realm = checkRealm(opts?.realm);
   const headers: Record<string, string> = {
     'content-type': 'application/problem+json',
     'cache-control': 'no-store',
   };
-  if (result.wwwAuthenticate !== undefined) headers['www-authenticate'] = result.wwwAuthenticate;
+  if (result.wwwAuthenticate !== undefined) {
+    headers['www-authenticate'] =
+      realm === undefined ? result.wwwAuthenticate : withRealm(result.wwwAuthenticate, realm);
+  }
   if (result.dpopNonce !== undefined) headers['dpop-nonce'] = result.dpopNonce;
   if (result.status === 503) headers['retry-after'] = '5';
   const code = result.code ?? 'ERR_OMS_AUTH_FORBIDDEN';

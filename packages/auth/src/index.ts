@@ -3,7 +3,7 @@ export { accessTokenHash, dpop } from './dpop/dpop.js';
 export { type MemoryReplayStoreOptions, memoryReplayStore } from './dpop/memory-replay-store.js';
 export { type DpopNoncesOptions, dpopNonces } from './dpop/nonce.js';
 export { type AuthErrorCode, isOmsAuthError, OmsAuthError } from './errors.js';
-export { type DenialResponse, denialResponse } from './http.js';
+export { type DenialOptions, type DenialResponse, denialResponse } from './http.js';
 export { type HmacSecretOptions, hmacSecret, localJwks } from './keys/local.js';
 export { type RemoteKeySource, remoteJwks } from './keys/remote.js';
 export { rbac } from './rbac/rbac.js';

@@ -622,6 +622,14 @@ export interface AuthorizerOptions<P extends string> {
 export interface AuthorizeRequest extends RequestLike {
   method: string;
   url: string;
+  /**
+   * The route pattern the application's router already matched (`/v1/orders/:id`), for framework adapters. When set,
+   * the policy rule is the one this pattern resolves to, so it belongs to the handler that will run; `url` is still
+   * what DPoP proofs are checked against.
+   */
+  routePattern?: string;
+  /** The router's path parameters, for the rule's `resource` loader; used only with `routePattern`. */
+  routeParams?: Readonly<Record<string, string>>;
 }
 
 /**

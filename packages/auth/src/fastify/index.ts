@@ -1,0 +1,1 @@
+export { type AuthPluginOptions, assertEveryRouteMapped, authPlugin } from './plugin.js';
