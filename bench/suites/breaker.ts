@@ -18,7 +18,8 @@ export default defineSuite({
       halfOpenAfter: 10_000,
       breaker: new cockatiel.ConsecutiveBreaker(5),
     });
-    const ct = cockatiel.timeout(1_000, cockatiel.TimeoutStrategy.Cooperative);
+    // Like for like: our timeout() defaults to aggressive (the caller is released at the deadline).
+    const ct = cockatiel.timeout(1_000, cockatiel.TimeoutStrategy.Aggressive);
     const cr = cockatiel.retry(cockatiel.handleAll, { maxAttempts: 3 });
     const cockatielWrap = cockatiel.wrap(
       cockatiel.retry(cockatiel.handleAll, { maxAttempts: 3 }),
@@ -26,7 +27,7 @@ export default defineSuite({
         halfOpenAfter: 10_000,
         breaker: new cockatiel.ConsecutiveBreaker(5),
       }),
-      cockatiel.timeout(1_000, cockatiel.TimeoutStrategy.Cooperative),
+      cockatiel.timeout(1_000, cockatiel.TimeoutStrategy.Aggressive),
     );
     const opossum = new CircuitBreaker(work);
     const oms = circuitBreaker({ name: 'bench' });
