@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OmsHealthError } from './errors.js';
-import type { HealthRegistry, ReportKind } from './types.js';
+import type { HealthHttpResponse, HealthRegistry, ReportKind } from './types.js';
 import { invalid, v } from './validate.js';
 
 /**
@@ -49,6 +49,71 @@ const DEFAULT_PATHS: Record<ReportKind, string> = {
   all: '/health',
 };
 
+// What follows is shared with the framework adapters, so every mount answers the same bytes.
+
+/** Path → report kind: the defaults overridden by `paths` (each must start with `/`), under `prefix`. */
+export function probeRoutes(
+  paths: Partial<Record<ReportKind, string>> | undefined,
+  prefix = '',
+): Map<string, ReportKind> {
+  if (typeof prefix !== 'string' || (prefix !== '' && (!prefix.startsWith('/') || prefix.endsWith('/'))))
+    invalid(`prefix must start with / and not end with one, like /ops (got ${prefix})`);
+  const routes = new Map<string, ReportKind>();
+  for (const [kind, path] of Object.entries({ ...DEFAULT_PATHS, ...paths })) {
+    if (typeof path !== 'string' || !path.startsWith('/'))
+      invalid(`paths.${kind} must start with / (got ${path})`);
+    routes.set(`${prefix}${path}`, kind as ReportKind);
+  }
+  return routes;
+}
+
+/** The answer to a probe method other than GET and HEAD. */
+export const METHOD_NOT_ALLOWED: HealthHttpResponse = Object.freeze({
+  status: 405,
+  headers: Object.freeze({ allow: 'GET, HEAD', 'content-type': 'text/plain' }),
+  body: 'method not allowed\n',
+});
+
+/**
+ * The probe's answer: the registry's health+json with its length, or a health+json 503 when the report
+ * itself failed (a probe must never hang or answer 500).
+ */
+export function probeResponse(registry: HealthRegistry, kind: ReportKind): Promise<HealthHttpResponse> {
+  // a client that hangs up early aborts nothing shared: report() runs are single-flight anyway
+  return registry.handler(kind).then(
+    (r) => ({ ...r, headers: { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) } }),
+    (e: unknown) => ({
+      status: 503,
+      headers: { 'content-type': 'application/health+json', 'cache-control': 'no-store' },
+      body: JSON.stringify({
+        status: 'fail',
+        serviceId: registry.service,
+        version: registry.version,
+        output: e instanceof Error ? e.message : 'health report failed',
+        checks: {},
+      }),
+    }),
+  );
+}
+
+/** Answers `req` on plain node:http (or Connect/Express) if its path is a probe; false when it is not. */
+export function serveProbe(
+  registry: HealthRegistry,
+  routes: ReadonlyMap<string, ReportKind>,
+  req: IncomingMessage,
+  res: ServerResponse,
+): boolean {
+  const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+  const kind = routes.get(path);
+  if (!kind) return false;
+  const write = (r: HealthHttpResponse) => {
+    res.writeHead(r.status, r.headers).end(req.method === 'HEAD' ? undefined : r.body);
+  };
+  if (req.method !== 'GET' && req.method !== 'HEAD') write(METHOD_NOT_ALLOWED);
+  else void probeResponse(registry, kind).then(write);
+  return true;
+}
+
 /**
  * Serves `/livez`, `/readyz`, `/startupz` and `/health` (every check) as `application/health+json` on a
  * port of its own, so probes keep working while the application port drains or is saturated. Resolves
@@ -65,43 +130,13 @@ export async function healthServer(opts: HealthServerOptions): Promise<HealthSer
     invalid('healthServer({ registry }) needs a registry');
   v.integer('port', opts.port, { max: 65535 });
   const host = opts.host ?? '0.0.0.0';
-  const routes = new Map<string, ReportKind>();
-  for (const [kind, path] of Object.entries({ ...DEFAULT_PATHS, ...opts.paths })) {
-    if (typeof path !== 'string' || !path.startsWith('/'))
-      invalid(`paths.${kind} must start with / (got ${path})`);
-    routes.set(path, kind as ReportKind);
-  }
+  const routes = probeRoutes(opts.paths);
   const registry = opts.registry;
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    const kind = routes.get(path);
-    if (!kind) {
+    if (!serveProbe(registry, routes, req, res)) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
-      return;
-    }
-    // a client that hangs up early aborts nothing shared: report() runs are single-flight anyway
-    registry.handler(kind).then(
-      (r) => {
-        res.writeHead(r.status, { ...r.headers, 'content-length': Buffer.byteLength(r.body) });
-        res.end(req.method === 'HEAD' ? undefined : r.body);
-      },
-      (e: unknown) => {
-        const body = JSON.stringify({
-          status: 'fail',
-          serviceId: registry.service,
-          version: registry.version,
-          output: e instanceof Error ? e.message : 'health report failed',
-          checks: {},
-        });
-        res.writeHead(503, { 'content-type': 'application/health+json', 'cache-control': 'no-store' });
-        res.end(req.method === 'HEAD' ? undefined : body);
-      },
-    );
   };
 
   const signal = opts.signal;

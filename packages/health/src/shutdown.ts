@@ -205,10 +205,38 @@ function toHook(h: ShutdownHook | ShutdownHookFn, i: number): ShutdownHook {
  */
 export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdown {
   if (!opts || typeof opts !== 'object') invalid('gracefulShutdown(options) needs an object');
-  const server = opts.server;
+  const server = opts.server as Partial<Server> | undefined;
   if (!server || typeof server.close !== 'function' || typeof server.on !== 'function') {
-    invalid('gracefulShutdown({ server }) needs a node:http or node:https server');
+    invalid(
+      'gracefulShutdown({ server }) needs a node:http or node:https server (for a Fastify instance, import gracefulShutdown from @oms/health/fastify)',
+    );
   }
+  return shutdownSequence(opts, {
+    server: opts.server,
+    close: () => {
+      opts.server.close();
+      opts.server.closeIdleConnections?.();
+      return undefined;
+    },
+  });
+}
+
+/**
+ * How the sequence stops the application server at the `closing` step. Requests are tracked on `server`;
+ * `close()` stops accepting, and what it returns is awaited after the in-flight requests (the Fastify
+ * adapter drains through `app.close()` this way). Not part of the public surface.
+ */
+export interface DrainTarget {
+  server: Server | HttpsServer;
+  close(): PromiseLike<unknown> | undefined;
+}
+
+/** The shutdown sequence itself, for `gracefulShutdown` and the framework adapters. */
+export function shutdownSequence(
+  opts: Omit<GracefulShutdownOptions, 'server'>,
+  target: DrainTarget,
+): GracefulShutdown {
+  const server = target.server;
   if (!opts.registry || typeof opts.registry.beginShutdown !== 'function') {
     invalid('gracefulShutdown({ registry }) needs a health registry');
   }
@@ -372,17 +400,26 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): GracefulShutdow
     await sleep(opts.drainDelayMs);
     if (exited) return;
     setPhase('closing');
-    server.close();
-    server.closeIdleConnections?.();
+    const closed = Promise.resolve(target.close()).then(
+      () => true,
+      (e: unknown) => {
+        log?.({
+          level: 'error',
+          msg: `closing the server failed: ${e instanceof Error ? e.message : String(e)}`,
+        });
+        return false;
+      },
+    );
 
     setPhase('waiting');
     await waitIdle();
     if (exited) return;
     // connections whose last response was already streaming before the signal are idle now
     server.closeIdleConnections?.();
+    let ok = await closed;
+    if (exited) return;
 
     setPhase('hooks');
-    let ok = true;
     for (const h of hooks) {
       if (exited) return;
       if (!(await runHook(h))) ok = false;

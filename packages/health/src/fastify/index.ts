@@ -1,0 +1,2 @@
+export { type HealthPluginOptions, healthPlugin } from './plugin.js';
+export { type FastifyApp, type FastifyShutdownOptions, gracefulShutdown } from './shutdown.js';
