@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Decision,
   fixedWindow,
+  limitAll,
   type RateLimiter,
   rateLimiter,
   type StoreErrorPolicy,
@@ -98,7 +99,10 @@ function checkOutage(calls: Call[], policy: StoreErrorPolicy, schedulerLagMs: nu
 
 /**
  * After recovery, the store holds the charges of the calls the store admitted, plus at most one per call whose
- * reply came back after its bound (it may have run in time on the server): never a replayed one.
+ * caller gave up on it (it may have run in time on the server and its reply come late): never a replayed one.
+ * `calls` must be every call on `key` that could still charge: an outage-phase call on the same key was
+ * answered (by its policy) before the restart began, and each command carries its caller's deadline in server
+ * time (the store reads the server's clock before its first command), so none of them may charge after it.
  */
 async function checkNoDoubleCount(l: RateLimiter, key: string, calls: Call[], limit: number) {
   // give any replayed command time to land before counting
@@ -154,6 +158,50 @@ describe('store faults on a dedicated Redis', () => {
     }
     expect(unhandled).toEqual([]);
   }, 90_000);
+
+  it('calls made while the client is still connecting never charge when it connects, after their callers were answered', async () => {
+    const mk = (name: string, store: ReturnType<typeof redisStore>) =>
+      rateLimiter({
+        name,
+        algorithm: fixedWindow({ limit: LIMIT, windowMs: 3_600_000 }),
+        store,
+        onStoreError: 'closed',
+        timeoutMs: BOUND_MS,
+      });
+    // the kernel accepts the connection of a stopped server, which never answers ioredis's ready check: the
+    // client stays in 'connect', so every command waits in its offline queue, and the store has had no reply
+    redis.pause();
+    const client = redis.client({ maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false });
+    const store = redisStore({ redis: client, prefix: `${redis.prefix}c${Date.now()}:` });
+    const a = mk('early', store);
+    const b = mk('early2', store);
+    let answered: Decision[];
+    try {
+      await until(() => client.status === 'connect', { timeoutMs: 20_000, what: 'the TCP connection' });
+      // one tick of calls (one batch), a call alone in its tick, and a limitAll (the multi-scope batch)
+      const batch = await Promise.all(Array.from({ length: 8 }, () => a.consume('k')));
+      const alone = await a.consume('k');
+      const all = await limitAll([
+        { limiter: a, key: 'g' },
+        { limiter: b, key: 'g' },
+      ]);
+      answered = [...batch, alone, ...all.decisions];
+    } finally {
+      redis.resume();
+    }
+    expect(answered.every((d) => d.degraded === 'closed' && !d.allowed)).toBe(true);
+    await until(() => client.status === 'ready', { timeoutMs: 20_000, what: 'the client to connect' });
+    // a peek goes out on the same connection after everything queued, so it sees whatever those charged
+    for (const [l, key] of [
+      [a, 'k'],
+      [a, 'g'],
+      [b, 'g'],
+    ] as const) {
+      const d = await until2(() => l.peek(key));
+      expect(LIMIT - d.remaining, `${l.name}:${key}: denied calls charged nothing`).toBe(0);
+    }
+    expect(unhandled).toEqual([]);
+  }, 60_000);
 
   it('SIGSTOP behaves like kill, bounded by time, and the queued commands do not charge after SIGCONT', async () => {
     const { client, limiters } = makeLimiters();

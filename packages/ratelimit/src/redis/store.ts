@@ -40,6 +40,18 @@ interface Group {
   readonly reject: (e: unknown) => void;
 }
 
+/**
+ * A send waiting for the store's first reading of the server clock: until then no command could carry its
+ * caller's deadline in server time.
+ */
+interface Held {
+  /** Client time (ms) after which every caller of this send has given up. */
+  readonly until: number;
+  readonly timeoutMs: number;
+  readonly send: () => void;
+  readonly fail: (e: unknown) => void;
+}
+
 // Keeps one script run short: Redis serves nobody else while it runs.
 const MAX_BATCH = 256;
 
@@ -110,13 +122,86 @@ class RedisStoreImpl implements AsyncStore {
   }
 
   /**
-   * Latest server time (µs) at which a command sent now may still act: when its caller gives up. The offset
-   * estimate errs low, so a late command is dropped early rather than charged late.
+   * Latest server time (µs) at which a command issued at client time `at` (ms) may still act: when its caller
+   * gives up. The offset estimate errs low, so a late command is dropped early rather than charged late.
    */
-  #deadline(timeoutMs: number): number {
+  #deadline(at: number, timeoutMs: number): number {
     const off = this.#offsetUs;
-    if (Number.isNaN(off)) return 0;
-    return (Date.now() + timeoutMs) * 1000 + off;
+    // never reached (every send waits for the clock), but a command must never go out without a deadline:
+    // 1 µs has always passed, so such a command would do nothing rather than charge whenever it arrives
+    if (Number.isNaN(off)) return 1;
+    return (at + timeoutMs) * 1000 + off;
+  }
+
+  /** Sends waiting for the first clock reading, in issue order. */
+  #held: Held[] = [];
+  /** Client time (ms) the clock probe in flight was sent at; NaN when none is. */
+  #probeSent = Number.NaN;
+
+  /**
+   * Holds a send until the store knows the server clock. Before the first reply the store cannot state a
+   * deadline in server time, and a command sent without one could wait in ioredis's offline queue (a client
+   * still connecting, a server that dies or hangs before answering) and charge whenever it finally runs, long
+   * after its caller was answered. So the first send asks the server for its time with a script that touches
+   * no key, and the calls issued meanwhile go out behind its reply, each with its caller's deadline.
+   */
+  #hold(h: Held): void {
+    const now = Date.now();
+    const held = this.#held;
+    // callers that gave up need nothing sent: an unreachable server cannot make the list grow
+    while (held.length > 0 && held[0]!.until <= now) held.shift()!.fail(STALE);
+    held.push(h);
+    // a probe whose reply the disconnect lost never settles (autoResendUnfulfilledCommands: false): once it is
+    // older than this call's bound, send another rather than wait on it for good
+    const sent = this.#probeSent;
+    if (Number.isNaN(sent) || now - sent >= h.timeoutMs) this.#probe(now);
+  }
+
+  #probe(now: number): void {
+    this.#probeSent = now;
+    this.script(BATCH_SCRIPT, 0, []).then(
+      (raw) => {
+        this.#sample(raw[0] as number);
+        if (this.#probeSent === now) this.#probeSent = Number.NaN;
+        const held = this.#held;
+        this.#held = [];
+        for (const h of held) h.send();
+      },
+      (e: unknown) => {
+        if (this.#probeSent !== now) return;
+        this.#probeSent = Number.NaN;
+        const held = this.#held;
+        this.#held = [];
+        for (const h of held) h.fail(e);
+      },
+    );
+  }
+
+  /** Sends `q` (calls of one tick, issued at `at`), once the server clock is known. */
+  #dispatch(q: Call[], at: number): void {
+    if (!Number.isNaN(this.#offsetUs)) {
+      this.#sendCalls(q, at);
+      return;
+    }
+    let t = 0;
+    for (const c of q) if (c.timeoutMs > t) t = c.timeoutMs;
+    this.#hold({
+      until: at + t,
+      timeoutMs: t,
+      send: () => {
+        // a call whose caller gave up while the clock was read is not sent at all
+        const now = Date.now();
+        const live: Call[] = [];
+        for (const c of q) {
+          if (at + c.timeoutMs > now) live.push(c);
+          else c.cb(STALE, undefined);
+        }
+        if (live.length > 0) this.#sendCalls(live, at);
+      },
+      fail: (e) => {
+        for (const c of q) c.cb(e, undefined);
+      },
+    });
   }
 
   #sample(serverUs: number): void {
@@ -182,7 +267,7 @@ class RedisStoreImpl implements AsyncStore {
     };
     // a Cluster routes by key, so only one node's calls could share a script: send each on its own there
     if (this.isCluster) {
-      this.#send1(call);
+      this.#dispatch([call], Date.now());
       return;
     }
     // A key already waiting goes in the next send, after this one: one script run reads TIME once, and calls
@@ -206,8 +291,14 @@ class RedisStoreImpl implements AsyncStore {
     if (n === 0) return;
     this.#queue = [];
     this.#queued.clear();
+    // the calls of one tick were issued together: their deadlines count from now
+    this.#dispatch(q, Date.now());
+  };
+
+  #sendCalls(q: Call[], at: number): void {
+    const n = q.length;
     if (n === 1) {
-      this.#send1(q[0]!);
+      this.#send1(q[0]!, at);
       return;
     }
     const r = this.redis;
@@ -227,7 +318,7 @@ class RedisStoreImpl implements AsyncStore {
       a[b + 2] = c.p2;
       a[b + 3] = c.cost;
       a[b + 4] = c.mode;
-      a[b + 5] = this.#deadline(c.timeoutMs);
+      a[b + 5] = this.#deadline(at, c.timeoutMs);
     }
     const ok = (raw: Raw): void => {
       this.#sample(raw[0] as number);
@@ -249,9 +340,9 @@ class RedisStoreImpl implements AsyncStore {
       for (const c of q) c.cb(e, undefined);
     };
     this.script(BATCH_SCRIPT, n, a).then(ok, fail);
-  };
+  }
 
-  #send1(c: Call): void {
+  #send1(c: Call, at: number): void {
     const r = this.redis;
     const status = r.status;
     if (DOWN.has(status)) {
@@ -260,7 +351,7 @@ class RedisStoreImpl implements AsyncStore {
     }
     const s = SCRIPTS[c.code]!;
     const { k, p1, p2, cost, mode, cb } = c;
-    const dl = this.#deadline(c.timeoutMs);
+    const dl = this.#deadline(at, c.timeoutMs);
     const done = (err: unknown, raw: Raw | undefined): void => {
       if (err) {
         cb(err, undefined);
@@ -297,9 +388,17 @@ class RedisStoreImpl implements AsyncStore {
     rts: number,
     timeoutMs: number,
   ): Promise<Raw> {
+    const at = Date.now();
+    // a refund follows a reservation's reply, so the clock is known; it must land whatever the time: it only
+    // returns what a reservation took
+    if (mode !== REFUND && Number.isNaN(this.#offsetUs)) {
+      await new Promise<void>((resolve, reject) => {
+        this.#hold({ until: at + timeoutMs, timeoutMs, send: resolve, fail: reject });
+      });
+      if (Date.now() >= at + timeoutMs) throw STALE;
+    }
     const keys: string[] = [];
-    // a refund must land whatever the time: it only returns what a reservation took
-    const args: (number | string)[] = [cost, mode, mode === REFUND ? 0 : this.#deadline(timeoutMs), rts];
+    const args: (number | string)[] = [cost, mode, mode === REFUND ? 0 : this.#deadline(at, timeoutMs), rts];
     for (const sc of group) {
       keys.push(keyOf(sc));
       args.push(sc.alg.code, usParams(sc.alg, sc.p, 0), usParams(sc.alg, sc.p, 1), usParams(sc.alg, sc.p, 2));
@@ -344,6 +443,33 @@ class RedisStoreImpl implements AsyncStore {
     if (n === 0) return;
     this.#groups = [];
     this.#groupKeys.clear();
+    const at = Date.now();
+    if (!Number.isNaN(this.#offsetUs)) {
+      this.#sendGroups(q, at);
+      return;
+    }
+    let t = 0;
+    for (const g of q) if (g.timeoutMs > t) t = g.timeoutMs;
+    this.#hold({
+      until: at + t,
+      timeoutMs: t,
+      send: () => {
+        const now = Date.now();
+        const live: Group[] = [];
+        for (const g of q) {
+          if (at + g.timeoutMs > now) live.push(g);
+          else g.reject(STALE);
+        }
+        if (live.length > 0) this.#sendGroups(live, at);
+      },
+      fail: (e) => {
+        for (const g of q) g.reject(e);
+      },
+    });
+  };
+
+  #sendGroups(q: Group[], at: number): void {
+    const n = q.length;
     const r = this.redis;
     const status = r.status;
     if (DOWN.has(status)) {
@@ -354,7 +480,7 @@ class RedisStoreImpl implements AsyncStore {
     const keys: string[] = [];
     const args: (number | string)[] = [n];
     for (const g of q) {
-      g.args[3] = this.#deadline(g.timeoutMs);
+      g.args[3] = this.#deadline(at, g.timeoutMs);
       for (const k of g.keys) keys.push(k);
       for (const a of g.args) args.push(a);
     }
@@ -372,7 +498,7 @@ class RedisStoreImpl implements AsyncStore {
       for (const g of q) g.reject(e);
     };
     this.script(MULTI_BATCH_SCRIPT, keys.length, [...keys, ...args]).then(ok, fail);
-  };
+  }
 
   async applyAll(
     scopes: readonly StoreScope[],
