@@ -1,58 +1,26 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { type AloneRun, explainRun, runAlone as runScript } from '@oms/testkit';
+import { describe, expect, it } from 'vitest';
 
 // Each script runs alone in a fresh `node` with nothing else alive, importing the built package the way a
 // user's script does. A timer that bounds or delays an awaited promise must hold the process open until it
 // settles; if it were unref'd, Node would exit with code 13 ("unsettled top-level await") mid-await.
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 const distRedis = fileURLToPath(new URL('../dist/redis/index.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'oms-breaker-timers-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: unknown;
-  stderr: string;
-}
-
-let seq = 0;
-function runAlone(body: string): Promise<Run> {
+const runAlone = (body: string): Promise<AloneRun> => {
   if (!existsSync(dist)) throw new Error('dist/index.js is missing: build the package before testing');
-  const file = join(dir, `script-${++seq}.mjs`);
-  writeFileSync(
-    file,
-    `import * as b from ${JSON.stringify(pathToFileURL(dist).href)};\n` +
-      `import { redisBreakerStore } from ${JSON.stringify(pathToFileURL(distRedis).href)};\n` +
-      `const print = (v) => process.stdout.write(JSON.stringify(v));\n${body}\n`,
-  );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    // A ref'd background timer would keep the script alive forever: that is a failure too, not a hang.
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(killer);
-      resolve({ code, signal, out: stdout ? JSON.parse(stdout) : undefined, stderr });
-    });
+  // A ref'd background timer would keep the script alive forever: that is a failure too, not a hang.
+  return runScript({
+    imports: { b: dist, breakerRedis: distRedis },
+    body: `const { redisBreakerStore } = breakerRedis;\n${body}`,
+    killAfterMs: 20_000,
   });
-}
+};
 
-const expectClean = (r: Run) => {
-  expect(r.signal, `killed: the script never exited (stderr: ${r.stderr})`).toBeNull();
-  expect(r.code, `exit code ${r.code} (13 means Node quit mid-await); stderr: ${r.stderr}`).toBe(0);
+const expectClean = (r: AloneRun) => {
+  expect(r.signal, explainRun(r)).toBeNull();
+  expect(r.code, explainRun(r)).toBe(0);
 };
 
 /**
