@@ -1,0 +1,2 @@
+export { rateLimitMiddleware } from './middleware.js';
+export type { RateLimitMiddleware, RequestLimitOptions, RequestScope } from './types.js';

@@ -1,0 +1,2 @@
+export { rateLimitPlugin } from './plugin.js';
+export type { FastifyRateLimitOptions, FastifyScope } from './types.js';
