@@ -20,6 +20,7 @@ const routes = routePolicy({
   'GET /livez': 'public',
   'GET /v1/orders/:id': 'orders:read',
   'POST /v1/orders/:id/refund': 'orders:refund',
+  'GET /v1/invoices/:n': 'orders:read',
   'GET /v1/tenants/:tenant/orders': { permission: 'orders:read', resource: (p) => ({ tenant: p.tenant }) },
 });
 
@@ -67,6 +68,7 @@ async function setup(o: { keys?: KeySource; algorithms?: ['ES256'] } = {}) {
     handled.push('tenant');
     return { tenant: request.principal?.tenant };
   });
+  app.get('/v1/invoices/:n(^\\d+)', async (request) => ({ n: (request.params as { n: string }).n }));
   app.get('/v1/unmapped', async () => {
     handled.push('unmapped');
     return { leaked: true };
@@ -173,6 +175,9 @@ describe('@oms/auth/fastify over real HTTP', () => {
     // ignoreTrailingSlash: Fastify runs /v1/orders/:id for this path, so its rule applies (the bare path would not map).
     expect((await call('/v1/orders/42/', { token: t })).status).toBe(200);
     expect((await call('/v1/tenants/acme/orders', { token: t })).json()).toEqual({ tenant: 'acme' });
+    // A parameter's regular expression is not part of the policy's spelling: /v1/invoices/:n maps it.
+    expect((await call('/v1/invoices/7', { token: t })).json()).toEqual({ n: '7' });
+    expect((await call('/v1/invoices/7')).status).toBe(401);
     const other = await call('/v1/tenants/globex/orders', { token: t });
     expect(other.status).toBe(403);
     expect(other.json()).toMatchObject({ code: 'ERR_OMS_AUTH_FORBIDDEN' });
@@ -243,6 +248,7 @@ describe('assertEveryRouteMapped', () => {
     const app = await appWith((a) => {
       a.get('/livez', async () => 'ok');
       a.get('/v1/orders/:id', async () => ({}));
+      a.get('/v1/invoices/:n(^\\d+)', async () => ({}));
       a.register(async (child) => child.post('/:id/refund', async () => ({})), { prefix: '/v1/orders' });
     });
     expect(() => assertEveryRouteMapped(app, routes)).not.toThrow();
@@ -283,11 +289,56 @@ describe('assertEveryRouteMapped', () => {
     expect(message).not.toContain('GET /v1/orders/:id,');
   });
 
+  it('refuses an app where routes were declared before authPlugin, rather than passing with them unseen', async () => {
+    const app = Fastify();
+    apps.push(app);
+    app.get('/early', async () => 'unseen by onRoute');
+    const auth = authorizer({
+      verifier: createVerifier({
+        issuer: ISS,
+        audience: AUD,
+        algorithms: ['HS256'],
+        keys: hmacSecret(SECRET),
+      }),
+      routes,
+      rbac: rbac({ roles: {} }),
+    });
+    await app.register(authPlugin, { authorizer: auth });
+    app.get('/livez', async () => 'ok');
+    await app.ready();
+    expect(() => assertEveryRouteMapped(app, routes)).toThrow(/register it before any route/);
+    // Deny by default still holds for the early route at run time.
+    expect((await app.inject('/early')).statusCode).toBe(403);
+  });
+
   it('refuses an app where authPlugin was not registered, rather than passing with no routes seen', async () => {
     const app = Fastify();
     apps.push(app);
     app.get('/anything', async () => 'ok');
     await app.ready();
     expect(() => assertEveryRouteMapped(app, routes)).toThrow(/authPlugin registered/);
+  });
+});
+
+describe('authPlugin as a Fastify plugin', () => {
+  it('is named @oms/auth, so other plugins can depend on it', async () => {
+    const app = Fastify();
+    apps.push(app);
+    const auth = authorizer({
+      verifier: createVerifier({
+        issuer: ISS,
+        audience: AUD,
+        algorithms: ['HS256'],
+        keys: hmacSecret(SECRET),
+      }),
+      routes,
+      rbac: rbac({ roles: {} }),
+    });
+    await app.register(authPlugin, { authorizer: auth });
+    const dependent = Object.assign(async () => {}, {
+      [Symbol.for('plugin-meta')]: { name: 'needs-auth', dependencies: ['@oms/auth'] },
+    });
+    await app.register(dependent);
+    expect(app.hasPlugin('@oms/auth')).toBe(true);
   });
 });

@@ -26,8 +26,13 @@ export interface AuthPluginOptions {
   realm?: string;
 }
 
-/** `METHOD /pattern` of every route each app declared after `authPlugin`, seen through `onRoute`. */
-const declaredRoutes = new WeakMap<object, string[]>();
+/** What `onRoute` showed of one app: `METHOD /pattern` of each route, and whether routes came before the plugin. */
+interface DeclaredRoutes {
+  readonly routes: string[];
+  missedEarlier: boolean;
+}
+
+const declaredRoutes = new WeakMap<object, DeclaredRoutes>();
 
 /**
  * Runs `authorize()` on every request in an `onRequest` hook, deny by default: a route the policy does not map is
@@ -53,10 +58,12 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
     throw invalidOption('authPlugin needs { authorizer: authorizer({ verifier, routes, rbac }) }');
   const realm = checkRealm(opts.realm);
   const denialOptions = realm === undefined ? undefined : { realm };
-  const routes: string[] = declaredRoutes.get(app) ?? [];
-  declaredRoutes.set(app, routes);
+  const declared = declaredRoutes.get(app) ?? { routes: [], missedEarlier: false };
+  declaredRoutes.set(app, declared);
+  // onRoute sees only routes declared from now on; an earlier one would escape assertEveryRouteMapped unnoticed.
+  if (!app.printRoutes({ commonPrefix: false }).includes('(empty tree)')) declared.missedEarlier = true;
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) routes.push(`${method} ${route.url}`);
+    for (const method of [route.method].flat()) declared.routes.push(`${method} ${policyPattern(route.url)}`);
   });
   if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
@@ -73,6 +80,8 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
 Object.assign(authPlugin, {
   [Symbol.for('skip-override')]: true,
   [Symbol.for('fastify.display-name')]: '@oms/auth',
+  // Lets another plugin declare `dependencies: ['@oms/auth']`, and Fastify check its own version.
+  [Symbol.for('plugin-meta')]: { name: '@oms/auth', fastify: '>=5.0.0' },
 });
 
 function authorizeRequestOf(request: FastifyRequest): AuthorizeRequest {
@@ -82,8 +91,9 @@ function authorizeRequestOf(request: FastifyRequest): AuthorizeRequest {
     headers: request.headers,
     rawHeaders: request.raw.rawHeaders,
   };
-  const pattern = request.routeOptions.url;
-  if (pattern === undefined) return req;
+  const url = request.routeOptions.url;
+  if (url === undefined) return req;
+  const pattern = policyPattern(url);
   const params = request.params;
   return {
     ...req,
@@ -95,10 +105,29 @@ function authorizeRequestOf(request: FastifyRequest): AuthorizeRequest {
 }
 
 /**
+ * `/files/:id(^\d+).png` as the policy spells it, `/files/:id.png`: the policy has no regular expressions, so a
+ * parameter's is dropped and the rule of `/files/:id.png` (or of a `:param` at that place) applies.
+ */
+function policyPattern(url: string): string {
+  if (!url.includes('(')) return url;
+  let out = '';
+  let depth = 0;
+  for (let i = 0; i < url.length; i++) {
+    const c = url[i];
+    if (depth > 0 && c === '\\') i++;
+    else if (c === '(') depth++;
+    else if (c === ')' && depth > 0) depth--;
+    else if (depth === 0) out += c;
+  }
+  return out;
+}
+
+/**
  * Throws, naming every `METHOD /pattern` the app declared that `policy` does not map, so a route added without a
  * rule fails at start (or in a test) rather than answering 403 in production. Call it after `await app.ready()`
- * (routes of plugins are declared while booting); it sees the routes declared after `authPlugin` was registered.
- * HEAD routes Fastify adds for GET routes are mapped by the GET rule.
+ * (routes of plugins are declared while booting). It needs `authPlugin` registered before any route, and throws
+ * when it was not rather than pass unseen routes. HEAD routes Fastify adds for GET routes are mapped by the GET
+ * rule; a parameter's regular expression is dropped (`/:id(^\d+)` is mapped by `/:id`).
  *
  * @example
  * import Fastify from 'fastify';
@@ -116,13 +145,19 @@ function authorizeRequestOf(request: FastifyRequest): AuthorizeRequest {
 export function assertEveryRouteMapped(app: FastifyInstance, policy: Pick<RoutePolicy, 'resolve'>): void {
   if (typeof policy?.resolve !== 'function')
     throw invalidOption('assertEveryRouteMapped needs the routePolicy(...) the authorizer uses');
-  const routes = routesOf(app);
-  if (routes === undefined) {
+  const declared = declaredOf(app);
+  if (declared === undefined) {
     throw invalidOption(
       'assertEveryRouteMapped needs authPlugin registered on this app (before its routes) to see them',
     );
   }
-  const unmapped = routes.filter((r) => {
+  if (declared.missedEarlier) {
+    throw invalidOption(
+      'authPlugin was registered after some routes were declared, so assertEveryRouteMapped cannot see them: ' +
+        'register it before any route',
+    );
+  }
+  const unmapped = declared.routes.filter((r) => {
     const sp = r.indexOf(' ');
     return policy.resolve(r.slice(0, sp), r.slice(sp + 1)).kind === 'deny';
   });
@@ -135,10 +170,10 @@ export function assertEveryRouteMapped(app: FastifyInstance, policy: Pick<RouteP
 }
 
 /** An encapsulated child inherits from its parent, so the routes are found from any instance of the app. */
-function routesOf(app: object): readonly string[] | undefined {
+function declaredOf(app: object): DeclaredRoutes | undefined {
   for (let o: object | null = app; o !== null; o = Object.getPrototypeOf(o)) {
-    const routes = declaredRoutes.get(o);
-    if (routes !== undefined) return routes;
+    const declared = declaredRoutes.get(o);
+    if (declared !== undefined) return declared;
   }
   return undefined;
 }
