@@ -30,7 +30,7 @@ import type { RateLimitMiddleware, RequestLimitOptions } from './types.js';
 export function rateLimitMiddleware<R extends IncomingMessage = IncomingMessage>(
   o: RequestLimitOptions<R>,
 ): RateLimitMiddleware<R> {
-  const limit = compileLimit<R>(o, (req) => ({ ip: req.socket.remoteAddress, headers: req.headers }));
+  const limit = compileLimit<R>(o);
   const { cost } = limit;
   return function omsRateLimit(req, res, next) {
     let pending: ReturnType<typeof limitAll>;

@@ -1,6 +1,6 @@
 // The framework-free half of both adapters: it knows node:http requests and this package, nothing else, so
 // the Fastify plugin shares it without ever loading Express.
-import { type ClientKeyRequest, clientKey } from '../client-key.js';
+import { clientKey } from '../client-key.js';
 import { invalidOption } from '../errors.js';
 import { httpHeaders, type RateLimitHeaders } from '../http-headers.js';
 import type { LimitAllResult, Scope } from '../types.js';
@@ -32,11 +32,14 @@ function check<R>(scopes: unknown, where: string): readonly RequestScope<R>[] {
   return scopes as readonly RequestScope<R>[];
 }
 
+/** What both frameworks' requests have: the connection and the headers. */
+export interface PeerRequest {
+  readonly socket: { readonly remoteAddress?: string | undefined };
+  readonly headers: Record<string, string | readonly string[] | undefined>;
+}
+
 /** Checks the options once and returns what a request needs: its scopes with their keys. */
-export function compileLimit<R>(
-  o: RequestLimitOptions<R>,
-  peer: (req: R) => ClientKeyRequest,
-): CompiledLimit<R> {
+export function compileLimit<R extends PeerRequest>(o: RequestLimitOptions<R>): CompiledLimit<R> {
   if (o === null || typeof o !== 'object') throw invalidOption('the rate-limit adapter needs { scopes }');
   const scopes = check<R>(o.scopes, 'scopes');
   if (o.cost !== undefined && typeof o.cost !== 'function') {
@@ -48,7 +51,20 @@ export function compileLimit<R>(
   };
   // clientKey validates trustProxy and ipv6Prefix; doing it once here turns a typo into a start-up error
   clientKey({ ip: '127.0.0.1', headers: {} }, keyOpts);
-  const ipKey = (req: R) => clientKey(peer(req), keyOpts);
+  const trust = o.trustProxy ?? false;
+  // With no proxy trusted the key depends on the connection alone, so a keep-alive connection computes it once.
+  const bySocket = trust === false || trust === 0 ? new WeakMap<object, string>() : undefined;
+  const ipKey = (req: R): string => {
+    const socket = req.socket;
+    const ip = socket.remoteAddress;
+    if (bySocket === undefined || ip === undefined) return clientKey({ ip, headers: req.headers }, keyOpts);
+    let key = bySocket.get(socket);
+    if (key === undefined) {
+      key = clientKey({ ip, headers: req.headers }, keyOpts);
+      bySocket.set(socket, key);
+    }
+    return key;
+  };
   return {
     scopes,
     cost: o.cost,

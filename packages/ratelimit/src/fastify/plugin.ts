@@ -7,10 +7,7 @@ import type { FastifyRateLimitOptions, FastifyScope } from './types.js';
 const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (app, o, done) => {
   let limit: ReturnType<typeof compileLimit<FastifyRequest>>;
   try {
-    limit = compileLimit<FastifyRequest>(o, (req) => ({
-      ip: req.socket.remoteAddress,
-      headers: req.headers,
-    }));
+    limit = compileLimit<FastifyRequest>(o);
   } catch (e) {
     done(e as Error);
     return;
