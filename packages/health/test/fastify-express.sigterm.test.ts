@@ -178,12 +178,14 @@ describe.each(Object.keys(apps) as (keyof typeof apps)[])('SIGTERM under load on
     const loop = async () => {
       while (routable && sent < MAX_REQUESTS && Date.now() < deadline) {
         sent++;
+        const sentAt = Date.now();
+        const fail = (what: string) => failures.push(`${what} (sent at ${sentAt}, failed at ${Date.now()})`);
         try {
           const r = await get(port, '/work', agent);
           if (r.status === 200 && r.body === 'done') ok++;
-          else failures.push(`status ${r.status} body ${JSON.stringify(r.body.slice(0, 80))}`);
+          else fail(`status ${r.status} body ${JSON.stringify(r.body.slice(0, 80))}`);
         } catch (e) {
-          failures.push((e as NodeJS.ErrnoException).code ?? String(e));
+          fail((e as NodeJS.ErrnoException).code ?? String(e));
         }
         if (ok >= WARM) warm();
       }
@@ -202,11 +204,12 @@ describe.each(Object.keys(apps) as (keyof typeof apps)[])('SIGTERM under load on
       code: 0,
       signal: null,
     });
-    expect(failures, 'failed, reset or refused requests').toEqual([]);
+    const phases = app.lines.filter((l) => l.type === 'phase');
+    const timeline = `SIGTERM at ${t0}, the load balancer saw /readyz fail at ${flippedAt}, phases ${JSON.stringify(phases)}`;
+    expect(failures, `failed, reset or refused requests; ${timeline}`).toEqual([]);
     expect(flippedAt, 'the load balancer never saw /readyz fail').toBeGreaterThan(0);
     expect(okAtSignal).toBeGreaterThanOrEqual(WARM);
     expect(ok, `${ok} of ${sent} requests answered`).toBe(sent);
-    const phases = app.lines.filter((l) => l.type === 'phase');
     expect(phases.map((l) => l.phase)).toEqual(['draining', 'closing', 'waiting', 'hooks']);
     // requests were in flight when the signal came, and the listener closed only after the drain delay
     expect(phases[0]?.inFlight).toBeGreaterThan(0);
