@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import { useRedis } from '@oms/testkit';
 import express, { type Express } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -39,6 +39,18 @@ function serve(o: RequestLimitOptions<IncomingMessage>, routes?: (app: Express) 
   app.get('/', (_req, res) => void res.json({ ok: true }));
   routes?.(app);
   return listen(createServer(app));
+}
+
+/** A GET from a given loopback address (127.0.0.0/8 is all loopback on Linux), on a fresh connection. */
+function getFrom(url: string, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    request(url, { localAddress, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    })
+      .on('error', reject)
+      .end();
+  });
 }
 
 describe('rateLimitMiddleware on Express 5 over HTTP', () => {
@@ -106,6 +118,20 @@ describe('rateLimitMiddleware on Express 5 over HTTP', () => {
     const post = (await get('/livez')).url.replace('/livez', '/login');
     expect((await fetch(post, { method: 'POST' })).status).toBe(200);
     expect((await fetch(post, { method: 'POST' })).status).toBe(429);
+  });
+
+  it('gives each client address its own quota by default, also on a connection reused for many requests', async () => {
+    const ip = bucket('ip', 2);
+    const get = await serve({ scopes: [{ limiter: ip }] });
+    const url = (await get()).url; // 127.0.0.1 takes one
+    expect(await getFrom(url, '127.0.0.2')).toBe(200);
+    expect(await getFrom(url, '127.0.0.2')).toBe(200);
+    expect(await getFrom(url, '127.0.0.2')).toBe(429);
+    expect(await getFrom(url, '127.0.0.3')).toBe(200);
+    // the keep-alive connection of fetch keeps its own address's count
+    expect((await get()).status).toBe(200);
+    expect((await get()).status).toBe(429);
+    expect((await ip.peek('ip:127.0.0.3')).remaining).toBe(1);
   });
 
   it('keys by the socket address by default, so X-Forwarded-For cannot buy a fresh quota', async () => {

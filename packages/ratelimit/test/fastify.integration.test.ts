@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { useRedis } from '@oms/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -28,6 +29,18 @@ async function serve(o: FastifyRateLimitOptions, routes?: (app: FastifyInstance)
   const get = (path = '/', headers: Record<string, string> = {}) =>
     fetch(`http://127.0.0.1:${port}${path}`, { headers });
   return { app, get };
+}
+
+/** A GET from a given loopback address (127.0.0.0/8 is all loopback on Linux), on a fresh connection. */
+function getFrom(url: string, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    request(url, { localAddress, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    })
+      .on('error', reject)
+      .end();
+  });
 }
 
 describe('rateLimitPlugin on Fastify over HTTP', () => {
@@ -99,6 +112,20 @@ describe('rateLimitPlugin on Fastify over HTTP', () => {
       expect(r.headers.get('ratelimit-policy')).toBe('"login";q=3;w=3000');
     }
     expect(statuses).toEqual([200, 200, 200, 429]);
+  });
+
+  it('gives each client address its own quota by default, also on a connection reused for many requests', async () => {
+    const ip = bucket('ip', 2);
+    const { get } = await serve({ scopes: [{ limiter: ip }] });
+    const url = (await get()).url; // 127.0.0.1 takes one
+    expect(await getFrom(url, '127.0.0.2')).toBe(200);
+    expect(await getFrom(url, '127.0.0.2')).toBe(200);
+    expect(await getFrom(url, '127.0.0.2')).toBe(429);
+    expect(await getFrom(url, '127.0.0.3')).toBe(200);
+    // the keep-alive connection of fetch keeps its own address's count
+    expect((await get()).status).toBe(200);
+    expect((await get()).status).toBe(429);
+    expect((await ip.peek('ip:127.0.0.3')).remaining).toBe(1);
   });
 
   it('keys by the socket address by default, so X-Forwarded-For cannot buy a fresh quota', async () => {
