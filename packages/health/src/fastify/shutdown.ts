@@ -38,7 +38,8 @@ export interface FastifyShutdownOptions extends Omit<GracefulShutdownOptions, 's
  * fails at the signal; after `drainDelayMs`, `app.close()` stops accepting and closes idle keep-alive
  * connections (its `preClose` and `onClose` hooks run as Fastify runs them); in-flight requests finish, with
  * `Connection: close` from the signal on; then `hooks` run in order and the process exits 0. Same phases,
- * events, timeouts and forced exits as the node:http version.
+ * events, timeouts and forced exits as the node:http version. Keep Fastify's default
+ * `forceCloseConnections: 'idle'`: `true` makes `close()` cut the requests still running.
  *
  * @example
  * import Fastify from 'fastify';
