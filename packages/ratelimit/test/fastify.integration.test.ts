@@ -128,6 +128,17 @@ describe('rateLimitPlugin on Fastify over HTTP', () => {
     expect((await ip.peek('ip:127.0.0.3')).remaining).toBe(1);
   });
 
+  it('limits a route registered before the plugin too, with its own override', async () => {
+    const app = Fastify();
+    apps.push(app);
+    app.get('/early', { config: { rateLimit: [{ limiter: bucket('early', 1) }] } }, async () => 'ok');
+    await app.register(rateLimitPlugin, { scopes: [{ limiter: bucket('api', 5) }] });
+    const first = await app.inject('/early');
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['ratelimit-policy']).toBe('"early";q=1;w=1000');
+    expect((await app.inject('/early')).statusCode).toBe(429);
+  });
+
   it('keys by the socket address by default, so X-Forwarded-For cannot buy a fresh quota', async () => {
     const { get } = await serve({ scopes: [{ limiter: bucket('ip', 1) }] });
     expect((await get('/', { 'x-forwarded-for': '203.0.113.1' })).status).toBe(200);

@@ -39,7 +39,7 @@ const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (app, o, done) =>
     const own = req.routeOptions.config?.rateLimit;
     if (own === false) return done();
     if (own !== undefined && !checked.has(own)) {
-      // set after registration (routeOptions are frozen in Fastify, but a plugin may still hand us one)
+      // a route registered before the plugin never went through our onRoute: check its override once, here
       limit.check(own, `route ${req.routeOptions.method} ${req.routeOptions.url}: config.rateLimit`);
       checked.add(own);
     }
