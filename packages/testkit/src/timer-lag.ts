@@ -2,6 +2,11 @@
 export interface TimerLag {
   /** Milliseconds of lateness seen so far. */
   total(): number;
+  /**
+   * Like `total()`, plus a stall still in progress (the tick now due is late too), without stopping: for code
+   * that stamps a moment right after a stall, before the sampler's own tick has run.
+   */
+  current(): number;
   /** Stops the sampler, counting a stall that was still in progress. */
   stop(): void;
 }
@@ -33,6 +38,7 @@ export function timerLag(periodMs = 5): TimerLag {
   t.unref();
   return {
     total: () => total,
+    current: () => total + Math.max(0, performance.now() - expected - 1),
     // a stall that ends just before stop() has not been seen by a tick yet: the tick due is late too
     stop: () => {
       clearInterval(t);

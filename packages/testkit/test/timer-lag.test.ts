@@ -24,4 +24,15 @@ describe('timerLag', () => {
     lag.stop();
     expect(lag.total()).toBeGreaterThanOrEqual(70);
   });
+
+  it('current() counts a stall in progress without stopping the sampler', async () => {
+    const lag = timerLag();
+    busy(80);
+    expect(lag.current()).toBeGreaterThanOrEqual(70);
+    await new Promise((r) => setTimeout(r, 20));
+    busy(60);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(lag.current()).toBeGreaterThanOrEqual(120);
+    lag.stop();
+  });
 });
