@@ -7,10 +7,10 @@
 //   short @example need not repeat them; anything else it uses must be imported or declared in the snippet.
 // - A README block tagged ```ts no-check is skipped (and counted), for the rare block that is not code to run.
 // Usage: node scripts/check-examples.mjs <package dir> [...] | --all (every published package)
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import ts from 'typescript';
+import { isMain, ownSources, packageArgs } from './packages.mjs';
 
 /** README blocks: `{ code, line, skip }`, line being the 1-based line of the first code line. */
 export function readmeBlocks(text) {
@@ -56,17 +56,6 @@ export function jsdocExamples(text) {
       if (code) out.push({ code, line: commentLine + i + 1 });
       i = j - 1;
     }
-  }
-  return out;
-}
-
-function walk(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) {
-      if (name !== 'internal') out.push(...walk(p));
-    } else if (/\.[cm]?ts$/.test(name) && !name.endsWith('.d.ts')) out.push(p);
   }
   return out;
 }
@@ -141,7 +130,7 @@ export function checkExamples(pkgDir) {
     });
   }
   if (existsSync(join(pkgDir, 'src'))) {
-    for (const file of walk(join(pkgDir, 'src'))) {
+    for (const file of ownSources(join(pkgDir, 'src'))) {
       for (const ex of jsdocExamples(readFileSync(file, 'utf8'))) {
         snippets.push({ ...ex, origin: `${relative(pkgDir, file)}:${ex.line} (@example)` });
       }
@@ -192,19 +181,8 @@ export function checkExamples(pkgDir) {
   return { problems, checked: snippets.length, skipped };
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const dirs = args.includes('--all')
-    ? readdirSync(join(root, 'packages'))
-        .map((n) => join(root, 'packages', n))
-        .filter((d) => existsSync(join(d, 'package.json')))
-        .filter((d) => !JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')).private)
-    : args;
-  if (dirs.length === 0) {
-    console.error('usage: check-examples.mjs <package dir> [...]');
-    process.exit(2);
-  }
+if (isMain(import.meta.url)) {
+  const dirs = packageArgs('check-examples.mjs <package dir> [...] | --all');
   let failed = false;
   for (const dir of dirs) {
     const { name } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));

@@ -4,24 +4,13 @@
 // - a speed or ratio figure outside a generated <!-- bench:<suite> --> block (figures come from BENCHMARKS.md);
 // - a citation of DESIGN.md, which users never see. The same holds for the JSDoc in src/.
 // Usage: node scripts/check-readmes.mjs <package dir> [...] | --all
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { isMain, ownSources, packageArgs } from './packages.mjs';
 
 const FIGURE =
   /\d+(?:\.\d+)?×|\d+(?:\.\d+)?\s?(?:ns|µs)\b|\d+(?:\.\d+)?k?\s?(?:ops|calls|rows|jobs|verifications)\/s\b/;
 const BLOCK = /<!-- bench:([\w-]+) -->[\s\S]*?<!-- \/bench:\1 -->/g;
-
-function walk(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) {
-      if (name !== 'internal') out.push(...walk(p));
-    } else if (/\.[cm]?ts$/.test(name)) out.push(p);
-  }
-  return out;
-}
 
 /** Whether `rel` (relative to the package) ships in the tarball, judged by package.json `files`. */
 function ships(pkg, rel) {
@@ -61,7 +50,7 @@ export function checkReadme(pkgDir) {
   });
   const src = join(pkgDir, 'src');
   if (existsSync(src)) {
-    for (const file of walk(src)) {
+    for (const file of ownSources(src)) {
       readFileSync(file, 'utf8')
         .split('\n')
         .forEach((line, i) => {
@@ -74,19 +63,8 @@ export function checkReadme(pkgDir) {
   return problems;
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const dirs = args.includes('--all')
-    ? readdirSync(join(root, 'packages'))
-        .map((n) => join(root, 'packages', n))
-        .filter((d) => existsSync(join(d, 'package.json')))
-        .filter((d) => !JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')).private)
-    : args;
-  if (dirs.length === 0) {
-    console.error('usage: check-readmes.mjs <package dir> [...] | --all');
-    process.exit(2);
-  }
+if (isMain(import.meta.url)) {
+  const dirs = packageArgs('check-readmes.mjs <package dir> [...] | --all');
   let failed = false;
   for (const dir of dirs) {
     const { name } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));

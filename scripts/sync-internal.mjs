@@ -8,6 +8,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { publishedPackages } from './packages.mjs';
 
 export const versionSource = (name, version) =>
   [
@@ -23,15 +24,7 @@ export const versionSource = (name, version) =>
     '',
   ].join('\n');
 
-/** Published packages: packages/* with a package.json that is not private. */
-export function publishedPackages(root) {
-  const dir = join(root, 'packages');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .map((name) => join(dir, name))
-    .filter((p) => existsSync(join(p, 'package.json')))
-    .filter((p) => !JSON.parse(readFileSync(join(p, 'package.json'), 'utf8')).private);
-}
+export { publishedPackages };
 
 /** What each file of a package should hold: path -> text. */
 export function expected(root, pkgDir) {

@@ -5,19 +5,11 @@
 // (strict, exactOptionalPropertyTypes, nodenext) with only the peers the README's install line names.
 // Usage: node scripts/try-tarball.mjs <package dir> [...] | --all   (build first; needs the npm registry)
 import { execFileSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join, resolve } from 'node:path';
 import { readmeBlocks } from './check-examples.mjs';
+import { isMain, packageArgs } from './packages.mjs';
 
 const DRIVERS = [
   'ioredis',
@@ -122,15 +114,8 @@ export function tryTarball(pkgDir) {
   return problems;
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const dirs = args.includes('--all')
-    ? readdirSync(join(root, 'packages'))
-        .map((n) => join(root, 'packages', n))
-        .filter((d) => existsSync(join(d, 'package.json')))
-        .filter((d) => !JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')).private)
-    : args;
+if (isMain(import.meta.url)) {
+  const dirs = packageArgs('try-tarball.mjs <package dir> [...] | --all');
   let failed = false;
   for (const dir of dirs) {
     const { name } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
