@@ -53,14 +53,26 @@ describe('relays killed with SIGKILL', () => {
     };
     const relays = [startRelay(input), startRelay(input)];
     await Promise.all(relays.map((r) => r.started));
-    // the writers keep going while relays die: one writer per key, so per-writer order is key order
+    let kills = 0;
+    let written = 0;
+    let writerWaiting = false;
+    // the writers keep going while relays die: one writer per key, so per-writer order is key order.
+    // Every tenth round waits for one more kill, so the run spans at least four kills however fast the machine
+    // is: on a quiet one the relays would otherwise drain everything before the third.
     const writing = (async () => {
       for (let seq = 0; seq < perKey; seq++) {
+        if (seq > 0 && seq % 10 === 0) {
+          const want = seq / 10;
+          writerWaiting = true;
+          await until(() => kills >= want, { timeoutMs: 120_000, what: `kill ${want} before writing on` });
+          writerWaiting = false;
+        }
         await enqueue(
           db,
           Array.from({ length: keys }, (_, k) => ({ topic: 't', key: `k${k}`, type: 'x', payload: { seq } })),
           { tables },
         );
+        written += keys;
         await new Promise((res) => setTimeout(res, 20));
       }
     })();
@@ -71,13 +83,19 @@ describe('relays killed with SIGKILL', () => {
           .rows[0]?.n,
       );
     };
-    let kills = 0;
     while (kills < 6) {
       const before = await applied();
-      await until(async () => (await applied()) > before + 50 || (await applied()) === keys * perKey, {
-        timeoutMs: 60_000,
-        what: 'progress before the next kill',
-      });
+      // kill after some progress, or once the relays have caught up with a writer that waits for this kill
+      await until(
+        async () => {
+          const n = await applied();
+          return n > before + 50 || n === keys * perKey || (writerWaiting && n === written);
+        },
+        {
+          timeoutMs: 60_000,
+          what: 'progress before the next kill',
+        },
+      );
       if ((await applied()) === keys * perKey) break;
       const i = kills % 2;
       watch.end(relays[i]!.group, () => relays[i]!.group.kill(0, 'SIGKILL'));
@@ -94,7 +112,7 @@ describe('relays killed with SIGKILL', () => {
     });
     for (const r of relays) watch.end(r.group, () => r.group.send(0, 'stop'));
     await Promise.all(relays.map((r) => r.group.outcomes));
-    expect(kills).toBeGreaterThanOrEqual(3);
+    expect(kills).toBeGreaterThanOrEqual(4);
 
     const log = await appliedLog(db, tables.schema!);
     expect(log).toHaveLength(keys * perKey);
