@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import { compileLimit, PROBLEM_JSON, problemBody, responseHeaders } from '../http-adapter.js';
 import { limitAll } from '../limit-all.js';
-import { compileLimit, PROBLEM_JSON, problemBody, responseHeaders } from './request-scopes.js';
 import type { RateLimitMiddleware, RequestLimitOptions } from './types.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import { compileLimit, PROBLEM_JSON, problemBody, responseHeaders } from '../express/request-scopes.js';
+import { compileLimit, PROBLEM_JSON, problemBody, responseHeaders } from '../http-adapter.js';
 import { limitAll } from '../limit-all.js';
 import type { LimitAllResult } from '../types.js';
 import type { FastifyRateLimitOptions, FastifyScope } from './types.js';

@@ -1,10 +1,10 @@
 // The framework-free half of both adapters: it knows node:http requests and this package, nothing else, so
 // the Fastify plugin shares it without ever loading Express.
-import { clientKey } from '../client-key.js';
-import { invalidOption } from '../errors.js';
-import { httpHeaders, type RateLimitHeaders } from '../http-headers.js';
-import type { LimitAllResult, Scope } from '../types.js';
-import type { RequestLimitOptions, RequestScope } from './types.js';
+import { clientKey } from './client-key.js';
+import { invalidOption } from './errors.js';
+import type { RequestLimitOptions, RequestScope } from './express/types.js';
+import { httpHeaders, type RateLimitHeaders } from './http-headers.js';
+import type { LimitAllResult, Scope } from './types.js';
 
 /** Options checked once, ready for the hot path. */
 export interface CompiledLimit<R> {
