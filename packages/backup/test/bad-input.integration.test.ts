@@ -175,9 +175,10 @@ describe('postgresSource', () => {
     });
     const ac = new AbortController();
     const p = rejection(backups.create({ signal: ac.signal }));
-    await until(() => filesUnder(dir).some((f) => f.includes('.tmp-')), {
+    // the temp file can exist before the tool has started: wait for both
+    await until(() => filesUnder(dir).some((f) => f.includes('.tmp-')) && existsSync(join(tool.dir, 'pid')), {
       timeoutMs: 30_000,
-      what: 'the archive temp file',
+      what: 'the archive temp file and pg_dump to start',
     });
     const pid = Number(readFileSync(join(tool.dir, 'pid'), 'utf8'));
     ac.abort();
