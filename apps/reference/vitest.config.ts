@@ -1,0 +1,4 @@
+import { omsTestConfig } from '@oms/testkit/vitest';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig(omsTestConfig({ services: ['postgres', 'redis'] }));
