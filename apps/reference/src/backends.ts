@@ -1,0 +1,168 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import type { BackupSource } from '@oms/backup';
+import { pgliteSource } from '@oms/backup/pglite';
+import { postgresSource } from '@oms/backup/postgres';
+import type { BreakerStore } from '@oms/breaker';
+import { redisBreakerStore } from '@oms/breaker/redis';
+import { type Locks, memoryLocks } from '@oms/locks';
+import { redisLocks } from '@oms/locks/redis';
+import type { Listen } from '@oms/outbox';
+import { pgliteListen } from '@oms/outbox/pglite';
+import { pgListen } from '@oms/outbox/postgres';
+import type { RateLimitStore } from '@oms/ratelimit';
+import { redisStore } from '@oms/ratelimit/redis';
+import { Redis } from 'ioredis';
+import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { Database } from './db/schema.js';
+
+/** Everything that differs between embedded mode and PostgreSQL + Redis, behind one shape. */
+export interface Backends {
+  readonly db: 'pglite' | 'postgres';
+  readonly cache: 'memory' | 'redis';
+  readonly kysely: Kysely<Database>;
+  readonly pglite: PGlite | undefined;
+  readonly pool: pg.Pool | undefined;
+  /** The shared Redis client (rate limits, locks, the outbox stream); undefined when embedded. */
+  readonly redis: Redis | undefined;
+  readonly locks: Locks;
+  readonly locksKind: 'memory' | 'redis';
+  /** undefined: each limiter keeps its default per-process memory store. */
+  readonly rateLimitStore: RateLimitStore | undefined;
+  /** undefined: the breaker keeps its state in memory. */
+  readonly breakerStore: (BreakerStore & { ready(signal?: AbortSignal): Promise<void> }) | undefined;
+  readonly listen: Listen;
+  readonly backupSource: BackupSource;
+  /** Makes a Redis connection of its own (the stream consumer blocks on one). */
+  duplicateRedis(): Redis;
+  /** Whether fencing tokens restart with the process (memory locks), see {@link fenceOf}. */
+  readonly fenceEpoch: bigint;
+  /** One line naming every choice, for the start log. */
+  describe(): Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A memory lock's fencing token restarts at 1 with the process, while the fence stored in a row survives it
+ * (PGlite keeps its data). So in embedded mode a token is offset by the start time: tokens of a later process
+ * are always above those of an earlier one. Redis tokens are used as they are.
+ */
+export const fenceOf = (b: Pick<Backends, 'fenceEpoch'>, token: bigint): bigint => b.fenceEpoch + token;
+
+export async function createBackends(config: Config, log: Logger): Promise<Backends> {
+  const closers: (() => Promise<unknown>)[] = [];
+  try {
+    return await build(config, log, closers);
+  } catch (e) {
+    for (const c of closers.reverse()) await c().catch(() => {});
+    throw e;
+  }
+}
+
+async function build(config: Config, log: Logger, closers: (() => Promise<unknown>)[]): Promise<Backends> {
+  let kysely: Kysely<Database>;
+  let pglite: PGlite | undefined;
+  let pool: pg.Pool | undefined;
+  let listen: Listen;
+  let backupSource: BackupSource;
+  if (config.databaseUrl) {
+    const url = config.databaseUrl;
+    pool = new pg.Pool({ connectionString: url, max: 20 });
+    // A server restart makes idle and checked-out clients emit 'error'; unhandled, that kills the process.
+    pool.on('error', (e) => log.warn({ err: e.message }, 'postgres pool client error'));
+    pool.on('connect', (c) => c.on('error', (e) => log.warn({ err: e.message }, 'postgres client error')));
+    const p = pool;
+    closers.push(() => p.end());
+    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    listen = pgListen(async () => {
+      const client = new pg.Client({ connectionString: url });
+      client.on('error', (e) => log.warn({ err: e.message }, 'postgres listen session error'));
+      await client.connect();
+      return client;
+    });
+    backupSource = postgresSource({ connectionString: url });
+  } else {
+    const dir = join(config.dataDir, 'pg');
+    await mkdir(dir, { recursive: true });
+    pglite = await PGlite.create(dir);
+    const p = pglite;
+    closers.push(() => p.close());
+    kysely = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+    listen = pgliteListen(pglite);
+    backupSource = pgliteSource({ db: pglite });
+  }
+
+  let redis: Redis | undefined;
+  let breakerRedis: Redis | undefined;
+  let locks: Locks;
+  let rateLimitStore: RateLimitStore | undefined;
+  let breakerStore: Backends['breakerStore'];
+  const extra: Redis[] = [];
+  if (config.redisUrl) {
+    const url = config.redisUrl;
+    // a command whose reply was lost in a disconnect is not resent: it could charge a rate limit twice
+    const r = new Redis(url, { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 2 });
+    r.on('error', (e) => log.warn({ err: e.message }, 'redis error'));
+    redis = r;
+    closers.push(() => r.quit().catch(() => r.disconnect()));
+    rateLimitStore = redisStore({ redis: r, prefix: `${config.redisPrefix}rl:` });
+    locks = redisLocks({ redis: r, prefix: `${config.redisPrefix}locks:` });
+    // the breaker store wants commands to fail fast while Redis is away (it then runs locally)
+    const br = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    br.on('error', (e) => log.warn({ err: e.message }, 'redis (breaker) error'));
+    breakerRedis = br;
+    closers.push(() => br.quit().catch(() => br.disconnect()));
+    const store = redisBreakerStore({ redis: br, prefix: `${config.redisPrefix}cb:` });
+    closers.push(() => store.close());
+    breakerStore = store as unknown as Backends['breakerStore'];
+    await store.ready(AbortSignal.timeout(2_000)).catch(() => log.warn('breaker store starts in local mode'));
+  } else {
+    locks = memoryLocks();
+  }
+  const l = locks;
+  closers.push(() => l.close());
+
+  return {
+    db: pglite ? 'pglite' : 'postgres',
+    cache: redis ? 'redis' : 'memory',
+    kysely,
+    pglite,
+    pool,
+    redis,
+    locks,
+    locksKind: redis ? 'redis' : 'memory',
+    rateLimitStore,
+    breakerStore,
+    listen,
+    backupSource,
+    fenceEpoch: redis ? 0n : BigInt(Date.now()) << 20n,
+    duplicateRedis() {
+      if (!redis) throw new Error('no REDIS_URL: nothing to duplicate');
+      const d = redis.duplicate({ autoResendUnfulfilledCommands: true, maxRetriesPerRequest: null });
+      d.on('error', (e) => log.warn({ err: e.message }, 'redis (consumer) error'));
+      extra.push(d);
+      return d;
+    },
+    describe() {
+      return {
+        database: pglite ? `pglite (${join(config.dataDir, 'pg')})` : 'postgres (DATABASE_URL)',
+        rateLimitStore: redis ? 'redis' : 'memory',
+        breakerStore: breakerRedis ? 'redis' : 'memory',
+        locks: redis ? 'redis' : 'memory',
+        outboxListen: pglite ? 'pglite listen()' : 'pg LISTEN',
+        outboxPublisher: redis ? `redis streams (${config.redisPrefix}orders)` : 'in-process',
+        backupSource: pglite ? 'pgliteSource' : 'postgresSource',
+        keys: config.jwksUrl ? 'JWKS_URL' : `local dev keys (${join(config.dataDir, 'keys')})`,
+      };
+    },
+    async close() {
+      for (const d of extra) await d.quit().catch(() => d.disconnect());
+      await kysely.destroy().catch(() => {});
+      for (const c of closers.reverse()) await c().catch((e) => log.warn({ err: String(e) }, 'close failed'));
+    },
+  };
+}
