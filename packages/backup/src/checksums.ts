@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { OmsBackupError } from './errors.js';
 import type { SqlDatabase, TableChecksum } from './types.js';
 
@@ -16,7 +17,7 @@ export const CANONICAL_SETTINGS = [
 // Leaf tables and sequences of user schemas; partitioned parents hold no rows of their own and extension-owned
 // tables are the extension's business.
 const OBJECTS_SQL = `
-select n.nspname as schema, c.relname as name, c.relkind as kind
+select n.nspname as schema, c.relname as name, c.relkind as kind, pg_catalog.pg_table_size(c.oid) as bytes
 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'S') and c.relpersistence <> 't'
   and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%'
@@ -30,13 +31,78 @@ const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
 type Row = Record<string, unknown>;
 const first = (r: { rows: unknown[] }): Row => (r.rows[0] ?? {}) as Row;
 
+/** A table bigger than this on disk is hashed in 256 groups, so no single value nears string_agg's 1 GB limit. */
+const GROUPED_FROM_BYTES = 8 * 2 ** 20;
+const CURSOR = 'oms_backup_row_hashes';
+
 /**
- * Row counts and content checksums of every user table, sequence and the large objects. A table's checksum is
- * an md5 over the sums of its rows' 128-bit md5s, so it ignores physical order and catches any changed value.
+ * The SQL of a table's checksum: the md5 of its rows' md5s (each of `row(t.*)::text` under CANONICAL_SETTINGS),
+ * concatenated in ascending byte order ("C" collation). Ordering the rows by their own hash needs no primary key
+ * and depends neither on physical order nor on the database's collation. With `prefix` 2 the sorted hashes come
+ * back in 256 consecutive groups (by their first two hex digits), which the caller concatenates into the same
+ * md5: a group holds 1/256 of the table's hashes, so memory stays bounded on both sides whatever the table's size.
  */
-export async function tableChecksums(db: SqlDatabase): Promise<TableChecksum[]> {
+export function tableChecksumSql(relation: string, prefix: 0 | 2 = 0): string {
+  return `select count(*)::int8 as rows, string_agg(h, '' order by h collate "C") as hashes
+   from (select pg_catalog.md5(row(t.*)::text) as h from only ${relation} as t offset 0) as x
+   group by substr(h, 1, ${prefix}) order by substr(h, 1, ${prefix}) collate "C"`;
+}
+
+async function tableChecksum(
+  db: SqlDatabase,
+  rel: string,
+  bytes: number,
+): Promise<{ rows: number; sum: string }> {
+  const md5 = createHash('md5');
+  let rows = 0;
+  const fold = (batch: unknown[]) => {
+    for (const g of batch as { rows: unknown; hashes: string }[]) {
+      rows += Number(g.rows);
+      md5.update(g.hashes);
+    }
+  };
+  if (bytes < GROUPED_FROM_BYTES) {
+    fold((await db.query(tableChecksumSql(rel))).rows);
+  } else {
+    await db.query(`declare ${CURSOR} no scroll cursor for ${tableChecksumSql(rel, 2)}`);
+    for (;;) {
+      const batch = (await db.query(`fetch 1 from ${CURSOR}`)).rows;
+      if (batch.length === 0) break;
+      fold(batch);
+    }
+    await db.query(`close ${CURSOR}`);
+  }
+  return { rows, sum: md5.digest('hex') };
+}
+
+/**
+ * Row counts and content checksums of every user table, sequence and the large objects (`tableChecksumSql` states a
+ * table's). With `inTransaction` the caller's open transaction is used (the dump's snapshot); otherwise
+ * they run in a repeatable-read transaction of their own, so every table is read at one instant.
+ */
+export async function tableChecksums(
+  db: SqlDatabase,
+  o: { inTransaction?: boolean } = {},
+): Promise<TableChecksum[]> {
   for (const s of CANONICAL_SETTINGS) await db.query(s);
-  const objects = (await db.query(OBJECTS_SQL)).rows as { schema: string; name: string; kind: string }[];
+  if (!o.inTransaction) await db.query('begin isolation level repeatable read read only');
+  try {
+    const out = await checksumsInTransaction(db);
+    if (!o.inTransaction) await db.query('commit');
+    return out;
+  } catch (e) {
+    if (!o.inTransaction) await db.query('rollback').catch(() => {});
+    throw e;
+  }
+}
+
+async function checksumsInTransaction(db: SqlDatabase): Promise<TableChecksum[]> {
+  const objects = (await db.query(OBJECTS_SQL)).rows as {
+    schema: string;
+    name: string;
+    kind: string;
+    bytes: unknown;
+  }[];
   const out: TableChecksum[] = [];
   for (const o of objects) {
     const rel = `${ident(o.schema)}.${ident(o.name)}`;
@@ -47,23 +113,8 @@ export async function tableChecksums(db: SqlDatabase): Promise<TableChecksum[]> 
       out.push({ schema: o.schema, name: o.name, kind: 'sequence', rows: 1, checksum: String(r.sum) });
       continue;
     }
-    // Each row's md5 split into two 64-bit halves, summed as numerics: order-independent, so no sort, and constant
-    // memory on the server whatever the table's size (an ordered string_agg of every row hash is neither).
-    const r = first(
-      await db.query(
-        `select count(*)::int8 as rows,
-                md5(count(*)::text || ':' || coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::int8::numeric), 0)::text
-                    || ':' || coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::int8::numeric), 0)::text) as sum
-         from (select md5(row(t.*)::text) as h from only ${rel} as t) as x`,
-      ),
-    );
-    out.push({
-      schema: o.schema,
-      name: o.name,
-      kind: 'table',
-      rows: Number(r.rows),
-      checksum: String(r.sum),
-    });
+    const r = await tableChecksum(db, rel, Number(o.bytes));
+    out.push({ schema: o.schema, name: o.name, kind: 'table', rows: r.rows, checksum: r.sum });
   }
   const lo = first(
     await db.query(

@@ -144,8 +144,13 @@ export function postgresSource(opts: PostgresSourceOptions): BackupSource {
       await client.query('begin isolation level repeatable read read only');
       const snapshot = (await client.query('select pg_catalog.pg_export_snapshot() as s')).rows[0]
         .s as string;
-      const sums = tableChecksums(client);
-      sums.catch(() => {});
+      // A checksum query that fails ends the snapshot's transaction, so pg_dump then fails too: its error is the
+      // cause to report, not pg_dump's "could not import the requested snapshot".
+      let sumsError: { e: unknown } | undefined;
+      const sums = tableChecksums(client, { inTransaction: true });
+      sums.catch((e: unknown) => {
+        sumsError = { e };
+      });
       const args = [
         `--format=${format}`,
         `--snapshot=${snapshot}`,
@@ -153,6 +158,18 @@ export function postgresSource(opts: PostgresSourceOptions): BackupSource {
         `--dbname=${conn.safeUrl}`,
       ];
       const env = toolEnv(conn);
+      try {
+        await runDump(args, env);
+      } catch (e) {
+        // The failed query is seen here before pg_dump, a separate process, fails on its consequence.
+        throw sumsError ? sumsError.e : e;
+      }
+      const tables = await sums;
+      await client.query('commit');
+      return { database: info.db, serverVersion: info.version, format, tables };
+    });
+
+    async function runDump(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
       if (format === 'custom') {
         const run = runTool(pgDump, args, { env, signal, code: 'ERR_OMS_BACKUP_DUMP_FAILED', stdout: true });
         const stored = ctx.write(ARCHIVE, run.stdout as AsyncIterable<Uint8Array>);
@@ -179,10 +196,7 @@ export function postgresSource(opts: PostgresSourceOptions): BackupSource {
           await rm(dir, { recursive: true, force: true });
         }
       }
-      const tables = await sums;
-      await client.query('commit');
-      return { database: info.db, serverVersion: info.version, format, tables };
-    });
+    }
   }
 
   async function pgRestore(ctx: RestoreContext, target: ConnInfo, flags: string[]): Promise<void> {
