@@ -1,5 +1,5 @@
 /**
- * Where time comes from. Inject a fake one in tests; the default is {@link systemClock}.
+ * Where time comes from. Inject a fake one in tests; the default is `systemClock`.
  *
  * @example
  * const clock: Clock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} };
@@ -15,7 +15,7 @@ export interface Clock {
 /**
  * The wall clock with plain Node timers. They are ref'd on purpose: a timer that bounds or delays a promise the
  * caller awaits (a timeout, a retry sleep, an acquire wait) must keep a bare script alive until it settles,
- * or Node exits with code 13 in the middle of the await. Background work uses {@link backgroundTimeout}.
+ * or Node exits with code 13 in the middle of the await. Background work uses `backgroundTimeout`.
  *
  * @example
  * const at = systemClock.now();

@@ -1,6 +1,15 @@
 import type { Clock } from './clock.js';
 
-/** The longest key any @oms store accepts, in UTF-8 bytes. */
+/**
+ * The longest key any store of these packages accepts, in UTF-8 bytes; a longer key is refused with the package's
+ * invalid-key error before it reaches a store.
+ *
+ * @example
+ * ```ts
+ * const key = `orders:${'x'.repeat(100)}`;
+ * if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new Error('key too long');
+ * ```
+ */
 export const MAX_KEY_BYTES = 1024;
 
 /**

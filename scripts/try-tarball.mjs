@@ -24,7 +24,11 @@ const ALLOWED = /^(package\.json|README\.md|CHANGELOG\.md|LICENSE(\.md)?|dist\/.
 const run = (cmd, args, cwd) =>
   execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-export function tryTarball(pkgDir) {
+/**
+ * Problems found installing the package at `pkgDir` alone. `nodes` are the Node binaries every subpath is
+ * imported with (this one by default); `onInstalled(app, pkg, problems)` runs before the temp project goes.
+ */
+export function tryTarball(pkgDir, { nodes = [process.execPath], onInstalled } = {}) {
   pkgDir = resolve(pkgDir);
   const problems = [];
   const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
@@ -49,13 +53,18 @@ export function tryTarball(pkgDir) {
     for (const sub of Object.keys(pkg.exports ?? {})) {
       if (sub === './package.json' || sub.includes('*') || pkg.exports[sub] === null) continue;
       const spec = sub === '.' ? pkg.name : `${pkg.name}/${sub.slice(2)}`;
-      try {
-        run(process.execPath, ['--input-type=module', '-e', `await import('${spec}')`], app);
-      } catch (e) {
-        const out = String(e.stderr ?? e.message);
-        const missing = DRIVERS.find((d) => out.includes(`'${d}'`));
-        if (!missing)
-          problems.push(`import('${spec}') fails: ${out.split('\n').find((l) => /Error/.test(l)) ?? out}`);
+      for (const node of nodes) {
+        try {
+          run(node, ['--input-type=module', '-e', `await import('${spec}')`], app);
+        } catch (e) {
+          const out = String(e.stderr ?? e.message);
+          const missing = DRIVERS.find((d) => out.includes(`'${d}'`));
+          const version = nodes.length > 1 ? ` on ${run(node, ['-v'], app).trim()}` : '';
+          if (!missing)
+            problems.push(
+              `import('${spec}')${version} fails: ${out.split('\n').find((l) => /Error/.test(l)) ?? out}`,
+            );
+        }
       }
     }
     try {
@@ -108,6 +117,7 @@ export function tryTarball(pkgDir) {
         problems.push(`README example does not type-check in an empty project:\n${e.stdout}`);
       }
     }
+    onInstalled?.(app, pkg, problems);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
