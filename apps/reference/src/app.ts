@@ -41,7 +41,7 @@ import { applyNotification, type Delivery, inProcessDelivery, redisDelivery } fr
 import { OrderService } from './orders/service.js';
 import { PaymentGateway } from './payment-gateway.js';
 import { access, routes } from './policy.js';
-import { PROBLEM_JSON, Problem, problemBody, sendProblem } from './problems.js';
+import { Problem, sendProblem } from './problems.js';
 import { adminRoutes } from './routes/admin.js';
 import { orderRoutes } from './routes/orders.js';
 import { startTelemetry, type Telemetry } from './telemetry.js';
@@ -65,6 +65,8 @@ export interface ReferenceApp {
     relay: Relay;
     backups: BackupManager;
     applyNotification(m: OutboxMessage): Promise<'processed' | 'duplicate'>;
+    /** `METHOD /pattern` of every route Fastify declared (HEAD ones included). */
+    declaredRoutes: readonly string[];
   };
 }
 
@@ -231,6 +233,11 @@ async function compose(
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
 
+  const declaredRoutes: string[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) declaredRoutes.push(`${m} ${r.url}`);
+  });
+
   const tracer = telemetry.tracer('@oms/reference');
   // First hook: the request's server span (continuing an incoming traceparent), the request id, and both
   // echoed on the response; everything after runs inside the span's context.
@@ -287,20 +294,15 @@ async function compose(
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof Problem) return sendProblem(reply, err);
     if (err.validation) {
-      return reply
-        .code(400)
-        .type(PROBLEM_JSON)
-        .send(
-          JSON.stringify(
-            problemBody('VALIDATION', `${err.validationContext ?? 'request'} ${err.message}`, {
-              errors: err.validation.map((v) => ({
-                in: err.validationContext,
-                path: v.instancePath,
-                message: v.message,
-              })),
-            }),
-          ),
-        );
+      const errors = err.validation.map((v) => ({
+        in: err.validationContext,
+        path: v.instancePath,
+        message: v.message,
+      }));
+      return sendProblem(
+        reply,
+        new Problem('VALIDATION', `${err.validationContext ?? 'request'} ${err.message}`, { errors }),
+      );
     }
     if (err.statusCode === 413) return sendProblem(reply, new Problem('PAYLOAD_TOO_LARGE'));
     if (err.statusCode === 415) return sendProblem(reply, new Problem('UNSUPPORTED_MEDIA_TYPE'));
@@ -378,6 +380,7 @@ async function compose(
       relay: outboxRelay,
       backups,
       applyNotification: (m) => applyNotification(db, m),
+      declaredRoutes,
     },
     async listen() {
       const url = await app.listen({ port: config.port, host: config.host });

@@ -123,7 +123,11 @@ export class PaymentGateway {
       return { retryAfterSec: Math.max(1, Math.ceil(ms / 1000)), reason: e.code };
     }
     if (e instanceof PaymentsHttpError) return { retryAfterSec: 1, reason: `HTTP ${e.status}` };
-    return { retryAfterSec: 1, reason: e instanceof Error ? e.name : 'error' };
+    const cause = (e as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+    return {
+      retryAfterSec: 1,
+      reason: typeof cause === 'string' ? cause : e instanceof Error ? e.name : 'error',
+    };
   }
 
   async close(): Promise<void> {

@@ -69,5 +69,5 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
     .code(p.status)
     .headers(p.headers)
     .type(PROBLEM_JSON)
-    .send(JSON.stringify(problemBody(p.code, p.detail, p.extra)));
+    .send(Buffer.from(JSON.stringify(problemBody(p.code, p.detail, p.extra))));
 }

@@ -1,0 +1,274 @@
+import { until } from '@oms/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PaymentsServer, startPaymentsServer } from '../src/payments/server.js';
+import { createOrder, type Harness, ORDER, startEmbedded } from './helpers.js';
+
+// The features of the issue, end to end on the embedded app (PGlite, memory stores) with the fake payments
+// service in this process.
+
+let h: Harness;
+let payments: PaymentsServer;
+let admin: string;
+const ROUTE_LIMIT = 30;
+
+beforeAll(async () => {
+  payments = await startPaymentsServer();
+  h = await startEmbedded({
+    PAYMENTS_URL: payments.url,
+    BREAKER_OPEN_MS: '1000',
+    PAYMENTS_TIMEOUT_MS: '2000',
+    RATE_ROUTE_PER_MIN: String(ROUTE_LIMIT),
+  });
+  admin = await h.token('admin', 'admin-1');
+});
+afterAll(async () => {
+  await h?.close();
+  await payments?.close();
+});
+
+const notificationsOf = async (orderId: string) =>
+  (await h.call('GET', `/admin/notifications?orderId=${orderId}`, { token: admin })).body.notifications as {
+    messageId: string;
+    type: string;
+  }[];
+
+describe('pay through the payments pipeline', () => {
+  it('pays an order once, and the consumer applies OrderCreated and OrderPaid exactly once each', async () => {
+    const token = await h.token('customer', 'payer');
+    const order = await createOrder(h, token);
+    const paid = await h.call('POST', `/v1/orders/${order.id}/pay`, { token });
+    expect(paid.status, paid.text).toBe(200);
+    expect(paid.body.order).toMatchObject({ id: order.id, status: 'paid', version: 3 });
+    const again = await h.call('POST', `/v1/orders/${order.id}/pay`, { token });
+    expect(again.body.order.status).toBe('paid');
+    expect(payments.charges().filter((c) => c.orderId === order.id)).toHaveLength(1);
+    const seen = await until(
+      async () => {
+        const n = await notificationsOf(order.id);
+        return n.length >= 2 ? n : undefined;
+      },
+      { timeoutMs: 15_000, what: 'OrderCreated and OrderPaid to be consumed' },
+    );
+    expect(seen.map((n) => n.type).sort()).toEqual(['OrderCreated', 'OrderPaid']);
+    // a redelivery of the same message (what a relay crash between publish and settle causes) changes nothing
+    const first = seen[0]!;
+    const status = await h.app.internals.applyNotification({
+      id: first.messageId,
+      topic: 'orders',
+      key: order.id,
+      type: first.type,
+      payload: {},
+      headers: {},
+      createdAt: new Date(),
+      attempts: 1,
+    });
+    expect(status).toBe('duplicate');
+    expect(await notificationsOf(order.id)).toHaveLength(2);
+  });
+
+  it('a paid order cannot be cancelled: 409 INVALID_TRANSITION', async () => {
+    const token = await h.token('customer', 'payer2');
+    const order = await createOrder(h, token);
+    expect((await h.call('POST', `/v1/orders/${order.id}/pay`, { token })).status).toBe(200);
+    const r = await h.call('POST', `/v1/orders/${order.id}/cancel`, { token });
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({
+      code: 'INVALID_TRANSITION',
+      type: 'https://oms.dev/problems/invalid-transition',
+    });
+  });
+
+  it('cancel enqueues OrderCancelled, consumed once', async () => {
+    const token = await h.token('customer', 'canceller');
+    const order = await createOrder(h, token);
+    const r = await h.call('POST', `/v1/orders/${order.id}/cancel`, { token });
+    expect(r.body.order.status).toBe('cancelled');
+    const seen = await until(
+      async () => {
+        const n = await notificationsOf(order.id);
+        return n.some((x) => x.type === 'OrderCancelled') ? n : undefined;
+      },
+      { timeoutMs: 15_000, what: 'OrderCancelled to be consumed' },
+    );
+    expect(seen.filter((x) => x.type === 'OrderCancelled')).toHaveLength(1);
+  });
+
+  it('payments down: 503 + Retry-After, order left payment_pending; the breaker opens, then recovers', async () => {
+    const token = await h.token('customer', 'breaker-customer');
+    const order = await createOrder(h, token);
+    payments.setFaults({ down: true });
+    try {
+      const first = await h.call('POST', `/v1/orders/${order.id}/pay`, { token });
+      expect(first.status, first.text).toBe(503);
+      expect(first.body).toMatchObject({
+        code: 'PAYMENTS_UNAVAILABLE',
+        type: 'https://oms.dev/problems/payments-unavailable',
+      });
+      expect(Number(first.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const stored = await h.call('GET', `/v1/orders/${order.id}`, { token });
+      expect(stored.body.order.status).toBe('payment_pending');
+      // each pay tries up to 3 times; 5 failures in a row open the breaker
+      await until(
+        async () => {
+          await h.call('POST', `/v1/orders/${order.id}/pay`, { token });
+          const b = await h.call('GET', '/admin/breakers', { token: admin });
+          return b.body.breakers[0].state === 'open';
+        },
+        { timeoutMs: 20_000, intervalMs: 50, what: 'the payments breaker to open' },
+      );
+      const requestsBefore = payments.stats().requests;
+      const rejected = await h.call('POST', `/v1/orders/${order.id}/pay`, { token });
+      expect(rejected.status).toBe(503);
+      expect(rejected.body.detail).toContain('ERR_OMS_BREAKER_OPEN');
+      expect(payments.stats().requests).toBe(requestsBefore); // open: payments is not called at all
+      const health = await h.call('GET', '/health');
+      expect(health.body.checks['breaker:payments'][0].observedValue).toBe('open');
+    } finally {
+      payments.setFaults({ down: false });
+    }
+    const paid = await until(
+      async () => {
+        const r = await h.call('POST', `/v1/orders/${order.id}/pay`, { token });
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: 'pay to succeed once the breaker lets a probe through' },
+    );
+    expect(paid.body.order.status).toBe('paid');
+    const b = await h.call('GET', '/admin/breakers', { token: admin });
+    expect(b.body.breakers).toEqual([{ name: 'payments', state: 'closed' }]);
+    expect(payments.charges().filter((c) => c.orderId === order.id)).toHaveLength(1);
+  });
+});
+
+describe('rate limits', () => {
+  it('every response carries RateLimit-Policy/RateLimit for the four scopes; the route scope denies with 429', async () => {
+    const token = await h.token('customer', 'rl-customer');
+    const replies = [];
+    for (let i = 0; i < ROUTE_LIMIT; i++) replies.push(await h.call('GET', '/v1/orders', { token }));
+    expect(replies.every((r) => r.status === 200)).toBe(true);
+    const policy = replies[0]!.headers.get('ratelimit-policy') ?? '';
+    for (const name of ['global', 'principal', 'ip', 'route']) expect(policy).toContain(`"${name}"`);
+    expect(replies[ROUTE_LIMIT - 1]!.headers.get('ratelimit')).toMatch(/^"route";r=0;t=\d+/);
+    const denied = await h.call('GET', '/v1/orders', { token });
+    expect(denied.status).toBe(429);
+    expect(denied.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(Number(denied.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(denied.headers.get('ratelimit')).toMatch(/^"route";r=0/);
+    expect(denied.body).toMatchObject({ status: 429, scope: 'route' });
+    // the scope is per route and principal: another route, or another customer, still passes
+    expect((await h.call('GET', '/v1/orders', { token: await h.token('customer', 'rl-other') })).status).toBe(
+      200,
+    );
+    expect(
+      (await h.call('POST', '/v1/orders', { token, body: ORDER, headers: { 'idempotency-key': 'rl' } }))
+        .status,
+    ).toBe(201);
+  });
+});
+
+describe('maintenance freeze', () => {
+  it('writes get 423 with holder, since and eta while frozen; reads pass; writes resume after', async () => {
+    const token = await h.token('customer', 'freeze-customer');
+    const order = await createOrder(h, token);
+    const f = await h.call('POST', '/admin/maintenance/freeze', {
+      token: admin,
+      body: { reason: 'reindex', etaSec: 120 },
+    });
+    expect(f.status, f.text).toBe(200);
+    expect(f.body).toMatchObject({ frozen: true, holder: expect.stringContaining('admin-1') });
+    try {
+      for (const [path, body, headers] of [
+        ['/v1/orders', ORDER, { 'idempotency-key': 'frozen' }],
+        [`/v1/orders/${order.id}/pay`, undefined, {}],
+        [`/v1/orders/${order.id}/cancel`, undefined, {}],
+      ] as const) {
+        const r = await h.call('POST', path, { token, ...(body ? { body } : {}), headers });
+        expect(r.status, `${path}: ${r.text}`).toBe(423);
+        expect(r.body).toMatchObject({
+          code: 'MAINTENANCE',
+          type: 'https://oms.dev/problems/maintenance',
+          holder: f.body.holder,
+          since: f.body.since,
+          eta: f.body.eta,
+        });
+        expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+      }
+      expect((await h.call('GET', `/v1/orders/${order.id}`, { token })).status).toBe(200);
+    } finally {
+      const u = await h.call('DELETE', '/admin/maintenance/freeze', { token: admin });
+      expect(u.body).toEqual({ frozen: false });
+    }
+    const after = await h.call('POST', `/v1/orders/${order.id}/cancel`, { token });
+    expect(after.status).toBe(200);
+  });
+});
+
+describe('backups', () => {
+  it('POST /admin/backups creates and verifies a backup, and the app keeps accepting writes after it', {
+    timeout: 180_000,
+  }, async () => {
+    const token = await h.token('customer', 'backup-customer');
+    await createOrder(h, token);
+    const b = await h.call('POST', '/admin/backups', { token: admin });
+    expect(b.status, b.text).toBe(201);
+    expect(b.body.verified).toBe(true);
+    expect(b.body.manifest.tables.map((t: { name: string }) => t.name)).toContain('orders');
+    const list = await h.call('GET', '/admin/backups', { token: admin });
+    expect(list.body.backups.map((m: { id: string }) => m.id)).toContain(b.body.manifest.id);
+    expect(list.body.status.lastSuccess).toBeTruthy();
+    // PGlite's pg_dump must not leave the live instance read-only or without a search_path
+    const after = await createOrder(h, token);
+    const paid = await h.call('POST', `/v1/orders/${after.id}/pay`, { token });
+    expect(paid.status).toBe(200);
+    const health = await h.call('GET', '/health');
+    expect(health.body.checks['backup:age']).toBeDefined();
+  });
+});
+
+describe('observability', () => {
+  it('/metrics shows every package’s metrics', async () => {
+    const r = await h.call('GET', '/metrics');
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
+    for (const name of [
+      'oms_ratelimit_decisions_total',
+      'oms_auth_verifications_total',
+      'oms_auth_verify_duration',
+      'oms_breaker_state',
+      'oms_breaker_calls_total',
+      'oms_breaker_transitions_total',
+      'oms_locks_wait_duration',
+      'oms_locks_held',
+      'oms_outbox_enqueued_total',
+      'oms_outbox_published_total',
+      'oms_outbox_backlog',
+      'oms_health_check_duration',
+      'oms_health_status',
+      'oms_backup_duration',
+      'oms_backup_last_success',
+    ]) {
+      expect(r.text, name).toMatch(new RegExp(`^${name}`, 'm'));
+    }
+  });
+
+  it('echoes X-Request-Id and continues an incoming traceparent', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const r = await h.call('GET', '/livez', {
+      headers: { 'x-request-id': 'req-abc.123', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    });
+    expect(r.headers.get('x-request-id')).toBe('req-abc.123');
+    expect(r.headers.get('traceparent')).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    const fresh = await h.call('GET', '/livez');
+    expect(fresh.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(fresh.headers.get('traceparent')).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  });
+
+  it('the probes answer health+json with every dependency check', async () => {
+    for (const p of ['/livez', '/readyz', '/startupz']) expect((await h.call('GET', p)).status, p).toBe(200);
+    const r = await h.call('GET', '/health');
+    expect(r.headers.get('content-type')).toBe('application/health+json');
+    expect(Object.keys(r.body.checks)).toEqual(
+      expect.arrayContaining(['pglite:responseTime', 'outbox:backlog', 'breaker:payments', 'backup:age']),
+    );
+  });
+});
