@@ -14,6 +14,8 @@ import { invalidOption } from './errors.js';
 export type TrustProxy = boolean | number | readonly string[];
 
 /**
+ * Options of `clientKey`: which proxies to believe, and how IPv6 clients are grouped.
+ *
  * @example
  * import type { IncomingMessage } from 'node:http';
  * import { type ClientKeyOptions, clientKey } from '@oms/ratelimit';

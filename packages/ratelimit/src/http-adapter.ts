@@ -3,16 +3,101 @@
 import { clientKey } from './client-key.js';
 import { invalidOption } from './errors.js';
 import type { RequestLimitOptions, RequestScope } from './express/types.js';
-import { httpHeaders, type RateLimitHeaders } from './http-headers.js';
-import type { LimitAllResult, Scope } from './types.js';
+import { policyHeader, policyItem, rateLimitHeader, retryAfterHeader } from './http-headers.js';
+import { limitAll, limitAllNow, limitOneNow } from './limit-all.js';
+import { Limiter } from './limiter.js';
+import type { LimitAllResult, RatePolicy, Scope } from './types.js';
 
-/** Options checked once, ready for the hot path. */
-export interface CompiledLimit<R> {
-  scopesOf(req: R, scopes?: readonly RequestScope<R>[]): Scope[];
-  cost: ((req: R) => number) | undefined;
-  /** Validates a list of scopes (the plugin's, or a route's override) and says where it is wrong. */
-  check(scopes: unknown, where: string): readonly RequestScope<R>[];
-  readonly scopes: readonly RequestScope<R>[];
+/** What both frameworks' requests have: the connection and the headers. */
+export interface PeerRequest {
+  readonly socket: { readonly remoteAddress?: string | undefined };
+  readonly headers: Record<string, string | readonly string[] | undefined>;
+}
+
+/**
+ * One list of scopes (the adapter's, or a route's override), compiled once: what a request needs to be
+ * limited by it. On memory stores it answers without a promise, and its `RateLimit-Policy` is a constant.
+ */
+export class ScopePlan<R extends PeerRequest> {
+  readonly #scopes: readonly RequestScope<R>[];
+  readonly #ipKey: (req: R) => string;
+  readonly #cost: ((req: R) => number) | undefined;
+  /** Every scope on a memory store: `now()` decides at once. */
+  readonly #sync: boolean;
+  /** `RateLimit-Policy` when no scope is adaptive (it then never changes). */
+  readonly #policy: string | undefined;
+
+  constructor(
+    scopes: readonly RequestScope<R>[],
+    ipKey: (req: R) => string,
+    cost: ((req: R) => number) | undefined,
+  ) {
+    this.#scopes = scopes;
+    this.#ipKey = ipKey;
+    this.#cost = cost;
+    const ls = scopes.map((s) => s.limiter);
+    this.#sync = ls.every((l) => l instanceof Limiter && l.store.sync);
+    this.#policy = ls.every((l) => l instanceof Limiter && !l.algorithm.adaptive)
+      ? staticPolicy(ls.map((l) => l.policy))
+      : undefined;
+  }
+
+  /**
+   * Limits `req` at once when every scope is on a memory store: the result, or undefined when a store is
+   * remote (then nothing was charged: call `later`). Throws what `limitAll` would reject with, and whatever a
+   * key or cost function throws.
+   */
+  now(req: R): LimitAllResult | undefined {
+    if (!this.#sync) return undefined;
+    const cost = this.#cost === undefined ? 1 : this.#cost(req);
+    const list = this.#scopes;
+    if (list.length === 1) {
+      const s = list[0]!;
+      return limitOneNow(s.limiter, s.key === undefined ? this.#ipKey(req) : s.key(req), cost);
+    }
+    return limitAllNow(this.#scopesOf(req), cost);
+  }
+
+  /** Limits `req` through `limitAll`, for scopes on a remote store. */
+  later(req: R): Promise<LimitAllResult> {
+    const scopes = this.#scopesOf(req);
+    return limitAll(scopes, this.#cost === undefined ? undefined : { cost: this.#cost(req) });
+  }
+
+  #scopesOf(req: R): Scope[] {
+    const list = this.#scopes;
+    const out: Scope[] = new Array(list.length);
+    let ip: string | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i]!;
+      let key: string;
+      if (s.key !== undefined) key = s.key(req);
+      else {
+        // one client key per request however many scopes key by IP
+        ip ??= this.#ipKey(req);
+        key = ip;
+      }
+      out[i] = { limiter: s.limiter, key };
+    }
+    return out;
+  }
+
+  /** `RateLimit-Policy` for a result of this plan. */
+  policyHeader(r: LimitAllResult): string {
+    return this.#policy ?? policyHeader(r.decisions);
+  }
+}
+
+/** `RateLimit-Policy` of limiters that never scale: what `policyHeader` gives for their decisions. */
+function staticPolicy(policies: readonly RatePolicy[]): string {
+  const seen = new Set<string>();
+  const items: string[] = [];
+  for (const p of policies) {
+    if (seen.has(p.name)) continue;
+    seen.add(p.name);
+    items.push(policyItem(p.name, p.limit, p.windowSec));
+  }
+  return items.join(', ');
 }
 
 function check<R>(scopes: unknown, where: string): readonly RequestScope<R>[] {
@@ -32,10 +117,15 @@ function check<R>(scopes: unknown, where: string): readonly RequestScope<R>[] {
   return scopes as readonly RequestScope<R>[];
 }
 
-/** What both frameworks' requests have: the connection and the headers. */
-export interface PeerRequest {
-  readonly socket: { readonly remoteAddress?: string | undefined };
-  readonly headers: Record<string, string | readonly string[] | undefined>;
+/** The adapter's options checked once: its own plan, and the plans of routes' overrides. */
+export interface CompiledLimit<R extends PeerRequest> {
+  /** The plan of the adapter's own scopes. */
+  readonly plan: ScopePlan<R>;
+  /**
+   * The plan of a route's own list of scopes, checked (saying `where` it is wrong) and compiled the first
+   * time it is seen.
+   */
+  planOf(scopes: readonly RequestScope<R>[], where: string): ScopePlan<R>;
 }
 
 /** Checks the options once and returns what a request needs: its scopes with their keys. */
@@ -65,31 +155,25 @@ export function compileLimit<R extends PeerRequest>(o: RequestLimitOptions<R>): 
     }
     return key;
   };
+  const plans = new WeakMap<readonly RequestScope<R>[], ScopePlan<R>>();
   return {
-    scopes,
-    cost: o.cost,
-    check,
-    scopesOf(req, list = scopes) {
-      const out: Scope[] = new Array(list.length);
-      let ip: string | undefined;
-      for (let i = 0; i < list.length; i++) {
-        const s = list[i]!;
-        let key: string;
-        if (s.key) key = s.key(req);
-        else {
-          // one clientKey per request however many scopes key by IP
-          ip ??= ipKey(req);
-          key = ip;
-        }
-        out[i] = { limiter: s.limiter, key };
+    plan: new ScopePlan(scopes, ipKey, o.cost),
+    planOf(own, where) {
+      let p = plans.get(own);
+      if (p === undefined) {
+        p = new ScopePlan(check<R>(own, where), ipKey, o.cost);
+        plans.set(own, p);
       }
-      return out;
+      return p;
     },
   };
 }
 
-/** The headers to send: `RateLimit-Policy` and `RateLimit` always, `Retry-After` on a denial. */
-export const responseHeaders = (r: LimitAllResult): RateLimitHeaders => httpHeaders(r.decisions);
+/** `RateLimit` for a result: the scope closest to its limit. */
+export const rateLimitValue = (r: LimitAllResult): string => rateLimitHeader(r.decisions);
+
+/** `Retry-After` of a denial, in whole seconds. */
+export const retryAfterValue = (r: LimitAllResult): string => retryAfterHeader(r.decisions) ?? '1';
 
 /**
  * The RFC 9457 body of a 429: it names the policy that denied (the limiter's name), never the key, which may

@@ -41,16 +41,45 @@ const item = (name: string) => `"${name}"`;
 export function httpHeaders(decision: Decision | readonly Decision[]): RateLimitHeaders {
   const list: readonly Decision[] = Array.isArray(decision) ? decision : [decision as Decision];
   if (list.length === 0) throw invalidOption('httpHeaders() needs at least one decision');
-  let pick = list[0]!;
-  const policies: string[] = [];
-  const seen = new Set<string>();
   for (const d of list) {
     if (!d || typeof d !== 'object' || !d.policy)
       throw invalidOption('httpHeaders() takes decisions from this package');
+  }
+  const h: RateLimitHeaders = {
+    'RateLimit-Policy': policyHeader(list),
+    RateLimit: rateLimitHeader(list),
+  };
+  const retry = retryAfterHeader(list);
+  if (retry !== undefined) h['Retry-After'] = retry;
+  return h;
+}
+
+/** One policy as `RateLimit-Policy` lists it: `"api";q=100;w=60`. */
+export const policyItem = (name: string, limit: number, windowSec: number): string =>
+  `${item(name)};q=${limit};w=${windowSec}`;
+
+/** `RateLimit-Policy`: every policy once, in order. */
+export function policyHeader(list: readonly Decision[]): string {
+  if (list.length === 1) {
+    const d = list[0]!;
+    return policyItem(d.policy.name, d.limit, d.policy.windowSec);
+  }
+  const policies: string[] = [];
+  const seen = new Set<string>();
+  for (const d of list) {
     if (!seen.has(d.policy.name)) {
       seen.add(d.policy.name);
-      policies.push(`${item(d.policy.name)};q=${d.limit};w=${d.policy.windowSec}`);
+      policies.push(policyItem(d.policy.name, d.limit, d.policy.windowSec));
     }
+  }
+  return policies.join(', ');
+}
+
+/** `RateLimit`: the policy closest to its limit (a denied one first, then the lowest remaining, then the longest wait). */
+export function rateLimitHeader(list: readonly Decision[]): string {
+  let pick = list[0]!;
+  for (let i = 1; i < list.length; i++) {
+    const d = list[i]!;
     if (
       (!d.allowed && pick.allowed) ||
       (d.allowed === pick.allowed &&
@@ -60,14 +89,17 @@ export function httpHeaders(decision: Decision | readonly Decision[]): RateLimit
       pick = d;
     }
   }
-  const h: RateLimitHeaders = {
-    'RateLimit-Policy': policies.join(', '),
-    RateLimit: `${item(pick.policy.name)};r=${Math.max(0, Math.floor(pick.remaining))};t=${Math.ceil(pick.resetMs / 1000)}`,
-  };
-  if (!list.every((d) => d.allowed)) {
-    let retry = 0;
-    for (const d of list) if (!d.allowed && d.retryAfterMs > retry) retry = d.retryAfterMs;
-    h['Retry-After'] = String(Math.max(1, Math.ceil(retry / 1000)));
+  return `${item(pick.policy.name)};r=${Math.max(0, Math.floor(pick.remaining))};t=${Math.ceil(pick.resetMs / 1000)}`;
+}
+
+/** `Retry-After` in whole seconds (at least 1) when a decision denied, else undefined. */
+export function retryAfterHeader(list: readonly Decision[]): string | undefined {
+  let denied = false;
+  let retry = 0;
+  for (const d of list) {
+    if (d.allowed) continue;
+    denied = true;
+    if (d.retryAfterMs > retry) retry = d.retryAfterMs;
   }
-  return h;
+  return denied ? String(Math.max(1, Math.ceil(retry / 1000))) : undefined;
 }

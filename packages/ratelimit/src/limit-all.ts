@@ -2,8 +2,8 @@ import { COMMIT, newOut, type Out } from './algorithm.js';
 import { abortedError } from './deadlines.js';
 import { invalidOption, isOmsRatelimitError, OmsRatelimitError } from './errors.js';
 import { Limiter } from './limiter.js';
-import type { StoreScope } from './store.js';
-import type { Decision, LimitAllResult, Scope, StoreErrorPolicy } from './types.js';
+import type { StoreImpl, StoreScope, SyncStore } from './store.js';
+import type { Decision, LimitAllResult, RateLimiter, Scope } from './types.js';
 import { costError, keyError } from './validate.js';
 
 /**
@@ -39,21 +39,91 @@ export async function limitAll(
   scopes: readonly Scope[],
   opts: { cost?: number; signal?: AbortSignal } = {},
 ): Promise<LimitAllResult> {
+  const cost = opts.cost ?? 1;
+  // an aborted signal takes the long way, which reports bad input first and then the abort
+  const one = scopes?.length === 1 && !opts.signal?.aborted ? oneNow(scopes[0]!, cost) : undefined;
+  if (one !== undefined) return one;
+  const c = prepare(scopes, cost);
+  if (opts.signal?.aborted) throw abortedError(opts.signal);
+  if (c.store.sync) return allNow(c, cost);
+  const first = c.limiters[0]!;
+  const outs: Out[] = c.items.map(newOut);
+  let denied: number;
+  let degraded = false;
+  try {
+    denied = await first.runBounded(c.store.applyAll(c.items, cost, outs, first.timeoutMs), opts.signal);
+  } catch (e) {
+    if (
+      isOmsRatelimitError(e) &&
+      (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')
+    ) {
+      throw e;
+    }
+    denied = degradeAll(c.limiters, c.items, cost, outs, e);
+    degraded = true;
+  }
+  return result(c, outs, denied, degraded);
+}
+
+/**
+ * `limitAll` without the promise, for the HTTP adapters' hot path: the same checks (it throws what `limitAll`
+ * rejects with) and the same all-or-nothing step, answered at once when every scope is on a memory store.
+ * Undefined when a scope is on a remote store: then nothing was charged and the caller awaits `limitAll`.
+ */
+export function limitAllNow(scopes: readonly Scope[], cost = 1): LimitAllResult | undefined {
+  if (scopes?.length === 1) {
+    const one = oneNow(scopes[0]!, cost);
+    if (one !== undefined) return one;
+  }
+  const c = prepare(scopes, cost);
+  return c.store.sync ? allNow(c, cost) : undefined;
+}
+
+/** The checks every scope gets, whatever the path. */
+function checkScope(limiter: unknown, key: string, cost: number): Limiter {
+  if (!(limiter instanceof Limiter)) throw invalidOption('every scope needs a limiter made by rateLimiter()');
+  const l = limiter;
+  if (l.closed) throw new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', `limiter ${l.name} is closed`);
+  const ke = keyError(key);
+  if (ke) throw ke;
+  const ce = costError(cost, l.algorithm.limit);
+  if (ce) throw ce;
+  return l;
+}
+
+/**
+ * One scope on a memory store, the common case of a plain per-IP limit: one step in COMMIT mode is the whole
+ * of "check, then charge all or none", so it skips the two-phase walk (and the adapters skip the scope
+ * array). It throws what `limitAll` rejects with; undefined (nothing charged) on a remote store.
+ */
+export function limitOneNow(limiter: RateLimiter, key: string, cost = 1): LimitAllResult | undefined {
+  const l = checkScope(limiter, key, cost);
+  const d = l.commitNow(key, cost);
+  if (d === undefined) return undefined;
+  if (d.allowed) return { allowed: true, decisions: [d] };
+  return { allowed: false, decisions: [d], deniedBy: { index: 0, name: l.name, key } };
+}
+
+const oneNow = (sc: Scope | null, cost: number) =>
+  limitOneNow(sc?.limiter as RateLimiter, sc?.key as string, cost);
+
+interface Checked {
+  readonly limiters: Limiter[];
+  readonly items: StoreScope[];
+  readonly limits: number[];
+  /** The first scope's store: every other one can act atomically with it. */
+  readonly store: StoreImpl;
+}
+
+function prepare(scopes: readonly Scope[], cost: number): Checked {
   if (!Array.isArray(scopes) || scopes.length === 0) {
     throw invalidOption('limitAll() needs a non-empty array of { limiter, key }');
   }
-  const cost = opts.cost ?? 1;
   const limiters: Limiter[] = [];
   const items: StoreScope[] = [];
   const limits: number[] = [];
   for (const sc of scopes) {
-    const l = sc?.limiter;
-    if (!(l instanceof Limiter)) throw invalidOption('every scope needs a limiter made by rateLimiter()');
-    if (l.closed) throw new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', `limiter ${l.name} is closed`);
-    const ke = keyError(sc.key);
-    if (ke) throw ke;
-    const ce = costError(cost, l.algorithm.limit);
-    if (ce) throw ce;
+    const l = checkScope(sc?.limiter, sc?.key, cost);
     const first = limiters[0];
     if (first !== undefined && !first.store.atomicWith(l.store)) {
       throw new OmsRatelimitError(
@@ -70,39 +140,32 @@ export async function limitAll(
       name: l.name,
       key: sc.key,
       alg: l.algorithm,
-      p: l.algorithm.adaptive ? p : p.slice(),
+      // a remote call reads the parameters later, so it gets its own copy; a memory step reads them at once
+      p: l.algorithm.adaptive || l.store.sync ? p : p.slice(),
     });
   }
-  if (opts.signal?.aborted) throw abortedError(opts.signal);
-  const first = limiters[0]!;
-  const store = first.store;
-  const outs: Out[] = items.map(() => newOut());
-  let denied: number;
-  let degraded: StoreErrorPolicy | undefined;
-  if (store.sync) {
-    denied = store.applyAll(items, cost, first.clock.now(), outs);
-  } else {
-    try {
-      denied = await first.runBounded(store.applyAll(items, cost, outs, first.timeoutMs), opts.signal);
-    } catch (e) {
-      if (
-        isOmsRatelimitError(e) &&
-        (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')
-      ) {
-        throw e;
-      }
-      denied = degradeAll(limiters, items, cost, outs, e);
-      degraded = first.onStoreError;
-    }
+  return { limiters, items, limits, store: limiters[0]!.store };
+}
+
+/** Memory stores: the check and the charge in one synchronous step. */
+function allNow(c: Checked, cost: number): LimitAllResult {
+  const outs: Out[] = c.items.map(newOut);
+  const store = c.store as SyncStore;
+  return result(c, outs, store.applyAll(c.items, cost, c.limiters[0]!.clock.now(), outs), false);
+}
+
+function result(c: Checked, outs: Out[], denied: number, degraded: boolean): LimitAllResult {
+  const { limiters } = c;
+  const decisions: Decision[] = new Array(limiters.length);
+  for (let i = 0; i < limiters.length; i++) {
+    const l = limiters[i]!;
+    decisions[i] = l.decision(outs[i]!, c.limits[i]!, degraded ? l.onStoreError : undefined);
   }
-  const decisions: Decision[] = limiters.map((l, i) =>
-    l.decision(outs[i]!, limits[i]!, degraded === undefined ? undefined : l.onStoreError),
-  );
   if (denied < 0) return { allowed: true, decisions };
   return {
     allowed: false,
     decisions,
-    deniedBy: { index: denied, name: limiters[denied]!.name, key: items[denied]!.key },
+    deniedBy: { index: denied, name: limiters[denied]!.name, key: c.items[denied]!.key },
   };
 }
 

@@ -152,24 +152,38 @@ export class Limiter implements RateLimiter {
     const a = this.algorithm;
     const p = this.#p;
     if (a.adaptive) a.scale(p, a.multiplier!());
-    const sync = this.#sync;
-    if (sync !== undefined) {
-      // the memory hot path: one Map lookup, one step, one Decision, one settled promise
-      const out = this.#out;
-      const now = this.clock.now();
-      a.step(sync.slot(key, now, mode !== PEEK), now, p, cost, mode, now, out);
-      const d: Decision = {
-        allowed: out.allowed,
-        limit: a.adaptive ? a.quotaOf(p) : this.#quota,
-        remaining: out.remaining,
-        resetMs: out.resetMs,
-        retryAfterMs: out.retryAfterMs,
-        policy: this.policy,
-      };
-      if (this.#ev.has('decision')) this.#ev.emit('decision', d);
-      return Promise.resolve(d);
-    }
+    // the memory hot path: one Map lookup, one step, one Decision, one settled promise
+    if (this.#sync !== undefined) return Promise.resolve(this.#stepNow(key, p, cost, mode));
     return this.#remote(key, p, cost, mode, signal);
+  }
+
+  /**
+   * `limitAll`'s one-scope case on a memory store: the caller has checked the key, the cost and `closed`, so
+   * this is the step alone, with no promise. Undefined on a remote store.
+   */
+  commitNow(key: string, cost: number): Decision | undefined {
+    if (this.#sync === undefined) return undefined;
+    const a = this.algorithm;
+    const p = this.#p;
+    if (a.adaptive) a.scale(p, a.multiplier!());
+    return this.#stepNow(key, p, cost, COMMIT);
+  }
+
+  #stepNow(key: string, p: Float64Array, cost: number, mode: number): Decision {
+    const a = this.algorithm;
+    const out = this.#out;
+    const now = this.clock.now();
+    a.step(this.#sync!.slot(key, now, mode !== PEEK), now, p, cost, mode, now, out);
+    const d: Decision = {
+      allowed: out.allowed,
+      limit: a.adaptive ? a.quotaOf(p) : this.#quota,
+      remaining: out.remaining,
+      resetMs: out.resetMs,
+      retryAfterMs: out.retryAfterMs,
+      policy: this.policy,
+    };
+    if (this.#ev.has('decision')) this.#ev.emit('decision', d);
+    return d;
   }
 
   #remote(key: string, p: Float64Array, cost: number, mode: number, signal?: AbortSignal): Promise<Decision> {

@@ -37,6 +37,8 @@ export interface Algorithm {
 }
 
 /**
+ * Options of `tokenBucket`: a bucket of `capacity` tokens refilled continuously at `refillPerSec`.
+ *
  * @example
  * tokenBucket({ capacity: 20, refillPerSec: 5 });
  */
@@ -48,6 +50,8 @@ export interface TokenBucketOptions {
 }
 
 /**
+ * Options of `gcra`: `limit` requests per `periodMs`, evenly spaced, with up to `burst` back to back.
+ *
  * @example
  * gcra({ limit: 100, periodMs: 60_000, burst: 10 });
  */
@@ -61,6 +65,8 @@ export interface GcraOptions {
 }
 
 /**
+ * Options of `slidingWindow`: at most `limit` requests in any window of `windowMs`.
+ *
  * @example
  * slidingWindow({ limit: 60, windowMs: 60_000, mode: 'log' });
  */
@@ -74,6 +80,8 @@ export interface SlidingWindowOptions {
 }
 
 /**
+ * Options of `fixedWindow`: at most `limit` requests per window of `windowMs`, aligned to the epoch.
+ *
  * @example
  * fixedWindow({ limit: 1000, windowMs: 86_400_000 });
  */
@@ -85,6 +93,8 @@ export interface FixedWindowOptions {
 }
 
 /**
+ * Options of `adaptive`: how the limit shrinks as the load signal passes `threshold`, down to `floor`.
+ *
  * @example
  * import { loadavg } from 'node:os';
  * import { type AdaptiveOptions, adaptive, gcra } from '@oms/ratelimit';
@@ -177,6 +187,8 @@ export interface RateLimitStore {
 }
 
 /**
+ * Options of `rateLimiter`: its name, algorithm and store, and what it does when the store fails.
+ *
  * @example
  * rateLimiter({ name: 'api', algorithm: tokenBucket({ capacity: 10, refillPerSec: 5 }), timeoutMs: 100 });
  */
@@ -198,6 +210,8 @@ export interface RateLimiterOptions {
 }
 
 /**
+ * Options of `consume`: the units the call takes, and a signal to abandon it.
+ *
  * @example
  * import type { ConsumeOptions, RateLimiter } from '@oms/ratelimit';
  * declare const limiter: RateLimiter;
@@ -211,6 +225,8 @@ export interface ConsumeOptions {
 }
 
 /**
+ * Options of `acquire`: as for `consume`, plus how long to wait for capacity.
+ *
  * @example
  * import type { AcquireOptions, RateLimiter } from '@oms/ratelimit';
  * declare const limiter: RateLimiter;
@@ -223,6 +239,8 @@ export interface AcquireOptions extends ConsumeOptions {
 }
 
 /**
+ * The events a limiter emits, by name, with what each listener gets.
+ *
  * @example
  * import type { RateLimiter } from '@oms/ratelimit';
  * declare const limiter: RateLimiter;
@@ -279,6 +297,8 @@ export interface Scope {
 }
 
 /**
+ * What `limitAll` returns: one decision per scope, and which scope denied.
+ *
  * @example
  * import type { ServerResponse } from 'node:http';
  * import { type LimitAllResult, limitAll, type Scope } from '@oms/ratelimit';

@@ -1,6 +1,6 @@
-import type { IncomingMessage } from 'node:http';
-import { compileLimit, PROBLEM_JSON, problemBody, responseHeaders } from '../http-adapter.js';
-import { limitAll } from '../limit-all.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { compileLimit, PROBLEM_JSON, problemBody, rateLimitValue, retryAfterValue } from '../http-adapter.js';
+import type { LimitAllResult } from '../types.js';
 import type { RateLimitMiddleware, RequestLimitOptions } from './types.js';
 
 /**
@@ -30,28 +30,31 @@ import type { RateLimitMiddleware, RequestLimitOptions } from './types.js';
 export function rateLimitMiddleware<R extends IncomingMessage = IncomingMessage>(
   o: RequestLimitOptions<R>,
 ): RateLimitMiddleware<R> {
-  const limit = compileLimit<R>(o);
-  const { cost } = limit;
+  const { plan } = compileLimit<R>(o);
+  const answer = (res: ServerResponse, r: LimitAllResult, next: (err?: unknown) => void): void => {
+    res.setHeader('RateLimit-Policy', plan.policyHeader(r));
+    res.setHeader('RateLimit', rateLimitValue(r));
+    if (r.allowed) {
+      next();
+      return;
+    }
+    const retryAfter = retryAfterValue(r);
+    const body = problemBody(r, Number(retryAfter));
+    res.statusCode = 429;
+    res.setHeader('Retry-After', retryAfter);
+    res.setHeader('Content-Type', PROBLEM_JSON);
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(body);
+  };
   return function omsRateLimit(req, res, next) {
-    let pending: ReturnType<typeof limitAll>;
+    let r: LimitAllResult | undefined;
     try {
-      pending = limitAll(limit.scopesOf(req), cost ? { cost: cost(req) } : undefined);
+      r = plan.now(req);
     } catch (e) {
       next(e);
       return;
     }
-    pending.then((r) => {
-      const h = responseHeaders(r);
-      res.setHeader('RateLimit-Policy', h['RateLimit-Policy']);
-      res.setHeader('RateLimit', h.RateLimit);
-      if (r.allowed) return next();
-      const retryAfter = h['Retry-After'] ?? '1';
-      const body = problemBody(r, Number(retryAfter));
-      res.statusCode = 429;
-      res.setHeader('Retry-After', retryAfter);
-      res.setHeader('Content-Type', PROBLEM_JSON);
-      res.setHeader('Content-Length', Buffer.byteLength(body));
-      res.end(body);
-    }, next);
+    if (r !== undefined) return answer(res, r, next);
+    plan.later(req).then((r) => answer(res, r, next), next);
   };
 }

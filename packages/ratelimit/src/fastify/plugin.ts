@@ -1,8 +1,32 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import { compileLimit, PROBLEM_JSON, problemBody, responseHeaders } from '../http-adapter.js';
-import { limitAll } from '../limit-all.js';
+import {
+  compileLimit,
+  PROBLEM_JSON,
+  problemBody,
+  rateLimitValue,
+  retryAfterValue,
+  type ScopePlan,
+} from '../http-adapter.js';
 import type { LimitAllResult } from '../types.js';
-import type { FastifyRateLimitOptions, FastifyScope } from './types.js';
+import type { FastifyRateLimitOptions } from './types.js';
+
+type Plan = ScopePlan<FastifyRequest>;
+
+/** Sets the headers on every answer, and answers a denial itself. */
+function answer(reply: FastifyReply, plan: Plan, r: LimitAllResult, done: HookHandlerDoneFunction): void {
+  reply.header('RateLimit-Policy', plan.policyHeader(r));
+  reply.header('RateLimit', rateLimitValue(r));
+  if (r.allowed) {
+    done();
+    return;
+  }
+  const retryAfter = retryAfterValue(r);
+  reply
+    .code(429)
+    .header('Retry-After', retryAfter)
+    .type(PROBLEM_JSON)
+    .send(problemBody(r, Number(retryAfter)));
+}
 
 const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (app, o, done) => {
   let limit: ReturnType<typeof compileLimit<FastifyRequest>>;
@@ -12,41 +36,30 @@ const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (app, o, done) =>
     done(e as Error);
     return;
   }
-  const { cost } = limit;
-  // a route's override is checked when the route is registered, so a wrong one fails at start-up
-  const checked = new WeakSet<readonly FastifyScope[]>();
+  // a route's override is checked and compiled when the route is registered, so a wrong one fails at start-up
   app.addHook('onRoute', (route) => {
     const own = route.config?.rateLimit;
     if (own === undefined || own === false) return;
-    limit.check(own, `route ${route.method} ${route.url}: config.rateLimit`);
-    checked.add(own);
+    limit.planOf(own, `route ${route.method} ${route.url}: config.rateLimit`);
   });
 
-  const send = (reply: FastifyReply, r: LimitAllResult, done: HookHandlerDoneFunction) => {
-    const h = responseHeaders(r);
-    reply.header('RateLimit-Policy', h['RateLimit-Policy']);
-    reply.header('RateLimit', h.RateLimit);
-    if (r.allowed) return done();
-    const retryAfter = h['Retry-After'] ?? '1';
-    reply
-      .code(429)
-      .header('Retry-After', retryAfter)
-      .type(PROBLEM_JSON)
-      .send(problemBody(r, Number(retryAfter)));
-  };
-
   app.addHook('onRequest', (req, reply, done) => {
-    const own = req.routeOptions.config?.rateLimit;
+    const { config } = req.routeOptions;
+    const own = config?.rateLimit;
     if (own === false) return done();
-    if (own !== undefined && !checked.has(own)) {
-      // a route registered before the plugin never went through our onRoute: check its override once, here
-      limit.check(own, `route ${req.routeOptions.method} ${req.routeOptions.url}: config.rateLimit`);
-      checked.add(own);
+    // a route registered before the plugin never went through our onRoute: its override is compiled here, once
+    const plan =
+      own === undefined
+        ? limit.plan
+        : limit.planOf(own, `route ${config.method} ${config.url}: config.rateLimit`);
+    let r: LimitAllResult | undefined;
+    try {
+      r = plan.now(req);
+    } catch (e) {
+      return done(e as Error);
     }
-    limitAll(limit.scopesOf(req, own), cost ? { cost: cost(req) } : undefined).then(
-      (r) => send(reply, r, done),
-      done,
-    );
+    if (r !== undefined) return answer(reply, plan, r, done);
+    plan.later(req).then((r) => answer(reply, plan, r, done), done);
   });
   done();
 };
