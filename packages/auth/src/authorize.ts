@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { CacheEntry } from './cache.js';
 import { type AuthErrorCode, invalidOption, isOmsAuthError } from './errors.js';
 import { Emitter } from './internal/emitter.js';
 import type {
@@ -12,18 +13,21 @@ import type {
   Resource,
   RoutePolicy,
   RouteResolution,
-  VerifyOptions,
 } from './types.js';
 import { headerValue } from './verify/request.js';
+import { cachedRequest, hasCachedRequest } from './verify/verifier.js';
 
 const UNMAPPED = '(unmapped)';
 
 /** The digest audit entries carry: enough to correlate, useless to replay. Computed only for listeners. */
-function tokenDigest(req: AuthorizeRequest): string | undefined {
+const digestOf = (token: string): string => createHash('sha256').update(token).digest('hex').slice(0, 16);
+
+/** The digest of the request's Authorization credential, when it has one. */
+function requestDigest(req: AuthorizeRequest): string | undefined {
   try {
     const auth = headerValue(req.headers, 'authorization', 1 << 20);
     const token = auth?.slice(auth.indexOf(' ') + 1).trim();
-    return token ? createHash('sha256').update(token).digest('hex').slice(0, 16) : undefined;
+    return token ? digestOf(token) : undefined;
   } catch {
     return undefined;
   }
@@ -68,37 +72,35 @@ export function authorizer<P extends string>(opts: AuthorizerOptions<P>): Author
   if (typeof routes?.resolve !== 'function') throw invalidOption('authorizer needs routes: routePolicy(...)');
   if (typeof rbac?.explain !== 'function') throw invalidOption('authorizer needs rbac: rbac(...)');
   const events = new Emitter<AuthorizerEvents>();
+  const cached = hasCachedRequest(verifier) ? verifier : undefined;
 
-  const decide = async (req: AuthorizeRequest, vo?: VerifyOptions): Promise<AuthorizeResult> => {
-    if (typeof req !== 'object' || req === null) {
-      return deny(403, 'ERR_OMS_AUTH_ROUTE_DENIED', 'the request is not an object');
-    }
-    const match = resolveRoute(routes, req);
-    if (match.kind === 'deny') {
-      return deny(
-        403,
-        'ERR_OMS_AUTH_ROUTE_DENIED',
-        match.reason === 'unmapped'
-          ? 'no route policy maps this route'
-          : 'the request path is not acceptable',
-      );
-    }
-    if (match.kind === 'public') return { status: 200, reason: 'public route', route: match.route };
-    let principal: Principal;
-    try {
-      principal = await verifier.verifyRequest(req, vo);
-    } catch (e) {
-      if (!isOmsAuthError(e)) throw e;
-      const status = e.httpStatus === 503 ? 503 : e.httpStatus === 403 ? 403 : 401;
-      return {
-        status,
-        code: e.code,
-        reason: e.message,
-        route: match.route,
-        ...(e.wwwAuthenticate === undefined ? {} : { wwwAuthenticate: e.wwwAuthenticate }),
-        ...(e.dpopNonce === undefined ? {} : { dpopNonce: e.dpopNonce }),
+  /** Emits the audit fact of one outcome, when someone listens, and settles with it. */
+  const settle = (
+    req: AuthorizeRequest,
+    result: AuthorizeResult,
+    entry: CacheEntry | undefined,
+  ): AuthorizeResult => {
+    if (events.has('decision')) {
+      const e: DecisionEvent = {
+        method: typeof req?.method === 'string' ? req.method.slice(0, 16) : '',
+        route: result.route ?? UNMAPPED,
+        status: result.status,
+        reason: result.reason,
+        ...(result.code === undefined ? {} : { code: result.code }),
+        ...(result.principal === undefined ? {} : { subject: result.principal.subject }),
       };
+      // A cached verification keeps its digest: a hit hashes nothing.
+      let digest: string | undefined;
+      if (entry !== undefined) {
+        entry.digest ??= digestOf(entry.token);
+        digest = entry.digest;
+      } else if (typeof req === 'object' && req !== null) digest = requestDigest(req);
+      events.emit('decision', digest === undefined ? e : { ...e, tokenDigest: digest });
     }
+    return result;
+  };
+
+  const permit = (match: Permission<P>, principal: Principal): AuthorizeResult => {
     let resource: Resource | undefined;
     try {
       resource = match.resource?.(match.params);
@@ -116,26 +118,53 @@ export function authorizer<P extends string>(opts: AuthorizerOptions<P>): Author
     return { status: 200, principal, reason: x.detail, route: match.route };
   };
 
+  const refused = (match: Permission<P>, e: unknown): AuthorizeResult => {
+    if (!isOmsAuthError(e)) throw e;
+    const status = e.httpStatus === 503 ? 503 : e.httpStatus === 403 ? 403 : 401;
+    return {
+      status,
+      code: e.code,
+      reason: e.message,
+      route: match.route,
+      ...(e.wwwAuthenticate === undefined ? {} : { wwwAuthenticate: e.wwwAuthenticate }),
+      ...(e.dpopNonce === undefined ? {} : { dpopNonce: e.dpopNonce }),
+      ...(status === 503 && e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
+    };
+  };
+
   return {
-    async authorize(req, vo) {
-      const result = await decide(req, vo);
-      if (events.has('decision')) {
-        const e: DecisionEvent = {
-          method: typeof req?.method === 'string' ? req.method.slice(0, 16) : '',
-          route: result.route ?? UNMAPPED,
-          status: result.status,
-          reason: result.reason,
-          ...(result.code === undefined ? {} : { code: result.code }),
-          ...(result.principal === undefined ? {} : { subject: result.principal.subject }),
-        };
-        const digest = typeof req === 'object' && req !== null ? tokenDigest(req) : undefined;
-        events.emit('decision', digest === undefined ? e : { ...e, tokenDigest: digest });
+    authorize(req, vo) {
+      if (typeof req !== 'object' || req === null) {
+        return Promise.resolve(
+          settle(req, deny(403, 'ERR_OMS_AUTH_ROUTE_DENIED', 'the request is not an object'), undefined),
+        );
       }
-      return result;
+      const match = resolveRoute(routes, req);
+      if (match.kind === 'deny') {
+        const reason =
+          match.reason === 'unmapped'
+            ? 'no route policy maps this route'
+            : 'the request path is not acceptable';
+        return Promise.resolve(settle(req, deny(403, 'ERR_OMS_AUTH_ROUTE_DENIED', reason), undefined));
+      }
+      if (match.kind === 'public') {
+        return Promise.resolve(
+          settle(req, { status: 200, reason: 'public route', route: match.route }, undefined),
+        );
+      }
+      // A cached Bearer verification decides without a promise in between; anything else verifies in full.
+      const entry = cached?.[cachedRequest](req);
+      if (entry !== undefined) return Promise.resolve(settle(req, permit(match, entry.principal), entry));
+      return verifier.verifyRequest(req, vo).then(
+        (principal) => settle(req, permit(match, principal), undefined),
+        (e: unknown) => settle(req, refused(match, e), undefined),
+      );
     },
     on: (event, fn) => events.on(event, fn),
   };
 }
+
+type Permission<P extends string> = Extract<RouteResolution<P>, { kind: 'permission' }>;
 
 /** The router's own match when a framework gives one, else the request target's. */
 function resolveRoute<P extends string>(routes: RoutePolicy<P>, req: AuthorizeRequest): RouteResolution<P> {

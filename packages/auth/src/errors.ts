@@ -1,8 +1,17 @@
-/** Stable codes of every error @oms/auth throws. */
+/**
+ * Stable codes of every error @oms/auth throws.
+ *
+ * @example
+ * import { isOmsAuthError, type AuthErrorCode } from '@oms/auth';
+ * declare const e: unknown;
+ * const code: AuthErrorCode | undefined = isOmsAuthError(e) ? e.code : undefined;
+ * const expired = code === 'ERR_OMS_AUTH_TOKEN_EXPIRED';
+ */
 export type AuthErrorCode =
   | 'ERR_OMS_AUTH_INVALID_OPTION'
   | 'ERR_OMS_AUTH_TOKEN_MISSING'
   | 'ERR_OMS_AUTH_TOKEN_EXPIRED'
+  | 'ERR_OMS_AUTH_TOKEN_REVOKED'
   | 'ERR_OMS_AUTH_TOKEN_NOT_YET_VALID'
   | 'ERR_OMS_AUTH_SIGNATURE'
   | 'ERR_OMS_AUTH_AUDIENCE'
@@ -20,6 +29,7 @@ export type AuthErrorCode =
   | 'ERR_OMS_AUTH_DPOP_BINDING'
   | 'ERR_OMS_AUTH_KEYS_UNAVAILABLE'
   | 'ERR_OMS_AUTH_REPLAY_STORE_UNAVAILABLE'
+  | 'ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE'
   | 'ERR_OMS_AUTH_FORBIDDEN'
   | 'ERR_OMS_AUTH_ROUTE_DENIED'
   | 'ERR_OMS_AUTH_ABORTED';
@@ -29,6 +39,7 @@ export function httpStatusOf(code: AuthErrorCode): 400 | 401 | 403 | 499 | 500 |
   switch (code) {
     case 'ERR_OMS_AUTH_KEYS_UNAVAILABLE':
     case 'ERR_OMS_AUTH_REPLAY_STORE_UNAVAILABLE':
+    case 'ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE':
       return 503;
     case 'ERR_OMS_AUTH_FORBIDDEN':
     case 'ERR_OMS_AUTH_ROUTE_DENIED':
@@ -57,6 +68,7 @@ function challengeOf(code: AuthErrorCode): string | undefined {
       return 'DPoP error="use_dpop_nonce"';
     case 'ERR_OMS_AUTH_KEYS_UNAVAILABLE':
     case 'ERR_OMS_AUTH_REPLAY_STORE_UNAVAILABLE':
+    case 'ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE':
     case 'ERR_OMS_AUTH_INVALID_OPTION':
     case 'ERR_OMS_AUTH_ABORTED':
       return undefined;
@@ -93,6 +105,8 @@ export class OmsAuthError extends Error {
   readonly wwwAuthenticate: string | undefined;
   /** For `ERR_OMS_AUTH_DPOP_NONCE`: the nonce to send back in the `DPoP-Nonce` header. */
   dpopNonce?: string;
+  /** For a 503: when trying again may help, in ms (a JWKS source's remaining cooldown), if the source knows. */
+  retryAfterMs?: number;
   constructor(
     readonly code: AuthErrorCode,
     message: string,

@@ -7,6 +7,7 @@ export { type DenialOptions, type DenialResponse, denialResponse } from './http.
 export { type HmacSecretOptions, hmacSecret, localJwks } from './keys/local.js';
 export { type RemoteKeySource, remoteJwks } from './keys/remote.js';
 export { rbac } from './rbac/rbac.js';
+export { revocationList } from './revocation/revocation-list.js';
 export { routePolicy } from './routes/route-policy.js';
 export { type InstrumentOptions, instrument } from './telemetry.js';
 export type * from './types.js';

@@ -244,6 +244,11 @@ export interface VerifierOptions {
   credentials?: CredentialLocations;
   /** Accepts DPoP-bound tokens (`Authorization: DPoP`) with this proof checker. */
   dpop?: DpopVerifier;
+  /**
+   * The deny list every verification consults, cache hits included: a token it revokes is refused with
+   * `ERR_OMS_AUTH_TOKEN_REVOKED`. One list may serve several verifiers.
+   */
+  revocations?: RevocationList;
   clock?: Clock;
 }
 
@@ -256,7 +261,7 @@ export interface VerifierOptions {
  * await verifier.verify('eyJ...', opts);
  */
 export interface VerifyOptions {
-  /** Aborts a key fetch this verification waits for. */
+  /** Aborts a key fetch (or a first revocation read) this verification waits for. */
   signal?: AbortSignal;
 }
 
@@ -325,6 +330,124 @@ export interface VerifierEvents {
 export type RevokeTarget = { readonly jti: string } | { readonly subject: string };
 
 /**
+ * What `revocations.revoke()` refuses from now on: one token by its `jti`, or every token of a subject issued
+ * before `notBefore` (a logout everywhere, a password change).
+ *
+ * @example
+ * const one: RevocationTarget = { jti: 'b3f1c2', expiresAt: Date.now() + 3_600_000 };
+ * const all: RevocationTarget = { subject: 'user-1' };
+ */
+export type RevocationTarget =
+  | {
+      readonly jti: string;
+      /** The token's `exp` in ms, when known: the revocation is forgotten then. Default: `retainMs` from now. */
+      readonly expiresAt?: number;
+    }
+  | {
+      readonly subject: string;
+      /** Tokens whose `iat` (in ms) is before this are refused, and tokens without `iat`. Default: now. */
+      readonly notBefore?: number;
+    };
+
+/**
+ * One revocation as a `RevocationStore` keeps and shares it.
+ *
+ * @example
+ * const r: Revocation = { kind: 'subject', value: 'user-1', notBefore: Date.now(), until: Date.now() + 86_400_000 };
+ */
+export interface Revocation {
+  readonly kind: 'jti' | 'subject';
+  /** The token id or the subject. */
+  readonly value: string;
+  /** For a subject: tokens issued before this time (ms) are refused. For a jti: when it was revoked. */
+  readonly notBefore: number;
+  /** When the revocation may be forgotten (ms): no token it refuses can still be unexpired by then. */
+  readonly until: number;
+}
+
+/**
+ * Where revocations are shared between instances: `redisRevocationStore()` from `@oms/auth/redis`, or your own.
+ * Every instance appends to it and reads what the others appended.
+ *
+ * @example
+ * const log: Revocation[] = [];
+ * const store: RevocationStore = {
+ *   add: async (r) => void log.push(r),
+ *   read: async (cursor) => ({ revocations: log.slice(Number(cursor ?? 0)), cursor: String(log.length) }),
+ * };
+ */
+export interface RevocationStore {
+  /** Appends one revocation durably; resolves once other instances can read it. */
+  add(revocation: Revocation, signal?: AbortSignal): Promise<void>;
+  /** The revocations appended after `cursor` (every one kept, without a cursor) and the cursor to pass next. */
+  read(
+    cursor: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ readonly revocations: readonly Revocation[]; readonly cursor: string | undefined }>;
+  /** How long the store keeps a revocation, in ms; a revocation's `until` is capped to it. */
+  readonly retainMs?: number;
+}
+
+/**
+ * Options of `revocationList()`.
+ *
+ * @example
+ * const opts: RevocationListOptions = { pollMs: 1_000, retainMs: 86_400_000 };
+ * const revocations = revocationList(opts);
+ */
+export interface RevocationListOptions {
+  /** Shares revocations with other instances. Without one, the list is this process's alone. */
+  store?: RevocationStore;
+  /** How often the store is read for other instances' revocations. Default 1 s. */
+  pollMs?: number;
+  /**
+   * How long a revocation stays in force, in ms: set it to at least your longest token lifetime. Default 24 h,
+   * capped to the store's own `retainMs`.
+   */
+  retainMs?: number;
+  clock?: Clock;
+}
+
+/**
+ * Events of a revocation list.
+ *
+ * @example
+ * declare const revocations: RevocationList;
+ * revocations.on('syncError', (e: RevocationListEvents['syncError']) => void e.error);
+ */
+export interface RevocationListEvents {
+  /** A revocation entered this process's view: made here, or read from the store. */
+  revoked: Revocation;
+  /** Reading the store failed; the view keeps what it had and the next poll tries again. */
+  syncError: { readonly error: unknown };
+}
+
+/**
+ * A deny list of token ids and subjects, checked by every verification (cache hits included) without I/O: each
+ * process holds the list in memory and polls the store for what other instances revoked.
+ *
+ * @example
+ * declare const revocations: RevocationList;
+ * await revocations.revoke({ subject: 'user-1' }, { signal: AbortSignal.timeout(2_000) });
+ */
+export interface RevocationList {
+  /** Refuses the token or the subject's tokens from now on; resolves once the store holds it. */
+  revoke(target: RevocationTarget, opts?: { signal?: AbortSignal }): Promise<Revocation>;
+  /** The revocation refusing this principal, if any, from this process's view. */
+  check(principal: Principal, now?: number): Revocation | undefined;
+  /** Reads the store now; resolves once this process's view holds everything stored before the call. */
+  sync(signal?: AbortSignal): Promise<void>;
+  /** True once the view has been read from the store at least once (always, without a store). */
+  readonly synced: boolean;
+  /** Revocations in force in this process's view. */
+  readonly size: number;
+  on<K extends keyof RevocationListEvents>(event: K, fn: (e: RevocationListEvents[K]) => void): () => void;
+  /** Stops polling. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
  * Verifies tokens and requests; see `createVerifier`.
  *
  * @example
@@ -337,7 +460,10 @@ export interface Verifier {
   verify(token: string, opts?: VerifyOptions): Promise<Principal>;
   /** Reads the credentials from a request (Bearer, DPoP, or the configured cookie/header) and verifies them. */
   verifyRequest(req: RequestLike, opts?: VerifyOptions): Promise<Principal>;
-  /** Drops cached verifications of a token id or of a subject; returns how many. Not a deny list. */
+  /**
+   * Drops cached verifications of a token id or of a subject; returns how many. Not a deny list: the next
+   * verification of such a token runs in full and passes. To refuse tokens, give the verifier `revocations`.
+   */
   revoke(target: RevokeTarget): number;
   /** Cached verifications right now. */
   readonly cacheSize: number;
@@ -653,6 +779,8 @@ export interface AuthorizeResult {
   readonly wwwAuthenticate?: string;
   /** The `DPoP-Nonce` value to send back, when a nonce is required. */
   readonly dpopNonce?: string;
+  /** For a 503: when a retry may succeed, in ms, when the failing source knows (becomes `Retry-After`). */
+  readonly retryAfterMs?: number;
 }
 
 /**

@@ -154,6 +154,12 @@ describe('authorize', () => {
     ]);
     expect(decisions[0]).toMatchObject({ subject: 'user-1', method: 'GET' });
     expect(decisions[0]?.tokenDigest).toMatch(/^[0-9a-f]{16}$/);
+    // the second request was a cache hit, decided without verifying again: same digest, the token's own
+    expect(decisions[1]?.tokenDigest).toBe(decisions[0]?.tokenDigest);
+    const { createHash } = await import('node:crypto');
+    const expected = createHash('sha256').update(headers.authorization.slice(7)).digest('hex').slice(0, 16);
+    expect(decisions[0]?.tokenDigest).toBe(expected);
+    expect(decisions[2]?.tokenDigest).toBe(expected);
     const token = headers.authorization.slice(7);
     expect(JSON.stringify(decisions)).not.toContain(token.slice(0, 20));
     expect(JSON.stringify(decisions)).not.toContain(token.split('.')[2]);
@@ -199,5 +205,15 @@ describe('denialResponse', () => {
         'retry-after'
       ],
     ).toBe('5');
+    // a source that knows when it retries says so; a default can be configured, and a long wait is capped
+    const at = (retryAfterMs: number, o?: { retryAfterSec?: number }) =>
+      denialResponse({ status: 503, code: 'ERR_OMS_AUTH_KEYS_UNAVAILABLE', reason: 'down', retryAfterMs }, o)
+        ?.headers['retry-after'];
+    expect(at(29_001)).toBe('30');
+    expect(at(3_600_000)).toBe('300');
+    expect(at(Number.NaN, { retryAfterSec: 12 })).toBe('12');
+    expect(() => at(1, { retryAfterSec: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_OMS_AUTH_INVALID_OPTION' }),
+    );
   });
 });

@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fakeClock } from '@oms/testkit';
+import { fakeClock, until } from '@oms/testkit';
 import express from 'express';
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { authMiddleware } from '../src/express/index.js';
 import {
+  type Authorizer,
   authorizer,
   createVerifier,
   hmacSecret,
@@ -195,7 +196,10 @@ describe('@oms/auth/express over real HTTP', () => {
       for (let i = 0; i < 3; i++) {
         const r = await call('/api/v1/orders/42', { token: await sign(key) });
         expect(r.status, `request ${i}`).toBe(503);
+        // the key source's remaining cooldown (60 s), not a fixed guess
         expect(r.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(30);
+        expect(Number(r.headers.get('retry-after'))).toBeLessThanOrEqual(60);
         expect(r.headers.get('www-authenticate')).toBeNull();
         expect(r.json()).toMatchObject({ status: 503, code: 'ERR_OMS_AUTH_KEYS_UNAVAILABLE' });
       }
@@ -203,6 +207,30 @@ describe('@oms/auth/express over real HTTP', () => {
     } finally {
       await keys.close();
     }
+  });
+
+  it("aborts the authorizer's signal when the client hangs up while it waits", async () => {
+    const signals: AbortSignal[] = [];
+    const hanging: Authorizer = {
+      authorize: (_req, o) => {
+        if (o?.signal) signals.push(o.signal);
+        return new Promise(() => {}); // a JWKS fetch that never ends
+      },
+      on: () => () => {},
+    };
+    const app = express();
+    app.use(authMiddleware({ authorizer: hanging }));
+    const server = createServer(app);
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = new AbortController();
+    const port = (server.address() as AddressInfo).port;
+    const pending = fetch(`http://127.0.0.1:${port}/livez`, { signal: client.signal }).catch(() => 'aborted');
+    await until(() => signals.length === 1, { what: 'the middleware to call authorize' });
+    expect(signals[0]?.aborted).toBe(false);
+    client.abort();
+    expect(await pending).toBe('aborted');
+    await until(() => signals[0]?.aborted, { what: "the authorizer's signal to abort" });
   });
 
   it('refuses a missing authorizer or a realm that cannot be quoted, at construction', () => {

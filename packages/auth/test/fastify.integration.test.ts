@@ -1,8 +1,9 @@
-import { fakeClock } from '@oms/testkit';
+import { fakeClock, until } from '@oms/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { assertEveryRouteMapped, authPlugin } from '../src/fastify/index.js';
 import {
+  type Authorizer,
   authorizer,
   createVerifier,
   hmacSecret,
@@ -183,6 +184,29 @@ describe('@oms/auth/fastify over real HTTP', () => {
     expect(other.json()).toMatchObject({ code: 'ERR_OMS_AUTH_FORBIDDEN' });
   });
 
+  it("aborts the authorizer's signal when the client hangs up while it waits", async () => {
+    const signals: AbortSignal[] = [];
+    const hanging: Authorizer = {
+      authorize: (_req, o) => {
+        if (o?.signal) signals.push(o.signal);
+        return new Promise(() => {}); // a JWKS fetch that never ends
+      },
+      on: () => () => {},
+    };
+    const app = Fastify();
+    apps.push(app);
+    await app.register(authPlugin, { authorizer: hanging });
+    app.get('/livez', async () => 'ok');
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const client = new AbortController();
+    const pending = fetch(`${base}/livez`, { signal: client.signal }).catch(() => 'aborted');
+    await until(() => signals.length === 1, { what: 'the hook to call authorize' });
+    expect(signals[0]?.aborted).toBe(false);
+    client.abort();
+    expect(await pending).toBe('aborted');
+    await until(() => signals[0]?.aborted, { what: "the authorizer's signal to abort" });
+  });
+
   it('answers 503 with Retry-After, never 401, while the JWKS server on 127.0.0.1 is down', async () => {
     const key = await makeKey('ES256', 'k1');
     const idp = await jwksServer([key.publicJwk]);
@@ -193,7 +217,10 @@ describe('@oms/auth/fastify over real HTTP', () => {
       for (let i = 0; i < 3; i++) {
         const r = await call('/v1/orders/42', { token: await sign(key) });
         expect(r.status, `request ${i}`).toBe(503);
+        // the key source's remaining cooldown (60 s), not a fixed guess
         expect(r.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(30);
+        expect(Number(r.headers.get('retry-after'))).toBeLessThanOrEqual(60);
         expect(r.headers.get('www-authenticate')).toBeNull();
         expect(r.json()).toMatchObject({ status: 503, code: 'ERR_OMS_AUTH_KEYS_UNAVAILABLE' });
       }

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { fakeClock } from '@oms/testkit';
 import { exportJWK, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -84,6 +85,45 @@ describe('createVerifier refuses unsafe configuration', () => {
     expect(() => localJwks({ keys: [] })).toThrow(
       expect.objectContaining({ code: 'ERR_OMS_AUTH_INVALID_OPTION' }),
     );
+  });
+});
+
+describe('Ed448', () => {
+  it('is refused at construction with a message naming why: jose 6 verifies EdDSA with Ed25519 only', () => {
+    const jwk = generateKeyPairSync('ed448').publicKey.export({ format: 'jwk' }) as Jwk;
+    expect(jwk.crv).toBe('Ed448');
+    for (const build of [
+      () => localJwks({ keys: [jwk] }),
+      () => localJwks({ keys: [{ ...jwk, alg: 'EdDSA' }] }),
+      () =>
+        createVerifier({
+          issuer: ISS,
+          audience: AUD,
+          algorithms: ['Ed448' as never],
+          keys: localJwks({
+            keys: [generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }) as Jwk],
+          }),
+        }),
+    ]) {
+      expect(build).toThrow(
+        expect.objectContaining({
+          code: 'ERR_OMS_AUTH_INVALID_OPTION',
+          message: expect.stringMatching(/Ed448.*Ed25519/),
+        }),
+      );
+    }
+  });
+
+  it('verifies Ed25519 (EdDSA) tokens', async () => {
+    const key = await makeKey('EdDSA', 'ed-1');
+    const verifier = createVerifier({
+      issuer: ISS,
+      audience: AUD,
+      algorithms: ['EdDSA'],
+      keys: localJwks({ keys: [key.publicJwk as Jwk] }),
+      clock: fakeClock(NOW_MS),
+    });
+    expect((await verifier.verify(await sign(key))).subject).toBe('user-1');
   });
 });
 
@@ -212,6 +252,22 @@ describe('the verification cache', () => {
     ];
     for (const m of mutants) expect(await codeOf(verifier.verify(m))).toBe('ERR_OMS_AUTH_SIGNATURE');
     expect(verifier.cacheSize).toBe(1);
+  });
+
+  it('answers only for the identical string when another token ends in the same characters', async () => {
+    const { key, verifier, events } = await setup();
+    const token = await sign(key);
+    await verifier.verify(token);
+    const [h, , s] = parts(token);
+    const other = parts(await sign(key, { claims: { sub: 'admin' } }));
+    // the same last 12 characters (where the cache files entries) in front of another payload and signature head
+    const lookalike = `${h}.${other[1]}.${other[2].slice(0, -12)}${s.slice(-12)}`;
+    events.length = 0;
+    expect(await codeOf(verifier.verify(lookalike))).toBe('ERR_OMS_AUTH_SIGNATURE');
+    expect(await codeOf(verifier.verify(`e${token}`))).toBe('ERR_OMS_AUTH_MALFORMED'); // same tail, longer
+    expect(events.map((e) => e.cached)).toEqual([false, false]);
+    expect((await verifier.verify(token)).subject).toBe('user-1');
+    expect(events[2]?.cached).toBe(true);
   });
 
   it('drops an entry at its token exp, even with tolerance and a long maxTtlMs', async () => {

@@ -4,7 +4,14 @@ import { type Clock, systemClock } from '../internal/clock.js';
 import type { DpopNonceSource } from '../types.js';
 import { v } from '../validate.js';
 
-/** Options of `dpopNonces`. */
+/**
+ * Options of `dpopNonces`.
+ *
+ * @example
+ * import { dpopNonces, type DpopNoncesOptions } from '@oms/auth';
+ * const opts: DpopNoncesOptions = { secret: process.env.DPOP_NONCE_SECRET ?? '', rotateMs: 300_000 };
+ * const nonces = dpopNonces(opts);
+ */
 export interface DpopNoncesOptions {
   /**
    * Shared by every instance behind one origin, at least 32 bytes, so a nonce one instance hands out is accepted by

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { invalidOption } from '../errors.js';
-import { checkRealm, denialResponse } from '../http.js';
+import { checkRealm, denialResponse, retryAfterSec } from '../http.js';
 import type { AuthorizeRequest, Authorizer, Principal, RoutePolicy } from '../types.js';
 
 declare module 'fastify' {
@@ -24,6 +24,8 @@ export interface AuthPluginOptions {
   authorizer: Authorizer;
   /** Named in every `WWW-Authenticate` challenge (`Bearer realm="orders-api", error="invalid_token"`). */
   realm?: string;
+  /** `Retry-After` of a 503 whose source did not say when to retry, in seconds. Default 5. */
+  retryAfterSec?: number;
 }
 
 /** What `onRoute` showed of one app: `METHOD /pattern` of each route, and whether routes came before the plugin. */
@@ -40,8 +42,9 @@ const declaredRoutes = new WeakMap<object, DeclaredRoutes>();
  * to, so `/v1/orders/:id` maps as declared and `request.params` feed the rule's `resource`; a request no route
  * matches is decided by its path (then Fastify answers 404). A denial answers 401 with `WWW-Authenticate` (RFC 6750,
  * `error="invalid_token"`, no description), 403 with an RFC 9457 problem+json body, or 503 with `Retry-After` when
- * the keys cannot be fetched, never 401. A request let through carries `request.principal` (unset on `public`
- * routes). Hooks apply to the app that registers it (not encapsulated): register it before your routes.
+ * the keys cannot be fetched, never 401 (`Retry-After` is the key source's own retry time when it knows it). A
+ * request let through carries `request.principal` (unset on `public` routes). A client that closes its connection
+ * aborts the request's wait for keys. Hooks apply to the app that registers it (not encapsulated): register it before your routes.
  *
  * @example
  * import Fastify from 'fastify';
@@ -57,7 +60,10 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
   if (typeof auth?.authorize !== 'function')
     throw invalidOption('authPlugin needs { authorizer: authorizer({ verifier, routes, rbac }) }');
   const realm = checkRealm(opts.realm);
-  const denialOptions = realm === undefined ? undefined : { realm };
+  const denialOptions = {
+    ...(realm === undefined ? {} : { realm }),
+    retryAfterSec: retryAfterSec(opts.retryAfterSec),
+  };
   const declared = declaredRoutes.get(app) ?? { routes: [], missedEarlier: false };
   declaredRoutes.set(app, declared);
   // onRoute sees only routes declared from now on; an earlier one would escape assertEveryRouteMapped unnoticed.
@@ -67,7 +73,7 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
   });
   if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const decision = await auth.authorize(authorizeRequestOf(request));
+    const decision = await auth.authorize(authorizeRequestOf(request), { signal: abortOnClose(reply) });
     const denial = denialResponse(decision, denialOptions);
     // A Buffer, so Fastify sends the content type as given (a string would gain `; charset=utf-8`).
     if (denial !== undefined)
@@ -83,6 +89,19 @@ Object.assign(authPlugin, {
   // Lets another plugin declare `dependencies: ['@oms/auth']`, and Fastify check its own version.
   [Symbol.for('plugin-meta')]: { name: '@oms/auth', fastify: '>=5.0.0' },
 });
+
+/**
+ * A signal that aborts once the client closes the connection before the reply is sent, so its wait for keys stops
+ * (the fetch goes on for the others). The listener goes when the response closes either way.
+ */
+function abortOnClose(reply: FastifyReply): AbortSignal {
+  const gone = new AbortController();
+  const res = reply.raw;
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort(new Error('the client closed the connection'));
+  });
+  return gone.signal;
+}
 
 function authorizeRequestOf(request: FastifyRequest): AuthorizeRequest {
   const req: AuthorizeRequest = {

@@ -20,6 +20,14 @@ const NEEDS: Record<JwsAlgorithm, { kty: string; crv?: string }> = {
   Ed25519: { kty: 'OKP', crv: 'Ed25519' },
 };
 
+/**
+ * jose 6, which verifies every signature here, implements EdDSA with Ed25519 only (its JWS table has no Ed448, as
+ * WebCrypto, its one crypto back end, has none as a standard algorithm). An Ed448 key or algorithm is refused with a
+ * message saying so, rather than accepted and never matched.
+ */
+export const ED448_UNSUPPORTED = (what: string): string =>
+  `${what} is not supported: jose 6 verifies EdDSA with Ed25519 keys only; sign with Ed25519 (or ES256) instead`;
+
 export const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set(Object.keys(NEEDS));
 export const isHmac = (alg: string): boolean => alg.startsWith('HS');
 
@@ -41,6 +49,7 @@ export function unusableReason(jwk: unknown): string | undefined {
   if (typeof k.kty !== 'string' || PUBLIC_MEMBERS[k.kty] === undefined)
     return `unsupported kty ${String(k.kty)}`;
   if (hasPrivateMembers(k)) return 'it holds private key material';
+  if (k.kty === 'OKP' && k.crv !== 'Ed25519') return ED448_UNSUPPORTED(String(k.crv));
   if (k.use !== undefined && k.use !== 'sig') return `use is ${String(k.use)}, not sig`;
   if (Array.isArray(k.key_ops) && !k.key_ops.includes('verify')) return 'key_ops does not include verify';
   if (k.kid !== undefined && (typeof k.kid !== 'string' || k.kid.length === 0)) return 'kid is not a string';

@@ -32,9 +32,10 @@ export function localJwks(jwks: JwkSet): KeySource {
   return {
     kind: 'local-jwks',
     symmetric: false,
-    async getKey(alg, kid) {
+    // Not async: a known key answers with the promise its record keeps, already settled.
+    getKey(alg, kid) {
       const found = set.find(alg, kid);
-      if (found === undefined || found === 'ambiguous') throw keyNotFound(alg, kid, found);
+      if (found === undefined || found === 'ambiguous') return Promise.reject(keyNotFound(alg, kid, found));
       return found.resolve(alg);
     },
     on: (event, fn) => events.on(event, fn),
@@ -84,11 +85,11 @@ export function hmacSecret(secret: string | Uint8Array, opts: HmacSecretOptions 
   return {
     kind: 'hmac-secret',
     symmetric: true,
-    async getKey(alg, kid) {
+    getKey(alg, kid) {
       if (!alg.startsWith('HS'))
-        throw fail('ERR_OMS_AUTH_ALG_NOT_ALLOWED', `${alg} cannot use an HMAC secret`);
+        return Promise.reject(fail('ERR_OMS_AUTH_ALG_NOT_ALLOWED', `${alg} cannot use an HMAC secret`));
       if (opts.kid !== undefined && kid !== undefined && kid !== opts.kid)
-        throw keyNotFound(alg, kid, undefined);
+        return Promise.reject(keyNotFound(alg, kid, undefined));
       let p = keys.get(alg);
       if (p === undefined) {
         p = crypto.subtle

@@ -77,7 +77,17 @@ class RemoteJwks implements KeySource {
     this.#s = s;
   }
 
-  async getKey(alg: JwsAlgorithm, kid: string | undefined, signal?: AbortSignal): Promise<ResolvedKey> {
+  getKey(alg: JwsAlgorithm, kid: string | undefined, signal?: AbortSignal): Promise<ResolvedKey> {
+    // The common case without an async frame: fresh keys that hold the token's key.
+    const fresh = this.#fresh;
+    if (fresh !== undefined && this.#s.clock.now() < fresh.at + this.#s.cacheMaxAgeMs) {
+      const found = fresh.set.find(alg, kid);
+      if (found !== undefined && found !== 'ambiguous') return found.resolve(alg);
+    }
+    return this.#getKey(alg, kid, signal);
+  }
+
+  async #getKey(alg: JwsAlgorithm, kid: string | undefined, signal?: AbortSignal): Promise<ResolvedKey> {
     const { clock, cacheMaxAgeMs, staleWhileErrorMs, cooldownMs } = this.#s;
     const now = clock.now();
     let set: KeySet;
@@ -139,11 +149,15 @@ class RemoteJwks implements KeySource {
   }
 
   #unavailable(cause: unknown = this.#lastError): OmsAuthError {
-    return fail(
+    const e = fail(
       'ERR_OMS_AUTH_KEYS_UNAVAILABLE',
       `the JWKS could not be fetched (${this.#lastError?.kind ?? 'unknown'}) and no usable keys are cached`,
       cause,
     );
+    // The next fetch a request may cause is after the cooldown: a client retrying sooner meets this same answer.
+    const { clock, cooldownMs } = this.#s;
+    e.retryAfterMs = Math.max(1_000, this.#lastAttemptAt + cooldownMs - clock.now());
+    return e;
   }
 
   /** Starts a fetch, or joins the one in progress. A caller passing `signal` (or awaiting) keeps its timer ref'd. */

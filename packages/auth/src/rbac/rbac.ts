@@ -18,8 +18,20 @@ interface Grant {
   readonly name: string | undefined;
 }
 
+/**
+ * One grant as a role holds it, with the explanations it gives, built the first time each is needed (a check that
+ * passes then allocates nothing).
+ */
+interface RoleGrant {
+  readonly grant: Grant;
+  allowed: Explanation | undefined;
+  tenantMismatch: Explanation | undefined;
+  needsResource: Explanation | undefined;
+  conditionFalse: Explanation | undefined;
+}
+
 /** A role after construction: every grant it has, own and inherited, indexed by the exact pattern string. */
-type CompiledRole = ReadonlyMap<string, readonly Grant[]>;
+type CompiledRole = ReadonlyMap<string, readonly RoleGrant[]>;
 
 const PERMISSION = /^(\*|[A-Za-z0-9_.-]+):(\*|[A-Za-z0-9_.-]+)$/;
 
@@ -105,11 +117,18 @@ function compile(
   };
   const compiled = new Map<string, CompiledRole>();
   for (const name of Object.keys(roles)) {
-    const index = new Map<string, Grant[]>();
-    for (const g of grantsOf(name)) {
-      const list = index.get(g.pattern);
-      if (list) list.push(g);
-      else index.set(g.pattern, [g]);
+    const index = new Map<string, RoleGrant[]>();
+    for (const grant of grantsOf(name)) {
+      const rg: RoleGrant = {
+        grant,
+        allowed: undefined,
+        tenantMismatch: undefined,
+        needsResource: undefined,
+        conditionFalse: undefined,
+      };
+      const list = index.get(grant.pattern);
+      if (list) list.push(rg);
+      else index.set(grant.pattern, [rg]);
     }
     compiled.set(name, index);
   }
@@ -118,7 +137,9 @@ function compile(
 
 const deny = (reason: Explanation['reason'], detail: string, role?: string, grant?: string): Explanation => {
   const base = { allowed: false, reason, detail };
-  return role === undefined ? base : { ...base, role, ...(grant === undefined ? {} : { grant }) };
+  return Object.freeze(
+    role === undefined ? base : { ...base, role, ...(grant === undefined ? {} : { grant }) },
+  );
 };
 
 /**
@@ -161,27 +182,37 @@ export function rbac<const P extends string = string>(opts: RbacOptions<P>): Rba
   checkGraph(roles);
   const compiled = compile(roles, known);
 
+  // The patterns that can grant a permission, per permission string: built once, not per check.
+  const candidatesOf = new Map<string, readonly string[]>();
+  const candidates = (permission: string, colon: number): readonly string[] => {
+    let c = candidatesOf.get(permission);
+    if (c === undefined) {
+      c = ['*', permission, `${permission.slice(0, colon)}:*`, `*:${permission.slice(colon + 1)}`];
+      if (candidatesOf.size >= 4096) candidatesOf.clear(); // bounded, whatever callers pass
+      candidatesOf.set(permission, c);
+    }
+    return c;
+  };
+
   const explain = (principal: Principal, permission: string, resource?: Resource): Explanation => {
     const colon = typeof permission === 'string' ? permission.indexOf(':') : -1;
     if (colon <= 0 || (known !== undefined && !known.has(permission))) {
       return deny('unknown-permission', `${JSON.stringify(permission)} is not a known permission`);
     }
-    const candidates = [
-      '*',
-      permission,
-      `${permission.slice(0, colon)}:*`,
-      `*:${permission.slice(colon + 1)}`,
-    ];
+    const patterns = candidates(permission, colon);
     const roleNames = Array.isArray(principal?.roles) ? principal.roles : [];
     const foreign = resource?.tenant !== undefined && resource.tenant !== principal.tenant;
     let refusal: Explanation | undefined;
     for (const role of roleNames) {
       const index = compiled.get(role);
       if (index === undefined) continue;
-      for (const c of candidates) {
-        for (const g of index.get(c) ?? []) {
+      for (const c of patterns) {
+        const grants = index.get(c);
+        if (grants === undefined) continue;
+        for (const rg of grants) {
+          const g = rg.grant;
           if (foreign && !g.crossTenant) {
-            refusal ??= deny(
+            refusal ??= rg.tenantMismatch ??= deny(
               'tenant-mismatch',
               `role ${role} grants ${g.pattern} only within the principal's tenant`,
               role,
@@ -191,7 +222,7 @@ export function rbac<const P extends string = string>(opts: RbacOptions<P>): Rba
           }
           if (g.when !== undefined) {
             if (resource === undefined) {
-              refusal ??= deny(
+              refusal ??= rg.needsResource ??= deny(
                 'condition-needs-resource',
                 `role ${role} grants ${g.pattern} only on a resource`,
                 role,
@@ -206,7 +237,7 @@ export function rbac<const P extends string = string>(opts: RbacOptions<P>): Rba
               ok = false; // a throwing condition denies; it never grants
             }
             if (!ok) {
-              refusal ??= deny(
+              refusal ??= rg.conditionFalse ??= deny(
                 'condition-false',
                 `role ${role} grants ${g.pattern} only when ${g.name ?? 'its condition'} holds`,
                 role,
@@ -215,14 +246,14 @@ export function rbac<const P extends string = string>(opts: RbacOptions<P>): Rba
               continue;
             }
           }
-          const via = g.from === role ? role : `${role} (inherited from ${g.from})`;
-          return {
+          rg.allowed ??= Object.freeze({
             allowed: true,
             reason: 'granted',
             role,
             grant: g.pattern,
-            detail: `${via} grants ${g.pattern}`,
-          };
+            detail: `${g.from === role ? role : `${role} (inherited from ${g.from})`} grants ${g.pattern}`,
+          });
+          return rg.allowed;
         }
       }
     }

@@ -102,44 +102,59 @@ function insert(root: Node, route: string, segments: string[], target: Target): 
   n.target = target;
 }
 
-/** Control bytes and backslashes: never part of a path two parsers read the same way. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control bytes is the point
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\]/;
+const NO_PARAMS: Record<string, string> = Object.freeze(Object.create(null));
 
 const DENY_UNMAPPED = Object.freeze({ kind: 'deny', reason: 'unmapped' } as const);
 const DENY_INVALID = Object.freeze({ kind: 'deny', reason: 'invalid-path' } as const);
 
+/** Control bytes, DEL and backslashes: never part of a path two parsers read the same way. */
+const unsafeChar = (c: number): boolean => c < 0x20 || c === 0x7f || c === 0x5c;
+
+/** A `%`-escaped segment decoded, or `undefined` when it is a bad escape or decodes to something refused. */
+function decodeSegment(s: string): string | undefined {
+  let d: string;
+  try {
+    d = decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
+  if (d === '.' || d === '..' || d.includes('/')) return undefined;
+  for (let i = 0; i < d.length; i++) if (unsafeChar(d.charCodeAt(i))) return undefined;
+  return d;
+}
+
 /**
- * Splits a request target into decoded segments, or `undefined` for anything a proxy and this code could read
- * differently: dot segments, encoded slashes/backslashes/dots, empty segments, control bytes, bad escapes.
+ * Splits a request target into decoded segments in one pass, or `undefined` for anything a proxy and this code could
+ * read differently: dot segments, encoded slashes/backslashes/dots, empty segments, control bytes, bad escapes.
  */
 function segmentsOf(target: string, maxSegments: number): string[] | undefined {
-  let end = target.length;
-  const q = target.indexOf('?');
-  if (q >= 0) end = q;
-  const h = target.indexOf('#');
-  if (h >= 0 && h < end) end = h;
-  const path = end === target.length ? target : target.slice(0, end);
-  if (path.charCodeAt(0) !== 47 /* / */ || UNSAFE_CHARS.test(path)) return undefined;
-  if (path.length === 1) return [];
-  const segs = path.slice(1).split('/', maxSegments + 1);
-  if (segs.length > maxSegments) return undefined;
-  for (let i = 0; i < segs.length; i++) {
-    const s = segs[i] as string;
-    if (s.length === 0 || s === '.' || s === '..') return undefined;
-    if (s.includes('%')) {
-      let decoded: string;
-      try {
-        decoded = decodeURIComponent(s);
-      } catch {
-        return undefined;
+  if (target.charCodeAt(0) !== 47 /* / */) return undefined;
+  const segs: string[] = [];
+  let start = 1;
+  let escaped = false;
+  for (let i = 1; ; i++) {
+    const c = i < target.length ? target.charCodeAt(i) : -1;
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */ || c === -1) {
+      if (i === start) {
+        // `/` alone is the root; an empty segment anywhere else (`//`, a trailing `/`) is refused
+        if (c === 47 || segs.length > 0 || start > 1) return undefined;
+        return segs;
       }
-      if (decoded === '.' || decoded === '..' || decoded.includes('/') || UNSAFE_CHARS.test(decoded))
-        return undefined;
-      segs[i] = decoded;
-    }
+      if (segs.length === maxSegments) return undefined;
+      let seg = target.slice(start, i);
+      if (seg === '.' || seg === '..') return undefined;
+      if (escaped) {
+        const d = decodeSegment(seg);
+        if (d === undefined) return undefined;
+        seg = d;
+        escaped = false;
+      }
+      segs.push(seg);
+      if (c !== 47) return segs;
+      start = i + 1;
+    } else if (c === 37 /* % */) escaped = true;
+    else if (unsafeChar(c)) return undefined;
   }
-  return segs;
 }
 
 /**
@@ -227,11 +242,21 @@ export function routePolicy<const P extends string = string>(
       t = match(getRoot, segs, 0, params);
     }
     if (t === undefined) return DENY_UNMAPPED;
-    const p: Record<string, string> = Object.create(null);
-    for (let i = 0; i < params.length; i += 2) p[params[i] as string] = params[i + 1] as string;
+    let p: Record<string, string> = NO_PARAMS;
+    if (params.length > 0) {
+      p = Object.create(null);
+      for (let i = 0; i < params.length; i += 2) p[params[i] as string] = params[i + 1] as string;
+    }
     if (t.kind === 'public') return { kind: 'public', route: t.route, params: p };
-    const out = { kind: 'permission' as const, route: t.route, permission: t.permission as P, params: p };
-    return t.resource === undefined ? out : { ...out, resource: t.resource };
+    return t.resource === undefined
+      ? { kind: 'permission', route: t.route, permission: t.permission as P, params: p }
+      : {
+          kind: 'permission',
+          route: t.route,
+          permission: t.permission as P,
+          params: p,
+          resource: t.resource,
+        };
   };
 
   return { resolve, routes: Object.freeze(routes) };

@@ -1,9 +1,9 @@
 import { jwtVerify } from 'jose';
-import { VerificationCache } from '../cache.js';
+import { type CacheEntry, VerificationCache } from '../cache.js';
 import { fail, invalidOption, isOmsAuthError } from '../errors.js';
 import { type Clock, systemClock } from '../internal/clock.js';
 import { Emitter } from '../internal/emitter.js';
-import { isHmac, KNOWN_ALGORITHMS } from '../keys/key-set.js';
+import { ED448_UNSUPPORTED, isHmac, KNOWN_ALGORITHMS } from '../keys/key-set.js';
 import type {
   Claims,
   CredentialLocations,
@@ -12,6 +12,7 @@ import type {
   KeySource,
   Principal,
   RequestLike,
+  RevocationList,
   RevokeTarget,
   Verifier,
   VerifierEvents,
@@ -37,6 +38,7 @@ interface Settings {
   readonly toPrincipal: (claims: Claims) => Principal;
   readonly credentials: CredentialLocations;
   readonly dpop: DpopVerifier | undefined;
+  readonly revocations: RevocationList | undefined;
   readonly clock: Clock;
 }
 
@@ -52,11 +54,26 @@ const jktOf = (claims: Claims): string | undefined => {
   return typeof cnf === 'object' && cnf !== null && typeof cnf.jkt === 'string' ? cnf.jkt : undefined;
 };
 
-class JwtVerifier implements Verifier {
+/**
+ * The authorizer's synchronous look-up of a cached Bearer verification, package-internal (not exported from the
+ * entry point): a cache hit then decides a request without a single promise. A miss answers `undefined` and the
+ * caller takes `verifyRequest`, which reports every failure.
+ */
+export const cachedRequest: unique symbol = Symbol('@oms/auth cachedRequest');
+
+/** What `cachedRequest` answers: the cache entry (its principal and token). */
+export interface CachedVerifier {
+  [cachedRequest](req: RequestLike): CacheEntry | undefined;
+}
+
+export const hasCachedRequest = (v: Verifier): v is Verifier & CachedVerifier =>
+  typeof (v as Partial<CachedVerifier>)[cachedRequest] === 'function';
+
+class JwtVerifier implements Verifier, CachedVerifier {
   readonly #s: Settings;
   readonly #cache: VerificationCache | undefined;
   readonly #events = new Emitter<VerifierEvents>();
-  readonly #offKeys: (() => void)[];
+  readonly #offs: (() => void)[];
   readonly #headerRules: HeaderRules;
   /** Accepted protected headers by their encoded segment: an issuer's tokens share a handful. */
   readonly #headers = new Map<string, JwsHeader>();
@@ -65,10 +82,18 @@ class JwtVerifier implements Verifier {
     this.#s = s;
     this.#cache = cache;
     this.#headerRules = { algorithms: s.algorithmSet, typ: s.typ, refusedTyp: 'dpop+jwt', what: 'the token' };
-    this.#offKeys = [
+    this.#offs = [
       s.keys.on('fetch', (e) => this.#events.emit('jwksFetch', e)),
       s.keys.on('retired', () => this.#cache?.dropRetired()),
     ];
+    // A revoked token's entries are freed at once (a hit would refuse them anyway).
+    if (s.revocations !== undefined && cache !== undefined) {
+      this.#offs.push(
+        s.revocations.on('revoked', (r) =>
+          cache.revoke(r.kind === 'jti' ? { jti: r.value } : { subject: r.value }),
+        ),
+      );
+    }
   }
 
   get cacheSize(): number {
@@ -76,18 +101,9 @@ class JwtVerifier implements Verifier {
   }
 
   verify(token: string, opts?: VerifyOptions): Promise<Principal> {
-    // The hit path with nobody listening: no event to build, no async frames.
-    if (!this.#events.has('verification')) {
-      const hit = this.#bearerHit(token);
-      if (hit !== undefined) return Promise.resolve(hit);
-    }
-    return this.#observe(async () => {
-      const verified = await this.#verifyToken(token, opts?.signal);
-      if (verified.jkt !== undefined) {
-        throw fail('ERR_OMS_AUTH_DPOP_BINDING', 'the token is DPoP-bound and was presented without a proof');
-      }
-      return verified;
-    });
+    const hit = this.#hit(token);
+    if (hit !== undefined) return Promise.resolve(hit.principal);
+    return this.#full(token, undefined, undefined, opts?.signal);
   }
 
   verifyRequest(req: RequestLike, opts?: VerifyOptions): Promise<Principal> {
@@ -97,38 +113,25 @@ class JwtVerifier implements Verifier {
         throw fail('ERR_OMS_AUTH_MALFORMED', 'the request is not an object');
       creds = readCredentials(req.headers, this.#s.credentials, this.#s.maxTokenBytes, req.rawHeaders);
     } catch (e) {
-      return this.#observe(() => Promise.reject(e));
+      if (this.#events.has('verification')) this.#emit(e, false, performance.now());
+      return Promise.reject(e);
     }
-    if (creds.scheme === 'bearer' && !this.#events.has('verification')) {
-      const hit = this.#bearerHit(creds.token);
-      if (hit !== undefined) return Promise.resolve(hit);
+    if (creds.scheme === 'bearer') {
+      const hit = this.#hit(creds.token);
+      if (hit !== undefined) return Promise.resolve(hit.principal);
     }
-    return this.#observe(async () => {
-      const verified = await this.#verifyToken(creds.token, opts?.signal);
-      if (creds.scheme === 'bearer') {
-        if (verified.jkt !== undefined) {
-          throw fail(
-            'ERR_OMS_AUTH_DPOP_BINDING',
-            'the token is DPoP-bound and was presented with the Bearer scheme',
-          );
-        }
-        return verified;
-      }
-      const { dpop } = this.#s;
-      if (dpop === undefined) throw fail('ERR_OMS_AUTH_DPOP', 'this verifier does not accept DPoP');
-      if (verified.jkt === undefined)
-        throw fail('ERR_OMS_AUTH_DPOP_BINDING', 'the token is not DPoP-bound (no cnf.jkt)');
-      if (typeof req.method !== 'string' || typeof req.url !== 'string') {
-        throw fail('ERR_OMS_AUTH_DPOP', 'DPoP needs the request method and url');
-      }
-      const { jkt } = await dpop.verifyProof(
-        { proof: creds.proof, method: req.method, url: req.url, accessToken: creds.token },
-        opts?.signal,
-      );
-      if (jkt !== verified.jkt)
-        throw fail('ERR_OMS_AUTH_DPOP_BINDING', 'the DPoP proof key is not the one the token is bound to');
-      return verified;
-    });
+    return this.#full(creds.token, creds, req, opts?.signal);
+  }
+
+  [cachedRequest](req: RequestLike): CacheEntry | undefined {
+    if (this.#cache === undefined) return undefined;
+    let creds: Credentials;
+    try {
+      creds = readCredentials(req.headers, this.#s.credentials, this.#s.maxTokenBytes, req.rawHeaders);
+    } catch {
+      return undefined; // verifyRequest reports it
+    }
+    return creds.scheme === 'bearer' ? this.#hit(creds.token) : undefined;
   }
 
   revoke(target: RevokeTarget): number {
@@ -142,7 +145,7 @@ class JwtVerifier implements Verifier {
   }
 
   async close(): Promise<void> {
-    for (const off of this.#offKeys) off();
+    for (const off of this.#offs) off();
     this.#cache?.clear();
     this.#events.clear();
     await this.#s.keys.close();
@@ -152,35 +155,84 @@ class JwtVerifier implements Verifier {
     return this.close();
   }
 
-  /** Emits one `verification` event per call, only when someone listens (the hit path stays allocation-free). */
-  async #observe(run: () => Promise<Verified>): Promise<Principal> {
-    if (!this.#events.has('verification')) return (await run()).principal;
-    const startTime = performance.timeOrigin + performance.now();
-    const t0 = performance.now();
+  /**
+   * A cached verification a Bearer presentation may use: not DPoP-bound, not revoked. Synchronous and
+   * allocation-free unless someone listens to `verification`.
+   */
+  #hit(token: unknown): CacheEntry | undefined {
+    const cache = this.#cache;
+    if (cache === undefined || typeof token !== 'string' || token.length > this.#s.maxTokenBytes)
+      return undefined;
+    const now = this.#s.clock.now();
+    const e = cache.get(token, now);
+    if (e === undefined || e.jkt !== undefined) return undefined;
+    // A revoked token takes the full path, which refuses it with its code.
+    if (this.#s.revocations?.check(e.principal, now) !== undefined) return undefined;
+    if (this.#events.has('verification')) this.#emit('ok', true, performance.now());
+    return e;
+  }
+
+  /** Everything but a Bearer cache hit: one `verification` event per call, when someone listens. */
+  async #full(
+    token: unknown,
+    creds: Credentials | undefined,
+    req: RequestLike | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Principal> {
+    const t0 = this.#events.has('verification') ? performance.now() : -1;
     try {
-      const verified = await run();
-      this.#emit('ok', verified.cached, startTime, t0);
+      const verified = await this.#verifyToken(token, signal);
+      if (creds?.scheme === 'dpop') await this.#checkProof(verified, creds, req as RequestLike, signal);
+      else if (verified.jkt !== undefined) {
+        throw fail(
+          'ERR_OMS_AUTH_DPOP_BINDING',
+          creds === undefined
+            ? 'the token is DPoP-bound and was presented without a proof'
+            : 'the token is DPoP-bound and was presented with the Bearer scheme',
+        );
+      }
+      if (t0 >= 0) this.#emit('ok', verified.cached, t0);
       return verified.principal;
     } catch (e) {
-      this.#emit(isOmsAuthError(e) ? e.code : 'ERR_OMS_AUTH_MALFORMED', false, startTime, t0);
+      if (t0 >= 0) this.#emit(e, false, t0);
       throw e;
     }
   }
 
-  #emit(outcome: VerifierEvents['verification']['outcome'], cached: boolean, startTime: number, t0: number) {
+  async #checkProof(
+    verified: Verified,
+    creds: Credentials & { scheme: 'dpop' },
+    req: RequestLike,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const { dpop } = this.#s;
+    if (dpop === undefined) throw fail('ERR_OMS_AUTH_DPOP', 'this verifier does not accept DPoP');
+    if (verified.jkt === undefined)
+      throw fail('ERR_OMS_AUTH_DPOP_BINDING', 'the token is not DPoP-bound (no cnf.jkt)');
+    if (typeof req.method !== 'string' || typeof req.url !== 'string') {
+      throw fail('ERR_OMS_AUTH_DPOP', 'DPoP needs the request method and url');
+    }
+    const { jkt } = await dpop.verifyProof(
+      { proof: creds.proof, method: req.method, url: req.url, accessToken: creds.token },
+      signal,
+    );
+    if (jkt !== verified.jkt)
+      throw fail('ERR_OMS_AUTH_DPOP_BINDING', 'the DPoP proof key is not the one the token is bound to');
+  }
+
+  #emit(outcome: unknown, cached: boolean, t0: number): void {
+    const now = performance.now();
     this.#events.emit('verification', {
-      outcome,
+      outcome: outcome === 'ok' ? 'ok' : isOmsAuthError(outcome) ? outcome.code : 'ERR_OMS_AUTH_MALFORMED',
       cached,
-      startTime,
-      durationSec: (performance.now() - t0) / 1000,
+      startTime: performance.timeOrigin + t0,
+      durationSec: (now - t0) / 1000,
     });
   }
 
-  /** A cached principal for a Bearer presentation, or `undefined` (a miss, or a DPoP-bound token). */
-  #bearerHit(token: unknown): Principal | undefined {
-    if (typeof token !== 'string' || token.length > this.#s.maxTokenBytes) return undefined;
-    const hit = this.#cache?.get(token, this.#s.clock.now());
-    return hit === undefined || jktOf(hit.claims) !== undefined ? undefined : hit;
+  #refuseRevoked(principal: Principal, now: number): void {
+    if (this.#s.revocations?.check(principal, now) !== undefined)
+      throw fail('ERR_OMS_AUTH_TOKEN_REVOKED', 'the token has been revoked');
   }
 
   async #verifyToken(token: unknown, signal: AbortSignal | undefined): Promise<Verified> {
@@ -193,8 +245,13 @@ class JwtVerifier implements Verifier {
     }
     const now = s.clock.now();
     const hit = this.#cache?.get(token, now);
-    if (hit !== undefined) return { principal: hit, jkt: jktOf(hit.claims), cached: true };
+    if (hit !== undefined) {
+      this.#refuseRevoked(hit.principal, now);
+      return { principal: hit.principal, jkt: hit.jkt, cached: true };
+    }
     const header = parseHeader(token, this.#headerRules, this.#headers);
+    const { revocations } = s;
+    if (revocations !== undefined && !revocations.synced) await revocations.sync(signal);
     const resolved = await s.keys.getKey(header.alg, header.kid, signal);
     let claims: Claims;
     try {
@@ -229,9 +286,12 @@ class JwtVerifier implements Verifier {
         'toPrincipal must return { subject: string, roles: string[], scopes: string[] }',
       );
     }
+    const after = s.clock.now();
+    this.#refuseRevoked(principal, after);
+    const jkt = jktOf(claims);
     // exp is a required claim and jose checked it is a number; Infinity or 1e300 is bounded by maxTtlMs.
-    this.#cache?.set(token, principal, claims.exp as number, resolved.handle, s.clock.now());
-    return { principal, jkt: jktOf(claims), cached: false };
+    this.#cache?.set(token, principal, jkt, claims.exp as number, resolved.handle, after);
+    return { principal, jkt, cached: false };
   }
 }
 
@@ -277,6 +337,7 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   for (const alg of opts.algorithms) {
     if (typeof alg === 'string' && alg.toLowerCase() === 'none')
       throw invalidOption('algorithms must never include "none"');
+    if (alg === ('Ed448' as JwsAlgorithm)) throw invalidOption(`algorithms: ${ED448_UNSUPPORTED('Ed448')}`);
     if (!KNOWN_ALGORITHMS.has(alg))
       throw invalidOption(`algorithms: unknown JWS algorithm ${JSON.stringify(alg)}`);
     if (isHmac(alg) !== keys.symmetric) {
@@ -310,6 +371,13 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   if (opts.dpop !== undefined && typeof opts.dpop?.verifyProof !== 'function') {
     throw invalidOption('dpop must be built with dpop({ replayStore, htuFrom })');
   }
+  const revocations = opts.revocations;
+  if (
+    revocations !== undefined &&
+    (typeof revocations?.check !== 'function' || typeof revocations.sync !== 'function')
+  ) {
+    throw invalidOption('revocations must be built with revocationList({ store? })');
+  }
   let cache: VerificationCache | undefined;
   if (opts.cache !== false) {
     const c = opts.cache ?? {};
@@ -332,6 +400,7 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       toPrincipal: opts.toPrincipal ?? defaultPrincipal,
       credentials,
       dpop: opts.dpop,
+      revocations,
       clock: v.clock(opts.clock, systemClock),
     },
     cache,
