@@ -142,6 +142,26 @@ describe('healthPlugin on the app port', () => {
     expect((await fetch(`${base}/ops/health`)).status).toBe(404);
   });
 
+  it('gives routeConfig to every probe route, so other plugins (a rate limiter) can read it', async () => {
+    makeRegistry();
+    const a = Fastify();
+    const seen: string[] = [];
+    a.addHook('onRequest', async (req) => {
+      seen.push(`${req.method} ${req.routeOptions.url} ${JSON.stringify(req.routeOptions.config)}`);
+    });
+    await a.register(healthPlugin, { registry, routeConfig: { probe: 'yes' } as never });
+    const base = await listen(a);
+    await probe(`${base}/readyz`);
+    await probe(`${base}/livez`, 'POST');
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toMatch(/^GET \/readyz \{.*"probe":"yes"/);
+    expect(seen[1]).toMatch(/^POST \/livez \{.*"probe":"yes"/);
+    const bad = Fastify();
+    await expect(
+      bad.register(healthPlugin, { registry, routeConfig: 'off' as never }).ready(),
+    ).rejects.toThrow(/routeConfig must be an object/);
+  });
+
   it('fails readiness with process:shutdown once the registry begins shutting down, liveness keeps passing', async () => {
     makeRegistry();
     const a = Fastify();

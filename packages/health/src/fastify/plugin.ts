@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyContextConfig, FastifyPluginAsync } from 'fastify';
 import { healthServer, METHOD_NOT_ALLOWED, probeResponse, probeRoutes } from '../server.js';
 import type { HealthRegistry, ReportKind } from '../types.js';
 import { invalid, v } from '../validate.js';
@@ -24,6 +24,12 @@ export interface HealthPluginOptions {
    * plugin and closes in the app's `onClose`, after the app server drained. `prefix` does not apply there.
    */
   probeServer?: { port: number; host?: string | undefined } | undefined;
+  /**
+   * Route config given to every probe route, for the other plugins of the app: for example
+   * `{ rateLimit: false }` keeps probes out of `@oms/ratelimit/fastify`'s limits, so a flood of API traffic
+   * never turns a readiness probe into a 429. Default none.
+   */
+  routeConfig?: FastifyContextConfig | undefined;
 }
 
 /**
@@ -44,6 +50,10 @@ export interface HealthPluginOptions {
 export const healthPlugin: FastifyPluginAsync<HealthPluginOptions> = async function healthPlugin(app, opts) {
   const registry = opts?.registry;
   if (typeof registry?.handler !== 'function') invalid('healthPlugin needs { registry }');
+  const config = opts.routeConfig;
+  if (config !== undefined && (config === null || typeof config !== 'object')) {
+    invalid('healthPlugin routeConfig must be an object (route config), e.g. { rateLimit: false }');
+  }
   if (opts.probeServer) {
     v.integer('probeServer.port', opts.probeServer.port, { max: 65535 });
     const probes = await healthServer({
@@ -60,6 +70,7 @@ export const healthPlugin: FastifyPluginAsync<HealthPluginOptions> = async funct
     app.route({
       method: 'GET', // and HEAD: Fastify exposes it and drops the body
       url,
+      ...(config ? { config } : {}),
       handler: async (_req, reply) => {
         const r = await probeResponse(registry, kind);
         // a Buffer, so Fastify sends the content-type as it is, without adding a charset
@@ -69,6 +80,7 @@ export const healthPlugin: FastifyPluginAsync<HealthPluginOptions> = async funct
     app.route({
       method: ['DELETE', 'PATCH', 'POST', 'PUT'],
       url,
+      ...(config ? { config } : {}),
       handler: async (_req, reply) =>
         reply
           .code(METHOD_NOT_ALLOWED.status)
