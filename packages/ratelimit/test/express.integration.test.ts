@@ -201,6 +201,23 @@ describe('rateLimitMiddleware on Express 5 over HTTP', () => {
     expect((await l.peek('anything')).remaining).toBe(5);
   });
 
+  it('passes a closed limiter to next(err)', async () => {
+    const l = bucket('api', 5);
+    const errors: unknown[] = [];
+    const app = express();
+    app.use(rateLimitMiddleware({ scopes: [{ limiter: l }] }));
+    app.get('/', (_req, res) => void res.send('ok'));
+    app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      errors.push(err);
+      res.status(503).end();
+    });
+    const get = await listen(createServer(app));
+    expect((await get()).status).toBe(200);
+    await l.close();
+    expect((await get()).status).toBe(503);
+    expect(errors).toEqual([expect.objectContaining({ code: 'ERR_OMS_RATELIMIT_CLOSED' })]);
+  });
+
   it('works on plain node:http with a next of its own', async () => {
     const limit = rateLimitMiddleware({ scopes: [{ limiter: bucket('api', 1) }] });
     const get = await listen(

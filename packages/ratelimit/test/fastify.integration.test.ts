@@ -3,7 +3,14 @@ import { useRedis } from '@oms/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type FastifyRateLimitOptions, rateLimitPlugin } from '../src/fastify/index.js';
-import { type RateLimiter, rateLimiter, type StoreErrorPolicy, tokenBucket } from '../src/index.js';
+import {
+  adaptive,
+  fixedWindow,
+  type RateLimiter,
+  rateLimiter,
+  type StoreErrorPolicy,
+  tokenBucket,
+} from '../src/index.js';
 import { redisStore } from '../src/redis/index.js';
 
 const redis = useRedis({ dedicated: true });
@@ -185,6 +192,41 @@ describe('rateLimitPlugin on Fastify over HTTP', () => {
     });
     expect((await get()).status).toBe(500);
     expect((await l.peek('anything')).remaining).toBe(5);
+  });
+
+  it('charges two scopes keyed by client address together and lists both policies', async () => {
+    const burst = bucket('burst', 3);
+    const hourly = bucket('hourly', 2);
+    const { get } = await serve({ scopes: [{ limiter: burst }, { limiter: hourly }] });
+    const first = await get();
+    expect(first.headers.get('ratelimit-policy')).toBe('"burst";q=3;w=3000, "hourly";q=2;w=2000');
+    expect(first.headers.get('ratelimit')).toBe('"hourly";r=1;t=1000');
+    expect((await get()).status).toBe(200);
+    const denied = await get();
+    expect(denied.status).toBe(429);
+    expect(((await denied.json()) as { scope: string }).scope).toBe('hourly');
+    // the denial charged neither: burst still has 3 - 2
+    expect((await burst.peek('ip:127.0.0.1')).remaining).toBe(1);
+  });
+
+  it('follows an adaptive limiter: RateLimit-Policy advertises the quota the load leaves', async () => {
+    let load = 0;
+    const l = rateLimiter({
+      name: 'ad',
+      algorithm: adaptive(fixedWindow({ limit: 10, windowMs: 60_000 }), { load: () => load, floor: 0.5 }),
+    });
+    const { get } = await serve({ scopes: [{ limiter: l }] });
+    expect((await get()).headers.get('ratelimit-policy')).toBe('"ad";q=10;w=60');
+    load = 1;
+    expect((await get()).headers.get('ratelimit-policy')).toBe('"ad";q=5;w=60');
+  });
+
+  it('answers 500 through Fastify once the limiter is closed', async () => {
+    const l = bucket('api', 5);
+    const { get } = await serve({ scopes: [{ limiter: l }] });
+    expect((await get()).status).toBe(200);
+    await l.close();
+    expect((await get()).status).toBe(500);
   });
 
   it('refuses bad options at registration and a bad route override when the route is added', async () => {

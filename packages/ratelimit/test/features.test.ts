@@ -128,6 +128,76 @@ describe('limitAll on memory', () => {
   });
 });
 
+describe('limitAll with one scope on memory (one step, no check-then-charge walk)', () => {
+  const algorithms = [
+    ['tokenBucket', () => tokenBucket({ capacity: 5, refillPerSec: 2 })],
+    ['gcra', () => gcra({ limit: 5, periodMs: 2000, burst: 4 })],
+    ['slidingWindow counter', () => slidingWindow({ limit: 5, windowMs: 2000 })],
+    ['slidingWindow log', () => slidingWindow({ limit: 5, windowMs: 2000, mode: 'log' })],
+    ['fixedWindow', () => fixedWindow({ limit: 5, windowMs: 2000 })],
+  ] as const;
+  const strip = ({ policy: _p, ...rest }: Decision) => rest;
+  it.each(algorithms)('%s: decides every call as consume and as the two-scope walk do', async (_, alg) => {
+    const clock = fakeClock(1_000_000);
+    const one = rateLimiter({ name: 'one', algorithm: alg(), clock });
+    const twin = rateLimiter({ name: 'twin', algorithm: alg(), clock });
+    const walked = rateLimiter({ name: 'walked', algorithm: alg(), clock });
+    // a scope that never denies, so the two-scope walk is decided by `walked` alone
+    const roomy = rateLimiter({
+      name: 'roomy',
+      algorithm: fixedWindow({ limit: 1e9, windowMs: 1000 }),
+      clock,
+    });
+    const costs = [1, 2, 1, 3, 1, 1, 2, 1, 1, 1, 4, 1];
+    let denied = 0;
+    for (const [i, cost] of costs.entries()) {
+      const r = await limitAll([{ limiter: one, key: 'k' }], { cost });
+      const d = await twin.consume('k', { cost });
+      const w = await limitAll(
+        [
+          { limiter: walked, key: 'k' },
+          { limiter: roomy, key: 'k' },
+        ],
+        { cost },
+      );
+      expect(strip(r.decisions[0]!), `call ${i}`).toEqual(strip(d));
+      expect(strip(r.decisions[0]!), `call ${i}`).toEqual(strip(w.decisions[0]!));
+      expect(r.allowed).toBe(d.allowed);
+      if (!r.allowed) denied++;
+      expect(r.deniedBy).toEqual(d.allowed ? undefined : { index: 0, name: 'one', key: 'k' });
+      clock.advance(i % 3 === 0 ? 150 : 0);
+    }
+    expect(strip(await one.peek('k'))).toEqual(strip(await twin.peek('k')));
+    // the sequence exercises both outcomes
+    expect(denied).toBeGreaterThan(0);
+    expect(denied).toBeLessThan(costs.length);
+  });
+
+  it('rejects an aborted signal or bad input before it charges anything', async () => {
+    const l = rateLimiter({ name: 'api', algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    const ac = new AbortController();
+    ac.abort();
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 'resolved',
+        (e) => isOmsRatelimitError(e) && e.code,
+      );
+    expect(await code(limitAll([{ limiter: l, key: 'k' }], { signal: ac.signal }))).toBe(
+      'ERR_OMS_RATELIMIT_ABORTED',
+    );
+    expect(await code(limitAll([{ limiter: l, key: '' }], { signal: ac.signal }))).toBe(
+      'ERR_OMS_RATELIMIT_INVALID_KEY',
+    );
+    expect(await code(limitAll([{ limiter: l, key: 'k' }], { cost: 4 }))).toBe(
+      'ERR_OMS_RATELIMIT_COST_EXCEEDS_LIMIT',
+    );
+    expect(await code(limitAll([null as never]))).toBe('ERR_OMS_RATELIMIT_INVALID_OPTION');
+    expect((await l.peek('k')).remaining).toBe(3);
+    await l.close();
+    expect(await code(limitAll([{ limiter: l, key: 'k' }]))).toBe('ERR_OMS_RATELIMIT_CLOSED');
+  });
+});
+
 describe('limitAll across limiters built with the default store', () => {
   it('is one atomic step over their memory stores: all charged or none', async () => {
     const clock = fakeClock(0);
