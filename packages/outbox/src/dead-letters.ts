@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { OmsOutboxError } from './errors.js';
-import { resolveTables } from './tables.js';
+import { type ResolvedTables, resolveTables } from './tables.js';
 import type { DeadLetter, OutboxDb, TablesOption } from './types.js';
 import { v } from './validate.js';
 
@@ -21,16 +21,21 @@ const date = (d: Date | string) => (d instanceof Date ? d : new Date(d));
 
 const invalid = (message: string) => new OmsOutboxError('ERR_OMS_OUTBOX_INVALID_OPTION', message);
 
-const ids = (name: string, list: unknown): string[] => {
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const ids = (t: ResolvedTables, name: string, list: unknown): string[] => {
   if (!Array.isArray(list)) throw invalid(`${name} must be an array of message ids`);
+  const uuid = t.idType === 'uuidv7';
   return list.map((id: unknown, i) => {
     const s = typeof id === 'bigint' || typeof id === 'number' ? String(id) : id;
-    if (typeof s !== 'string' || !/^[0-9]{1,19}$/.test(s)) {
+    const text = uuid && typeof s === 'string' ? s.toLowerCase() : s;
+    if (typeof text !== 'string' || !(uuid ? UUID.test(text) : /^[0-9]{1,19}$/.test(text))) {
+      const example = uuid ? '"0190f6e2-8a4b-7c3d-8e5f-0123456789ab"' : '"42"';
       throw invalid(
-        `${name}[${i}] must be a message id such as "42" (got ${JSON.stringify(s) ?? String(s)})`,
+        `${name}[${i}] must be a message id such as ${example} (got ${JSON.stringify(s) ?? String(s)})`,
       );
     }
-    return s;
+    return text;
   });
 };
 
@@ -61,12 +66,12 @@ export const deadLetters = {
     const t = resolveTables(o.tables);
     const limit = v.integer('limit', o.limit ?? 100, { min: 1, max: 10_000 });
     const topic = o.topic === undefined ? null : v.key('topic', o.topic);
-    const after = o.afterId === undefined ? '0' : (ids('afterId', [o.afterId])[0] as string);
-    // ordered by the bigint column, not by the text it is returned as
+    const after = o.afterId === undefined ? null : (ids(t, 'afterId', [o.afterId])[0] as string);
+    // ordered by the id column (bigint or uuid), not by the text it is returned as
     const res = await sql<DeadRow>`select d.id::text as id, d.topic, d.key, d.type, d.payload, d.headers,
         d.created_at, d.attempts, d.last_error, d.dead_at
       from ${t.dead} d
-      where (cast(${topic} as text) is null or d.topic = ${topic}) and d.id > cast(${after} as bigint)
+      where (cast(${topic} as text) is null or d.topic = ${topic}) and (cast(${after} as text) is null or d.id > cast(${after} as ${t.idSql}))
       order by d.id
       limit ${limit}`.execute(db);
     return res.rows.map((r) => ({
@@ -95,9 +100,9 @@ export const deadLetters = {
    */
   async redrive(db: OutboxDb, list: readonly string[], o: TablesOption = {}): Promise<string[]> {
     const t = resolveTables(o.tables);
-    const doc = JSON.stringify(ids('ids', list));
+    const doc = JSON.stringify(ids(t, 'ids', list));
     const res = await sql<{ id: string }>`with moved as (
-        delete from ${t.dead} where id in (select cast(x as bigint) from jsonb_array_elements_text(cast(${doc} as jsonb)) as x)
+        delete from ${t.dead} where id in (select cast(x as ${t.idSql}) from jsonb_array_elements_text(cast(${doc} as jsonb)) as x)
         returning *
       )
       insert into ${t.outbox} (id, topic, key, type, payload, headers, created_at)

@@ -1,8 +1,10 @@
 import { sql } from 'kysely';
 import { OmsOutboxError } from './errors.js';
+import { byId } from './ids.js';
 import { Emitter } from './internal/emitter.js';
 import { validators } from './internal/validate.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, toJson } from './payload.js';
+import { NOTIFY_FLAG } from './schema.js';
 import { resolveTables } from './tables.js';
 import { traceHeaders } from './trace.js';
 import type { EnqueueOptions, NewMessage, OutboxDb } from './types.js';
@@ -16,6 +18,12 @@ const m = validators((message) => new OmsOutboxError('ERR_OMS_OUTBOX_INVALID_MES
  * listens here rather than on an object.
  */
 export const enqueueEvents = new Emitter<{ enqueued: { readonly topic: string; readonly count: number } }>();
+
+/**
+ * Sets the flag that makes the insert trigger skip its NOTIFY for this statement (the trigger clears it). A
+ * volatile call in a FROM subquery runs once, before the statement's AFTER trigger.
+ */
+const QUIET = sql`(select set_config(${NOTIFY_FLAG}, 'off', true)) as quiet`;
 
 interface Row {
   readonly topic: string;
@@ -61,6 +69,7 @@ export async function enqueue(
   const single = !Array.isArray(input);
   const list = (single ? [input] : input) as readonly NewMessage[];
   if (list.length === 0) return [];
+  const quiet = opts.notify === false;
   const trace = traceHeaders();
   const rows = list.map((msg, i) => toRow(msg, single ? 'message' : `messages[${i}]`, maxBytes, trace));
 
@@ -75,9 +84,14 @@ export async function enqueue(
     }
     if (rows.length === 1) {
       const r = rows[0] as Row;
-      const res = await sql<{ id: string }>`insert into ${t.outbox} (topic, key, type, payload, headers)
-        values (${r.topic}, ${r.key}, ${r.type}, cast(${r.payload} as jsonb), cast(${r.headers} as jsonb))
-        returning id::text as id`.execute(trx);
+      const res = quiet
+        ? await sql<{ id: string }>`insert into ${t.outbox} (topic, key, type, payload, headers)
+          select ${r.topic}, ${r.key}, ${r.type}, cast(${r.payload} as jsonb), cast(${r.headers} as jsonb)
+          from ${QUIET}
+          returning id::text as id`.execute(trx)
+        : await sql<{ id: string }>`insert into ${t.outbox} (topic, key, type, payload, headers)
+          values (${r.topic}, ${r.key}, ${r.type}, cast(${r.payload} as jsonb), cast(${r.headers} as jsonb))
+          returning id::text as id`.execute(trx);
       return res.rows.map((x) => x.id);
     }
     const doc = `[${rows
@@ -89,7 +103,7 @@ export async function enqueue(
     // one statement and one parameter for any batch size; ids follow the input order
     const res = await sql<{ id: string }>`insert into ${t.outbox} (topic, key, type, payload, headers)
       select e.m->>'t', e.m->>'k', e.m->>'y', e.m->'p', e.m->'h'
-      from jsonb_array_elements(cast(${doc} as jsonb)) with ordinality as e(m, n)
+      from jsonb_array_elements(cast(${doc} as jsonb)) with ordinality as e(m, n)${quiet ? sql` cross join ${QUIET}` : sql``}
       order by e.n
       returning id::text as id`.execute(trx);
     return res.rows.map((x) => x.id).sort(byId);
@@ -104,9 +118,6 @@ export async function enqueue(
   }
   return single ? (ids[0] as string) : ids;
 }
-
-/** Orders decimal bigint strings numerically. */
-export const byId = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 
 function toRow(msg: NewMessage, where: string, maxBytes: number, trace: Record<string, string>): Row {
   if (typeof msg !== 'object' || msg === null) {

@@ -13,7 +13,8 @@ export type OutboxErrorCode =
   | 'ERR_OMS_OUTBOX_PUBLISHER'
   | 'ERR_OMS_OUTBOX_DRAIN_TIMEOUT'
   | 'ERR_OMS_OUTBOX_ABORTED'
-  | 'ERR_OMS_OUTBOX_STOPPED';
+  | 'ERR_OMS_OUTBOX_STOPPED'
+  | 'ERR_OMS_OUTBOX_LISTEN_LOST';
 
 /**
  * The base error of @oms/outbox: a stable `code`, whether retrying may help, and the underlying `cause`.

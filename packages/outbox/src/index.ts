@@ -1,4 +1,5 @@
 export { deadLetters } from './dead-letters.js';
+export type { Clock } from './internal/clock.js';
 export { enqueue } from './enqueue.js';
 export { isOmsOutboxError, OmsOutboxError, type OutboxErrorCode } from './errors.js';
 export { handleOnce } from './inbox.js';

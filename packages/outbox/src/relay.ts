@@ -73,6 +73,9 @@ function configure(o: RelayOptions): Config {
   };
 }
 
+/** How often a relay whose listen session was lost polls (unless `pollMs` is shorter). */
+const LOST_LISTEN_POLL_MS = 1_000;
+
 const invalid = (message: string) => new OmsOutboxError('ERR_OMS_OUTBOX_INVALID_OPTION', message);
 
 const errorText = (e: unknown): string => {
@@ -126,19 +129,22 @@ class OutboxRelay implements Relay {
   readonly #events = new Emitter<RelayEvents>();
   readonly #waker: Waker;
   readonly #totals: Totals = { published: 0, failed: 0, deadLettered: 0 };
-  /** Messages claimed by this relay's loops and not yet settled. */
-  #inFlight = 0;
+  /** Ids claimed by this relay's loops and not yet settled: the heartbeat extends exactly these. */
+  readonly #claimed = new Set<string>();
   #state: RelayState = 'idle';
   /** Aborts in-flight publishes: `stop({ drain: false })`, or a drain that ran out of time. */
   readonly #abort = new AbortController();
   #loops: Promise<void>[] = [];
   #unlisten: Promise<(() => Promise<void>) | undefined> = Promise.resolve(undefined);
   #heartbeat: unknown;
+  /** `pollMs`, or shorter once the listen session is lost. */
+  #pollMs: number;
   #stopping: Promise<void> | undefined;
 
   constructor(c: Config) {
     this.#c = c;
     this.#waker = new Waker(c.clock);
+    this.#pollMs = c.pollMs;
   }
 
   get state(): RelayState {
@@ -160,11 +166,16 @@ class OutboxRelay implements Relay {
     this.#setState('running');
     const { listen, tables } = this.#c;
     if (listen) {
+      const lost = (error: unknown) => {
+        // without notifications the relay still works, on the poll
+        this.#events.emit('error', { phase: 'listen', error });
+        this.#pollMs = Math.min(this.#c.pollMs, LOST_LISTEN_POLL_MS);
+        this.#waker.wake();
+      };
       this.#unlisten = listen
-        .subscribe(tables.channel, () => this.#waker.wake())
+        .subscribe(tables.channel, () => this.#waker.wake(), lost)
         .catch((error: unknown) => {
-          // without notifications the relay still works, on the poll
-          this.#events.emit('error', { phase: 'listen', error });
+          lost(error);
           return undefined;
         });
     }
@@ -222,7 +233,7 @@ class OutboxRelay implements Relay {
   async stats(signal?: AbortSignal): Promise<RelayStats> {
     throwIfAborted(checkSignal(signal));
     const b = await backlog(this.#c.db, this.#c.tables);
-    return { ...b, inFlight: this.#inFlight, ...this.#totals, state: this.#state };
+    return { ...b, inFlight: this.#claimed.size, ...this.#totals, state: this.#state };
   }
 
   #setState(to: RelayState): void {
@@ -232,38 +243,54 @@ class OutboxRelay implements Relay {
     this.#events.emit('stateChange', { from, to });
   }
 
-  /** One claim-publish-settle loop; `concurrency` of them run side by side. */
+  /**
+   * One claim-publish-settle loop; `concurrency` of them run side by side. A batch's outcomes are settled by the
+   * statement that claims the next batch, so a busy loop pays one round trip per batch; they are settled on
+   * their own when the loop stops or the combined statement fails.
+   */
   async #run(): Promise<void> {
     let failures = 0;
-    while (this.#state === 'running') {
-      const since = this.#waker.generation;
-      let batch: OutboxMessage[];
-      try {
-        batch = await claim(this.#c.db, this.#c.tables, {
-          relayId: this.#c.relayId,
-          limit: this.#c.batchSize,
-          leaseMs: this.#c.leaseMs,
-          perKey: this.#c.perKey,
-        });
-        failures = 0;
-      } catch (error) {
-        this.#events.emit('error', { phase: 'claim', error });
-        failures++;
-        await this.#waker.wait(Math.min(this.#c.pollMs, 50 * 2 ** Math.min(failures, 10)));
-        continue;
+    let pending: Settlement[] = [];
+    try {
+      while (this.#state === 'running') {
+        const since = this.#waker.generation;
+        let batch: OutboxMessage[];
+        try {
+          batch = await claim(this.#c.db, this.#c.tables, {
+            relayId: this.#c.relayId,
+            limit: this.#c.batchSize,
+            leaseMs: this.#c.leaseMs,
+            perKey: this.#c.perKey,
+            settle: pending,
+          });
+          this.#settled(pending);
+          pending = [];
+          failures = 0;
+        } catch (error) {
+          this.#events.emit('error', { phase: 'claim', error });
+          // the statement settled nothing either: settle on its own, retrying, before claiming again
+          await this.#settle(pending);
+          pending = [];
+          failures++;
+          await this.#waker.wait(Math.min(this.#pollMs, 50 * 2 ** Math.min(failures, 10)));
+          continue;
+        }
+        for (const m of batch) this.#claimed.add(m.id);
+        if (batch.length === 0) {
+          if (this.#events.has('idle')) this.#events.emit('idle', { at: this.#c.clock.now() });
+          await this.#waker.wait(this.#pollMs, { since });
+          continue;
+        }
+        pending = await this.#process(batch);
       }
-      if (batch.length === 0) {
-        if (this.#events.has('idle')) this.#events.emit('idle', { at: this.#c.clock.now() });
-        await this.#waker.wait(this.#c.pollMs, { since });
-        continue;
-      }
-      await this.#process(batch);
+    } finally {
+      await this.#settle(pending);
     }
   }
 
-  async #process(batch: OutboxMessage[]): Promise<void> {
+  /** Publishes a claimed batch; resolves to each message's outcome, for the next claim to settle. */
+  async #process(batch: OutboxMessage[]): Promise<Settlement[]> {
     const startedAt = this.#c.clock.now();
-    this.#inFlight += batch.length;
     const settlements: Settlement[] = [];
     const counts = { published: 0, failed: 0, deadLettered: 0 };
     try {
@@ -301,8 +328,6 @@ class OutboxRelay implements Relay {
         }
       }
     } finally {
-      await this.#settle(settlements);
-      this.#inFlight -= batch.length;
       this.#totals.published += counts.published;
       this.#totals.failed += counts.failed;
       this.#totals.deadLettered += counts.deadLettered;
@@ -316,6 +341,12 @@ class OutboxRelay implements Relay {
         });
       }
     }
+    return settlements;
+  }
+
+  /** Forgets settled claims: the heartbeat no longer extends them. */
+  #settled(items: readonly Settlement[]): void {
+    for (const s of items) this.#claimed.delete(s.id);
   }
 
   /** Calls the publisher; every failure mode becomes one result per message. */
@@ -379,16 +410,21 @@ class OutboxRelay implements Relay {
    * heartbeat keeps them), and a relay that gives up would only make the next owner publish them again.
    */
   async #settle(items: Settlement[]): Promise<void> {
-    for (let failures = 0; ; failures++) {
-      try {
-        await settle(this.#c.db, this.#c.tables, this.#c.relayId, items);
-        return;
-      } catch (error) {
-        this.#events.emit('error', { phase: 'settle', error });
-        // after a lease, another relay owns them anyway: its publish is the one that counts
-        if (failures * 200 > this.#c.leaseMs) return;
-        await this.#waker.wait(200, { hold: this.#state !== 'running' });
+    if (items.length === 0) return;
+    try {
+      for (let failures = 0; ; failures++) {
+        try {
+          await settle(this.#c.db, this.#c.tables, this.#c.relayId, items);
+          return;
+        } catch (error) {
+          this.#events.emit('error', { phase: 'settle', error });
+          // after a lease, another relay owns them anyway: its publish is the one that counts
+          if (failures * 200 > this.#c.leaseMs) return;
+          await this.#waker.wait(200, { hold: this.#state !== 'running' });
+        }
       }
+    } finally {
+      this.#settled(items);
     }
   }
 
@@ -397,9 +433,9 @@ class OutboxRelay implements Relay {
       this.#c.clock,
       async () => {
         if (this.#state === 'stopped') return;
-        if (this.#inFlight > 0) {
+        if (this.#claimed.size > 0) {
           try {
-            await heartbeat(this.#c.db, this.#c.tables, this.#c.relayId, this.#c.leaseMs);
+            await heartbeat(this.#c.db, this.#c.tables, this.#c.relayId, this.#c.leaseMs, [...this.#claimed]);
           } catch (error) {
             this.#events.emit('error', { phase: 'heartbeat', error });
           }

@@ -17,6 +17,9 @@ export interface OutboxMigration {
 
 const q = (name: string) => `"${name}"`;
 
+/** The transaction-local setting an insert sets to 'off' to skip the trigger's NOTIFY. */
+export const NOTIFY_FLAG = 'oms_outbox.notify';
+
 /**
  * The statements that create the outbox, dead-letter and inbox tables, their indexes and the insert trigger,
  * in order. Every statement is idempotent (`if not exists`, `or replace`).
@@ -27,10 +30,32 @@ export function migrationStatements(tables?: OutboxTables): string[] {
   const { outbox, dead, inbox } = t.names;
   const o = qual(outbox);
   const fn = qual(`${outbox}_notify`);
+  const uuid = t.idType === 'uuidv7';
+  const idFn = qual(`${outbox}_uuidv7`);
+  const idSeq = qual(`${outbox}_uuidv7_seq`);
   return [
     ...(t.schema ? [`create schema if not exists ${q(t.schema)}`] : []),
+    ...(uuid
+      ? [
+          `create sequence if not exists ${idSeq}`,
+          // RFC 9562 UUIDv7 from the server clock: 48 bits of Unix milliseconds, the version, 12 bits of
+          // sub-millisecond fraction (method 3), the variant, then 30 bits of a sequence (method 1: ids made in the
+          // same clock tick still sort in the order they were made) and 32 random bits
+          `create or replace function ${idFn}() returns uuid language plpgsql volatile as $$
+declare
+  ts numeric := extract(epoch from clock_timestamp()) * 1000;
+  ms bigint := floor(ts);
+  sub int := floor((ts - ms) * 4096);
+  s bigint := nextval('${idSeq.replaceAll("'", "''")}') % 1073741824;
+begin
+  return (lpad(to_hex(ms), 12, '0') || '7' || lpad(to_hex(sub), 3, '0') || to_hex(8 | (s >> 28))
+    || lpad(to_hex(s & 268435455), 7, '0') || lpad(to_hex(floor(random() * 4294967296)::bigint), 8, '0'))::uuid;
+end
+$$`,
+        ]
+      : []),
     `create table if not exists ${o} (
-  id bigserial primary key,
+  id ${uuid ? `uuid primary key default ${idFn}()` : 'bigserial primary key'},
   topic text not null,
   key text not null,
   type text not null,
@@ -42,13 +67,14 @@ export function migrationStatements(tables?: OutboxTables): string[] {
   last_error text,
   claimed_by text,
   claimed_until timestamptz
-)`,
-    // per-key ordering asks "is there an earlier message of this key?" and "the next messages of this key"
+) with (fillfactor = 50)`,
+    // per-key ordering asks "is there an earlier message of this key?" and "the next messages of this key".
+    // No index covers claimed_by, claimed_until, attempts or available_at: a claim then updates its rows in place
+    // (a HOT update, with the room fillfactor leaves on each page) instead of adding an entry to every index,
+    // and the relay finds its own claims by id.
     `create index if not exists ${q(`${outbox}_key_id`)} on ${o} (key, id)`,
-    // heartbeats and the hand-back on stop touch only this relay's claims
-    `create index if not exists ${q(`${outbox}_claimed_by`)} on ${o} (claimed_by) where claimed_by is not null`,
     `create table if not exists ${qual(dead)} (
-  id bigint primary key,
+  id ${uuid ? 'uuid' : 'bigint'} primary key,
   topic text not null,
   key text not null,
   type text not null,
@@ -66,10 +92,16 @@ export function migrationStatements(tables?: OutboxTables): string[] {
   processed_at timestamptz not null default now(),
   primary key (consumer, message_id)
 )`,
-    // one notification per inserting statement (and PostgreSQL folds duplicates within a transaction)
+    // one notification per inserting statement (and PostgreSQL folds duplicates within a transaction), unless
+    // the statement opted out (`enqueue(…, { notify: false })` sets the flag in its own statement); the flag is
+    // cleared here, so it never outlives that statement
     `create or replace function ${fn}() returns trigger language plpgsql as $$
 begin
-  perform pg_notify('${t.channel}', '');
+  if current_setting('${NOTIFY_FLAG}', true) = 'off' then
+    perform set_config('${NOTIFY_FLAG}', '', true);
+  else
+    perform pg_notify('${t.channel}', '');
+  end if;
   return null;
 end
 $$`,
@@ -137,6 +169,10 @@ export function outboxMigrations(tables?: OutboxTables): Record<string, OutboxMi
         await sql`drop table if exists ${t.dead}`.execute(db);
         await sql`drop table if exists ${t.outbox}`.execute(db);
         await sql`drop function if exists ${t.notifyFn}()`.execute(db);
+        if (t.idType === 'uuidv7') {
+          await sql`drop function if exists ${t.uuidFn}()`.execute(db);
+          await sql`drop sequence if exists ${t.uuidSeq}`.execute(db);
+        }
       },
     },
   };

@@ -43,6 +43,12 @@ export interface OutboxTables {
   inbox?: string;
   /** The NOTIFY channel the insert trigger fires. Default: `<schema>_<outbox>`, or `<outbox>` without schema. */
   channel?: string;
+  /**
+   * How message ids are made, fixed when the tables are created: `'bigserial'` (default), or `'uuidv7'`, made
+   * by the database (a function the migration creates) from its clock in milliseconds, a sub-millisecond
+   * fraction and a sequence, so ids still sort in insertion order. Pass the same value everywhere.
+   */
+  idType?: 'bigserial' | 'uuidv7';
 }
 
 /**
@@ -91,6 +97,13 @@ export interface EnqueueOptions extends TablesOption {
   serializeKey?: boolean;
   /** The largest serialised payload in bytes. Default 1 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * `false` skips the insert trigger's NOTIFY for this write: the commit then wakes no relay, which finds the
+   * message on its next claim (at once when it is busy, after `pollMs` when it sleeps). A NOTIFY costs every
+   * writer a lock at commit and wakes each listening session; skip it when writers are many and the relay is
+   * never idle. Default `true`.
+   */
+  notify?: boolean;
 }
 
 /**
@@ -148,7 +161,15 @@ export interface Publisher {
  * const never: Listen = { subscribe: async () => async () => {} };
  */
 export interface Listen {
-  subscribe(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  /**
+   * `onLost`, when the adapter passes it an error, says the session is gone for good and no notification
+   * will come: the relay reports it (an `error` event, phase `'listen'`) and falls back to polling.
+   */
+  subscribe(
+    channel: string,
+    onNotify: () => void,
+    onLost?: (error: unknown) => void,
+  ): Promise<() => Promise<void>>;
 }
 
 /**
@@ -183,7 +204,10 @@ export interface RelayOptions extends TablesOption {
   concurrency?: number;
   /** Wakes on inserts; without it the relay only polls. */
   listen?: Listen;
-  /** Fallback poll interval, and the longest a retry or a reclaim waits to be seen. Default 1000 ms (with `listen`, 5000 ms). */
+  /**
+   * Fallback poll interval, and the longest a retry or a reclaim waits to be seen. Default 1000 ms. Once a
+   * `listen` session is lost for good, the relay polls at most every 1000 ms.
+   */
   pollMs?: number;
   /** `'per-key'` (default) publishes a key's messages strictly in id order; `'none'` publishes in any order. */
   ordering?: 'per-key' | 'none';

@@ -1,14 +1,18 @@
-import { usePostgres } from '@oms/testkit';
+import { until, usePostgres } from '@oms/testkit';
 import { context, TraceFlags, trace } from '@opentelemetry/api';
 import { sql } from 'kysely';
+import pgDriver from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  deadLetters,
   enqueue,
+  fnPublisher,
   isOmsOutboxError,
   migrate,
   migrationSql,
   type OutboxDb,
   type OutboxTables,
+  relay,
 } from '../src/index.js';
 import { freshTables, openDb } from './fixtures/db.js';
 import { useW3cPropagation } from './fixtures/otel.js';
@@ -61,7 +65,6 @@ describe('migrate', () => {
     }>`select indexname from pg_indexes where schemaname = ${tables.schema!} order by indexname`.execute(db);
     expect(res.rows.map((r) => r.indexname)).toEqual([
       'inbox_pkey',
-      'outbox_claimed_by',
       'outbox_dead_pkey',
       'outbox_dead_topic_id',
       'outbox_key_id',
@@ -204,5 +207,119 @@ describe('enqueue', () => {
       ).rejects.toMatchObject({ code: 'ERR_OMS_OUTBOX_PAYLOAD_TOO_LARGE' });
       expect(await count()).toBe(1);
     });
+  });
+});
+
+describe("idType: 'uuidv7'", () => {
+  const UUID7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  it('makes RFC 9562 version-7 ids that sort in insertion order, within one statement and across statements', async () => {
+    const { tables, rows } = await setup({ idType: 'uuidv7' });
+    const before = Date.now();
+    const batch = await enqueue(
+      db,
+      Array.from({ length: 300 }, (_, i) => ({ topic: 't', key: `k${i % 7}`, type: 'x', payload: { i } })),
+      { tables },
+    );
+    const single: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      single.push(
+        await enqueue(db, { topic: 't', key: 'k0', type: 'x', payload: { i: 300 + i } }, { tables }),
+      );
+    }
+    const ids = [...batch, ...single];
+    for (const id of ids) expect(id).toMatch(UUID7);
+    expect(new Set(ids).size).toBe(ids.length);
+    // the database orders uuids byte by byte: that order is the insertion order
+    const got = await rows();
+    expect(got.map((r) => (r.payload as { i: number }).i)).toEqual(ids.map((_, i) => i));
+    expect(got.map((r) => r.id)).toEqual(ids);
+    // the first 48 bits are the server's Unix time in ms
+    const ms = Number.parseInt((ids[0] as string).replaceAll('-', '').slice(0, 12), 16);
+    expect(Math.abs(ms - before)).toBeLessThan(60_000);
+  });
+
+  it('relays in per-key order, dead-letters and redrives by uuid, and the SQL script creates the same tables', async () => {
+    const { tables, count } = await setup({ idType: 'uuidv7' });
+    const ids = await enqueue(
+      db,
+      Array.from({ length: 60 }, (_, i) => ({ topic: 't', key: `k${i % 3}`, type: 'x', payload: { i } })),
+      { tables },
+    );
+    const poison = ids[4] as string;
+    const seen: { id: string; key: string; i: number }[] = [];
+    const r = relay({
+      db,
+      tables,
+      pollMs: 50,
+      maxAttempts: 2,
+      backoff: () => 5,
+      publisher: fnPublisher((m) => {
+        if (m.id === poison) throw new Error('poison');
+        seen.push({ id: m.id, key: m.key, i: (m.payload as { i: number }).i });
+      }),
+    });
+    r.start();
+    await until(() => seen.length === 59, { timeoutMs: 20_000, what: '59 messages published' });
+    await r.stop();
+    for (const k of ['k0', 'k1', 'k2']) {
+      const order = seen.filter((m) => m.key === k).map((m) => m.i);
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+    }
+    const dead = await deadLetters.list(db, { tables });
+    expect(dead.map((d) => d.id)).toEqual([poison]);
+    expect(dead[0]).toMatchObject({ key: 'k1', attempts: 2, lastError: 'Error: poison' });
+    expect(await deadLetters.list(db, { tables, afterId: poison })).toEqual([]);
+    expect(await deadLetters.redrive(db, [poison.toUpperCase()], { tables })).toEqual([poison]);
+    expect(await count()).toBe(1);
+    await expect(deadLetters.redrive(db, ['42'], { tables })).rejects.toThrow(
+      /must be a message id such as "0190/,
+    );
+    expect(migrationSql({ idType: 'uuidv7', schema: 'm' })).toContain('default "m"."outbox_uuidv7"()');
+    expect(() => migrationSql({ idType: 'uuid4' as 'uuidv7' })).toThrow(
+      /idType must be 'bigserial' or 'uuidv7'/,
+    );
+  });
+});
+
+describe('enqueue notify', () => {
+  /** Notifications on the outbox channel, up to a marker sent after the writes under test committed. */
+  async function notificationsOf(tables: OutboxTables, write: () => Promise<void>): Promise<string[]> {
+    const channel = `${tables.schema}_outbox`;
+    const client = new pgDriver.Client({ connectionString: pg.url });
+    await client.connect();
+    try {
+      const got: string[] = [];
+      client.on('notification', (n) => got.push(n.payload ?? ''));
+      await client.query(`listen "${channel}"`);
+      await write();
+      // notifications arrive in commit order: once the marker is here, every earlier one is too
+      await sql`select pg_notify(${channel}, 'marker')`.execute(db);
+      await until(() => got.includes('marker'), { what: 'the marker notification' });
+      return got.slice(0, got.indexOf('marker'));
+    } finally {
+      await client.end();
+    }
+  }
+  const m = { topic: 't', key: 'k', type: 'x', payload: 1 };
+
+  it('notify: false commits without a NOTIFY; the default (and the next statement in the transaction) notifies', async () => {
+    const { tables, count } = await setup();
+    expect(
+      await notificationsOf(tables, async () => {
+        await enqueue(db, m, { tables, notify: false });
+        await enqueue(db, [m, m], { tables, notify: false });
+      }),
+    ).toEqual([]);
+    expect(await notificationsOf(tables, () => enqueue(db, m, { tables }).then(() => {}))).toEqual(['']);
+    expect(
+      await notificationsOf(tables, () =>
+        db.transaction().execute(async (trx) => {
+          await enqueue(trx, m, { tables, notify: false });
+          await enqueue(trx, m, { tables });
+        }),
+      ),
+    ).toEqual(['']);
+    expect(await count()).toBe(6);
   });
 });

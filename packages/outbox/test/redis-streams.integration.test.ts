@@ -264,6 +264,74 @@ describe('redisStreamsConsumer', () => {
     await c.stop();
     expect((await applied()).map((r) => r.id)).toEqual(['1', '2']);
   });
+
+  it('moves an entry that fails maxDeliveries times to the dead-letter stream, acks it, and goes on behind it', async () => {
+    const { tables, stream, applied } = await setup('poison');
+    const p = redisStreamsPublisher({ redis, stream });
+    await p.publish([message('1', 'a'), message('2', 'b'), message('3', 'a')], new AbortController().signal);
+    // an entry that is not an outbox message at all fails every delivery too
+    await redis.xadd(stream, '*', 'junk', 'yes');
+    let tries = 0;
+    const c = redisStreamsConsumer({
+      redis: redisServer.client(),
+      stream,
+      group: 'billing',
+      consumer: 'c1',
+      db,
+      tables,
+      blockMs: 50,
+      maxDeliveries: 3,
+      handler: async (m, trx) => {
+        if (m.id === '2') {
+          tries++;
+          throw new Error('poison');
+        }
+        await sql`insert into ${sql.id(tables.schema!, 'applied')} (id, key) values (${m.id}, ${m.key})`.execute(
+          trx,
+        );
+      },
+    });
+    const dead: { entryId: string; deliveries: number; id?: string }[] = [];
+    c.on('deadLettered', (e) =>
+      dead.push({ entryId: e.entryId, deliveries: e.deliveries, ...(e.message ? { id: e.message.id } : {}) }),
+    );
+    c.start();
+    await until(() => dead.length === 2, { timeoutMs: 20_000, what: 'two entries dead-lettered' });
+    await until(async () => (await applied()).length === 2, { what: 'the entries behind the poison one' });
+    await c.stop();
+    expect(tries).toBe(3);
+    expect(dead.map((d) => [d.id, d.deliveries])).toEqual([
+      ['2', 3],
+      [undefined, 3],
+    ]);
+    expect((await applied()).map((r) => r.id)).toEqual(['1', '3']);
+    const pending = (await redis.xpending(stream, 'billing')) as [number, ...unknown[]];
+    expect(pending[0]).toBe(0);
+    const deadEntries = (await redis.xrange(`${stream}:dead`, '-', '+')) as [string, string[]][];
+    expect(deadEntries).toHaveLength(2);
+    const [, fields] = deadEntries[0]!;
+    expect(parseStreamEntry(fields)).toMatchObject({ id: '2', key: 'b' });
+    const f = Object.fromEntries(
+      Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i], fields[2 * i + 1]]),
+    );
+    expect(f).toMatchObject({
+      dead_error: 'Error: poison',
+      dead_source_id: dead[0]!.entryId,
+      dead_group: 'billing',
+      dead_deliveries: '3',
+    });
+    expect(() =>
+      redisStreamsConsumer({
+        redis,
+        stream,
+        group: 'g',
+        consumer: 'c',
+        db,
+        handler: () => {},
+        maxDeliveries: 0,
+      }),
+    ).toThrow(/maxDeliveries/);
+  });
 });
 
 /** The trace id of the active context: inside the handler, the writer's. */

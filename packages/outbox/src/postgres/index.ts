@@ -1,1 +1,1 @@
-export { type PgListenClient, type PgListenOptions, pgListen } from './pg-listen.js';
+export { type Notification, type PgListenClient, type PgListenOptions, pgListen } from './pg-listen.js';

@@ -1,7 +1,18 @@
+import { OmsOutboxError } from '../errors.js';
 import { backgroundTimeout, type Clock, systemClock } from '../internal/clock.js';
 import type { Listen } from '../types.js';
 
-type Notification = { channel: string; payload?: string | undefined };
+/**
+ * A notification as a `pg.Client` emits it: the channel, and the payload the sender gave.
+ *
+ * @example
+ * import type { Notification } from '@oms/outbox/postgres';
+ * const fromOutbox = (n: Notification) => n.channel === 'outbox';
+ */
+export interface Notification {
+  channel: string;
+  payload?: string | undefined;
+}
 
 /**
  * The part of a `pg.Client` the listener uses. A dedicated client: a pooled one may be handed to others.
@@ -44,7 +55,9 @@ const listenSql = (verb: 'LISTEN' | 'UNLISTEN', channel: string) =>
  * Wakes a relay on `NOTIFY` through a dedicated session (LISTEN needs a real one: behind PgBouncer transaction
  * pooling, connect to PostgreSQL directly).
  *
- * - Given a connected `pg.Client`, it listens on it; if that client dies, the relay carries on with its poll.
+ * - Given a connected `pg.Client`, it listens on it. That client is yours: if it ends or fails, `pgListen`
+ *   does not reconnect it, but reports `ERR_OMS_OUTBOX_LISTEN_LOST` to the relay, which emits it as an `error`
+ *   event (phase `'listen'`) and polls from then on, at most every second.
  * - Given a function that connects a new client, it owns the session: when the session is lost (a PostgreSQL
  *   restart, a terminated backend) it reconnects with backoff and then wakes the relay once, so anything
  *   inserted while it was away is claimed at once; the relay's stop ends the client.
@@ -71,20 +84,43 @@ export function pgListen(
     throw new TypeError('pgListen needs a connected pg.Client, or a function that connects one');
   }
   return {
-    async subscribe(channel, onNotify) {
+    async subscribe(channel, onNotify, onLost) {
+      let lost = false;
       const fn = (m: Notification) => {
         if (m.channel === channel) onNotify();
       };
+      // a client we did not connect is not ours to reconnect: say once that it is gone, so the relay polls
+      const onGone = (cause?: unknown) => {
+        if (lost) return;
+        lost = true;
+        onLost?.(
+          new OmsOutboxError(
+            'ERR_OMS_OUTBOX_LISTEN_LOST',
+            'the LISTEN client ended or failed; the relay polls from now on (pass pgListen a function that connects a client to have it reconnect)',
+            true,
+            cause === undefined ? undefined : { cause },
+          ),
+        );
+      };
+      const onError = (e: Error) => onGone(e);
+      const onEnd = () => onGone();
+      const detach = () => {
+        source.removeListener('notification', fn);
+        source.removeListener('error', onError);
+        source.removeListener('end', onEnd);
+      };
       source.on('notification', fn);
+      source.on('error', onError);
+      source.on('end', onEnd);
       try {
         await source.query(listenSql('LISTEN', channel));
       } catch (e) {
-        source.removeListener('notification', fn);
+        detach();
         throw e;
       }
       return async () => {
-        source.removeListener('notification', fn);
-        await source.query(listenSql('UNLISTEN', channel)).catch(() => {});
+        detach();
+        if (!lost) await source.query(listenSql('UNLISTEN', channel)).catch(() => {});
       };
     },
   };

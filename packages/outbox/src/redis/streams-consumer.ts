@@ -41,6 +41,17 @@ export interface RedisStreamsConsumerOptions<DB, T> {
   blockMs?: number;
   /** Pending entries idle this long (their consumer died) are claimed with XAUTOCLAIM. Default 30 s. */
   claimIdleMs?: number;
+  /**
+   * Deliveries of one entry (counted by Redis, across consumers and restarts) after which a failing entry is
+   * moved to `deadLetterStream` and acknowledged, so it stops holding back the entries behind it. Default 10.
+   */
+  maxDeliveries?: number;
+  /**
+   * Where entries that failed `maxDeliveries` times go: XADD of the entry's own fields plus `dead_error`,
+   * `dead_source_id`, `dead_group` and `dead_deliveries`. Default `<stream>:dead`. In a Cluster, give it a hash
+   * tag of its own if it must share a slot with anything.
+   */
+  deadLetterStream?: string;
   /** Create the group (from the stream's start) if it does not exist. Default true. */
   createGroup?: boolean;
   clock?: Clock;
@@ -58,6 +69,17 @@ export interface RedisStreamsConsumerEvents {
   handled: { readonly message: OutboxMessage; readonly status: 'processed' | 'duplicate' };
   /** A read, a handler or an acknowledgement failed; the entry stays pending and is retried. */
   error: { readonly error: unknown; readonly message?: OutboxMessage };
+  /**
+   * An entry failed on its `maxDeliveries`-th delivery: it was added to the dead-letter stream and acknowledged.
+   * `message` is absent for an entry that was not written by `redisStreamsPublisher`.
+   */
+  deadLettered: {
+    readonly entryId: string;
+    readonly deadEntryId: string;
+    readonly deliveries: number;
+    readonly error: unknown;
+    readonly message?: OutboxMessage;
+  };
 }
 
 /**
@@ -87,7 +109,8 @@ type Entry = [id: string, fields: string[]];
  * runs `handler` through `handleOnce` (the inbox row and the handler's writes commit together) and is
  * acknowledged only after that commit. Entries of consumers that died are taken over with XAUTOCLAIM after
  * `claimIdleMs`. Entries are handled one at a time in stream order; a failing one is retried (after a backoff)
- * before anything behind it, so a key's order on the stream is its order of effect.
+ * before anything behind it, so a key's order on the stream is its order of effect. An entry that fails on its
+ * `maxDeliveries`-th delivery moves to the dead-letter stream (`<stream>:dead`), so it holds nothing back.
  *
  * @example
  * import { redisStreamsConsumer } from '@oms/outbox/redis';
@@ -122,6 +145,8 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
     count: v.integer('count', o.count ?? 100, { min: 1, max: 10_000 }),
     blockMs: v.integer('blockMs', o.blockMs ?? 1_000, { min: 1 }),
     claimIdleMs: v.integer('claimIdleMs', o.claimIdleMs ?? 30_000, { min: 1 }),
+    maxDeliveries: v.integer('maxDeliveries', o.maxDeliveries ?? 10, { min: 1 }),
+    deadLetterStream: v.key('deadLetterStream', o.deadLetterStream ?? `${o.stream}:dead`),
     clock: v.clock(o.clock, systemClock),
   };
   const events = new Emitter<RedisStreamsConsumerEvents>();
@@ -156,9 +181,55 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
         events.emit('handled', { message: m, status: r.status });
       } catch (error) {
         events.emit('error', message ? { error, message } : { error });
+        // a poison entry would hold back every entry behind it for ever: past maxDeliveries, move it aside
+        if (await deadLetter(entryId, fields, error, message).catch(() => false)) continue;
         return false;
       }
     }
+    return true;
+  };
+
+  /**
+   * Moves an entry that failed its `maxDeliveries`-th delivery to the dead-letter stream, then acknowledges it.
+   * Resolves to false while it has deliveries left. A crash between the two commands leaves the entry pending,
+   * so it may be dead-lettered twice, never lost.
+   */
+  const deadLetter = async (
+    entryId: string,
+    fields: string[],
+    error: unknown,
+    message: OutboxMessage | undefined,
+  ): Promise<boolean> => {
+    const info = (await call('XPENDING', cfg.stream, cfg.group, entryId, entryId, 1)) as
+      | [string, string, number, number][]
+      | null;
+    const deliveries = Number(info?.[0]?.[3] ?? 0);
+    if (deliveries < cfg.maxDeliveries) return false;
+    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const deadEntryId = String(
+      await call(
+        'XADD',
+        cfg.deadLetterStream,
+        '*',
+        ...fields,
+        'dead_error',
+        text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text,
+        'dead_source_id',
+        entryId,
+        'dead_group',
+        cfg.group,
+        'dead_deliveries',
+        deliveries,
+      ),
+    );
+    await call('XACK', cfg.stream, cfg.group, entryId);
+    events.emit('deadLettered', {
+      entryId,
+      deadEntryId,
+      deliveries,
+      error,
+      ...(message ? { message } : {}),
+    });
     return true;
   };
 
@@ -169,6 +240,9 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
       });
     }
     let pending = true;
+    // after a failure, re-read only the failed entry: every read of an entry counts as a delivery, and the
+    // entries behind it must not use up their maxDeliveries while they wait
+    let retryHead = false;
     let nextClaimAt = 0;
     let failures = 0;
     while (running) {
@@ -182,7 +256,7 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
               cfg.group,
               cfg.consumer,
               'COUNT',
-              cfg.count,
+              retryHead ? 1 : cfg.count,
               'STREAMS',
               cfg.stream,
               '0',
@@ -222,7 +296,9 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
         if (entries.length === 0) continue;
         if (await handle(entries)) {
           failures = 0;
+          retryHead = false;
         } else {
+          retryHead = true;
           // what failed and what came after it are pending for this consumer: read them again, in order
           pending = true;
           failures++;
