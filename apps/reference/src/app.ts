@@ -289,7 +289,8 @@ async function compose(
       },
     ],
   });
-  await app.register(healthPlugin, { registry: health });
+  // probes stay out of the rate limits: an API flood must not turn readiness into a 429
+  await app.register(healthPlugin, { registry: health, routeConfig: { rateLimit: false } });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof Problem) return sendProblem(reply, err);

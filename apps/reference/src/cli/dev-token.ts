@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // pnpm dev-token --role admin [--sub alice] [--ttl 3600] [--data-dir ./.data]: prints one development token.
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mintDevToken, ROLES, type Role } from '../dev-keys.js';
 
@@ -19,7 +20,12 @@ if (!ROLES.includes(role)) {
 const ttlSec = Number(values.ttl);
 try {
   const token = await mintDevToken({
-    dataDir: values['data-dir'] ?? process.env.DATA_DIR ?? './.data',
+    // pnpm runs scripts in the package directory; INIT_CWD is where the user typed the command, which is where
+    // `node apps/reference/dist/main.js` keeps its ./.data
+    dataDir: resolve(
+      process.env.INIT_CWD ?? process.cwd(),
+      values['data-dir'] ?? process.env.DATA_DIR ?? '.data',
+    ),
     role,
     ttlSec,
     ...(values.sub ? { subject: values.sub } : {}),
