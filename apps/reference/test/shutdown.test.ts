@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { timerLag, until } from '@oms/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_MAIN, type AppInstance, killAll, parseJsonLine, startApp } from '../src/demo/processes.js';
+import { APP_MAIN, type AppInstance, killAll, startApp } from '../src/demo/processes.js';
 import { mintDevToken } from '../src/dev-keys.js';
 import { type PaymentsServer, startPaymentsServer } from '../src/payments/server.js';
 
@@ -180,8 +180,5 @@ describe('SIGTERM under load', () => {
       flippedAt - signalAt,
       `the balancer saw /readyz fail ${flippedAt - signalAt} ms into a ${DRAIN_MS} ms drain (this process stalled ${Math.round(lag.total())} ms)`,
     ).toBeLessThan(DRAIN_MS);
-    // the app logged its shutdown and stopped its pieces in order (relay, pools) before exiting
-    const logged = app.proc.lines.map(parseJsonLine).filter((l) => l !== undefined);
-    expect(logged.some((l) => l.msg === 'listening')).toBe(true);
   });
 });

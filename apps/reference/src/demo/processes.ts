@@ -7,6 +7,12 @@ import { fileURLToPath } from 'node:url';
 
 const LOG_LINES = 400;
 const children = new Set<ChildProcess>();
+const pids: number[] = [];
+
+/** Every pid this process spawned (for a test that checks none is left running). */
+export function spawnedPids(): number[] {
+  return [...pids];
+}
 
 /** Kills every child still alive, at once (SIGKILL); safe to call from an 'exit' handler. */
 export function killAll(): void {
@@ -56,6 +62,7 @@ export function spawnProc(name: string, args: string[], env: NodeJS.ProcessEnv, 
   const spawnedAt = performance.now();
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
+  if (child.pid !== undefined) pids.push(child.pid);
   const lines: string[] = [];
   const waiters = new Set<(line: string | null) => void>();
   const push = (line: string) => {
@@ -196,6 +203,14 @@ export async function startApp(
     const url = `http://127.0.0.1:${port}`;
     const deadline = performance.now() + timeoutMs;
     let readyMs: number | undefined;
+    // Probes go through the rate limits like any request, so don't spend them while the process is still
+    // starting: wait for its "listening" line (when it logs at info), then poll.
+    const level = env.LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info';
+    if (['info', 'debug', 'trace'].includes(level)) {
+      await proc
+        .waitForLine((l) => parseJsonLine(l)?.msg === 'listening', timeoutMs, 'listening line')
+        .catch(() => {});
+    }
     while (proc.alive() && performance.now() < deadline) {
       try {
         const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });

@@ -519,8 +519,11 @@ export async function stepMetrics(app: AppInstance): Promise<StepOutcome<void>> 
     if (mine.length === 0) missing.push(p);
     else {
       const example = mine.find((l) => !/_bucket\{/.test(l)) ?? mine[0]!;
+      // name{first label,...} value: short enough for one line
+      const m = /^([^{ ]+)(\{[^,}]*)?[^ ]* (.*)$/.exec(example);
+      const short = m ? `${m[1]}${m[2] ? `${m[2]},...}` : ''} ${m[3]}` : example;
       details.push(
-        `@oms/${p.padEnd(9)} ${String(families.size).padStart(2)} families  e.g. ${example.slice(0, 90)}`,
+        `@oms/${p.padEnd(9)} ${String(families.size).padStart(2)} families, e.g. ${short.slice(0, 80)}`,
       );
     }
   }

@@ -9,7 +9,15 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureDevKeys, mintDevToken } from '../dev-keys.js';
 import { call, type Json, sleep } from './http.js';
-import { type AppInstance, killAll, type Payments, startApp, startPayments, terminate } from './processes.js';
+import {
+  type AppInstance,
+  killAll,
+  type Payments,
+  spawnedPids,
+  startApp,
+  startPayments,
+  terminate,
+} from './processes.js';
 import * as s from './steps.js';
 import { expectThat, StepFailed, TourTable } from './table.js';
 
@@ -59,7 +67,7 @@ async function finish(code: number): Promise<never> {
   if (values.report) {
     writeFileSync(
       resolve(values.report),
-      `${JSON.stringify({ ok: code === 0, instances, ms: Math.round(performance.now() - T0), rows: table.rows }, null, 2)}\n`,
+      `${JSON.stringify({ ok: code === 0, instances, ms: Math.round(performance.now() - T0), pids: spawnedPids(), rows: table.rows }, null, 2)}\n`,
     );
   }
   await cleanup();
