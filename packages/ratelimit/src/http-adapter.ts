@@ -6,7 +6,7 @@ import type { RequestLimitOptions, RequestScope } from './express/types.js';
 import { policyHeader, policyItem, rateLimitHeader, retryAfterHeader } from './http-headers.js';
 import { limitAll, limitAllNow, limitOneNow } from './limit-all.js';
 import { Limiter } from './limiter.js';
-import type { LimitAllResult, RatePolicy, Scope } from './types.js';
+import type { LimitAllResult, RateLimiter, RatePolicy, Scope } from './types.js';
 
 /** What both frameworks' requests have: the connection and the headers. */
 export interface PeerRequest {
@@ -22,7 +22,7 @@ export class ScopePlan<R extends PeerRequest> {
   readonly #scopes: readonly RequestScope<R>[];
   readonly #ipKey: (req: R) => string;
   readonly #cost: ((req: R) => number) | undefined;
-  /** Every scope on a memory store: `now()` decides at once. */
+  /** Every scope on a memory store: `limit()` can decide at once. */
   readonly #sync: boolean;
   /** `RateLimit-Policy` when no scope is adaptive (it then never changes). */
   readonly #policy: string | undefined;
@@ -43,43 +43,51 @@ export class ScopePlan<R extends PeerRequest> {
   }
 
   /**
-   * Limits `req` at once when every scope is on a memory store: the result, or undefined when a store is
-   * remote (then nothing was charged: call `later`). Throws what `limitAll` would reject with, and whatever a
-   * key or cost function throws.
+   * Limits `req`: the result at once when every key is a string and every scope is on a memory store, else a
+   * promise of it (a key function may be async: all of a request's keys are awaited, then one `limitAll`).
+   * Throws (or rejects with) what `limitAll` would reject with, and whatever a key or cost function throws;
+   * nothing is charged then.
    */
-  now(req: R): LimitAllResult | undefined {
-    if (!this.#sync) return undefined;
+  limit(req: R): LimitAllResult | Promise<LimitAllResult> {
     const cost = this.#cost === undefined ? 1 : this.#cost(req);
     const list = this.#scopes;
     if (list.length === 1) {
       const s = list[0]!;
-      return limitOneNow(s.limiter, s.key === undefined ? this.#ipKey(req) : s.key(req), cost);
+      const key = s.key === undefined ? this.#ipKey(req) : s.key(req);
+      if (isThenable(key)) return Promise.resolve(key).then((k) => this.#one(s.limiter, k, cost));
+      return this.#one(s.limiter, key, cost);
     }
-    return limitAllNow(this.#scopesOf(req), cost);
-  }
-
-  /** Limits `req` through `limitAll`, for scopes on a remote store. */
-  later(req: R): Promise<LimitAllResult> {
-    const scopes = this.#scopesOf(req);
-    return limitAll(scopes, this.#cost === undefined ? undefined : { cost: this.#cost(req) });
-  }
-
-  #scopesOf(req: R): Scope[] {
-    const list = this.#scopes;
-    const out: Scope[] = new Array(list.length);
+    const keys: (string | PromiseLike<string>)[] = new Array(list.length);
+    let pending = false;
     let ip: string | undefined;
     for (let i = 0; i < list.length; i++) {
       const s = list[i]!;
-      let key: string;
-      if (s.key !== undefined) key = s.key(req);
-      else {
+      let key: string | PromiseLike<string>;
+      if (s.key !== undefined) {
+        key = s.key(req);
+        if (isThenable(key)) pending = true;
+      } else {
         // one client key per request however many scopes key by IP
         ip ??= this.#ipKey(req);
         key = ip;
       }
-      out[i] = { limiter: s.limiter, key };
+      keys[i] = key;
     }
-    return out;
+    if (pending) return Promise.all(keys).then((ks) => this.#all(ks, cost));
+    return this.#all(keys as string[], cost);
+  }
+
+  #one(limiter: RateLimiter, key: string, cost: number): LimitAllResult | Promise<LimitAllResult> {
+    return (
+      (this.#sync ? limitOneNow(limiter, key, cost) : undefined) ?? limitAll([{ limiter, key }], { cost })
+    );
+  }
+
+  #all(keys: readonly string[], cost: number): LimitAllResult | Promise<LimitAllResult> {
+    const list = this.#scopes;
+    const scopes: Scope[] = new Array(list.length);
+    for (let i = 0; i < list.length; i++) scopes[i] = { limiter: list[i]!.limiter, key: keys[i]! };
+    return (this.#sync ? limitAllNow(scopes, cost) : undefined) ?? limitAll(scopes, { cost });
   }
 
   /** `RateLimit-Policy` for a result of this plan. */
@@ -87,6 +95,9 @@ export class ScopePlan<R extends PeerRequest> {
     return this.#policy ?? policyHeader(r.decisions);
   }
 }
+
+const isThenable = (k: unknown): k is PromiseLike<string> =>
+  typeof k === 'object' && k !== null && typeof (k as PromiseLike<string>).then === 'function';
 
 /** `RateLimit-Policy` of limiters that never scale: what `policyHeader` gives for their decisions. */
 function staticPolicy(policies: readonly RatePolicy[]): string {

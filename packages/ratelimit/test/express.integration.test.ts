@@ -201,6 +201,40 @@ describe('rateLimitMiddleware on Express 5 over HTTP', () => {
     expect((await l.peek('anything')).remaining).toBe(5);
   });
 
+  it('awaits an async key before limiting, and passes a rejected one to next(err) charging nothing', async () => {
+    const l = bucket('user', 1);
+    const errors: unknown[] = [];
+    const app = express();
+    app.use(
+      rateLimitMiddleware({
+        scopes: [
+          {
+            limiter: l,
+            key: (req) =>
+              req.headers['x-user'] === undefined
+                ? Promise.reject(new Error('no principal'))
+                : new Promise((resolve) =>
+                    setImmediate(() => resolve(`user:${String(req.headers['x-user'])}`)),
+                  ),
+          },
+        ],
+      }),
+    );
+    app.get('/', (_req, res) => void res.send('ok'));
+    app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      errors.push(err);
+      res.status(503).end();
+    });
+    const get = await listen(createServer(app));
+    const ok = await get('/', { 'x-user': 'a' });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('ratelimit')).toBe('"user";r=0;t=1000');
+    expect((await get('/', { 'x-user': 'a' })).status).toBe(429);
+    expect((await get('/')).status).toBe(503);
+    expect(errors).toEqual([expect.objectContaining({ message: 'no principal' })]);
+    expect((await get('/', { 'x-user': 'b' })).status).toBe(200);
+  });
+
   it('passes a closed limiter to next(err)', async () => {
     const l = bucket('api', 5);
     const errors: unknown[] = [];

@@ -221,6 +221,39 @@ describe('rateLimitPlugin on Fastify over HTTP', () => {
     expect((await get()).headers.get('ratelimit-policy')).toBe('"ad";q=5;w=60');
   });
 
+  it('awaits async keys (all of them) before one limitAll: all scopes charged or none', async () => {
+    const global = bucket('global', 10);
+    const perUser = bucket('user', 1);
+    // a key that needs I/O, such as a verified principal, resolved on a later turn of the event loop
+    const principal = (req: { headers: Record<string, unknown> }) =>
+      new Promise<string>((resolve) => setImmediate(() => resolve(`user:${String(req.headers['x-user'])}`)));
+    const { get } = await serve({
+      scopes: [
+        { limiter: global, key: async () => 'all' },
+        { limiter: perUser, key: principal },
+      ],
+    });
+    const ok = await get('/', { 'x-user': 'a' });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('ratelimit-policy')).toBe('"global";q=10;w=10000, "user";q=1;w=1000');
+    const denied = await get('/', { 'x-user': 'a' });
+    expect(denied.status).toBe(429);
+    expect(((await denied.json()) as { scope: string }).scope).toBe('user');
+    expect((await get('/', { 'x-user': 'b' })).status).toBe(200);
+    expect((await perUser.peek('user:a')).remaining).toBe(0);
+    expect((await global.peek('all')).remaining).toBe(8); // the denial charged neither scope
+  });
+
+  it('answers 500 when an async key rejects, and charges nothing', async () => {
+    const l = bucket('api', 5);
+    const other = bucket('other', 5);
+    const { get } = await serve({
+      scopes: [{ limiter: other }, { limiter: l, key: () => Promise.reject(new Error('verifier down')) }],
+    });
+    expect((await get()).status).toBe(500);
+    expect((await other.peek('ip:127.0.0.1')).remaining).toBe(5);
+  });
+
   it('answers 500 through Fastify once the limiter is closed', async () => {
     const l = bucket('api', 5);
     const { get } = await serve({ scopes: [{ limiter: l }] });

@@ -47,14 +47,14 @@ export function rateLimitMiddleware<R extends IncomingMessage = IncomingMessage>
     res.end(body);
   };
   return function omsRateLimit(req, res, next) {
-    let r: LimitAllResult | undefined;
+    let r: LimitAllResult | Promise<LimitAllResult>;
     try {
-      r = plan.now(req);
+      r = plan.limit(req);
     } catch (e) {
       next(e);
       return;
     }
-    if (r !== undefined) return answer(res, r, next);
-    plan.later(req).then((r) => answer(res, r, next), next);
+    if (r instanceof Promise) r.then((r) => answer(res, r, next), next);
+    else answer(res, r, next);
   };
 }

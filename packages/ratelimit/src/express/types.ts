@@ -18,10 +18,12 @@ import type { RateLimiter } from '../types.js';
 export interface RequestScope<R> {
   limiter: RateLimiter;
   /**
-   * The request's key for this limiter: a non-empty string of at most 1 KiB. Default: the client's address
-   * by `clientKey`, with the adapter's `trustProxy` and `ipv6Prefix`.
+   * The request's key for this limiter: a non-empty string of at most 1 KiB, or a promise of one (for a key
+   * that needs I/O, such as the verified principal: every key of a request is awaited, then one `limitAll`
+   * charges all scopes or none). Default: the client's address by `clientKey`, with the adapter's
+   * `trustProxy` and `ipv6Prefix`. A key function that throws or rejects fails the request, charging nothing.
    */
-  key?: (req: R) => string;
+  key?: (req: R) => string | PromiseLike<string>;
 }
 
 /**

@@ -52,14 +52,15 @@ const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (app, o, done) =>
       own === undefined
         ? limit.plan
         : limit.planOf(own, `route ${config.method} ${config.url}: config.rateLimit`);
-    let r: LimitAllResult | undefined;
+    let r: LimitAllResult | Promise<LimitAllResult>;
     try {
-      r = plan.now(req);
+      r = plan.limit(req);
     } catch (e) {
-      return done(e as Error);
+      done(e as Error);
+      return;
     }
-    if (r !== undefined) return answer(reply, plan, r, done);
-    plan.later(req).then((r) => answer(reply, plan, r, done), done);
+    if (r instanceof Promise) r.then((r) => answer(reply, plan, r, done), done);
+    else answer(reply, plan, r, done);
   });
   done();
 };
