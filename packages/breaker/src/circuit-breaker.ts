@@ -1,6 +1,8 @@
+import { type BreakerConfig, parseOptions, storeLink } from './breaker-options.js';
+import { checkSnapshot } from './breaker-snapshot.js';
+import { type Closed, closed, type HalfOpen, halfOpen, open, type State } from './breaker-state.js';
 import { type CallContext, kRun, NEVER, type Next, PolicyBase } from './context.js';
-import { invalid, isRejection, OmsBreakerError } from './errors.js';
-import { systemClock } from './internal/clock.js';
+import { OmsBreakerError } from './errors.js';
 import { Emitter } from './internal/emitter.js';
 import type {
   BreakerPeer,
@@ -11,193 +13,44 @@ import type {
   CircuitBreaker,
   CircuitBreakerEvents,
   CircuitBreakerOptions,
-  Clock,
   TransitionReason,
   Unsubscribe,
-  WindowOptions,
 } from './types.js';
-import { func, isObject, policyName, requireObject, v } from './validate.js';
-import { CountWindow, FAILED, type OutcomeWindow, SLOW, TimeWindow } from './windows.js';
-
-const CLOSED = 0;
-const OPEN = 1;
-const HALF = 2;
-const STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
-
-// Probe lease held by this instance in a shared half-open state.
-const LEASE_NONE = 0;
-const LEASE_PENDING = 1;
-const LEASE_HELD = 2;
+import { FAILED, SLOW } from './windows.js';
 
 /** What a lease request resolves to when the caller's signal aborted first. */
 const ABORTED = 'aborted' as const;
 
-const defaultIsFailure = (err: unknown): boolean => !isRejection(err);
-
-function windowOf(label: string, w: unknown): OutcomeWindow {
-  requireObject(label, w);
-  if ('calls' in w) return new CountWindow(v.integer(`${label}.calls`, w.calls, { min: 1 }));
-  if ('ms' in w) {
-    const ms = v.positiveFinite(`${label}.ms`, w.ms);
-    const buckets =
-      w.buckets === undefined ? 10 : v.integer(`${label}.buckets`, w.buckets, { min: 1, max: 1000 });
-    return new TimeWindow(ms, buckets);
-  }
-  throw invalid(`${label} must be { calls } or { ms, buckets? }`);
-}
-
-const isCount = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n) && n >= 0;
-
-/** Checked before a restore touches any state, so a bad snapshot leaves the breaker as it was. */
-function validWindow(w: unknown): boolean {
-  if (!isObject(w)) return false;
-  if (w.kind === 'calls') return Array.isArray(w.outcomes) && w.outcomes.every(isCount);
-  if (w.kind !== 'time' || !Array.isArray(w.buckets) || !isCount(w.bucketMs)) return false;
-  return w.buckets.every(
-    (b: unknown) => Array.isArray(b) && b.length === 4 && Number.isInteger(b[0]) && b.slice(1).every(isCount),
-  );
-}
-
-function sameWindow(a: WindowOptions, b: WindowOptions): boolean {
-  if ('calls' in a && 'calls' in b) return a.calls === b.calls;
-  if ('ms' in a && 'ms' in b) return a.ms === b.ms && (a.buckets ?? 10) === (b.buckets ?? 10);
-  return false;
-}
+/** A state a call can be admitted under. */
+type Admitting = Closed | HalfOpen;
 
 class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPeer {
   readonly kind = 'circuit-breaker' as const;
   readonly name: string;
-  readonly #clock: Clock;
+  readonly #o: BreakerConfig;
   readonly #ev = new Emitter<CircuitBreakerEvents>();
-  readonly #isFailure: (err: unknown) => boolean;
-  readonly #maxConsecutive: number;
-  readonly #fw: OutcomeWindow | null;
-  readonly #threshold: number;
-  readonly #minCalls: number;
-  readonly #sw: OutcomeWindow | null;
-  readonly #slowMs: number;
-  readonly #slowRate: number;
-  readonly #slowMinCalls: number;
-  readonly #openInitial: number;
-  readonly #openMax: number;
-  readonly #openFactor: number;
-  readonly #maxProbes: number;
-  readonly #successesToClose: number;
-  readonly #maxWaitMs: number;
   #link: BreakerStoreLink | null = null;
-
-  #st = CLOSED;
-  /** Bumped on every transition so a call admitted in an earlier state cannot drive the current one. */
-  #gen = 0;
-  #openUntil = 0;
-  /** The current open is known to the store (ours went global, or it came from another instance). */
-  #shared = false;
-  #isolated = false;
-  #trips = 0;
-  #consecutive = 0;
-  #halfSince = 0;
-  #probes = 0;
-  #probeSuccesses = 0;
-  #lease = LEASE_NONE;
-  #leaseRetryAt = 0;
+  /** The one mutable state; see breaker-state.ts. */
+  #s: State = closed();
   /** Take the time around a call only when a slow-call trigger or a listener wants the duration. */
   #timed: boolean;
 
-  constructor(o: CircuitBreakerOptions) {
+  constructor(opts: CircuitBreakerOptions) {
     super();
-    requireObject('circuitBreaker options', o);
-    this.name = policyName('name', o.name);
-    this.#clock = v.clock(o.clock, systemClock);
-    this.#isFailure = o.isFailure === undefined ? defaultIsFailure : func('isFailure', o.isFailure);
-
-    const noTrigger =
-      o.consecutiveFailures === undefined && o.failureRate === undefined && o.slowCall === undefined;
-    this.#maxConsecutive = noTrigger
-      ? 5
-      : o.consecutiveFailures === undefined
-        ? 0
-        : v.integer('consecutiveFailures', o.consecutiveFailures, { min: 1 });
-
-    if (o.failureRate !== undefined) {
-      requireObject('failureRate', o.failureRate);
-      this.#threshold = v.fraction('failureRate.threshold', o.failureRate.threshold);
-      this.#minCalls = v.integer('failureRate.minimumThroughput', o.failureRate.minimumThroughput, {
-        min: 1,
-      });
-      this.#fw = windowOf('failureRate.window', o.failureRate.window);
-    } else {
-      this.#threshold = 1;
-      this.#minCalls = 1;
-      this.#fw = null;
-    }
-
-    if (o.slowCall !== undefined) {
-      requireObject('slowCall', o.slowCall);
-      this.#slowMs = v.durationMs('slowCall.thresholdMs', o.slowCall.thresholdMs);
-      this.#slowRate = v.fraction('slowCall.rate', o.slowCall.rate);
-      this.#slowMinCalls =
-        o.slowCall.minimumThroughput === undefined
-          ? (o.failureRate?.minimumThroughput ?? 10)
-          : v.integer('slowCall.minimumThroughput', o.slowCall.minimumThroughput, { min: 1 });
-      const w = o.slowCall.window ?? o.failureRate?.window ?? { calls: 100 };
-      this.#sw =
-        this.#fw !== null && o.failureRate !== undefined && sameWindow(w, o.failureRate.window)
-          ? this.#fw
-          : windowOf('slowCall.window', w);
-    } else {
-      this.#slowMs = Number.POSITIVE_INFINITY;
-      this.#slowRate = 1;
-      this.#slowMinCalls = 1;
-      this.#sw = null;
-    }
-
-    const openMs = o.openMs ?? 10_000;
-    if (typeof openMs === 'number') {
-      this.#openInitial = this.#openMax = v.durationMs('openMs', openMs);
-      this.#openFactor = 1;
-    } else {
-      requireObject('openMs', openMs);
-      this.#openInitial = v.durationMs('openMs.initialMs', openMs.initialMs);
-      this.#openMax = v.durationMs('openMs.maxMs', openMs.maxMs);
-      this.#openFactor = openMs.factor === undefined ? 2 : v.positiveFinite('openMs.factor', openMs.factor);
-      if (this.#openMax < this.#openInitial) {
-        throw invalid(
-          `openMs.maxMs must be >= openMs.initialMs (got ${this.#openMax} < ${this.#openInitial})`,
-        );
-      }
-      if (this.#openFactor < 1) throw invalid(`openMs.factor must be >= 1 (got ${this.#openFactor})`);
-    }
-
-    const h = o.halfOpen ?? {};
-    requireObject('halfOpen', h);
-    this.#maxProbes =
-      h.maxConcurrent === undefined ? 1 : v.integer('halfOpen.maxConcurrent', h.maxConcurrent, { min: 1 });
-    this.#successesToClose =
-      h.successesToClose === undefined
-        ? 1
-        : v.integer('halfOpen.successesToClose', h.successesToClose, { min: 1 });
-    this.#maxWaitMs =
-      h.maxWaitMs === undefined
-        ? Number.POSITIVE_INFINITY
-        : v.positiveFinite('halfOpen.maxWaitMs', h.maxWaitMs);
-
-    this.#timed = this.#sw !== null;
-    if (o.restore !== undefined) this.restore(o.restore);
-    if (o.store !== undefined) {
-      if (!isObject(o.store) || typeof o.store.attach !== 'function') {
-        throw invalid('store must have attach(peer), for example redisBreakerStore({ redis, prefix })');
-      }
-      this.#link = o.store.attach(this);
-    }
+    this.#o = parseOptions(opts);
+    this.name = this.#o.name;
+    this.#timed = this.#o.sw !== null;
+    if (opts.restore !== undefined) this.restore(opts.restore);
+    if (opts.store !== undefined) this.#link = storeLink(opts.store, this);
   }
 
   get state(): BreakerState {
     this.#tick();
-    return STATES[this.#st]!;
+    return this.#s.kind;
   }
 
   get isolated(): boolean {
-    return this.#isolated;
+    return this.#s.kind === 'open' && this.#s.isolated;
   }
 
   on<K extends keyof CircuitBreakerEvents>(event: K, fn: (e: CircuitBreakerEvents[K]) => void): Unsubscribe {
@@ -210,41 +63,43 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
   }
 
   #retime(): void {
-    this.#timed = this.#sw !== null || this.#ev.has('success') || this.#ev.has('failure');
+    this.#timed = this.#o.sw !== null || this.#ev.has('success') || this.#ev.has('failure');
   }
 
   [kRun](ctx: CallContext, next: Next): Promise<unknown> {
-    if (this.#st === CLOSED) return this.#call(ctx, next, CLOSED, this.#gen);
+    const s = this.#s;
+    if (s.kind === 'closed') return this.#call(ctx, next, s);
     return this.#admit(ctx, next);
   }
 
   async #admit(ctx: CallContext, next: Next): Promise<unknown> {
     this.#tick();
-    if (this.#st === CLOSED) return this.#call(ctx, next, CLOSED, this.#gen);
-    if (this.#st === OPEN) throw this.#reject(this.#isolated ? 'isolated' : 'open');
-    if (this.#probes >= this.#maxProbes) throw this.#reject('half-open-full');
-    const gen = this.#gen;
-    this.#probes++;
-    if (this.#link !== null && this.#shared && this.#lease !== LEASE_HELD) {
-      if (this.#lease === LEASE_PENDING || this.#clock.now() < this.#leaseRetryAt) {
-        this.#probes--;
+    const s = this.#s;
+    if (s.kind === 'closed') return this.#call(ctx, next, s);
+    if (s.kind === 'open') throw this.#reject(s.isolated ? 'isolated' : 'open');
+    if (s.probes >= this.#o.maxProbes) throw this.#reject('half-open-full');
+    s.probes++;
+    if (this.#link !== null && s.shared && s.lease !== 'held') {
+      if (s.lease === 'pending' || this.#o.clock.now() < s.leaseRetryAt) {
+        s.probes--;
         throw this.#reject('probe-elsewhere');
       }
-      this.#lease = LEASE_PENDING;
-      const granted = await this.#acquireLease(this.#link, gen, ctx);
-      if (gen !== this.#gen) {
+      s.lease = 'pending';
+      const granted = await this.#acquireLease(this.#link, s, ctx);
+      const now = this.#s;
+      if (now !== s) {
         // The state moved while we asked (a remote close, say): follow it instead of probing.
         if (granted === ABORTED) throw ctx.abortReason();
-        if (this.#st === CLOSED) return this.#call(ctx, next, CLOSED, this.#gen);
-        throw this.#reject(this.#st === OPEN ? 'open' : 'half-open-full');
+        if (now.kind === 'closed') return this.#call(ctx, next, now);
+        throw this.#reject(now.kind === 'open' ? 'open' : 'half-open-full');
       }
       if (granted !== true) {
-        this.#probes--;
+        s.probes--;
         if (granted === ABORTED) throw ctx.abortReason();
         throw this.#reject('probe-elsewhere');
       }
     }
-    return this.#call(ctx, next, HALF, gen);
+    return this.#call(ctx, next, s);
   }
 
   /**
@@ -252,8 +107,8 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
    * gave up first: a lease granted to an aborted call is used by this instance's next call. A store that
    * fails is treated like Redis being away: this instance decides alone rather than never recovering.
    */
-  #acquireLease(link: BreakerStoreLink, gen: number, ctx: CallContext): Promise<boolean | typeof ABORTED> {
-    const leaseMs = Number.isFinite(this.#maxWaitMs) ? this.#maxWaitMs : 30_000;
+  #acquireLease(link: BreakerStoreLink, s: HalfOpen, ctx: CallContext): Promise<boolean | typeof ABORTED> {
+    const leaseMs = Number.isFinite(this.#o.maxWaitMs) ? this.#o.maxWaitMs : 30_000;
     const answered = Promise.resolve()
       .then(() => link.acquireProbe(leaseMs))
       .then(
@@ -261,9 +116,9 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
         () => true,
       )
       .then((granted) => {
-        if (gen === this.#gen) {
-          this.#lease = granted ? LEASE_HELD : LEASE_NONE;
-          if (!granted) this.#leaseRetryAt = this.#clock.now() + Math.min(1000, leaseMs);
+        if (s === this.#s) {
+          s.lease = granted ? 'held' : 'none';
+          if (!granted) s.leaseRetryAt = this.#o.clock.now() + Math.min(1000, leaseMs);
         }
         return granted;
       });
@@ -280,93 +135,96 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
     });
   }
 
-  async #call(ctx: CallContext, next: Next, st: number, gen: number): Promise<unknown> {
-    const t0 = this.#timed ? this.#clock.now() : Number.NaN;
+  async #call(ctx: CallContext, next: Next, s: Admitting): Promise<unknown> {
+    const t0 = this.#timed ? this.#o.clock.now() : Number.NaN;
     let value: unknown;
     try {
       value = await next.call(ctx);
     } catch (e) {
       if (ctx.callerAborted()) {
         // Ignored, as Polly does: neither a success nor a failure, and a probe slot it held is freed.
-        if (st === HALF && gen === this.#gen) this.#probes--;
+        if (s.kind === 'half-open' && s === this.#s) s.probes--;
         throw e;
       }
       let failed: boolean;
       try {
-        failed = this.#isFailure(e) !== false;
+        failed = this.#o.isFailure(e) !== false;
       } catch {
         failed = true;
       }
-      this.#settle(st, gen, t0, failed, e);
+      this.#settle(s, t0, failed, e);
       throw e;
     }
-    this.#settle(st, gen, t0, false, undefined);
+    this.#settle(s, t0, false, undefined);
     return value;
   }
 
-  #settle(st: number, gen: number, t0: number, failed: boolean, error: unknown): void {
+  /** Counts a call's outcome against the state it was admitted under, unless that state is over. */
+  #settle(s: Admitting, t0: number, failed: boolean, error: unknown): void {
     let durationMs: number | undefined;
     let slow = false;
     let now = 0;
     if (!Number.isNaN(t0)) {
-      now = this.#clock.now();
+      now = this.#o.clock.now();
       durationMs = now - t0;
-      slow = durationMs >= this.#slowMs;
+      slow = durationMs >= this.#o.slowMs;
     }
     if (failed) {
       if (this.#ev.has('failure')) {
-        this.#ev.emit('failure', { name: this.name, state: STATES[st]!, durationMs, slow, error });
+        this.#ev.emit('failure', { name: this.name, state: s.kind, durationMs, slow, error });
       }
     } else if (this.#ev.has('success')) {
-      this.#ev.emit('success', { name: this.name, state: STATES[st]!, durationMs, slow });
+      this.#ev.emit('success', { name: this.name, state: s.kind, durationMs, slow });
     }
-    if (gen !== this.#gen) return;
-    if (st === CLOSED) {
-      if (this.#maxConsecutive !== 0) {
-        if (!failed) this.#consecutive = 0;
-        else if (++this.#consecutive >= this.#maxConsecutive) {
-          this.#toOpen('consecutive-failures');
-          return;
-        }
+    if (s !== this.#s) return;
+    if (s.kind === 'closed') this.#settleClosed(s, now, failed, slow);
+    else this.#settleProbe(s, failed, slow);
+  }
+
+  #settleClosed(s: Closed, now: number, failed: boolean, slow: boolean): void {
+    const o = this.#o;
+    if (o.maxConsecutive !== 0) {
+      if (!failed) s.consecutive = 0;
+      else if (++s.consecutive >= o.maxConsecutive) {
+        this.#toOpen('consecutive-failures');
+        return;
       }
-      const fw = this.#fw;
-      const sw = this.#sw;
-      if (fw === null && sw === null) return;
-      if (now === 0) now = this.#clock.now();
-      const code = (failed ? FAILED : 0) | (slow ? SLOW : 0);
-      if (fw !== null) {
-        fw.record(code, now);
-        if (failed && fw.calls(now) >= this.#minCalls && fw.failures >= this.#threshold * fw.calls(now)) {
-          this.#toOpen('failure-rate');
-          return;
-        }
+    }
+    const fw = o.fw;
+    const sw = o.sw;
+    if (fw === null && sw === null) return;
+    if (now === 0) now = o.clock.now();
+    const code = (failed ? FAILED : 0) | (slow ? SLOW : 0);
+    if (fw !== null) {
+      fw.record(code, now);
+      if (failed && fw.calls(now) >= o.minCalls && fw.failures >= o.threshold * fw.calls(now)) {
+        this.#toOpen('failure-rate');
+        return;
       }
-      if (sw !== null) {
-        if (sw !== fw) sw.record(code, now);
-        if (slow && sw.calls(now) >= this.#slowMinCalls && sw.slow >= this.#slowRate * sw.calls(now)) {
-          this.#toOpen('slow-call-rate');
-          return;
-        }
+    }
+    if (sw !== null) {
+      if (sw !== fw) sw.record(code, now);
+      if (slow && sw.calls(now) >= o.slowMinCalls && sw.slow >= o.slowRate * sw.calls(now)) {
+        this.#toOpen('slow-call-rate');
       }
-    } else if (st === HALF) {
-      this.#probes--;
-      // A verdict that arrives after maxWaitMs is too late: the half-open period already ended in open.
-      if (Number.isFinite(this.#maxWaitMs) && this.#clock.now() - this.#halfSince >= this.#maxWaitMs) {
-        this.#toOpen('half-open-timeout');
-      } else if (failed || slow) this.#toOpen('probe-failed');
-      else if (++this.#probeSuccesses >= this.#successesToClose) this.#toClosed('probes-succeeded', true);
     }
   }
 
+  #settleProbe(s: HalfOpen, failed: boolean, slow: boolean): void {
+    const o = this.#o;
+    s.probes--;
+    // A verdict that arrives after maxWaitMs is too late: the half-open period already ended in open.
+    if (Number.isFinite(o.maxWaitMs) && o.clock.now() - s.since >= o.maxWaitMs) {
+      this.#toOpen('half-open-timeout');
+    } else if (failed || slow) this.#toOpen('probe-failed');
+    else if (++s.successes >= o.successesToClose) this.#toClosed('probes-succeeded', true);
+  }
+
   #reject(reason: BreakerRejectReason): OmsBreakerError {
-    const state = STATES[this.#st]!;
-    if (this.#ev.has('rejected')) this.#ev.emit('rejected', { name: this.name, state, reason });
+    const s = this.#s;
+    if (this.#ev.has('rejected')) this.#ev.emit('rejected', { name: this.name, state: s.kind, reason });
     const retryAfterMs =
-      this.#st === OPEN
-        ? this.#isolated
-          ? undefined
-          : Math.max(0, this.#openUntil - this.#clock.now())
-        : undefined;
+      s.kind === 'open' && !s.isolated ? Math.max(0, s.until - this.#o.clock.now()) : undefined;
     const why =
       reason === 'isolated'
         ? 'is isolated until reset()'
@@ -383,117 +241,126 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
 
   /** Applies the transitions that happen by the passing of time. */
   #tick(): void {
-    if (this.#st === OPEN) {
-      if (this.#isolated || this.#clock.now() < this.#openUntil) return;
-      this.#transition(HALF, 'open-elapsed');
-      this.#halfSince = this.#clock.now();
-      return;
-    }
-    if (this.#st === HALF && this.#clock.now() - this.#halfSince >= this.#maxWaitMs) {
+    const s = this.#s;
+    if (s.kind === 'open') {
+      if (s.isolated) return;
+      const now = this.#o.clock.now();
+      if (now >= s.until) this.#transition(halfOpen(s, now), 'open-elapsed');
+    } else if (s.kind === 'half-open' && this.#o.clock.now() - s.since >= this.#o.maxWaitMs) {
       this.#toOpen('half-open-timeout');
     }
   }
 
-  #transition(to: number, reason: TransitionReason, openMs?: number): void {
-    const from = this.#st;
-    this.#st = to;
-    this.#gen++;
-    this.#probes = 0;
-    this.#probeSuccesses = 0;
-    this.#lease = LEASE_NONE;
-    this.#leaseRetryAt = 0;
-    this.#consecutive = 0;
-    this.#fw?.clear();
-    this.#sw?.clear();
+  /**
+   * Installs the next state. The one place a transition resets anything: the new state object brings its own
+   * fresh data, and the outcome windows (storage kept across states) are cleared. Returns the state left.
+   */
+  #enter(next: State): BreakerState {
+    const from = this.#s.kind;
+    this.#s = next;
+    this.#o.fw?.clear();
+    this.#o.sw?.clear();
+    return from;
+  }
+
+  #changed(from: BreakerState, reason: TransitionReason, openMs?: number): void {
+    const to = this.#s.kind;
     if (this.#ev.has('stateChange') && from !== to) {
-      const e = { name: this.name, from: STATES[from]!, to: STATES[to]!, reason, at: this.#clock.now() };
+      const e = { name: this.name, from, to, reason, at: this.#o.clock.now() };
       this.#ev.emit('stateChange', openMs === undefined ? e : { ...e, openMs });
     }
   }
 
+  #transition(next: State, reason: TransitionReason, openMs?: number): void {
+    this.#changed(this.#enter(next), reason, openMs);
+  }
+
   #openDuration(trips: number): number {
-    if (this.#openFactor === 1) return this.#openInitial;
-    return Math.min(this.#openMax, this.#openInitial * this.#openFactor ** Math.max(0, trips - 1));
+    const o = this.#o;
+    if (o.openFactor === 1) return o.openInitial;
+    return Math.min(o.openMax, o.openInitial * o.openFactor ** Math.max(0, trips - 1));
   }
 
   #toOpen(reason: TransitionReason): void {
-    this.#trips++;
-    const openMs = this.#openDuration(this.#trips);
-    this.#openUntil = this.#clock.now() + openMs;
-    this.#shared = false;
-    this.#transition(OPEN, reason, openMs);
-    this.#link?.trip(openMs, this.#trips);
+    const trips = this.#s.trips + 1;
+    const openMs = this.#openDuration(trips);
+    this.#transition(open(this.#o.clock.now() + openMs, trips, false), reason, openMs);
+    this.#link?.trip(openMs, trips);
   }
 
   #toClosed(reason: TransitionReason, notify: boolean): void {
-    const wasShared = this.#shared;
-    this.#trips = 0;
-    this.#shared = false;
-    this.#transition(CLOSED, reason);
+    const wasShared = this.#s.kind !== 'closed' && this.#s.shared;
+    this.#transition(closed(), reason);
     if (notify) this.#link?.closed(wasShared);
   }
 
   isolate(): void {
-    if (this.#isolated) return;
-    this.#isolated = true;
-    this.#openUntil = Number.POSITIVE_INFINITY;
-    this.#shared = false;
-    if (this.#st !== OPEN) this.#transition(OPEN, 'isolated');
+    const s = this.#s;
+    if (s.kind !== 'open') this.#transition(open(Number.POSITIVE_INFINITY, s.trips, false, true), 'isolated');
+    else if (!s.isolated) {
+      s.isolated = true;
+      s.until = Number.POSITIVE_INFINITY;
+      s.shared = false;
+    }
   }
 
   reset(): void {
-    this.#isolated = false;
-    if (this.#st === CLOSED) {
-      this.#consecutive = 0;
-      this.#fw?.clear();
-      this.#sw?.clear();
-      this.#trips = 0;
+    const s = this.#s;
+    if (s.kind !== 'closed') {
+      this.#toClosed('reset', true);
       return;
     }
-    this.#toClosed('reset', true);
+    // Not a transition: calls admitted under this closed state still count.
+    s.consecutive = 0;
+    s.trips = 0;
+    this.#o.fw?.clear();
+    this.#o.sw?.clear();
   }
 
   stats(): { calls: number; failures: number; slow: number; consecutiveFailures: number; trips: number } {
-    const now = this.#clock.now();
-    const w = this.#fw ?? this.#sw;
+    const o = this.#o;
+    const s = this.#s;
+    const w = o.fw ?? o.sw;
     return {
-      calls: w?.calls(now) ?? 0,
-      failures: this.#fw?.failures ?? 0,
-      slow: this.#sw?.slow ?? 0,
-      consecutiveFailures: this.#consecutive,
-      trips: this.#trips,
+      calls: w?.calls(o.clock.now()) ?? 0,
+      failures: o.fw?.failures ?? 0,
+      slow: o.sw?.slow ?? 0,
+      consecutiveFailures: s.kind === 'closed' ? s.consecutive : 0,
+      trips: s.trips,
     };
   }
 
   // ------------------------------------------------------------------------------------ BreakerPeer
 
   remoteOpen(remainingMs: number, trips: number): void {
-    if (this.#isolated) return;
-    this.#trips = Math.max(this.#trips, trips);
-    const until = this.#clock.now() + Math.max(0, remainingMs);
-    if (this.#st === OPEN) {
-      this.#openUntil = until;
-      this.#shared = true;
+    const s = this.#s;
+    if (s.kind === 'open' && s.isolated) return;
+    const t = Math.max(s.trips, trips);
+    const until = this.#o.clock.now() + Math.max(0, remainingMs);
+    if (s.kind !== 'open') {
+      this.#transition(open(until, t, true), 'remote-open', Math.max(0, remainingMs));
       return;
     }
-    this.#openUntil = until;
-    this.#shared = true;
-    this.#transition(OPEN, 'remote-open', Math.max(0, remainingMs));
+    s.trips = t;
+    s.until = until;
+    s.shared = true;
   }
 
   remoteClose(): void {
-    if (this.#isolated || this.#st === CLOSED || !this.#shared) return;
+    const s = this.#s;
+    if (s.kind === 'closed' || !s.shared || (s.kind === 'open' && s.isolated)) return;
     this.#toClosed('remote-close', false);
   }
 
   localView(): ReturnType<BreakerPeer['localView']> {
     this.#tick();
+    const s = this.#s;
     return {
-      state: STATES[this.#st]!,
-      shared: this.#shared,
-      openRemainingMs: this.#st === OPEN ? Math.max(0, this.#openUntil - this.#clock.now()) : 0,
-      trips: this.#trips,
-      isolated: this.#isolated,
+      state: s.kind,
+      shared: s.kind !== 'closed' && s.shared,
+      openRemainingMs: s.kind === 'open' ? Math.max(0, s.until - this.#o.clock.now()) : 0,
+      trips: s.trips,
+      isolated: s.kind === 'open' && s.isolated,
     };
   }
 
@@ -501,66 +368,46 @@ class CircuitBreakerImpl extends PolicyBase implements CircuitBreaker, BreakerPe
 
   toJSON(): BreakerSnapshot {
     this.#tick();
-    const s: BreakerSnapshot = {
+    const { fw, sw } = this.#o;
+    const s = this.#s;
+    // A closed breaker has no open deadline: the last one is history, not state, and readers take it as live.
+    const until = s.kind === 'open' ? s.until : s.kind === 'half-open' ? s.openUntil : 0;
+    const snap: BreakerSnapshot = {
       v: 1,
       name: this.name,
-      state: STATES[this.#st]!,
-      isolated: this.#isolated,
-      // A closed breaker has no open deadline: the last one is history, not state, and readers take it as live.
-      openUntil: this.#st !== CLOSED && Number.isFinite(this.#openUntil) ? this.#openUntil : 0,
-      trips: this.#trips,
-      consecutiveFailures: this.#consecutive,
+      state: s.kind,
+      isolated: s.kind === 'open' && s.isolated,
+      openUntil: Number.isFinite(until) ? until : 0,
+      trips: s.trips,
+      consecutiveFailures: s.kind === 'closed' ? s.consecutive : 0,
     };
-    if (this.#fw !== null) s.window = this.#fw.snapshot();
-    if (this.#sw !== null && this.#sw !== this.#fw) s.slowWindow = this.#sw.snapshot();
-    else if (this.#sw !== null) s.window = this.#sw.snapshot();
-    return s;
+    if (fw !== null) snap.window = fw.snapshot();
+    if (sw !== null && sw !== fw) snap.slowWindow = sw.snapshot();
+    else if (sw !== null) snap.window = sw.snapshot();
+    return snap;
   }
 
-  restore(s: BreakerSnapshot): void {
-    const bad = (why: string) =>
-      new OmsBreakerError('ERR_OMS_BREAKER_INVALID_SNAPSHOT', `cannot restore: ${why}`);
-    if (!isObject(s) || s.v !== 1) throw bad('not a version 1 snapshot from toJSON()');
-    if (s.name !== this.name) throw bad(`snapshot is of breaker '${String(s.name)}', not '${this.name}'`);
-    const st = STATES.indexOf(s.state);
-    if (st < 0) throw bad(`unknown state ${String(s.state)}`);
-    for (const k of ['openUntil', 'trips', 'consecutiveFailures'] as const) {
-      if (typeof s[k] !== 'number' || !Number.isFinite(s[k]) || s[k] < 0)
-        throw bad(`${k} must be a number >= 0`);
-    }
-    for (const k of ['window', 'slowWindow'] as const) {
-      if (s[k] !== undefined && !validWindow(s[k])) throw bad(`${k} is not a window from toJSON()`);
-    }
-    const from = this.#st;
+  restore(snap: BreakerSnapshot): void {
+    checkSnapshot(snap, this.name);
+    const { fw, sw } = this.#o;
+    const isolated = snap.isolated === true;
     // Half-open is not resumed as such: its probes belonged to the old process. It reopens and lets the
     // next call probe at once.
-    const to = s.isolated || st !== CLOSED ? OPEN : CLOSED;
-    this.#st = to;
-    this.#gen++;
-    this.#isolated = s.isolated === true;
-    this.#openUntil = this.#isolated ? Number.POSITIVE_INFINITY : st === HALF ? 0 : s.openUntil;
-    this.#trips = s.trips;
-    this.#shared = false;
-    this.#probes = 0;
-    this.#probeSuccesses = 0;
-    this.#lease = LEASE_NONE;
-    this.#consecutive = to === CLOSED ? s.consecutiveFailures : 0;
-    this.#fw?.clear();
-    this.#sw?.clear();
-    if (to === CLOSED) {
-      if (s.window !== undefined) (this.#fw ?? this.#sw)?.restore(s.window);
-      if (s.slowWindow !== undefined && this.#sw !== null && this.#sw !== this.#fw)
-        this.#sw.restore(s.slowWindow);
+    const next =
+      snap.isolated || snap.state !== 'closed'
+        ? open(
+            isolated ? Number.POSITIVE_INFINITY : snap.state === 'half-open' ? 0 : snap.openUntil,
+            snap.trips,
+            false,
+            isolated,
+          )
+        : closed(snap.trips, snap.consecutiveFailures);
+    const from = this.#enter(next);
+    if (next.kind === 'closed') {
+      if (snap.window !== undefined) (fw ?? sw)?.restore(snap.window);
+      if (snap.slowWindow !== undefined && sw !== null && sw !== fw) sw.restore(snap.slowWindow);
     }
-    if (from !== to && this.#ev.has('stateChange')) {
-      this.#ev.emit('stateChange', {
-        name: this.name,
-        from: STATES[from]!,
-        to: STATES[to]!,
-        reason: 'restored',
-        at: this.#clock.now(),
-      });
-    }
+    this.#changed(from, 'restored');
   }
 
   override async close(): Promise<void> {

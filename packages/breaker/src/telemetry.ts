@@ -1,4 +1,13 @@
-import { type Attributes, type Meter, metrics, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import {
+  type Attributes,
+  type Counter,
+  type Histogram,
+  type Meter,
+  metrics,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
 import { kRun, PolicyBase } from './context.js';
 import type {
   AdaptiveConcurrency,
@@ -59,120 +68,17 @@ export function instrument(
   opts: { meter?: Meter; tracer?: Tracer } = {},
 ): () => void {
   const meter = opts.meter ?? metrics.getMeter('@oms/breaker', VERSION);
-  const tracer = opts.tracer ?? trace.getTracer('@oms/breaker', VERSION);
-  const calls = meter.createCounter('oms.breaker.calls', {
-    description: 'Calls through a circuit breaker, by outcome',
-  });
-  const duration = meter.createHistogram('oms.breaker.call.duration', {
-    description: 'Duration of calls through a circuit breaker',
-    unit: 's',
-  });
-  const transitions = meter.createCounter('oms.breaker.transitions', {
-    description: 'Circuit breaker state changes',
-  });
-  const retries = meter.createCounter('oms.breaker.retries', {
-    description: 'Retries scheduled by retry policies',
-  });
-  const rejections = meter.createCounter('oms.breaker.rejections', {
-    description: 'Calls refused by a policy, by reason',
-  });
+  const m = instruments(meter, opts.tracer ?? trace.getTracer('@oms/breaker', VERSION));
   const gauge = meter.createObservableGauge('oms.breaker.state', {
     description: 'Circuit breaker state: 0 closed, 1 half-open, 2 open',
   });
-
   const offs: Unsubscribe[] = [];
   const breakers: CircuitBreaker[] = [];
   const flat: Instrumentable[] =
     target.kind === 'pipeline' ? (target.policies.filter((p) => 'kind' in p) as Instrumentable[]) : [target];
-
   for (const t of flat) {
-    switch (t.kind) {
-      case 'circuit-breaker': {
-        breakers.push(t);
-        const base = { 'oms.breaker.name': t.name };
-        const outcome = (o: string, ms: number | undefined) => {
-          calls.add(1, { ...base, 'oms.breaker.outcome': o });
-          if (ms !== undefined) duration.record(ms / 1000, { ...base, 'oms.breaker.outcome': o });
-        };
-        offs.push(
-          t.on('success', (e) => outcome('success', e.durationMs)),
-          t.on('failure', (e) => outcome('failure', e.durationMs)),
-          t.on('rejected', (e) => {
-            calls.add(1, { ...base, 'oms.breaker.outcome': 'rejected' });
-            rejections.add(1, {
-              ...base,
-              'oms.breaker.policy': 'circuit-breaker',
-              'oms.breaker.reason': e.reason,
-            });
-          }),
-          t.on('stateChange', (e) => {
-            transitions.add(1, { ...base, 'oms.breaker.to': e.to, 'oms.breaker.reason': e.reason });
-            const span = tracer.startSpan('breaker.transition', {
-              attributes: {
-                ...base,
-                'oms.breaker.from': e.from,
-                'oms.breaker.to': e.to,
-                'oms.breaker.reason': e.reason,
-              },
-            });
-            span.end();
-          }),
-        );
-        break;
-      }
-      case 'retry': {
-        const base = { 'oms.breaker.name': t.name };
-        offs.push(
-          t.on('retry', () => retries.add(1, base)),
-          t.on('giveUp', (e) => {
-            if (e.reason === 'budget-exhausted') {
-              rejections.add(1, {
-                ...base,
-                'oms.breaker.policy': 'retry',
-                'oms.breaker.reason': 'retry-budget',
-              });
-            }
-          }),
-        );
-        break;
-      }
-      case 'timeout':
-        offs.push(
-          t.on('timeout', () =>
-            rejections.add(1, {
-              'oms.breaker.name': t.name,
-              'oms.breaker.policy': 'timeout',
-              'oms.breaker.reason': 'timeout',
-            }),
-          ),
-        );
-        break;
-      case 'bulkhead':
-        offs.push(
-          t.on('rejected', (e) =>
-            rejections.add(1, {
-              'oms.breaker.name': t.name,
-              'oms.breaker.policy': 'bulkhead',
-              'oms.breaker.reason': e.reason === 'full' ? 'bulkhead-full' : 'queue-timeout',
-            }),
-          ),
-        );
-        break;
-      case 'adaptive-concurrency':
-        offs.push(
-          t.on('rejected', () =>
-            rejections.add(1, {
-              'oms.breaker.name': t.name,
-              'oms.breaker.policy': 'adaptive-concurrency',
-              'oms.breaker.reason': 'concurrency-limit',
-            }),
-          ),
-        );
-        break;
-      case 'fallback':
-      case 'retry-budget':
-        break;
-    }
+    if (t.kind === 'circuit-breaker') breakers.push(t);
+    offs.push(...subscribe(t, m));
   }
 
   const observe = (r: { observe(v: number, a?: Attributes): void }) => {
@@ -184,6 +90,105 @@ export function instrument(
     for (const off of offs.splice(0)) off();
     gauge.removeCallback(observe);
   };
+}
+
+interface Instruments {
+  tracer: Tracer;
+  calls: Counter;
+  duration: Histogram;
+  transitions: Counter;
+  retries: Counter;
+  rejections: Counter;
+}
+
+function instruments(meter: Meter, tracer: Tracer): Instruments {
+  return {
+    tracer,
+    calls: meter.createCounter('oms.breaker.calls', {
+      description: 'Calls through a circuit breaker, by outcome',
+    }),
+    duration: meter.createHistogram('oms.breaker.call.duration', {
+      description: 'Duration of calls through a circuit breaker',
+      unit: 's',
+    }),
+    transitions: meter.createCounter('oms.breaker.transitions', {
+      description: 'Circuit breaker state changes',
+    }),
+    retries: meter.createCounter('oms.breaker.retries', {
+      description: 'Retries scheduled by retry policies',
+    }),
+    rejections: meter.createCounter('oms.breaker.rejections', {
+      description: 'Calls refused by a policy, by reason',
+    }),
+  };
+}
+
+/** The listeners that publish one policy's events; a policy kind with nothing to publish gets none. */
+function subscribe(t: Instrumentable, m: Instruments): Unsubscribe[] {
+  const rejected = (policy: string, reason: string) =>
+    m.rejections.add(1, {
+      'oms.breaker.name': (t as { name: string }).name,
+      'oms.breaker.policy': policy,
+      'oms.breaker.reason': reason,
+    });
+  switch (t.kind) {
+    case 'circuit-breaker':
+      return subscribeBreaker(t, m);
+    case 'retry': {
+      const base = { 'oms.breaker.name': t.name };
+      return [
+        t.on('retry', () => m.retries.add(1, base)),
+        t.on('giveUp', (e) => {
+          if (e.reason === 'budget-exhausted') rejected('retry', 'retry-budget');
+        }),
+      ];
+    }
+    case 'timeout':
+      return [t.on('timeout', () => rejected('timeout', 'timeout'))];
+    case 'bulkhead':
+      return [
+        t.on('rejected', (e) =>
+          rejected('bulkhead', e.reason === 'full' ? 'bulkhead-full' : 'queue-timeout'),
+        ),
+      ];
+    case 'adaptive-concurrency':
+      return [t.on('rejected', () => rejected('adaptive-concurrency', 'concurrency-limit'))];
+    default:
+      // fallback and retry-budget publish nothing of their own.
+      return [];
+  }
+}
+
+function subscribeBreaker(t: CircuitBreaker, m: Instruments): Unsubscribe[] {
+  const base = { 'oms.breaker.name': t.name };
+  const outcome = (o: string, ms: number | undefined) => {
+    m.calls.add(1, { ...base, 'oms.breaker.outcome': o });
+    if (ms !== undefined) m.duration.record(ms / 1000, { ...base, 'oms.breaker.outcome': o });
+  };
+  return [
+    t.on('success', (e) => outcome('success', e.durationMs)),
+    t.on('failure', (e) => outcome('failure', e.durationMs)),
+    t.on('rejected', (e) => {
+      m.calls.add(1, { ...base, 'oms.breaker.outcome': 'rejected' });
+      m.rejections.add(1, {
+        ...base,
+        'oms.breaker.policy': 'circuit-breaker',
+        'oms.breaker.reason': e.reason,
+      });
+    }),
+    t.on('stateChange', (e) => {
+      m.transitions.add(1, { ...base, 'oms.breaker.to': e.to, 'oms.breaker.reason': e.reason });
+      const span = m.tracer.startSpan('breaker.transition', {
+        attributes: {
+          ...base,
+          'oms.breaker.from': e.from,
+          'oms.breaker.to': e.to,
+          'oms.breaker.reason': e.reason,
+        },
+      });
+      span.end();
+    }),
+  ];
 }
 
 class TracedPolicy extends PolicyBase {
