@@ -105,6 +105,19 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * Rate-limit store failures and timeouts an instance counted (oms_ratelimit_store_errors_total). Each one was
+ * decided by the limiter's onStoreError policy ('insurance': a local tenth of the limit), not by the shared
+ * bucket, so a burst that saw some may pass the global bound by up to that many.
+ */
+export async function rateLimitStoreErrors(app: AppInstance): Promise<number> {
+  const r = await call('GET', `${app.url}/metrics`);
+  return r.text
+    .split('\n')
+    .filter((l) => l.startsWith('oms_ratelimit_store_errors_total'))
+    .reduce((sum, l) => sum + (Number(l.slice(l.lastIndexOf(' ') + 1)) || 0), 0);
+}
+
 // ---- steps ----------------------------------------------------------------------------------------------
 
 /** The first order of the tour, its owner's token and the Idempotency-Key it was created with. */

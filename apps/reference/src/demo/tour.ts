@@ -148,7 +148,7 @@ async function embedded(): Promise<number> {
     RATE_IP_PER_MIN: '100000',
     RATE_PRINCIPAL_PER_MIN: '1000',
     RATE_ROUTE_PER_MIN: '30',
-    BREAKER_OPEN_MS: '1500',
+    BREAKER_OPEN_MS: '3000',
     SHUTDOWN_DRAIN_MS: '500',
     SHUTDOWN_TIMEOUT_MS: '15000',
     BACKUP_EVERY_MS: '0',
@@ -217,7 +217,8 @@ async function scaleOut(): Promise<number> {
     RATE_IP_PER_MIN: '1000000',
     RATE_PRINCIPAL_PER_MIN: '1000000',
     RATE_ROUTE_PER_MIN: '1000000',
-    BREAKER_OPEN_MS: '1500',
+    // long enough that the pay-while-open check on the last instance lands before half-open, on a slow machine
+    BREAKER_OPEN_MS: '5000',
     BACKUP_EVERY_MS: String(BACKUP_EVERY_MS),
     SHUTDOWN_DRAIN_MS: '300',
     SHUTDOWN_TIMEOUT_MS: '15000',
@@ -323,6 +324,7 @@ async function globalLimit(apps: AppInstance[]) {
   const denied = apps.map(() => 0);
   const odd: string[] = [];
   let next = 0;
+  const errorsBefore = await Promise.all(apps.map(s.rateLimitStoreErrors));
   const t0 = performance.now();
   const worker = async () => {
     for (;;) {
@@ -340,12 +342,22 @@ async function globalLimit(apps: AppInstance[]) {
   const sum = admitted.reduce((x, y) => x + y, 0);
   // the limiter refills while the burst runs: allow exactly that much above N
   const bound = GLOBAL_PER_MIN + Math.ceil((GLOBAL_PER_MIN * elapsed) / 60_000);
+  const errorsAfter = await Promise.all(apps.map(s.rateLimitStoreErrors));
+  const storeErrors = errorsAfter.reduce((x, e, i) => x + e - errorsBefore[i]!, 0);
+  // a store timeout is decided by the 'insurance' policy (a local tenth of the limit), not the shared bucket
+  const insurance = storeErrors > 0 ? Math.min(storeErrors, apps.length * Math.ceil(GLOBAL_PER_MIN / 10)) : 0;
   const details = apps.map(
     (a, i) => `${a.name}: sent ${perInstance}, admitted ${admitted[i]}, 429 ${denied[i]}`,
   );
-  details.push(`burst took ${Math.round(elapsed)} ms; bound N + refill during it = ${bound}`);
+  details.push(
+    `burst took ${Math.round(elapsed)} ms; bound N + refill during it = ${bound}${storeErrors ? `; ${storeErrors} store timeouts decided locally (insurance), so + ${insurance}` : '; no store errors'}`,
+  );
   expectThat(odd.length === 0, `unexpected answers: ${odd.slice(0, 3).join('; ')}`, details);
-  expectThat(sum <= bound, `admitted ${sum} > ${bound}: the limit is not shared`, details);
+  expectThat(
+    sum <= bound + insurance,
+    `admitted ${sum} > ${bound + insurance}: the limit is not shared`,
+    details,
+  );
   expectThat(
     denied.every((d) => d > 0),
     'an instance denied nothing: each alone was under N',
