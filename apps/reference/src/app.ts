@@ -211,7 +211,9 @@ async function compose(
       name,
       algorithm: tokenBucket({ capacity: n, refillPerSec: n / 60 }),
       ...(backends.rateLimitStore ? { store: backends.rateLimitStore } : {}),
+      // a Redis call slower than 1 s is decided in process memory, at a fraction of the limit
       onStoreError: 'insurance',
+      timeoutMs: 1_000,
     });
   const limiters = {
     global: perMin('global', config.rate.globalPerMin),
