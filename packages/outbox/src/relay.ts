@@ -263,9 +263,16 @@ class OutboxRelay implements Relay {
             perKey: this.#c.perKey,
             settle: pending,
           });
+          failures = 0;
+          if (batch.length === 0 && pending.length > 0) {
+            // per-key: every due key may have had its head in the batch just settled, which this statement's
+            // snapshot still saw; they are due now, so look again at once instead of sleeping
+            this.#settled(pending);
+            pending = [];
+            continue;
+          }
           this.#settled(pending);
           pending = [];
-          failures = 0;
         } catch (error) {
           this.#events.emit('error', { phase: 'claim', error });
           // the statement settled nothing either: settle on its own, retrying, before claiming again

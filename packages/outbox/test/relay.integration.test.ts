@@ -84,6 +84,21 @@ describe('relay', () => {
     for (const call of rec.calls) expect(new Set(call.map((m) => m.key)).size).toBe(call.length);
   });
 
+  it('per-key: a single hot key drains batch after batch without waiting for the poll', async () => {
+    const { tables, make } = await setup();
+    await enqueue(db, msgs(1, 200), { tables });
+    const rec = recorder();
+    // at most 16 messages of a key per batch, and the next claim's snapshot still sees the batch being settled:
+    // the relay must claim again at once rather than sleep through the 30 s poll
+    const r = make({ publisher: rec.publisher, batchSize: 100, pollMs: 30_000 });
+    r.start();
+    await until(() => rec.accepted.length === 200, { timeoutMs: 20_000, what: '200 messages of one key' });
+    await r.stop();
+    expect(rec.accepted.map((m) => (m.payload as { seq: number }).seq)).toEqual(
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+  });
+
   it('a failed message retries alone: the rest of its batch is not sent again', async () => {
     const { tables, make } = await setup();
     const ids = await enqueue(db, msgs(10, 1), { tables });
