@@ -14,8 +14,9 @@ type Plan = ScopePlan<FastifyRequest>;
 
 /** Sets the headers on every answer, and answers a denial itself. */
 function answer(reply: FastifyReply, plan: Plan, r: LimitAllResult, done: HookHandlerDoneFunction): void {
-  reply.header('RateLimit-Policy', plan.policyHeader(r));
-  reply.header('RateLimit', rateLimitValue(r));
+  // lower case, as Fastify stores (and sends) header names: it then has nothing to convert
+  reply.header('ratelimit-policy', plan.policyHeader(r));
+  reply.header('ratelimit', rateLimitValue(r));
   if (r.allowed) {
     done();
     return;
@@ -23,7 +24,7 @@ function answer(reply: FastifyReply, plan: Plan, r: LimitAllResult, done: HookHa
   const retryAfter = retryAfterValue(r);
   reply
     .code(429)
-    .header('Retry-After', retryAfter)
+    .header('retry-after', retryAfter)
     .type(PROBLEM_JSON)
     .send(problemBody(r, Number(retryAfter)));
 }
