@@ -41,7 +41,7 @@ import { applyNotification, type Delivery, inProcessDelivery, redisDelivery } fr
 import { OrderService } from './orders/service.js';
 import { PaymentGateway } from './payment-gateway.js';
 import { access, routes } from './policy.js';
-import { Problem, sendProblem } from './problems.js';
+import { Problem, problemType, sendProblem } from './problems.js';
 import { adminRoutes } from './routes/admin.js';
 import { orderRoutes } from './routes/orders.js';
 import { startTelemetry, type Telemetry } from './telemetry.js';
@@ -157,6 +157,7 @@ async function compose(
     baseUrl: config.paymentsUrl,
     timeoutMs: config.paymentsTimeoutMs,
     openMs: config.breakerOpenMs,
+    failures: config.breakerFailures,
     store: backends.breakerStore,
   });
   detach.push(instrumentBreaker(payments.policy, meter('@oms/breaker')));
@@ -274,6 +275,19 @@ async function compose(
       span.end();
     }
     done();
+  });
+
+  // Workaround until @oms/ratelimit/fastify can name its problem (requests/ratelimit.md): its 429 body says
+  // `type: about:blank` and has no code; give it the app's stable type and code, keep the rest as it is.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (reply.statusCode !== 429 || typeof payload !== 'string') return payload;
+    try {
+      const body = JSON.parse(payload) as Record<string, unknown>;
+      if (body.type !== 'about:blank') return payload;
+      return JSON.stringify({ ...body, type: problemType('RATE_LIMITED'), code: 'RATE_LIMITED' });
+    } catch {
+      return payload;
+    }
   });
 
   await app.register(authPlugin, { authorizer: auth, realm: 'oms-reference' });

@@ -21,6 +21,8 @@ export interface Config {
   paymentsTimeoutMs: number;
   /** How long the payments breaker stays open before a probe (BREAKER_OPEN_MS). */
   breakerOpenMs: number;
+  /** Failed payment calls in a row that open the breaker (BREAKER_FAILURES). */
+  breakerFailures: number;
   /** `iss` and `aud` tokens must carry (JWT_ISSUER, JWT_AUDIENCE; default the dev keys' ones). */
   jwtIssuer: string;
   jwtAudience: string;
@@ -123,6 +125,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 25_000, 1),
     paymentsTimeoutMs: int(env, 'PAYMENTS_TIMEOUT_MS', 3_000, 1),
     breakerOpenMs: int(env, 'BREAKER_OPEN_MS', 5_000, 1),
+    breakerFailures: int(env, 'BREAKER_FAILURES', 5, 1, 1_000),
     jwtIssuer: str(env, 'JWT_ISSUER') ?? 'https://oms-reference.local',
     jwtAudience: str(env, 'JWT_AUDIENCE') ?? 'oms-reference',
     redisPrefix: prefix(env),

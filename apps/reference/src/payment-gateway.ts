@@ -32,6 +32,8 @@ export interface PaymentGatewayOptions {
   baseUrl: string;
   timeoutMs: number;
   openMs: number;
+  /** Failures in a row that open the breaker. */
+  failures: number;
   store?: BreakerStore | undefined;
 }
 
@@ -57,7 +59,7 @@ export class PaymentGateway {
     this.#openMs = o.openMs;
     this.breaker = circuitBreaker({
       name: 'payments',
-      consecutiveFailures: 5,
+      consecutiveFailures: o.failures,
       openMs: o.openMs,
       halfOpen: { maxConcurrent: 1, successesToClose: 1, maxWaitMs: Math.max(5_000, o.timeoutMs * 2) },
       // a 4xx means the service answered: it is the request that is wrong, not the dependency

@@ -22,6 +22,7 @@ export const PROBLEMS = {
     slug: 'idempotency-key-reused',
     title: 'This Idempotency-Key was used with a different request',
   },
+  RATE_LIMITED: { status: 429, slug: 'rate-limited', title: 'Too Many Requests' },
   MAINTENANCE: { status: 423, slug: 'maintenance', title: 'Writes are frozen for maintenance' },
   INTERNAL: { status: 500, slug: 'internal', title: 'Internal error' },
   PAYMENTS_UNAVAILABLE: { status: 503, slug: 'payments-unavailable', title: 'Payments are unavailable' },

@@ -1,3 +1,4 @@
+import { createServer, type Server } from 'node:http';
 import { until } from '@oms/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PaymentsServer, startPaymentsServer } from '../src/payments/server.js';
@@ -8,22 +9,37 @@ import { createOrder, type Harness, ORDER, startEmbedded } from './helpers.js';
 
 let h: Harness;
 let payments: PaymentsServer;
+let collector: Server;
+const exported: { path: string; body: Buffer }[] = [];
 let admin: string;
 const ROUTE_LIMIT = 30;
 
 beforeAll(async () => {
   payments = await startPaymentsServer();
+  // an OTLP/HTTP collector: it keeps what the app exports
+  collector = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      exported.push({ path: req.url ?? '', body: Buffer.concat(parts) });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+  const { port } = collector.address() as { port: number };
   h = await startEmbedded({
     PAYMENTS_URL: payments.url,
     BREAKER_OPEN_MS: '5000', // long enough that the open state outlasts a request on a loaded machine
     PAYMENTS_TIMEOUT_MS: '2000',
     RATE_ROUTE_PER_MIN: String(ROUTE_LIMIT),
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
   });
   admin = await h.token('admin', 'admin-1');
 });
 afterAll(async () => {
   await h?.close();
   await payments?.close();
+  collector?.close();
 });
 
 const notificationsOf = async (orderId: string) =>
@@ -167,7 +183,12 @@ describe('rate limits', () => {
     expect(denied.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(Number(denied.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(denied.headers.get('ratelimit')).toMatch(/^"route";r=0/);
-    expect(denied.body).toMatchObject({ status: 429, scope: 'route' });
+    expect(denied.body).toMatchObject({
+      status: 429,
+      scope: 'route',
+      code: 'RATE_LIMITED',
+      type: 'https://oms.dev/problems/rate-limited',
+    });
     // the scope is per route and principal: another route, or another customer, still passes
     expect((await h.call('GET', '/v1/orders', { token: await h.token('customer', 'rl-other') })).status).toBe(
       200,
@@ -283,5 +304,20 @@ describe('observability', () => {
     expect(Object.keys(r.body.checks)).toEqual(
       expect.arrayContaining(['pglite:responseTime', 'outbox:backlog', 'breaker:payments', 'backup:age']),
     );
+  });
+});
+
+describe('traces over OTLP (last: it closes the app)', () => {
+  it('exports the request spans, with the incoming trace id, to OTEL_EXPORTER_OTLP_ENDPOINT; close flushes them', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    await h.call('GET', '/v1/orders', {
+      token: await h.token('customer', 'traced'),
+      headers: { traceparent: `00-${traceId}-b7ad6b7169203331-01` },
+    });
+    await h.app.close(); // shuts the SDK down, which flushes the batch
+    const all = Buffer.concat(exported.filter((e) => e.path === '/v1/traces').map((e) => e.body));
+    expect(all.length).toBeGreaterThan(0);
+    expect(all.includes('oms-reference')).toBe(true);
+    expect(all.includes(traceId) || all.includes(Buffer.from(traceId, 'hex'))).toBe(true);
   });
 });
