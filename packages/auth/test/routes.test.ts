@@ -15,6 +15,18 @@ const routes = routePolicy({
 });
 
 describe('routePolicy', () => {
+  it('gives params as own properties with nothing inherited, whatever the parameter is called', () => {
+    const routes = routePolicy({ 'GET /x/:__proto__': 'a:read', 'GET /y/:constructor/:toString': 'a:read' });
+    const x = routes.resolve('GET', '/x/1');
+    const y = routes.resolve('GET', '/y/2/3');
+    if (x.kind !== 'permission' || y.kind !== 'permission') throw new Error('expected matches');
+    expect(Object.hasOwn(x.params, '__proto__')).toBe(true);
+    expect(x.params.__proto__).toBe('1');
+    expect({ ...y.params }).toEqual({ constructor: '2', toString: '3' });
+    const none = routes.resolve('GET', '/x/1');
+    expect((none.kind === 'permission' && none.params.hasOwnProperty) || undefined).toBeUndefined();
+  });
+
   it('maps methods and paths with params to permissions or public', () => {
     expect(routes.resolve('GET', '/livez')).toMatchObject({ kind: 'public', route: 'GET /livez' });
     expect(routes.resolve('GET', '/')).toMatchObject({ kind: 'public' });

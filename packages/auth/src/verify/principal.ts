@@ -1,11 +1,23 @@
 import type { Claims, Principal } from '../types.js';
 
-const strings = (v: unknown): string[] =>
-  typeof v === 'string'
-    ? v.split(' ').filter((s) => s.length > 0)
-    : Array.isArray(v)
-      ? v.filter((s): s is string => typeof s === 'string' && s.length > 0)
-      : [];
+const EMPTY: readonly string[] = Object.freeze([]);
+
+/** A claim as a list of non-empty strings: an array of them is used as is (it is frozen with the claims). */
+function strings(v: unknown): readonly string[] {
+  if (typeof v === 'string') {
+    if (v.length === 0) return EMPTY;
+    if (!v.includes(' ')) return [v];
+    return v.split(' ').filter((s) => s.length > 0);
+  }
+  if (!Array.isArray(v)) return EMPTY;
+  for (let i = 0; i < v.length; i++) {
+    const s = v[i];
+    if (typeof s !== 'string' || s.length === 0) {
+      return v.filter((x): x is string => typeof x === 'string' && x.length > 0);
+    }
+  }
+  return v as string[];
+}
 
 /**
  * The default claims-to-principal mapping: `sub`, `roles` (array or space-separated string), `scope` (RFC 8693,
@@ -25,13 +37,11 @@ export function defaultPrincipal(claims: Claims): Principal {
       : typeof claims.tenant === 'string'
         ? claims.tenant
         : undefined;
-  const base = {
-    subject: sub,
-    roles: strings(claims.roles),
-    scopes: strings(claims.scope ?? claims.scp),
-    claims,
-  };
-  return tenant === undefined ? base : { ...base, tenant };
+  const roles = strings(claims.roles);
+  const scopes = strings(claims.scope ?? claims.scp);
+  return tenant === undefined
+    ? { subject: sub, roles, scopes, claims }
+    : { subject: sub, roles, scopes, tenant, claims };
 }
 
 /** Freezes a parsed JSON value in place; cached principals are shared, so no caller may change one. */
@@ -46,7 +56,10 @@ export function deepFreeze<T>(value: T): T {
 /** Freezes an object and the objects it holds directly (a principal's role and scope lists), not deeper. */
 export function shallowFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
-    for (const v of Object.values(value)) if (Array.isArray(v)) Object.freeze(v);
+    for (const k in value) {
+      const v = value[k];
+      if (Array.isArray(v)) Object.freeze(v);
+    }
     Object.freeze(value);
   }
   return value;

@@ -46,7 +46,8 @@ function splitAuthorization(value: string): { scheme: string; token: string } {
   if (token.length === 0 || token.includes(' ') || token.includes(',')) {
     throw fail('ERR_OMS_AUTH_MALFORMED', 'the Authorization header must carry exactly one credential');
   }
-  return { scheme: v.slice(0, sp).toLowerCase(), token };
+  // `Bearer` as most clients spell it, without building the lower-case copy
+  return { scheme: sp === 6 && v.startsWith('Bearer') ? 'bearer' : v.slice(0, sp).toLowerCase(), token };
 }
 
 /** Refuses a raw header list (Node's `rawHeaders`) that carries a single-valued header twice. */
@@ -81,8 +82,9 @@ export function readCredentials(
   const limit = maxBytes + 64;
   const authorization = headerValue(headers, 'authorization', limit);
   if (authorization !== undefined) {
-    const { scheme, token } = splitAuthorization(authorization);
-    if (scheme === 'bearer') return { scheme: 'bearer', token };
+    const split = splitAuthorization(authorization);
+    const { scheme, token } = split;
+    if (scheme === 'bearer') return split as Credentials;
     if (scheme === 'dpop') {
       const proof = headerValue(headers, 'dpop', limit);
       if (proof === undefined)
