@@ -21,7 +21,7 @@ describe('routePolicy', () => {
     const y = routes.resolve('GET', '/y/2/3');
     if (x.kind !== 'permission' || y.kind !== 'permission') throw new Error('expected matches');
     expect(Object.hasOwn(x.params, '__proto__')).toBe(true);
-    expect(x.params.__proto__).toBe('1');
+    expect(Object.getOwnPropertyDescriptor(x.params, '__proto__')?.value).toBe('1');
     expect({ ...y.params }).toEqual({ constructor: '2', toString: '3' });
     const none = routes.resolve('GET', '/x/1');
     expect((none.kind === 'permission' && none.params.hasOwnProperty) || undefined).toBeUndefined();
