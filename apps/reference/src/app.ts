@@ -28,7 +28,7 @@ import {
 } from '@opentelemetry/api';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import { AuditLog } from './audit.js';
 import { type Backends, createBackends, fenceOf } from './backends.js';
 import type { Config } from './config.js';
@@ -79,19 +79,28 @@ declare module 'fastify' {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the app: backends, migrations, every package wired through its Fastify adapter, and the routes. */
-export async function buildApp(config: Config, opts: { signal?: AbortSignal } = {}): Promise<ReferenceApp> {
+export async function buildApp(
+  config: Config,
+  opts: {
+    signal?: AbortSignal /** where the JSON log lines go (default stdout) */;
+    logDestination?: DestinationStream;
+  } = {},
+): Promise<ReferenceApp> {
   opts.signal?.throwIfAborted();
-  const log = pino({
-    level: config.logLevel,
-    base: { service: 'oms-reference', instance: config.instanceId },
-    // every line logged inside a request (or any traced work) carries its trace
-    mixin() {
-      const span = trace.getSpan(context.active());
-      if (!span) return {};
-      const c = span.spanContext();
-      return { trace_id: c.traceId, span_id: c.spanId };
+  const log = pino(
+    {
+      level: config.logLevel,
+      base: { service: 'oms-reference', instance: config.instanceId },
+      // every line logged inside a request (or any traced work) carries its trace
+      mixin() {
+        const span = trace.getSpan(context.active());
+        if (!span) return {};
+        const c = span.spanContext();
+        return { trace_id: c.traceId, span_id: c.spanId };
+      },
     },
-  });
+    opts.logDestination,
+  );
   const telemetry = startTelemetry(config, VERSION);
   let backends: Backends;
   try {
@@ -233,6 +242,8 @@ async function compose(
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     bodyLimit: 64 * 1024,
+    // logged by the hooks below instead, inside the request's span, so these lines carry its trace_id too
+    disableRequestLogging: true,
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
 
@@ -265,13 +276,22 @@ async function compose(
       'traceparent',
       `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags.toString(16).padStart(2, '0')}`,
     );
-    context.with(trace.setSpan(parent, span), done);
+    context.with(trace.setSpan(parent, span), () => {
+      req.log.info({ req: { method: req.method, url: req.url, remoteAddress: req.ip } }, 'incoming request');
+      done();
+    });
   });
   app.addHook('onResponse', (req, reply, done) => {
     const span = req.otelSpan;
     if (span) {
       span.setAttribute('http.response.status_code', reply.statusCode);
       if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      context.with(trace.setSpan(context.active(), span), () =>
+        req.log.info(
+          { res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
+          'request completed',
+        ),
+      );
       span.end();
     }
     done();

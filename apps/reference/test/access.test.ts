@@ -12,9 +12,10 @@ let h: Harness;
 const tokens: Record<'customer' | 'support' | 'admin', string> = { customer: '', support: '', admin: '' };
 const ROLES = ['customer', 'support', 'admin'] as const;
 let own: string; // customer-1's order
+const logs: string[] = [];
 
 beforeAll(async () => {
-  h = await startEmbedded();
+  h = await startEmbedded({ LOG_LEVEL: 'info' }, logs);
   for (const r of ROLES) tokens[r] = await h.token(r, `${r}-1`);
   own = (await createOrder(h, tokens.customer)).id;
 });
@@ -67,7 +68,12 @@ const CASES: Case[] = [
     allowed: ['admin'],
     send: async () => ({ path: '/admin/maintenance/freeze' }),
   },
-  { route: 'POST /admin/backups', allowed: ['admin'], send: async () => ({ path: '/admin/backups' }) },
+  // an unknown query parameter: an allowed caller gets the 400, so no backup runs (features.test.ts runs one)
+  {
+    route: 'POST /admin/backups',
+    allowed: ['admin'],
+    send: async () => ({ path: '/admin/backups?dryRun=1' }),
+  },
   { route: 'GET /admin/backups', allowed: ['admin'], send: async () => ({ path: '/admin/backups' }) },
   {
     route: 'GET /admin/audit/verify',
@@ -219,6 +225,30 @@ describe('validation and errors', () => {
     const r = await h.call('GET', '/v1/orders/ord_missing', { token: tokens.admin });
     expect(r.status).toBe(404);
     expect(r.body).toMatchObject({ code: 'NOT_FOUND', type: 'https://oms.dev/problems/not-found' });
+  });
+});
+
+describe('logs', () => {
+  it('are JSON lines; the ones of a request carry its trace_id, and the start line names every backend', async () => {
+    const r = await h.call('GET', `/v1/orders/${own}`, {
+      token: tokens.support,
+      headers: { 'x-request-id': 'log-me' },
+    });
+    const traceId = r.headers.get('traceparent')?.split('-')[1];
+    const lines = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const mine = lines.filter((l) => l.reqId === 'log-me');
+    expect(mine.length).toBeGreaterThanOrEqual(2); // incoming request, request completed
+    for (const l of mine) expect(l.trace_id, JSON.stringify(l)).toBe(traceId);
+    const startLine = lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('backends:'));
+    expect(startLine?.backends).toMatchObject({
+      database: expect.stringContaining('pglite'),
+      rateLimitStore: 'memory',
+      breakerStore: 'memory',
+      locks: 'memory',
+      outboxPublisher: 'in-process',
+      backupSource: 'pgliteSource',
+    });
+    expect(logs.join('\n')).not.toContain(tokens.support); // tokens never reach the logs
   });
 });
 

@@ -78,15 +78,18 @@ async function template(): Promise<string> {
 }
 
 /** Starts the app embedded (PGlite, memory stores) on a fresh copy of the template, listening on loopback. */
-export async function startEmbedded(env: Record<string, string> = {}): Promise<Harness> {
+export async function startEmbedded(env: Record<string, string> = {}, logs?: string[]): Promise<Harness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'oms-reference-test-'));
   await cp(await template(), dataDir, { recursive: true });
-  return start({ ...BASE_ENV, DATA_DIR: dataDir, ...env }, dataDir);
+  return start({ ...BASE_ENV, DATA_DIR: dataDir, ...env }, dataDir, logs);
 }
 
 /** Starts the app with the given environment (DATABASE_URL, REDIS_URL, ...). */
-export async function start(env: Record<string, string>, dataDir: string): Promise<Harness> {
-  const app = await buildApp(loadConfig(env));
+export async function start(env: Record<string, string>, dataDir: string, logs?: string[]): Promise<Harness> {
+  const app = await buildApp(
+    loadConfig(env),
+    logs ? { logDestination: { write: (line: string) => void logs.push(line) } } : {},
+  );
   const url = await app.listen();
   return {
     app,

@@ -38,7 +38,10 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
 
   app.delete('/admin/maintenance/freeze', async () => d.maintenance.unfreeze());
 
-  app.post('/admin/backups', async (_req, reply) => {
+  // no parameters: an unknown query parameter is refused (400) rather than ignored
+  const noQuery = { querystring: { type: 'object', additionalProperties: false, properties: {} } } as const;
+
+  app.post('/admin/backups', { schema: noQuery }, async (_req, reply) => {
     const manifest = await d.backups.create();
     try {
       await d.backups.verify(manifest.id, d.scratchUrl ? { scratchUrl: d.scratchUrl } : {});
