@@ -1,8 +1,8 @@
 export { deadLetters } from './dead-letters.js';
-export type { Clock } from './internal/clock.js';
 export { enqueue } from './enqueue.js';
 export { isOmsOutboxError, OmsOutboxError, type OutboxErrorCode } from './errors.js';
 export { handleOnce } from './inbox.js';
+export type { Clock } from './internal/clock.js';
 export { DEFAULT_MAX_PAYLOAD_BYTES } from './payload.js';
 export { fnPublisher } from './publishers.js';
 export { relay } from './relay.js';
