@@ -1,18 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { Attempt, Backend, HeldLock } from './backend.js';
+import type { Attempt, AttemptResult, Backend } from './backend.js';
 import { OmsLocksError } from './errors.js';
-import { backgroundTimeout, type Clock, systemClock } from './internal/clock.js';
+import { type Clock, systemClock } from './internal/clock.js';
 import { Emitter } from './internal/emitter.js';
-import type {
-  AcquireOptions,
-  Lease,
-  LockMode,
-  Locks,
-  LocksEvents,
-  LocksOptions,
-  LossReason,
-} from './types.js';
+import { backendError, type LeaseHost, LeaseImpl } from './lease.js';
+import type { AcquireOptions, Lease, LockMode, Locks, LocksEvents, LocksOptions } from './types.js';
 import { checkBoolean, checkKey, checkMode, checkTtl, checkWait, v } from './validate.js';
+import { type Random, WAIT_ABORTED, Wait, waitDelay } from './wait.js';
+
+type Granted = Extract<AttemptResult, { token: bigint }>;
 
 interface Resolved {
   ttlMs: number;
@@ -22,23 +18,9 @@ interface Resolved {
   signal: AbortSignal | undefined;
 }
 
-/** What a lease needs of the store that granted it; the store keeps everything else to itself. */
-interface LeaseHost {
-  readonly backend: string;
-  readonly clock: Clock;
-  readonly events: Emitter<LocksEvents>;
-  marginFor(ttlMs: number): number;
-  forget(lease: LeaseImpl): void;
-}
-
 const aborted = (reason: unknown) =>
   new OmsLocksError('ERR_OMS_LOCKS_ABORTED', 'acquire was aborted by its signal', false, { cause: reason });
 const closedError = () => new OmsLocksError('ERR_OMS_LOCKS_CLOSED', 'the Locks store is closed');
-const backendError = (what: string, cause: unknown) =>
-  new OmsLocksError('ERR_OMS_LOCKS_BACKEND', `${what} failed: ${(cause as Error)?.message ?? cause}`, true, {
-    cause,
-  });
-
 /**
  * The backend-independent half of every `Locks`: option checks, waiting (woken by the backend's
  * notifications, a jittered poll as fallback), auto-extension, local loss detection, `withLock` and
@@ -57,9 +39,12 @@ export class LocksCore implements Locks {
   readonly #held = new Set<LeaseImpl>();
   readonly #stopWaits = new Set<(e: Error) => void>();
   readonly #wakeFn = (key: string) => this.#wake(key);
+  readonly #random: Random;
   #closed: Promise<void> | undefined;
 
-  constructor(backend: Backend, opts: LocksOptions = {}) {
+  /** `random` jitters the poll between tries (injectable for tests). */
+  constructor(backend: Backend, opts: LocksOptions = {}, random: Random = Math.random) {
+    this.#random = random;
     const ttlMs = checkTtl('ttlMs', opts.ttlMs ?? 30_000);
     const waitMs = checkWait('waitMs', opts.waitMs ?? 10_000);
     const margin =
@@ -171,156 +156,129 @@ export class LocksCore implements Locks {
     if (this.#closed) throw closedError();
     const { signal } = r;
     if (signal?.aborted) throw aborted(signal.reason);
-    const clock = this.#clock;
-    const started = clock.now();
-    const deadline = started + waitMs;
+    const started = this.#clock.now();
     const waiting = waitMs > 0;
-    let woken = false;
-    let wakeNow: (() => void) | undefined;
-    const onWake = () => {
-      woken = true;
-      wakeNow?.();
-    };
+    const wait = new Wait();
     if (waiting) {
-      let set = this.#waiters.get(key);
-      if (!set) {
-        set = new Set();
-        this.#waiters.set(key, set);
-      }
-      set.add(onWake);
+      this.#subscribe(key, wait.wake);
       // wake-ups must flow before the first try, or a release between try and subscribe is missed;
       // a failure leaves this wait to the poll and the next one retries
       if (!this.#b.listening) await this.#b.listen(this.#wakeFn).catch(() => {});
     }
-    const owner = randomUUID();
     // waiters' marks (and writers' intents, and queue places) outlive the longest gap between two tries
     const markMs = waiting ? Math.ceil(this.#pollMs * 3 + 1_000) : 0;
-    const fair = this.#fair;
-    const attempt: Attempt = this.#b.attempt({
+    const attempt = this.#b.attempt({
       key,
       mode: r.mode,
       ttlMs: r.ttlMs,
-      owner,
+      owner: randomUUID(),
       waitMarkMs: markMs,
-      fair,
+      fair: this.#fair,
     });
-    // a fair store orders waiters by their place in the queue, so writers need no intent to get their turn
-    const intentMs = r.mode === 'exclusive' && !fair ? markMs : 0;
     let granted = false;
-    let announced = false;
     try {
-      for (;;) {
-        woken = false;
-        const sentAt = clock.now();
-        let res: Awaited<ReturnType<Attempt['try']>>;
-        try {
-          res = await attempt.try(intentMs);
-        } catch (e) {
-          throw backendError('acquire', e);
-        }
-        if ('token' in res) {
-          granted = true;
-          const lease = new LeaseImpl(
-            this.#host,
-            key,
-            r.mode,
-            res.token,
-            res.held,
-            r.ttlMs,
-            sentAt,
-            r.autoExtend,
-          );
-          if (signal?.aborted || this.#closed) {
-            await lease.release();
-            throw this.#closed ? closedError() : aborted(signal?.reason);
-          }
-          this.#held.add(lease);
-          this.#events.emit('acquired', {
-            backend: this.backend,
-            mode: r.mode,
-            waitMs: clock.now() - started,
-          });
-          return lease;
-        }
-        const now = clock.now();
-        if (now >= deadline || !waiting) {
-          if (waiting)
-            this.#events.emit('waitFailed', {
-              backend: this.backend,
-              mode: r.mode,
-              waitMs: now - started,
-              outcome: 'timeout',
-            });
-          return null;
-        }
-        if (signal?.aborted) {
-          this.#events.emit('waitFailed', {
-            backend: this.backend,
-            mode: r.mode,
-            waitMs: now - started,
-            outcome: 'aborted',
-          });
-          throw aborted(signal.reason);
-        }
-        if (this.#closed) throw closedError();
-        if (!announced) {
-          announced = true;
-          this.#events.emit('waiting', { backend: this.backend, mode: r.mode });
-        }
-        try {
-          if (attempt.markWaiting && (await attempt.markWaiting())) continue;
-        } catch {
-          // no mark: this wait falls back to the poll
-        }
-        if (woken) continue;
-        const poll = this.#pollMs * (0.5 + Math.random());
-        const hint =
-          res.retryAfterMs !== undefined
-            ? res.retryAfterMs + 1 + Math.random() * 5
-            : Number.POSITIVE_INFINITY;
-        const delay = Math.max(0, Math.min(poll, hint, deadline - now));
-        await new Promise<void>((resolve, reject) => {
-          const cleanup = () => {
-            clock.clearTimeout(timer);
-            signal?.removeEventListener('abort', onAbort);
-            this.#stopWaits.delete(stop);
-            wakeNow = undefined;
-          };
-          // ref'd on purpose (systemClock): the caller awaits this wait, so it must hold a bare script open
-          const timer = clock.setTimeout(() => {
-            cleanup();
-            resolve();
-          }, delay);
-          const onAbort = () => {
-            cleanup();
-            this.#events.emit('waitFailed', {
-              backend: this.backend,
-              mode: r.mode,
-              waitMs: clock.now() - started,
-              outcome: 'aborted',
-            });
-            reject(aborted(signal?.reason));
-          };
-          const stop = (e: Error) => {
-            cleanup();
-            reject(e);
-          };
-          wakeNow = () => {
-            cleanup();
-            resolve();
-          };
-          signal?.addEventListener('abort', onAbort, { once: true });
-          this.#stopWaits.add(stop);
-        });
-      }
+      const got = await this.#tryUntil(
+        attempt,
+        r,
+        wait,
+        started,
+        waiting ? started + waitMs : undefined,
+        markMs,
+      );
+      if (!got) return null;
+      granted = true;
+      return await this.#grant(key, r, got.res, got.sentAt, started);
+    } catch (e) {
+      if (e !== WAIT_ABORTED) throw e;
+      this.#waitFailed(r.mode, this.#clock.now() - started, 'aborted');
+      throw aborted(signal?.reason);
     } finally {
-      if (waiting) {
-        const set = this.#waiters.get(key);
-        set?.delete(onWake);
-        if (set?.size === 0) this.#waiters.delete(key);
-      }
+      if (waiting) this.#unsubscribe(key, wait.wake);
       if (!granted) await attempt.cancel().catch(() => {});
     }
+  }
+
+  /**
+   * Tries until the backend grants the lock (its answer and when the try was sent), until `deadline`
+   * (null; undefined for a single try), an abort (rejects with WAIT_ABORTED) or close().
+   */
+  async #tryUntil(
+    attempt: Attempt,
+    r: Resolved,
+    wait: Wait,
+    started: number,
+    deadline: number | undefined,
+    markMs: number,
+  ): Promise<{ res: Granted; sentAt: number } | null> {
+    const clock = this.#clock;
+    // a fair store orders waiters by their place in the queue, so writers need no intent to get their turn
+    const intentMs = r.mode === 'exclusive' && !this.#fair ? markMs : 0;
+    let announced = false;
+    for (;;) {
+      wait.woken = false;
+      const sentAt = clock.now();
+      let res: AttemptResult;
+      try {
+        res = await attempt.try(intentMs);
+      } catch (e) {
+        throw backendError('acquire', e);
+      }
+      if ('token' in res) return { res, sentAt };
+      const now = clock.now();
+      if (deadline === undefined || now >= deadline) {
+        if (deadline !== undefined) this.#waitFailed(r.mode, now - started, 'timeout');
+        return null;
+      }
+      if (r.signal?.aborted) throw WAIT_ABORTED;
+      if (this.#closed) throw closedError();
+      if (!announced) {
+        announced = true;
+        this.#events.emit('waiting', { backend: this.backend, mode: r.mode });
+      }
+      try {
+        if (attempt.markWaiting && (await attempt.markWaiting())) continue;
+      } catch {
+        // no mark: this wait falls back to the poll
+      }
+      if (wait.woken) continue;
+      const delay = waitDelay(this.#pollMs, res.retryAfterMs, deadline - now, this.#random);
+      await wait.sleep(clock, delay, r.signal, this.#stopWaits);
+    }
+  }
+
+  /** Turns a granted try into a lease, unless the caller gave up or the store closed meanwhile. */
+  async #grant(key: string, r: Resolved, res: Granted, sentAt: number, started: number): Promise<Lease> {
+    const lease = new LeaseImpl(this.#host, key, r.mode, res.token, res.held, r.ttlMs, sentAt, r.autoExtend);
+    if (r.signal?.aborted || this.#closed) {
+      await lease.release();
+      throw this.#closed ? closedError() : aborted(r.signal?.reason);
+    }
+    this.#held.add(lease);
+    this.#events.emit('acquired', {
+      backend: this.backend,
+      mode: r.mode,
+      waitMs: this.#clock.now() - started,
+    });
+    return lease;
+  }
+
+  #waitFailed(mode: LockMode, waitMs: number, outcome: 'timeout' | 'aborted'): void {
+    this.#events.emit('waitFailed', { backend: this.backend, mode, waitMs, outcome });
+  }
+
+  #subscribe(key: string, fn: () => void): void {
+    let set = this.#waiters.get(key);
+    if (!set) {
+      set = new Set();
+      this.#waiters.set(key, set);
+    }
+    set.add(fn);
+  }
+
+  #unsubscribe(key: string, fn: () => void): void {
+    const set = this.#waiters.get(key);
+    set?.delete(fn);
+    if (set?.size === 0) this.#waiters.delete(key);
   }
 
   #wake(key: string): void {
@@ -339,172 +297,5 @@ export class LocksCore implements Locks {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-}
-
-/** @internal */
-export class LeaseImpl implements Lease {
-  readonly #store: LeaseHost;
-  readonly #held: HeldLock;
-  readonly #ac = new AbortController();
-  readonly #autoExtend: boolean;
-  readonly #acquiredAt: number;
-  #ttl: number;
-  #confirmedAt: number;
-  #extendTimer: unknown;
-  #expiryTimer: unknown;
-  #released: Promise<void> | undefined;
-  #lost = false;
-  #onLost: (() => void) | undefined;
-
-  constructor(
-    store: LeaseHost,
-    readonly key: string,
-    readonly mode: LockMode,
-    readonly fencingToken: bigint,
-    held: HeldLock,
-    ttlMs: number,
-    confirmedAt: number,
-    autoExtend: boolean,
-  ) {
-    this.#store = store;
-    this.#held = held;
-    this.#ttl = ttlMs;
-    this.#confirmedAt = confirmedAt;
-    this.#autoExtend = autoExtend;
-    this.#acquiredAt = store.clock.now();
-    held.onLoss?.((reason) => this.#lose(reason));
-    this.#arm();
-  }
-
-  get signal(): AbortSignal {
-    return this.#ac.signal;
-  }
-
-  get lost(): boolean {
-    return this.#lost;
-  }
-
-  get validUntil(): number {
-    // the server started the ttl no earlier than we sent the request, so this never overshoots its expiry
-    return this.#confirmedAt + this.#ttl - this.#store.marginFor(this.#ttl);
-  }
-
-  #clearTimers(): void {
-    const c = this.#store.clock;
-    if (this.#extendTimer !== undefined) c.clearTimeout(this.#extendTimer);
-    if (this.#expiryTimer !== undefined) c.clearTimeout(this.#expiryTimer);
-    this.#extendTimer = this.#expiryTimer = undefined;
-  }
-
-  #arm(): void {
-    const c = this.#store.clock;
-    this.#clearTimers();
-    // background: nobody awaits the expiry, and a held lease must not keep a finished script alive
-    this.#expiryTimer = backgroundTimeout(
-      c,
-      () => this.#lose('expired'),
-      Math.max(0, this.validUntil - c.now()),
-    );
-    if (this.#autoExtend) this.#scheduleExtend(this.#ttl / 3);
-  }
-
-  #scheduleExtend(ms: number): void {
-    const c = this.#store.clock;
-    if (this.#extendTimer !== undefined) c.clearTimeout(this.#extendTimer);
-    this.#extendTimer = backgroundTimeout(
-      c,
-      () => {
-        this.#extendTimer = undefined;
-        this.extend().catch(() => {
-          // a transient failure: try again soon; the expiry timer decides when it is too late
-          if (!this.#lost && !this.#released) this.#scheduleExtend(Math.max(this.#ttl / 10, 20));
-        });
-      },
-      ms,
-    );
-  }
-
-  async extend(ttlMs: number = this.#ttl): Promise<void> {
-    checkTtl('ttlMs', ttlMs);
-    if (this.#lost) throw this.signal.reason;
-    if (this.#released)
-      throw new OmsLocksError('ERR_OMS_LOCKS_RELEASED', 'the lease was released; acquire again');
-    const c = this.#store.clock;
-    const sentAt = c.now();
-    let ok: boolean;
-    try {
-      ok = await this.#held.extend(ttlMs);
-    } catch (e) {
-      throw backendError('extend', e);
-    }
-    if (this.#lost) throw this.signal.reason;
-    if (this.#released)
-      throw new OmsLocksError('ERR_OMS_LOCKS_RELEASED', 'the lease was released; acquire again');
-    if (!ok) {
-      this.#lose('stolen');
-      throw this.signal.reason;
-    }
-    // a confirmation that arrives after the local deadline cannot un-lose the lease (checked above)
-    this.#confirmedAt = Math.max(this.#confirmedAt, sentAt);
-    this.#ttl = ttlMs;
-    this.#arm();
-    this.#store.events.emit('extended', { backend: this.#store.backend, mode: this.mode, at: sentAt });
-  }
-
-  #lose(reason: LossReason): void {
-    if (this.#lost) return;
-    this.#lost = true;
-    this.#clearTimers();
-    this.#store.forget(this);
-    const e = new OmsLocksError('ERR_OMS_LOCKS_LOST', `lease lost (${reason}); stop writing under it`, false);
-    this.#ac.abort(e);
-    this.#store.events.emit('lost', {
-      backend: this.#store.backend,
-      mode: this.mode,
-      reason,
-      heldMs: this.#store.clock.now() - this.#acquiredAt,
-    });
-    this.#onLost?.();
-    if (this.#released) return; // a release is in flight already
-    this.#released = Promise.resolve();
-    // best effort, in the background: free the key if the server still has it (owner-checked, so never
-    // someone else's); nobody waits for it, so a hung server cannot hang release() or withLock
-    this.#held.release().catch(() => {});
-  }
-
-  release(): Promise<void> {
-    this.#released ??= (async () => {
-      if (this.#extendTimer !== undefined) this.#store.clock.clearTimeout(this.#extendTimer);
-      this.#extendTimer = undefined;
-      // the expiry timer keeps running: a release stuck on a hung server still ends in a loss, on time
-      const lost = new Promise<'lost'>((resolve) => {
-        this.#onLost = () => resolve('lost');
-      });
-      const ok = await Promise.race([
-        // unreachable backend: the lock expires with its ttl (or with its connection)
-        this.#held.release().catch(() => true),
-        lost,
-      ]);
-      this.#onLost = undefined;
-      if (ok === 'lost' || this.#lost) return;
-      this.#clearTimers();
-      this.#store.forget(this);
-      if (!ok) {
-        // the lock had expired or changed hands while we thought we held it: that is a loss
-        this.#lose('stolen');
-        return;
-      }
-      this.#store.events.emit('released', {
-        backend: this.#store.backend,
-        mode: this.mode,
-        heldMs: this.#store.clock.now() - this.#acquiredAt,
-      });
-    })();
-    return this.#released;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.release();
   }
 }
