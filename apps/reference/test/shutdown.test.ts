@@ -16,6 +16,8 @@ import { type PaymentsServer, startPaymentsServer } from '../src/payments/server
 const DRAIN_MS = 1_000;
 const RATE_PER_SEC = 500;
 const CONCURRENCY = 16;
+// answered before the signal: about half a second at the offered rate (a loaded machine answers fewer per second)
+const WARM = 250;
 
 let dataDir: string;
 let payments: PaymentsServer;
@@ -81,7 +83,7 @@ function send(
 }
 
 describe('SIGTERM under load', () => {
-  it('answers every request it was sent, stops being ready, and exits 0', async () => {
+  it('answers every request it was sent, stops being ready, and exits 0', { timeout: 240_000 }, async () => {
     const port = app.port;
     const token = await mintDevToken({ dataDir, role: 'customer', subject: 'load-1' });
     const auth = { authorization: `Bearer ${token}` };
@@ -102,7 +104,7 @@ describe('SIGTERM under load', () => {
 
     const probeAgent = new Agent({ keepAlive: true, maxSockets: 1 });
     const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-    const deadline = Date.now() + 45_000;
+    const deadline = Date.now() + 180_000;
     let routable = true;
     let flippedAt = 0;
     let sent = 0;
@@ -132,10 +134,12 @@ describe('SIGTERM under load', () => {
           return;
         }
         const sentAt = Date.now();
+        const isWrite = i % 10 === 9;
         const fail = (what: string) =>
-          failures.push(`${what} (sent ${sentAt - t0} ms in, failed ${Date.now() - t0} ms in)`);
+          failures.push(
+            `${isWrite ? 'POST /v1/orders' : 'GET /v1/orders/:id'}: ${what} (sent ${sentAt - t0} ms in, failed ${Date.now() - t0} ms in)`,
+          );
         try {
-          const isWrite = i % 10 === 9;
           const r = isWrite
             ? await create(agent, `shutdown-${i}`)
             : await send(port, 'GET', `/v1/orders/${orderId}`, agent, auth);
@@ -150,9 +154,9 @@ describe('SIGTERM under load', () => {
     };
     const loops = Promise.all([lb, ...Array.from({ length: CONCURRENCY }, loop)]);
     // about a second of load before the signal
-    await until(() => ok >= RATE_PER_SEC || failures.length > 0, {
-      timeoutMs: 30_000,
-      what: `${RATE_PER_SEC} answered requests`,
+    await until(() => ok >= WARM || failures.length > 0, {
+      timeoutMs: 120_000,
+      what: `${WARM} answered requests`,
     });
     expect(failures, 'failures before the signal').toEqual([]);
     const lag = timerLag();
@@ -165,7 +169,7 @@ describe('SIGTERM under load', () => {
     probeAgent.destroy();
     const exit = await app.proc.exited;
     const seconds = (signalAt - t0) / 1000;
-    const timeline = `load ran ${seconds.toFixed(1)} s before SIGTERM (${Math.round(okAtSignal / seconds)} req/s), /readyz failed ${flippedAt - signalAt} ms after it; ${sent} sent, ${ok} ok (${writes} writes)`;
+    const timeline = `load ran ${seconds.toFixed(1)} s before SIGTERM (${Math.round(okAtSignal / seconds)} req/s), SIGTERM ${signalAt - t0} ms in, /readyz failed ${flippedAt - signalAt} ms after it; ${sent} sent, ${ok} ok (${writes} writes)`;
 
     expect(exit, `exit; ${timeline}; last output:\n${app.proc.tail(20)}`).toMatchObject({
       code: 0,
@@ -173,7 +177,7 @@ describe('SIGTERM under load', () => {
     });
     expect(failures, `failed requests; ${timeline}`).toEqual([]);
     expect(ok, timeline).toBe(sent);
-    expect(okAtSignal).toBeGreaterThanOrEqual(RATE_PER_SEC);
+    expect(okAtSignal).toBeGreaterThanOrEqual(WARM);
     // the balancer's side of the contract: it saw the app go unready within the drain delay. Only a stall of
     // this process can make it late, and then the run proves nothing about the drain: say so.
     expect(
