@@ -167,6 +167,13 @@ describe('on PostgreSQL and Redis, two instances', () => {
         timeoutMs: 5_000,
         what: 'instance b to see the trip',
       });
+      const listed = await b.call('GET', '/admin/breakers', { token: admin });
+      expect(listed.body.breakers).toEqual([{ name: 'payments', state: 'open' }]);
+      const before = payments.stats().requests;
+      const rejected = await b.call('POST', `/v1/orders/${order.id}/pay`, { token });
+      expect(rejected.status).toBe(503);
+      expect(rejected.body.detail).toContain('ERR_OMS_BREAKER_OPEN');
+      expect(payments.stats().requests).toBe(before); // b never called payments itself
     } finally {
       payments.setFaults({ down: false });
     }
