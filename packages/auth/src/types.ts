@@ -400,6 +400,8 @@ export interface RevocationListOptions {
   store?: RevocationStore;
   /** How often the store is read for other instances' revocations. Default 1 s. */
   pollMs?: number;
+  /** Bound of one read of the store; a verification waiting for the first read fails with 503 after it. Default 5 s. */
+  timeoutMs?: number;
   /**
    * How long a revocation stays in force, in ms: set it to at least your longest token lifetime. Default 24 h,
    * capped to the store's own `retainMs`.

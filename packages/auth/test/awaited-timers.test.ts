@@ -42,4 +42,16 @@ describe('timers in a bare script', () => {
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ outcome: 'ok', subject: 'u' });
   });
+
+  it("a verification waiting on a hung revocation store settles with 503 and exit 0; the poll timer is unref'd", async () => {
+    // pollMs is 10 minutes: a ref'd poll timer would hold the child until this 60 s timeout kills it.
+    const r = await run('revocations-timers.mjs', 60_000);
+    expect(r.stderr).toBe('');
+    expect(r.code, `exit code (13 means an unref'd timer let Node quit mid-await); stdout ${r.stdout}`).toBe(
+      0,
+    );
+    const out = JSON.parse(r.stdout) as { outcome: string; status: number; ms: number };
+    expect(out).toMatchObject({ outcome: 'ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE', status: 503 });
+    expect(out.ms).toBeGreaterThanOrEqual(290);
+  });
 });

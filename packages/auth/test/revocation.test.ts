@@ -160,7 +160,7 @@ describe('revocationList', () => {
   it('answers 503 REVOCATIONS_UNAVAILABLE while the store cannot be read for the first time, then verifies', async () => {
     const store = logStore();
     store.failing = true;
-    const { key, verifier, revocations } = await setup({ store });
+    const { key, clock, verifier, revocations } = await setup({ store });
     const token = await sign(key);
     const failed = await verifier.verify(token).catch((e: unknown) => e);
     expect(failed).toMatchObject({ code: 'ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE', httpStatus: 503 });
@@ -168,10 +168,30 @@ describe('revocationList', () => {
     await expect(revocations.revoke({ jti: 'x' })).rejects.toMatchObject({
       code: 'ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE',
     });
+    // within pollMs of the failure the answer comes at once, without another read
     store.failing = false;
+    expect(await codeOf(verifier.verify(token))).toBe('ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE');
+    clock.advance(1_000);
     expect(await codeOf(verifier.verify(token))).toBe('resolved');
     expect(revocations.synced).toBe(true);
     await revocations.close();
+  });
+
+  it('bounds a first read by timeoutMs: a hung store is a 503, not a hung request', async () => {
+    const key = await makeKey('ES256', 'k1');
+    const clock = fakeClock(NOW_MS);
+    const hung: RevocationStore = { add: async () => {}, read: () => new Promise(() => {}) };
+    const verifier = createVerifier({
+      issuer: ISS,
+      audience: AUD,
+      algorithms: ['ES256'],
+      keys: localJwks({ keys: [key.publicJwk as Jwk] }),
+      clock,
+      revocations: revocationList({ store: hung, clock, timeoutMs: 2_000 }),
+    });
+    const pending = codeOf(verifier.verify(await sign(key)));
+    await clock.advanceAsync(2_000);
+    expect(await pending).toBe('ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE');
   });
 
   it('keeps its view and reports syncError when a later read fails', async () => {

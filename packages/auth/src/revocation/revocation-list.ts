@@ -21,6 +21,7 @@ interface Settings {
   readonly store: RevocationStore | undefined;
   readonly pollMs: number;
   readonly retainMs: number;
+  readonly timeoutMs: number;
   readonly clock: Clock;
 }
 
@@ -48,6 +49,10 @@ class MemoryView implements RevocationList {
   #synced: boolean;
   /** A read in progress, shared by every caller (single flight). */
   #reading: Promise<void> | undefined;
+  /** Why the last read failed while the view was never read: a sync within pollMs answers with it. */
+  #firstReadError: { readonly at: number; readonly error: unknown } | undefined;
+  /** The timeout of the read in flight. */
+  #readTimer: unknown;
   #timer: unknown;
   #closed = false;
 
@@ -99,11 +104,18 @@ class MemoryView implements RevocationList {
 
   sync(signal?: AbortSignal): Promise<void> {
     if (this.#s.store === undefined) return Promise.resolve();
+    // Never read yet and the last attempt failed within pollMs: answer at once, so an outage does not make every
+    // request wait out a read (the poll keeps trying).
+    const failed = this.#firstReadError;
+    if (failed !== undefined && this.#s.clock.now() - failed.at < this.#s.pollMs)
+      return Promise.reject(failed.error);
     // A read already in flight may have started before the caller's revocation was stored: read again after it.
+    // If it is a poll, its timeout now bounds a promise someone awaits, so it must hold the process open.
+    (this.#readTimer as { ref?: () => unknown } | undefined)?.ref?.();
     const after = this.#reading ?? Promise.resolve();
     const next = after.then(
-      () => this.#read(signal),
-      () => this.#read(signal),
+      () => this.#read(signal, true),
+      () => this.#read(signal, true),
     );
     return raceSignal(next, signal);
   }
@@ -166,23 +178,39 @@ class MemoryView implements RevocationList {
     }
   }
 
-  #read(signal: AbortSignal | undefined): Promise<void> {
+  /** One read of the store, bounded by `timeoutMs` (a ref'd timer when a caller awaits it, unref'd for a poll). */
+  #read(signal: AbortSignal | undefined, awaited: boolean): Promise<void> {
     const store = this.#s.store as RevocationStore;
+    const { clock, timeoutMs } = this.#s;
     const reading = (async () => {
       let page: Awaited<ReturnType<RevocationStore['read']>>;
+      let timer: unknown;
       try {
-        page = await store.read(this.#cursor, signal);
+        const timedOut = new Promise<never>((_, reject) => {
+          const onTimeout = () =>
+            reject(new Error(`the revocation store did not answer within ${timeoutMs} ms`));
+          timer = awaited
+            ? clock.setTimeout(onTimeout, timeoutMs)
+            : backgroundTimeout(clock, onTimeout, timeoutMs);
+          this.#readTimer = timer;
+        });
+        page = await Promise.race([store.read(this.#cursor, signal), timedOut]);
       } catch (e) {
         if (this.#events.has('syncError')) this.#events.emit('syncError', { error: e });
         const err = fail('ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE', 'the revocation store could not be read', e);
         err.retryAfterMs = Math.max(1_000, this.#s.pollMs);
+        if (!this.#synced) this.#firstReadError = { at: clock.now(), error: err };
         throw err;
+      } finally {
+        clock.clearTimeout(timer);
+        if (this.#readTimer === timer) this.#readTimer = undefined;
       }
       const now = this.#s.clock.now();
       this.#sweep(now);
       for (const r of page.revocations) if (isRevocation(r)) this.#apply(r, now);
       this.#cursor = page.cursor ?? this.#cursor;
       this.#synced = true;
+      this.#firstReadError = undefined;
     })();
     this.#reading = reading;
     return reading.finally(() => {
@@ -196,7 +224,9 @@ class MemoryView implements RevocationList {
       this.#s.clock,
       () => {
         this.#timer = undefined;
-        (this.#reading ?? this.#read(undefined)).catch(() => {}).finally(() => this.#poll(this.#s.pollMs));
+        (this.#reading ?? this.#read(undefined, false))
+          .catch(() => {})
+          .finally(() => this.#poll(this.#s.pollMs));
       },
       ms,
     );
@@ -217,9 +247,9 @@ function checkValue(name: string, value: unknown): string {
  * `@oms/auth/redis`), `revoke()` resolves once the store holds the revocation, and every instance polls the store
  * every `pollMs` for the others': a revocation made anywhere is in force everywhere within `pollMs`.
  *
- * A verification that is not a cache hit waits for the first read of the store, and fails with
- * `ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE` (HTTP 503) while that read fails; after it, a failing read keeps the view
- * it had and emits `syncError`. Revocations are forgotten after `retainMs`, when no token they refuse can still be
+ * A verification that is not a cache hit waits for the first read of the store (at most `timeoutMs`), and fails
+ * with `ERR_OMS_AUTH_REVOCATIONS_UNAVAILABLE` (HTTP 503) while that read fails (at once within `pollMs` of a failed
+ * read); after it, a failing read keeps the view it had and emits `syncError`. Revocations are forgotten after `retainMs`, when no token they refuse can still be
  * valid: set it to at least your longest token lifetime.
  *
  * @example
@@ -251,6 +281,7 @@ export function revocationList(opts: RevocationListOptions = {}): RevocationList
     store,
     pollMs: v.durationMs('pollMs', opts.pollMs ?? 1_000, { min: 1 }),
     retainMs,
+    timeoutMs: v.durationMs('timeoutMs', opts.timeoutMs ?? 5_000, { min: 1 }),
     clock: v.clock(opts.clock, systemClock),
   });
 }
