@@ -9,7 +9,7 @@
 //   exactOptionalPropertyTypes, nodenext and bundler), with the package's peers installed as a user would.
 // Usage: node scripts/release-dry.mjs [--all | <package dir> ...] [--node24 <path> | --no-node24]
 //   (--no-node24 is for a quick local look; CI and the release workflow run both Node versions)
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
@@ -76,8 +76,47 @@ export function peersForExamples(pkg) {
   return [...peers, ...peers.filter((p) => typed[p]).map((p) => typed[p]), '@types/node@20'];
 }
 
-/** Runs the rehearsal; returns `{ problems: string[], versions: [name, from, to][] }`. */
-export function releaseDry({ dirs, nodes, root = repoRoot, log = () => {} }) {
+/** The checks of one package already versioned and built in the copy; problems as strings. */
+export function checkPackage(inCopy, nodes, log = () => {}) {
+  const pkg = readPackage(inCopy);
+  const problems = [];
+  const found = tryTarball(inCopy, {
+    nodes,
+    alsoInstall: peersForExamples(pkg),
+    onInstalled(app) {
+      const installed = join(app, 'node_modules', ...pkg.name.split('/'));
+      const { problems: bad, checked } = checkExamples(installed);
+      for (const p of bad) problems.push(`installed tarball: ${p.where}: ${p.message}`);
+      log(`${pkg.name}: ${checked} examples compile against the installed tarball`);
+    },
+  });
+  return [...found, ...problems].map((p) => `${pkg.name}: ${p}`);
+}
+
+const spawnJson = (args, cwd) =>
+  new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.on('close', (code) => {
+      const lines = out.trim().split('\n');
+      const last = lines.pop() ?? '';
+      for (const l of lines) console.log(l);
+      try {
+        resolvePromise(JSON.parse(last));
+      } catch {
+        resolvePromise({ problems: [`worker ${args.join(' ')} exited ${code} without a result:\n${out}`] });
+      }
+    });
+  });
+
+/**
+ * Runs the rehearsal; returns `{ problems: string[], versions: [name, from, to][] }`. Packages are checked
+ * `concurrency` at a time, each in a worker process, since most of the time is npm installing into empty projects.
+ */
+export async function releaseDry({ dirs, nodes, root = repoRoot, concurrency = 3, log = () => {} }) {
   const copy = throwawayCopy(root);
   const problems = [];
   const versions = [];
@@ -86,24 +125,28 @@ export function releaseDry({ dirs, nodes, root = repoRoot, log = () => {} }) {
     log(`throwaway copy at ${copy}`);
     run(join(root, 'node_modules', '.bin', 'changeset'), ['version'], copy);
     run(process.execPath, [join(copy, 'scripts', 'sync-internal.mjs')], copy);
-    for (const dir of dirs) {
-      const inCopy = join(copy, relative(root, resolve(dir)));
-      const pkg = readPackage(inCopy);
+    const inCopy = dirs.map((d) => join(copy, relative(root, resolve(d))));
+    for (const dir of inCopy) {
+      const pkg = readPackage(dir);
       versions.push([pkg.name, before.get(basename(dir)), pkg.version]);
-      log(`${pkg.name}: ${before.get(basename(dir))} -> ${pkg.version}; building`);
-      run(join(root, 'node_modules', '.bin', 'tsc'), ['-b', 'tsconfig.build.json'], inCopy);
-      const found = tryTarball(inCopy, {
-        nodes,
-        onInstalled(app) {
-          run('npm', ['install', '--no-audit', '--no-fund', '--silent', ...peersForExamples(pkg)], app);
-          const installed = join(app, 'node_modules', ...pkg.name.split('/'));
-          const { problems: bad, checked } = checkExamples(installed);
-          for (const p of bad) problems.push(`${pkg.name}: installed tarball: ${p.where}: ${p.message}`);
-          log(`${pkg.name}: ${checked} examples compile against the installed tarball`);
-        },
-      });
-      for (const p of found) problems.push(`${pkg.name}: ${p}`);
     }
+    log('building the versioned packages');
+    run(
+      join(root, 'node_modules', '.bin', 'tsc'),
+      ['-b', ...inCopy.map((d) => join(d, 'tsconfig.build.json'))],
+      copy,
+    );
+    const queue = [...inCopy];
+    const worker = async () => {
+      for (let dir = queue.shift(); dir; dir = queue.shift()) {
+        const result = await spawnJson(
+          [join(copy, 'scripts', 'release-dry.mjs'), '--worker', dir, '--nodes', nodes.join(',')],
+          copy,
+        );
+        problems.push(...result.problems);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }
@@ -113,15 +156,35 @@ export function releaseDry({ dirs, nodes, root = repoRoot, log = () => {} }) {
 if (isMain(import.meta.url)) {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { all: { type: 'boolean' }, node24: { type: 'string' }, 'no-node24': { type: 'boolean' } },
+    options: {
+      all: { type: 'boolean' },
+      node24: { type: 'string' },
+      'no-node24': { type: 'boolean' },
+      concurrency: { type: 'string', default: '3' },
+      worker: { type: 'string' },
+      nodes: { type: 'string' },
+    },
   });
+  if (values.worker) {
+    // One package, in a copy the parent prepared; the last stdout line is the result.
+    const problems = checkPackage(values.worker, (values.nodes ?? process.execPath).split(','), (m) =>
+      console.log(m),
+    );
+    console.log(JSON.stringify({ problems }));
+    process.exit(0);
+  }
   const dirs =
     values.all || positionals.length === 0 ? publishedPackages() : positionals.map((p) => resolve(p));
   const nodes = [process.execPath];
   if (!values['no-node24']) nodes.push(values.node24 ?? node24Path());
   const versions = nodes.map((n) => run(n, ['-v'], tmpdir()).trim()).join(' and ');
   console.log(`release rehearsal of ${dirs.length} packages, imports on Node ${versions}`);
-  const { problems, versions: bumped } = releaseDry({ dirs, nodes, log: (m) => console.log(m) });
+  const { problems, versions: bumped } = await releaseDry({
+    dirs,
+    nodes,
+    concurrency: Number(values.concurrency),
+    log: (m) => console.log(m),
+  });
   for (const [name, from, to] of bumped) console.log(`  ${name} ${from}${from === to ? '' : ` -> ${to}`}`);
   for (const p of problems) console.error(p);
   console.log(problems.length ? `${problems.length} problems` : 'every package would publish cleanly');

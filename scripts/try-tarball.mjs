@@ -21,14 +21,21 @@ const DRIVERS = [
   'express',
 ];
 const ALLOWED = /^(package\.json|README\.md|CHANGELOG\.md|LICENSE(\.md)?|dist\/.+|src\/.+)$/;
+/** `@scope/name/sub` and `name/sub` to the package name; `name@1` to `name`. */
+const bareName = (spec) => {
+  const parts = spec.split('/');
+  const name = spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+  return name.replace(/(.)@.*$/, '$1');
+};
 const run = (cmd, args, cwd) =>
   execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 /**
  * Problems found installing the package at `pkgDir` alone. `nodes` are the Node binaries every subpath is
- * imported with (this one by default); `onInstalled(app, pkg, problems)` runs before the temp project goes.
+ * imported with (this one by default); `alsoInstall` are packages added after the alone checks, in the same
+ * install as the README example's peers; `onInstalled(app, pkg, problems)` runs before the temp project goes.
  */
-export function tryTarball(pkgDir, { nodes = [process.execPath], onInstalled } = {}) {
+export function tryTarball(pkgDir, { nodes = [process.execPath], alsoInstall = [], onInstalled } = {}) {
   pkgDir = resolve(pkgDir);
   const problems = [];
   const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
@@ -89,9 +96,25 @@ export function tryTarball(pkgDir, { nodes = [process.execPath], onInstalled } =
         (w) => w && !w.startsWith('-') && w !== pkg.name && !w.startsWith(`${pkg.name}@`),
       );
       if (peers.includes('pg')) peers.push('@types/pg');
+      if (alsoInstall.length) {
+        // One install for both checks: the example may then see more peers than its install line names, so
+        // check statically that each package it imports is named there (or comes with the package).
+        const own = new Set([pkg.name, ...Object.keys(pkg.dependencies ?? {}), ...peers.map(bareName)]);
+        for (const m of example.code.matchAll(/^\s*import\s[^'"]*['"]([^'"]+)['"]/gm)) {
+          const dep = bareName(m[1]);
+          if (!dep.startsWith('node:') && !own.has(dep))
+            problems.push(`README example imports ${dep}, which its install line does not name`);
+        }
+      }
       run(
         'npm',
-        ['install', '--no-audit', '--no-fund', '--silent', ...peers, 'typescript@5.9.3', '@types/node@20'],
+        [
+          'install',
+          '--no-audit',
+          '--no-fund',
+          '--silent',
+          ...new Set([...peers, ...alsoInstall, 'typescript@5.9.3', '@types/node@20']),
+        ],
         app,
       );
       writeFileSync(join(app, 'example.ts'), `${example.code}\nexport {};\n`);
@@ -116,6 +139,8 @@ export function tryTarball(pkgDir, { nodes = [process.execPath], onInstalled } =
       } catch (e) {
         problems.push(`README example does not type-check in an empty project:\n${e.stdout}`);
       }
+    } else if (alsoInstall.length) {
+      run('npm', ['install', '--no-audit', '--no-fund', '--silent', ...alsoInstall], app);
     }
     onInstalled?.(app, pkg, problems);
   } finally {
