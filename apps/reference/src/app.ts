@@ -187,6 +187,7 @@ async function compose(
         consumerRedis: backends.duplicateRedis(),
         stream: `${config.redisPrefix}orders`,
         consumerName: config.instanceId,
+        onError: (e) => log.warn({ err: String(e) }, 'notifications consumer error (it retries)'),
       })
     : inProcessDelivery(db);
   const outboxRelay = relay({ db, publisher: delivery.publisher, listen: backends.listen, pollMs: 1_000 });

@@ -72,8 +72,13 @@ export class AuditLog {
   record(e: AuditEntry): void {
     if (this.#closed) return;
     this.#queue.push({ ...e, at: new Date().toISOString() });
-    if (this.#queue.length >= 500) void this.flush();
-    else this.#timer ??= setTimeout(() => void this.flush(), 20).unref();
+    if (this.#queue.length >= 500) this.#flushSoon();
+    else this.#timer ??= setTimeout(() => this.#flushSoon(), 20).unref();
+  }
+
+  /** A background flush: a failure is logged and retried by #append, never an unhandled rejection. */
+  #flushSoon(): void {
+    this.flush().catch(() => {});
   }
 
   /** Writes everything queued so far; resolves once it is committed. */
@@ -126,7 +131,7 @@ export class AuditLog {
       // never lose a decision silently: put the batch back at the front and say so
       this.#queue = batch.concat(this.#queue);
       this.#log.error({ err: String(err), pending: this.#queue.length }, 'audit append failed; will retry');
-      if (!this.#closed) this.#timer ??= setTimeout(() => void this.flush(), 500).unref();
+      if (!this.#closed) this.#timer ??= setTimeout(() => this.#flushSoon(), 500).unref();
       throw err;
     }
   }

@@ -50,6 +50,7 @@ export function redisDelivery(o: {
   consumerRedis: Redis;
   stream: string;
   consumerName: string;
+  onError: (error: unknown) => void;
 }): Delivery {
   const consumer = redisStreamsConsumer<Database, void>({
     redis: o.consumerRedis,
@@ -61,6 +62,7 @@ export function redisDelivery(o: {
     handler: (m, trx) => apply(trx, m),
     blockMs: 1_000,
   });
+  consumer.on('error', (e) => o.onError(e.error));
   return {
     publisher: redisStreamsPublisher({ redis: o.redis, stream: o.stream }),
     consumer,
