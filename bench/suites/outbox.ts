@@ -55,6 +55,7 @@ export default defineSuite({
       schema: string,
       ordering: 'per-key' | 'none',
       publisher: Parameters<typeof relay>[0]['publisher'],
+      batchSize = 100,
     ) => {
       const tables = { schema };
       await migrate(db, { tables });
@@ -63,7 +64,7 @@ export default defineSuite({
         tables,
         publisher,
         ordering,
-        batchSize: 100,
+        batchSize,
         pollMs: 60_000,
         listen: await listener(),
       });
@@ -79,6 +80,7 @@ export default defineSuite({
     const noop = fnPublisher(() => undefined);
     const perKey = await relayCase('bench_outbox_key', 'per-key', noop);
     const unordered = await relayCase('bench_outbox_none', 'none', noop);
+    const perKey500 = await relayCase('bench_outbox_key500', 'per-key', noop, 500);
     const toRedis = await relayCase(
       'bench_outbox_redis',
       'per-key',
@@ -144,9 +146,55 @@ export default defineSuite({
           },
         );
       });
+    const txWithQuietEnqueue = () =>
+      db.transaction().execute(async (trx) => {
+        await sql`insert into bench_orders (total) values (1)`.execute(trx);
+        await enqueue(
+          trx,
+          { topic: 'orders', key: 'o', type: 'created', payload: { total: 1 } },
+          { tables: { schema: 'bench_outbox_enqueue' }, notify: false },
+        );
+      });
+    // the same outbox row written by a hand-written INSERT into a copy of the table without the NOTIFY trigger:
+    // what any outbox row costs the transaction, whoever writes it
+    await migrate(db, { tables: { schema: 'bench_outbox_plain' } });
+    await sql`drop trigger if exists outbox_notify on bench_outbox_plain.outbox`.execute(db);
+    const txWithPlainRow = () =>
+      db.transaction().execute(async (trx) => {
+        await sql`insert into bench_orders (total) values (1)`.execute(trx);
+        await sql`insert into bench_outbox_plain.outbox (topic, key, type, payload, headers)
+          values (${'orders'}, ${'o'}, ${'created'}, cast(${'{"total":1}'} as jsonb), cast(${'{}'} as jsonb))
+          returning id::text as id`.execute(trx);
+      });
     const x8 = (fn: () => Promise<unknown>) => () => Promise.all(Array.from({ length: 8 }, fn));
+
+    // enqueue→publish latency at a light load: one message at a time, to a relay sleeping on LISTEN
+    await migrate(db, { tables: { schema: 'bench_outbox_latency' } });
+    const latencyRelay = relay({
+      db,
+      tables: { schema: 'bench_outbox_latency' },
+      publisher: noop,
+      pollMs: 60_000,
+      listen: await listener(),
+    });
+    const latencyDrained = drainable(latencyRelay);
+    latencyRelay.start();
+    started.push(latencyRelay);
+    const latencies: number[] = [];
+    const oneLatency = async () => {
+      const t0 = performance.now();
+      const done = latencyDrained(1);
+      await enqueue(
+        db,
+        { topic: 'orders', key: 'o', type: 'created', payload: { total: 1 } },
+        { tables: { schema: 'bench_outbox_latency' } },
+      );
+      await done;
+      latencies.push(performance.now() - t0);
+    };
     // keep the tables small: the enqueue case's relay-less outbox would otherwise grow for the whole run
-    const trimEnqueue = () => sql`truncate bench_outbox_enqueue.outbox, bench_orders`.execute(db);
+    const trimEnqueue = () =>
+      sql`truncate bench_outbox_enqueue.outbox, bench_outbox_plain.outbox, bench_orders`.execute(db);
 
     return {
       pool,
@@ -157,11 +205,16 @@ export default defineSuite({
       boss,
       perKey,
       unordered,
+      perKey500,
       toRedis,
       rawDrain,
       bossDrain,
       bareTx,
       txWithEnqueue,
+      txWithQuietEnqueue,
+      txWithPlainRow,
+      oneLatency,
+      latencies,
       x8,
       trimEnqueue,
     };
@@ -170,13 +223,19 @@ export default defineSuite({
     { name: 'raw DELETE SKIP LOCKED LIMIT 100 drain', ops: N, fn: c.rawDrain },
     { name: 'oms relay drain, no-op publisher, per-key', ops: N, fn: c.perKey },
     { name: 'oms relay drain, no-op publisher, unordered', ops: N, fn: c.unordered },
+    { name: 'oms relay drain, no-op publisher, per-key, batchSize 500', ops: N, fn: c.perKey500 },
     { name: 'oms relay drain to Redis Streams, per-key', ops: N, fn: c.toRedis },
     { name: 'pg-boss fetch+complete drain, 1 worker', ops: N, fn: c.bossDrain(1) },
     { name: 'pg-boss fetch+complete drain, 2 workers', ops: N, fn: c.bossDrain(2) },
     { name: 'bare INSERT transaction c1', fn: c.bareTx },
     { name: 'INSERT + enqueue transaction c1', fn: c.txWithEnqueue },
+    { name: 'INSERT + enqueue (notify: false) transaction c1', fn: c.txWithQuietEnqueue },
+    { name: 'INSERT + plain outbox-row INSERT transaction c1', fn: c.txWithPlainRow },
     { name: 'bare INSERT transaction c8', ops: 8, fn: c.x8(c.bareTx) },
     { name: 'INSERT + enqueue transaction c8', ops: 8, fn: c.x8(c.txWithEnqueue) },
+    { name: 'INSERT + enqueue (notify: false) transaction c8', ops: 8, fn: c.x8(c.txWithQuietEnqueue) },
+    { name: 'INSERT + plain outbox-row INSERT transaction c8', ops: 8, fn: c.x8(c.txWithPlainRow) },
+    { name: 'enqueue→publish latency, LISTEN, light load (p50)', fn: c.oneLatency },
   ],
   ratios: [
     {
@@ -208,8 +267,40 @@ export default defineSuite({
       denominator: 'bare INSERT transaction c8',
       goal: '<= 1.2',
     },
+    {
+      name: 'INSERT + enqueue (notify: false) / bare INSERT transaction, c1',
+      numerator: 'INSERT + enqueue (notify: false) transaction c1',
+      denominator: 'bare INSERT transaction c1',
+    },
+    {
+      name: 'INSERT + enqueue (notify: false) / bare INSERT transaction, c8',
+      numerator: 'INSERT + enqueue (notify: false) transaction c8',
+      denominator: 'bare INSERT transaction c8',
+    },
+    {
+      name: 'INSERT + plain outbox-row INSERT / bare INSERT transaction, c1 (the extra statement alone)',
+      numerator: 'INSERT + plain outbox-row INSERT transaction c1',
+      denominator: 'bare INSERT transaction c1',
+    },
+    {
+      name: 'time enqueue adds / time a plain outbox-row INSERT adds, c1',
+      numerator: 'INSERT + enqueue transaction c1',
+      denominator: 'INSERT + plain outbox-row INSERT transaction c1',
+      subtract: 'bare INSERT transaction c1',
+    },
+    {
+      name: 'pg-boss (1 worker) drain time / relay (per-key, batchSize 500)',
+      numerator: 'pg-boss fetch+complete drain, 1 worker',
+      denominator: 'oms relay drain, no-op publisher, per-key, batchSize 500',
+    },
   ],
   async teardown(c) {
+    // the harness reports each case's p50; the tail of the latency case is printed here
+    const l = [...c.latencies].sort((a, b) => a - b);
+    const at = (q: number) => l[Math.min(l.length - 1, Math.floor(q * l.length))]?.toFixed(2);
+    process.stdout.write(
+      `enqueue→publish latency over ${l.length} messages: p50 ${at(0.5)} ms, p99 ${at(0.99)} ms\n`,
+    );
     await Promise.all(c.started.map((r) => r.stop({ drain: false })));
     await c.trimEnqueue().catch(() => {});
     await c.boss.stop({ graceful: false }).catch(() => {});
