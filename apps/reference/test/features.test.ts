@@ -158,6 +158,48 @@ describe('pay through the payments pipeline', () => {
   });
 });
 
+describe('per-order locks with fencing', () => {
+  it('a transition whose lease token is older than the fence stored on the row writes nothing (409 CONFLICT)', async () => {
+    const token = await h.token('customer', 'fenced');
+    const order = await createOrder(h, token);
+    // a holder with a far newer token has written the row: every token this process can hold is older
+    await h.app.internals.db
+      .updateTable('orders')
+      .set({ fence: (2n ** 62n).toString() })
+      .where('id', '=', order.id)
+      .execute();
+    const r = await h.call('POST', `/v1/orders/${order.id}/cancel`, { token });
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({ code: 'CONFLICT', type: 'https://oms.dev/problems/conflict' });
+    const row = await h.call('GET', `/v1/orders/${order.id}`, { token });
+    expect(row.body.order).toMatchObject({ status: 'created', version: 1 });
+  });
+
+  it('stores the lease token: concurrent pay and cancel of one order serialise, one wins', async () => {
+    const token = await h.token('customer', 'racer');
+    const order = await createOrder(h, token);
+    const [pay, cancel] = await Promise.all([
+      h.call('POST', `/v1/orders/${order.id}/pay`, { token }),
+      h.call('POST', `/v1/orders/${order.id}/cancel`, { token }),
+    ]);
+    const final = (await h.call('GET', `/v1/orders/${order.id}`, { token })).body.order;
+    if (final.status === 'paid') {
+      expect(pay.status).toBe(200);
+      expect(cancel.status).toBe(409);
+    } else {
+      expect(final.status).toBe('cancelled');
+      expect(cancel.status).toBe(200);
+      expect(pay.status).toBe(409);
+    }
+    const fence = await h.app.internals.db
+      .selectFrom('orders')
+      .select('fence')
+      .where('id', '=', order.id)
+      .executeTakeFirstOrThrow();
+    expect(BigInt(fence.fence)).toBeGreaterThan(0n);
+  });
+});
+
 describe('rate limits', () => {
   it('every response carries RateLimit-Policy/RateLimit for the four scopes; the route scope denies with 429', async () => {
     const token = await h.token('customer', 'rl-customer');
