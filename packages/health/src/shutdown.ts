@@ -1,8 +1,9 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { constants } from 'node:os';
 import { systemClock } from './internal/clock.js';
 import { Emitter } from './internal/emitter.js';
+import { HookRunner, RequestTracker } from './shutdown-parts.js';
 import type { Clock, HealthRegistry } from './types.js';
 import { invalid, v } from './validate.js';
 
@@ -162,13 +163,6 @@ const stderrLog = (entry: ShutdownLogEntry) => {
   );
 };
 
-interface Tracked {
-  method: string;
-  path: string;
-  startedAt: number;
-  res: ServerResponse;
-}
-
 /** A hook as given, checked and with its name settled once, so events and logs say the same. */
 function toHook(h: ShutdownHook | ShutdownHookFn, i: number): ShutdownHook {
   if (typeof h === 'function') return { name: h.name || `hook[${i}]`, fn: h };
@@ -236,7 +230,6 @@ export function shutdownSequence(
   opts: Omit<GracefulShutdownOptions, 'server'>,
   target: DrainTarget,
 ): GracefulShutdown {
-  const server = target.server;
   if (!opts.registry || typeof opts.registry.beginShutdown !== 'function') {
     invalid('gracefulShutdown({ registry }) needs a health registry');
   }
@@ -245,165 +238,104 @@ export function shutdownSequence(
   if (opts.timeoutMs <= opts.drainDelayMs) {
     invalid(`timeoutMs (${opts.timeoutMs}) must be greater than drainDelayMs (${opts.drainDelayMs})`);
   }
-  const hooks = (opts.hooks ?? []).map(toHook);
-  const signals = [...(opts.signals ?? ['SIGTERM', 'SIGINT'])];
+  const run = new ShutdownRun(opts, target, (opts.hooks ?? []).map(toHook));
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  for (const sig of [...(opts.signals ?? ['SIGTERM', 'SIGINT'])]) {
+    const h = () => void run.start(sig, sig);
+    handlers.set(sig, h);
+    process.on(sig, h);
+  }
+  let disposed = false;
+  return {
+    get phase() {
+      return run.phase;
+    },
+    inFlight: () => run.requests.list(),
+    shutdown: (reason = 'shutdown()') => run.start(reason),
+    on: (event, fn) => run.events.on(event, fn),
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const [sig, h] of handlers) process.off(sig, h);
+      handlers.clear();
+      run.stopTracking();
+    },
+  };
+}
+
+/** One shutdown, step by step: the runbook of `gracefulShutdown`. */
+class ShutdownRun {
+  readonly events = new Emitter<ShutdownEvents>();
+  readonly requests: RequestTracker;
+  phase: ShutdownPhase = 'running';
+  readonly #o: Omit<GracefulShutdownOptions, 'server'>;
+  readonly #target: DrainTarget;
+  readonly #hookList: ShutdownHook[];
   // Shutdown is foreground work: the drain and hook timers are ref'd, so the process lives until it is done.
-  const clock = v.clock(opts.clock, systemClock);
-  const exit = opts.exit ?? ((code: number) => process.exit(code));
-  const log = opts.log === false ? undefined : (opts.log ?? stderrLog);
-  const registry = opts.registry;
-  const events = new Emitter<ShutdownEvents>();
+  readonly #clock: Clock;
+  readonly #exit: (code: number) => void;
+  readonly #log: ((entry: ShutdownLogEntry) => void) | undefined;
+  readonly #hooks: HookRunner;
+  #startedAt = 0;
+  #exited = false;
+  #timeoutTimer: unknown;
+  #sleepTimer: unknown;
+  #exitCode: Promise<number> | undefined;
+  #resolveExit: ((code: number) => void) | undefined;
 
-  const tracked = new Set<Tracked>();
-  let phase: ShutdownPhase = 'running';
-  let startedAt = 0;
-  let exited = false;
-  let currentHook: string | undefined;
-  let timeoutTimer: unknown;
-  let exitCode: Promise<number> | undefined;
-  let resolveExit: ((code: number) => void) | undefined;
-  let idleWaiter: (() => void) | undefined;
-  const hookAborts = new Set<AbortController>();
+  constructor(opts: Omit<GracefulShutdownOptions, 'server'>, target: DrainTarget, hooks: ShutdownHook[]) {
+    this.#o = opts;
+    this.#target = target;
+    this.#hookList = hooks;
+    this.#clock = v.clock(opts.clock, systemClock);
+    this.#exit = opts.exit ?? ((code: number) => process.exit(code));
+    this.#log = opts.log === false ? undefined : (opts.log ?? stderrLog);
+    this.#hooks = new HookRunner(this.#clock, this.events, this.#log);
+    this.requests = new RequestTracker(this.#clock, () => this.phase !== 'running');
+    // First in line: a synchronous handler (`res.end('hello')`) has sent its headers by the time a listener
+    // added after it runs, and would keep `Connection: keep-alive` through the drain.
+    target.server.prependListener('request', this.requests.onRequest);
+  }
 
-  const markClose = (res: ServerResponse) => {
-    // tells keep-alive clients to not reuse the socket, so none races a request into a closing socket
-    if (!res.headersSent) res.setHeader('connection', 'close');
-  };
+  stopTracking(): void {
+    this.#target.server.off('request', this.requests.onRequest);
+  }
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const t: Tracked = {
-      method: req.method ?? 'GET',
-      path: (req.url ?? '/').split('?', 1)[0] ?? '/',
-      startedAt: clock.now(),
-      res,
-    };
-    tracked.add(t);
-    if (phase !== 'running') markClose(res);
-    res.once('close', () => {
-      tracked.delete(t);
-      if (tracked.size === 0) idleWaiter?.();
-    });
-  };
-  // First in line: a synchronous handler (`res.end('hello')`) has sent its headers by the time a listener
-  // added after it runs, and would keep `Connection: keep-alive` through the drain.
-  server.prependListener('request', onRequest);
-
-  const inFlight = (): InFlightRequest[] => {
-    const now = clock.now();
-    return [...tracked].map((t) => ({ method: t.method, path: t.path, ageMs: now - t.startedAt }));
-  };
-
-  const setPhase = (p: ShutdownPhase, reason?: string) => {
-    phase = p;
-    events.emit('phase', {
-      phase: p,
-      time: clock.now(),
-      inFlight: tracked.size,
-      ...(reason ? { reason } : {}),
-    });
-  };
-
-  const finish = (code: number) => {
-    if (exited) return;
-    exited = true;
-    phase = 'exiting';
-    if (timeoutTimer !== undefined) clock.clearTimeout(timeoutTimer);
-    // when exit is injected the process lives on: a forced exit must not leave the drain timer behind
-    if (sleepTimer !== undefined) clock.clearTimeout(sleepTimer);
-    if (hookTimer !== undefined) clock.clearTimeout(hookTimer);
-    for (const c of hookAborts) c.abort(new Error('shutdown forced'));
-    events.emit('exit', { code, durationMs: clock.now() - startedAt });
-    // signal handlers stay until dispose(): a late signal must not fall back to Node's default kill
-    server.off('request', onRequest);
-    resolveExit?.(code);
-    exit(code);
-  };
-
-  const force = (reason: 'signal' | 'timeout', signal?: NodeJS.Signals) => {
-    if (exited) return;
-    const list = inFlight();
-    const e: ShutdownEvents['forced'] = {
-      reason,
-      phase,
-      inFlight: list,
-      ...(signal ? { signal } : {}),
-      ...(currentHook ? { hook: currentHook } : {}),
-    };
-    events.emit('forced', e);
-    log?.({
-      level: 'error',
-      msg:
-        reason === 'timeout'
-          ? `graceful shutdown timed out after ${opts.timeoutMs} ms in phase ${phase}; forcing exit`
-          : `second ${signal ?? 'signal'} during graceful shutdown (phase ${phase}); forcing exit`,
-      phase,
-      inFlight: list,
-      ...(currentHook ? { hook: currentHook } : {}),
-    });
-    const signum = signal ? (constants.signals as Record<string, number>)[signal] : undefined;
-    finish(signum ? 128 + signum : 1);
-  };
-
-  let sleepTimer: unknown;
-  let hookTimer: unknown;
-  const sleep = (ms: number) =>
-    new Promise<void>((r) => {
-      sleepTimer = clock.setTimeout(r, ms);
-    });
-
-  const waitIdle = () =>
-    tracked.size === 0
-      ? Promise.resolve()
-      : new Promise<void>((r) => {
-          idleWaiter = r;
-        });
-
-  const runHook = async (h: ShutdownHook): Promise<boolean> => {
-    const limit = h.timeoutMs ?? 5000;
-    const controller = new AbortController();
-    hookAborts.add(controller);
-    currentHook = h.name;
-    const t0 = clock.now();
-    let timer: unknown;
-    try {
-      await Promise.race([
-        Promise.resolve().then(() => h.fn(controller.signal)),
-        new Promise((_, reject) => {
-          timer = hookTimer = clock.setTimeout(() => {
-            const err = new Error(`hook ${h.name} timed out after ${limit} ms`);
-            controller.abort(err);
-            reject(err);
-          }, limit);
-        }),
-      ]);
-      events.emit('hook', { name: h.name, ok: true, durationMs: clock.now() - t0 });
-      return true;
-    } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
-      events.emit('hook', { name: h.name, ok: false, durationMs: clock.now() - t0, error });
-      log?.({ level: 'error', msg: `shutdown hook ${h.name} failed: ${error}`, hook: h.name });
-      return false;
-    } finally {
-      clock.clearTimeout(timer);
-      hookAborts.delete(controller);
-      currentHook = undefined;
+  start(reason: string, signal?: NodeJS.Signals): Promise<number> {
+    if (this.#exitCode) {
+      this.#force('signal', signal);
+      return this.#exitCode;
     }
-  };
+    this.#exitCode = new Promise<number>((r) => {
+      this.#resolveExit = r;
+    });
+    this.#sequence(reason).catch((e: unknown) => {
+      this.#log?.({
+        level: 'error',
+        msg: `graceful shutdown failed: ${e instanceof Error ? e.message : String(e)}`,
+      });
+      this.#finish(1);
+    });
+    return this.#exitCode;
+  }
 
-  const sequence = async (reason: string) => {
-    startedAt = clock.now();
-    registry.beginShutdown();
-    setPhase('draining', reason);
-    for (const t of tracked) markClose(t.res);
-    timeoutTimer = clock.setTimeout(() => force('timeout'), opts.timeoutMs);
+  async #sequence(reason: string): Promise<void> {
+    const clock = this.#clock;
+    this.#startedAt = clock.now();
+    this.#o.registry.beginShutdown();
+    this.#setPhase('draining', reason);
+    this.requests.closeAll();
+    this.#timeoutTimer = clock.setTimeout(() => this.#force('timeout'), this.#o.timeoutMs);
 
-    await sleep(opts.drainDelayMs);
-    if (exited) return;
-    setPhase('closing');
-    const closed = Promise.resolve(target.close()).then(
+    await new Promise<void>((r) => {
+      this.#sleepTimer = clock.setTimeout(r, this.#o.drainDelayMs);
+    });
+    if (this.#exited) return;
+    this.#setPhase('closing');
+    const closed = Promise.resolve(this.#target.close()).then(
       () => true,
       (e: unknown) => {
-        log?.({
+        this.#log?.({
           level: 'error',
           msg: `closing the server failed: ${e instanceof Error ? e.message : String(e)}`,
         });
@@ -411,69 +343,78 @@ export function shutdownSequence(
       },
     );
 
-    setPhase('waiting');
-    await waitIdle();
-    if (exited) return;
+    this.#setPhase('waiting');
+    await this.requests.idle();
+    if (this.#exited) return;
     // connections whose last response was already streaming before the signal are idle now
-    server.closeIdleConnections?.();
+    this.#target.server.closeIdleConnections?.();
     let ok = await closed;
-    if (exited) return;
+    if (this.#exited) return;
 
-    setPhase('hooks');
-    for (const h of hooks) {
-      if (exited) return;
-      if (!(await runHook(h))) ok = false;
+    this.#setPhase('hooks');
+    for (const h of this.#hookList) {
+      if (this.#exited) return;
+      if (!(await this.#hooks.run(h))) ok = false;
     }
-    if (exited) return;
+    if (this.#exited) return;
     try {
-      await registry.close();
+      await this.#o.registry.close();
     } catch {
       // the registry's close only clears timers; nothing to report
     }
-    finish(ok ? 0 : 1);
-  };
-
-  const start = (reason: string, signal?: NodeJS.Signals): Promise<number> => {
-    if (exitCode) {
-      force('signal', signal);
-      return exitCode;
-    }
-    exitCode = new Promise<number>((r) => {
-      resolveExit = r;
-    });
-    sequence(reason).catch((e: unknown) => {
-      log?.({
-        level: 'error',
-        msg: `graceful shutdown failed: ${e instanceof Error ? e.message : String(e)}`,
-      });
-      finish(1);
-    });
-    return exitCode;
-  };
-
-  const handlers = new Map<NodeJS.Signals, () => void>();
-  for (const sig of signals) {
-    const h = () => void start(sig, sig);
-    handlers.set(sig, h);
-    process.on(sig, h);
+    this.#finish(ok ? 0 : 1);
   }
 
-  let disposed = false;
-  function dispose() {
-    if (disposed) return;
-    disposed = true;
-    for (const [sig, h] of handlers) process.off(sig, h);
-    handlers.clear();
-    server.off('request', onRequest);
+  #setPhase(p: ShutdownPhase, reason?: string): void {
+    this.phase = p;
+    this.events.emit('phase', {
+      phase: p,
+      time: this.#clock.now(),
+      inFlight: this.requests.size,
+      ...(reason ? { reason } : {}),
+    });
   }
 
-  return {
-    get phase() {
-      return phase;
-    },
-    inFlight,
-    shutdown: (reason = 'shutdown()') => start(reason),
-    on: (event, fn) => events.on(event, fn),
-    dispose,
-  };
+  #force(reason: 'signal' | 'timeout', signal?: NodeJS.Signals): void {
+    if (this.#exited) return;
+    const list = this.requests.list();
+    const phase = this.phase;
+    const hook = this.#hooks.current;
+    const e: ShutdownEvents['forced'] = {
+      reason,
+      phase,
+      inFlight: list,
+      ...(signal ? { signal } : {}),
+      ...(hook ? { hook } : {}),
+    };
+    this.events.emit('forced', e);
+    this.#log?.({
+      level: 'error',
+      msg:
+        reason === 'timeout'
+          ? `graceful shutdown timed out after ${this.#o.timeoutMs} ms in phase ${phase}; forcing exit`
+          : `second ${signal ?? 'signal'} during graceful shutdown (phase ${phase}); forcing exit`,
+      phase,
+      inFlight: list,
+      ...(hook ? { hook } : {}),
+    });
+    const signum = signal ? (constants.signals as Record<string, number>)[signal] : undefined;
+    this.#finish(signum ? 128 + signum : 1);
+  }
+
+  #finish(code: number): void {
+    if (this.#exited) return;
+    this.#exited = true;
+    this.phase = 'exiting';
+    const clock = this.#clock;
+    if (this.#timeoutTimer !== undefined) clock.clearTimeout(this.#timeoutTimer);
+    // when exit is injected the process lives on: a forced exit must not leave the drain timer behind
+    if (this.#sleepTimer !== undefined) clock.clearTimeout(this.#sleepTimer);
+    this.#hooks.abortAll();
+    this.events.emit('exit', { code, durationMs: clock.now() - this.#startedAt });
+    // signal handlers stay until dispose(): a late signal must not fall back to Node's default kill
+    this.stopTracking();
+    this.#resolveExit?.(code);
+    this.#exit(code);
+  }
 }
