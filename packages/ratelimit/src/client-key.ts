@@ -1,4 +1,4 @@
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
 import { invalidOption } from './errors.js';
 
 /**
@@ -49,51 +49,66 @@ export interface ClientKeyRequest {
   headers: Record<string, string | readonly string[] | undefined>;
 }
 
+/** The eight 16-bit words of an address `isIPv6` accepted (a zone, if any, is ignored). */
 function expand6(ip: string): number[] | undefined {
-  let s = ip;
-  const zone = s.indexOf('%');
-  if (zone >= 0) s = s.slice(0, zone);
-  let tail: number[] = [];
+  const zone = ip.indexOf('%');
+  let s = zone >= 0 ? ip.slice(0, zone) : ip;
+  const w = [0, 0, 0, 0, 0, 0, 0, 0];
+  let n = 8; // words written as hex groups
   const lastColon = s.lastIndexOf(':');
   if (s.includes('.', lastColon)) {
-    const v4 = s
-      .slice(lastColon + 1)
-      .split('.')
-      .map(Number);
-    tail = [(v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!];
-    s = `${s.slice(0, lastColon + 1)}0:0`;
+    // an embedded IPv4 tail (::ffff:a.b.c.d): its two words go last
+    const v4 = s.slice(lastColon + 1).split('.');
+    w[6] = (Number(v4[0]) << 8) | Number(v4[1]);
+    w[7] = (Number(v4[2]) << 8) | Number(v4[3]);
+    s = s.slice(0, lastColon + 1);
+    // drop the separator before the tail, unless it is half of a '::'
+    if (!s.endsWith('::')) s = s.slice(0, -1);
+    n = 6;
   }
-  const [head = '', rest] = s.split('::');
-  const a = head ? head.split(':') : [];
-  const b = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const fillN = 8 - a.length - b.length;
-  if (fillN < 0 || (rest === undefined && fillN !== 0)) return undefined;
-  const words = [...a, ...Array<string>(fillN).fill('0'), ...b].map((w) => Number.parseInt(w, 16));
-  if (tail.length) words.splice(6, 2, ...tail);
-  return words.some((w) => Number.isNaN(w)) ? undefined : words;
+  const gap = s.indexOf('::');
+  const head = gap < 0 ? s : s.slice(0, gap);
+  const tail = gap < 0 ? '' : s.slice(gap + 2);
+  const a = head === '' ? [] : head.split(':');
+  const b = tail === '' ? [] : tail.split(':');
+  if (a.length + b.length > n || (gap < 0 && a.length !== n)) return undefined;
+  for (let i = 0; i < a.length; i++) w[i] = Number.parseInt(a[i]!, 16);
+  for (let i = 0; i < b.length; i++) w[n - b.length + i] = Number.parseInt(b[i]!, 16);
+  for (const x of w) if (Number.isNaN(x)) return undefined;
+  return w;
 }
+
+const PORT4 = /^\d+\.\d+\.\d+\.\d+:\d+$/;
 
 /** Normalises an address: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 grouped to its prefix. */
 function normalise(raw: string, prefix: number): string | undefined {
+  // what a socket reports most of the time, already in normal form
+  if (isIPv4(raw)) return raw;
   let ip = raw.trim();
   if (ip.startsWith('[')) ip = ip.slice(1, ip.indexOf(']'));
-  else if (/^\d+\.\d+\.\d+\.\d+:\d+$/.test(ip)) ip = ip.slice(0, ip.lastIndexOf(':'));
-  const v = isIP(ip.split('%')[0]!);
-  if (v === 4) return ip;
-  if (v !== 6) return undefined;
+  else if (PORT4.test(ip)) ip = ip.slice(0, ip.lastIndexOf(':'));
+  const zone = ip.indexOf('%');
+  const bare = zone >= 0 ? ip.slice(0, zone) : ip;
+  if (isIPv4(bare)) return ip;
+  // a dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d
+  if (bare.length > 7 && bare.slice(0, 7).toLowerCase() === '::ffff:' && isIPv4(bare.slice(7))) {
+    return bare.slice(7);
+  }
+  if (!isIPv6(bare)) return undefined;
   const w = expand6(ip);
   if (!w) return undefined;
   if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff) {
     return `${w[6]! >> 8}.${w[6]! & 0xff}.${w[7]! >> 8}.${w[7]! & 0xff}`;
   }
   let bits = prefix;
-  const out: string[] = [];
+  let out = '';
   for (let i = 0; i < 8; i++) {
     const keep = Math.max(0, Math.min(16, bits));
     bits -= 16;
-    out.push((keep === 0 ? 0 : w[i]! & (0xffff << (16 - keep)) & 0xffff).toString(16));
+    const word = keep === 0 ? 0 : w[i]! & (0xffff << (16 - keep)) & 0xffff;
+    out += i === 0 ? word.toString(16) : `:${word.toString(16)}`;
   }
-  return `${out.join(':')}/${prefix}`;
+  return `${out}/${prefix}`;
 }
 
 function trustList(list: readonly string[]): BlockList {

@@ -350,6 +350,23 @@ describe('clientKey', () => {
     );
   });
 
+  it('reads the forms sockets and proxies write: ports, brackets, zones, upper case, embedded IPv4', () => {
+    const key = (ip: string, ipv6Prefix?: number) =>
+      clientKey({ ip, headers: {} }, ipv6Prefix === undefined ? {} : { ipv6Prefix });
+    expect(key('198.51.100.7:8080')).toBe('ip:198.51.100.7');
+    expect(key(' 198.51.100.7 ')).toBe('ip:198.51.100.7');
+    expect(key('[2001:db8:1:2::9]:443')).toBe('ip:2001:db8:1:2:0:0:0:0/64');
+    expect(key('2001:DB8:1:2:AAAA::1')).toBe('ip:2001:db8:1:2:0:0:0:0/64');
+    expect(key('fe80::1%eth0')).toBe('ip:fe80:0:0:0:0:0:0:0/64');
+    expect(key('::FFFF:198.51.100.7')).toBe('ip:198.51.100.7');
+    expect(key('::ffff:c633:6407')).toBe('ip:198.51.100.7');
+    expect(key('0:0:0:0:0:ffff:198.51.100.7')).toBe('ip:198.51.100.7');
+    expect(key('1:2:3:4:5:6:198.51.100.7', 128)).toBe('ip:1:2:3:4:5:6:c633:6407/128');
+    expect(key('::1', 128)).toBe('ip:0:0:0:0:0:0:0:1/128');
+    expect(key('2001:db8:ffff:ffff::', 33)).toBe('ip:2001:db8:8000:0:0:0:0:0/33');
+    expect(key('not-an-ip')).toBe('ip:unknown');
+  });
+
   it('reads X-Forwarded-For only as far as the trusted hops', () => {
     // client spoofs 6.6.6.6; the load balancer appended the real client 198.51.100.7
     const req = { ip: '10.0.0.2', headers: h('6.6.6.6, 198.51.100.7') };
