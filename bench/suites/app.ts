@@ -184,7 +184,8 @@ export default defineSuite({
     const starts: number[] = [];
     for (let i = 0; i < STARTS; i++) starts.push(await timeToReady(startEnv));
 
-    const memDir = tmp('oms-bench-app-mem-');
+    // the in-process embedded stack reuses that DATA_DIR (the child processes are gone): no second initdb
+    const memDir = startDir;
     const embedded = await stack(baseEnv(memDir, payments.url), memDir);
 
     const admin = new pg.Client({ connectionString: env.postgresUrl });
@@ -214,10 +215,18 @@ export default defineSuite({
     );
     const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });
 
+    // attribution: the same stack on a route with the same auth, RBAC, limitAll and audit record but no
+    // database read (GET /admin/breakers answers from memory), and the app's bare framework path (/livez:
+    // public, no limits, but the request span and ids)
+    const support = async (dir: string) =>
+      mintDevToken({ dataDir: dir, role: 'support', subject: 'bench-support', ttlSec: 24 * 3600 });
     const targets = {
       bare: fetcher(bareUrl, embedded.path),
       embedded: fetcher(embedded.url, embedded.path, embedded.token),
       onServers: fetcher(onServers.url, onServers.path, onServers.token),
+      embeddedNoDb: fetcher(embedded.url, '/admin/breakers', await support(memDir)),
+      onServersNoDb: fetcher(onServers.url, '/admin/breakers', await support(pgDir)),
+      embeddedLivez: fetcher(embedded.url, '/livez'),
     };
     for (const f of Object.values(targets)) for (let i = 0; i < 20; i++) await burst(f)();
 
@@ -269,6 +278,17 @@ export default defineSuite({
     { name: 'bare Fastify route', ops: IN_FLIGHT, fn: burst(targets.bare) },
     { name: 'stack, embedded (PGlite + memory)', ops: IN_FLIGHT, fn: burst(targets.embedded) },
     { name: 'stack, PostgreSQL + Redis', ops: IN_FLIGHT, fn: burst(targets.onServers) },
+    {
+      name: 'stack without the read (GET /admin/breakers), embedded',
+      ops: IN_FLIGHT,
+      fn: burst(targets.embeddedNoDb),
+    },
+    {
+      name: 'stack without the read (GET /admin/breakers), PostgreSQL + Redis',
+      ops: IN_FLIGHT,
+      fn: burst(targets.onServersNoDb),
+    },
+    { name: 'app framework path (GET /livez), embedded', ops: IN_FLIGHT, fn: burst(targets.embeddedLivez) },
   ],
   ratios: [
     {
@@ -282,6 +302,21 @@ export default defineSuite({
       numerator: 'bare Fastify route',
       denominator: 'stack, PostgreSQL + Redis',
       goal: '>= 0.75',
+    },
+    {
+      name: 'embedded stack without the read / bare route (throughput)',
+      numerator: 'bare Fastify route',
+      denominator: 'stack without the read (GET /admin/breakers), embedded',
+    },
+    {
+      name: 'PostgreSQL + Redis stack without the read / bare route (throughput)',
+      numerator: 'bare Fastify route',
+      denominator: 'stack without the read (GET /admin/breakers), PostgreSQL + Redis',
+    },
+    {
+      name: 'app framework path (/livez) / bare route (throughput)',
+      numerator: 'bare Fastify route',
+      denominator: 'app framework path (GET /livez), embedded',
     },
   ],
   async teardown(ctx) {
