@@ -22,19 +22,17 @@ export class ScopePlan<R extends PeerRequest> {
   readonly #scopes: readonly RequestScope<R>[];
   readonly #ipKey: (req: R) => string;
   readonly #cost: ((req: R) => number) | undefined;
+  readonly #problem: Problem;
   /** Every scope on a memory store: `limit()` can decide at once. */
   readonly #sync: boolean;
   /** `RateLimit-Policy` when no scope is adaptive (it then never changes). */
   readonly #policy: string | undefined;
 
-  constructor(
-    scopes: readonly RequestScope<R>[],
-    ipKey: (req: R) => string,
-    cost: ((req: R) => number) | undefined,
-  ) {
+  constructor(scopes: readonly RequestScope<R>[], shared: Shared<R>) {
     this.#scopes = scopes;
-    this.#ipKey = ipKey;
-    this.#cost = cost;
+    this.#ipKey = shared.ipKey;
+    this.#cost = shared.cost;
+    this.#problem = shared.problem;
     const ls = scopes.map((s) => s.limiter);
     this.#sync = ls.every((l) => l instanceof Limiter && l.store.sync);
     this.#policy = ls.every((l) => l instanceof Limiter && !l.algorithm.adaptive)
@@ -94,6 +92,47 @@ export class ScopePlan<R extends PeerRequest> {
   policyHeader(r: LimitAllResult): string {
     return this.#policy ?? policyHeader(r.decisions);
   }
+
+  /**
+   * The RFC 9457 body of a 429: it names the policy that denied (the limiter's name), never the key, which may
+   * be a user id or an address.
+   */
+  problemBody(r: LimitAllResult, retryAfterSec: number): string {
+    const scope = r.deniedBy?.name ?? 'unknown';
+    const { type, code } = this.#problem;
+    return JSON.stringify({
+      type,
+      title: 'Too Many Requests',
+      status: 429,
+      detail: `Rate limit "${scope}" exceeded; retry in ${retryAfterSec} s.`,
+      scope,
+      retryAfterSec,
+      ...(code === undefined ? {} : { code }),
+    });
+  }
+}
+
+/** What every plan of one adapter shares. */
+interface Shared<R> {
+  readonly ipKey: (req: R) => string;
+  readonly cost: ((req: R) => number) | undefined;
+  readonly problem: Problem;
+}
+
+interface Problem {
+  readonly type: string;
+  readonly code?: string | undefined;
+}
+
+function problemOf(o: RequestLimitOptions<unknown>['problem']): Problem {
+  if (o === undefined) return { type: 'about:blank' };
+  if (o === null || typeof o !== 'object') throw invalidOption('problem must be { type?, code? }');
+  for (const f of ['type', 'code'] as const) {
+    if (o[f] !== undefined && (typeof o[f] !== 'string' || o[f] === '')) {
+      throw invalidOption(`problem.${f} must be a non-empty string (got ${JSON.stringify(o[f])})`);
+    }
+  }
+  return { type: o.type ?? 'about:blank', code: o.code };
 }
 
 const isThenable = (k: unknown): k is PromiseLike<string> =>
@@ -166,13 +205,14 @@ export function compileLimit<R extends PeerRequest>(o: RequestLimitOptions<R>): 
     }
     return key;
   };
+  const shared: Shared<R> = { ipKey, cost: o.cost, problem: problemOf(o.problem) };
   const plans = new WeakMap<readonly RequestScope<R>[], ScopePlan<R>>();
   return {
-    plan: new ScopePlan(scopes, ipKey, o.cost),
+    plan: new ScopePlan(scopes, shared),
     planOf(own, where) {
       let p = plans.get(own);
       if (p === undefined) {
-        p = new ScopePlan(check<R>(own, where), ipKey, o.cost);
+        p = new ScopePlan(check<R>(own, where), shared);
         plans.set(own, p);
       }
       return p;
@@ -185,21 +225,5 @@ export const rateLimitValue = (r: LimitAllResult): string => rateLimitHeader(r.d
 
 /** `Retry-After` of a denial, in whole seconds. */
 export const retryAfterValue = (r: LimitAllResult): string => retryAfterHeader(r.decisions) ?? '1';
-
-/**
- * The RFC 9457 body of a 429: it names the policy that denied (the limiter's name), never the key, which may
- * be a user id or an address.
- */
-export function problemBody(r: LimitAllResult, retryAfterSec: number): string {
-  const scope = r.deniedBy?.name ?? 'unknown';
-  return JSON.stringify({
-    type: 'about:blank',
-    title: 'Too Many Requests',
-    status: 429,
-    detail: `Rate limit "${scope}" exceeded; retry in ${retryAfterSec} s.`,
-    scope,
-    retryAfterSec,
-  });
-}
 
 export const PROBLEM_JSON = 'application/problem+json';

@@ -235,6 +235,22 @@ describe('rateLimitMiddleware on Express 5 over HTTP', () => {
     expect((await get('/', { 'x-user': 'b' })).status).toBe(200);
   });
 
+  it("uses the app's problem type and code in the 429 body when given", async () => {
+    const get = await serve({
+      scopes: [{ limiter: bucket('api', 1) }],
+      problem: { type: 'https://example.com/problems/rate-limited', code: 'RATE_LIMITED' },
+    });
+    expect((await get()).status).toBe(200);
+    const denied = await get();
+    expect(denied.status).toBe(429);
+    expect(denied.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await denied.json()).toMatchObject({
+      type: 'https://example.com/problems/rate-limited',
+      code: 'RATE_LIMITED',
+      scope: 'api',
+    });
+  });
+
   it('passes a closed limiter to next(err)', async () => {
     const l = bucket('api', 5);
     const errors: unknown[] = [];
@@ -276,6 +292,9 @@ describe('rateLimitMiddleware on Express 5 over HTTP', () => {
     expect(() => rateLimitMiddleware({ scopes: [{ limiter: {} as RateLimiter }] })).toThrow(
       /scopes\[0\]\.limiter/,
     );
+    expect(() =>
+      rateLimitMiddleware({ scopes: [{ limiter: bucket('a') }], problem: { type: 42 as unknown as string } }),
+    ).toThrow(/problem.type must be a non-empty string/);
     expect(() => rateLimitMiddleware({ scopes: [{ limiter: bucket('a') }], trustProxy: ['nope'] })).toThrow(
       expect.objectContaining({ code: 'ERR_OMS_RATELIMIT_INVALID_OPTION' }),
     );

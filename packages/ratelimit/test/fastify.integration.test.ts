@@ -254,6 +254,23 @@ describe('rateLimitPlugin on Fastify over HTTP', () => {
     expect((await other.peek('ip:127.0.0.1')).remaining).toBe(5);
   });
 
+  it("uses the app's problem type and code in the 429 body when given", async () => {
+    const { get } = await serve({
+      scopes: [{ limiter: bucket('api', 1) }],
+      problem: { type: 'https://example.com/problems/rate-limited', code: 'RATE_LIMITED' },
+    });
+    expect((await get()).status).toBe(200);
+    const denied = await get();
+    expect(denied.status).toBe(429);
+    expect(await denied.json()).toMatchObject({
+      type: 'https://example.com/problems/rate-limited',
+      code: 'RATE_LIMITED',
+      title: 'Too Many Requests',
+      status: 429,
+      scope: 'api',
+    });
+  });
+
   it('answers 500 through Fastify once the limiter is closed', async () => {
     const l = bucket('api', 5);
     const { get } = await serve({ scopes: [{ limiter: l }] });
@@ -273,6 +290,11 @@ describe('rateLimitPlugin on Fastify over HTTP', () => {
     await expect(
       b.register(rateLimitPlugin, { scopes: [{ limiter: bucket('a') }], trustProxy: ['not-an-ip'] }).ready(),
     ).rejects.toMatchObject({ code: 'ERR_OMS_RATELIMIT_INVALID_OPTION' });
+    const d = Fastify();
+    apps.push(d);
+    await expect(
+      d.register(rateLimitPlugin, { scopes: [{ limiter: bucket('a') }], problem: { code: '' } }).ready(),
+    ).rejects.toThrow(/problem.code must be a non-empty string/);
     const c = Fastify();
     apps.push(c);
     await c.register(rateLimitPlugin, { scopes: [{ limiter: bucket('a') }] });

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { compileLimit, PROBLEM_JSON, problemBody, rateLimitValue, retryAfterValue } from '../http-adapter.js';
+import { compileLimit, PROBLEM_JSON, rateLimitValue, retryAfterValue } from '../http-adapter.js';
 import type { LimitAllResult } from '../types.js';
 import type { RateLimitMiddleware, RequestLimitOptions } from './types.js';
 
@@ -39,7 +39,7 @@ export function rateLimitMiddleware<R extends IncomingMessage = IncomingMessage>
       return;
     }
     const retryAfter = retryAfterValue(r);
-    const body = problemBody(r, Number(retryAfter));
+    const body = plan.problemBody(r, Number(retryAfter));
     res.statusCode = 429;
     res.setHeader('Retry-After', retryAfter);
     res.setHeader('Content-Type', PROBLEM_JSON);

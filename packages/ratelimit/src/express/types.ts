@@ -45,6 +45,11 @@ export interface RequestLimitOptions<R> {
   ipv6Prefix?: number;
   /** Units a request takes in every scope. Default 1. */
   cost?: (req: R) => number;
+  /**
+   * The 429 problem's `type` (a URI reference; default `about:blank`) and a `code` member added to the body,
+   * so a client can tell this problem from the app's others the way it tells those apart.
+   */
+  problem?: { type?: string; code?: string };
 }
 
 /**

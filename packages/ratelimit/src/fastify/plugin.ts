@@ -2,7 +2,6 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDo
 import {
   compileLimit,
   PROBLEM_JSON,
-  problemBody,
   rateLimitValue,
   retryAfterValue,
   type ScopePlan,
@@ -26,7 +25,7 @@ function answer(reply: FastifyReply, plan: Plan, r: LimitAllResult, done: HookHa
     .code(429)
     .header('retry-after', retryAfter)
     .type(PROBLEM_JSON)
-    .send(problemBody(r, Number(retryAfter)));
+    .send(plan.problemBody(r, Number(retryAfter)));
 }
 
 const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (app, o, done) => {
