@@ -26,7 +26,12 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Kysely } from 'kysely';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { AuditLog } from './audit.js';
@@ -244,7 +249,7 @@ async function compose(
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     bodyLimit: 64 * 1024,
     // logged by the hooks below instead, inside the request's span, so these lines carry its trace_id too
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
 
@@ -311,10 +316,28 @@ async function compose(
     }
   });
 
-  await app.register(authPlugin, { authorizer: auth, realm: 'oms-reference' });
-  // after auth, so the per-principal scopes key by the verified subject
-  const byPrincipal = (req: { principal?: { subject: string }; ip: string }) =>
-    req.principal ? `sub:${req.principal.subject}` : `ip:${req.ip}`;
+  // Rate limits first, so a request auth refuses is still charged (global, IP) and still gets the headers. The
+  // principal scopes key by the verified subject: the verifier's cache makes auth's own verification right
+  // after this one a lookup. A request without a valid token is keyed by its address.
+  const principalKey = new WeakMap<object, Promise<string>>();
+  const byPrincipal = (req: FastifyRequest): Promise<string> => {
+    let key = principalKey.get(req);
+    if (!key) {
+      key = verifier
+        .verifyRequest({
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          rawHeaders: req.raw.rawHeaders,
+        })
+        .then(
+          (p) => `sub:${p.subject}`,
+          () => `ip:${req.ip}`,
+        );
+      principalKey.set(req, key);
+    }
+    return key;
+  };
   await app.register(rateLimitPlugin, {
     scopes: [
       { limiter: limiters.global, key: () => 'all' },
@@ -322,10 +345,11 @@ async function compose(
       { limiter: limiters.ip },
       {
         limiter: limiters.route,
-        key: (req) => `${req.method} ${req.routeOptions.url ?? '*'} ${byPrincipal(req)}`,
+        key: async (req) => `${req.method} ${req.routeOptions.url ?? '*'} ${await byPrincipal(req)}`,
       },
     ],
   });
+  await app.register(authPlugin, { authorizer: auth, realm: 'oms-reference' });
   // probes stay out of the rate limits: an API flood must not turn readiness into a 429
   await app.register(healthPlugin, { registry: health, routeConfig: { rateLimit: false } });
 

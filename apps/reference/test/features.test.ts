@@ -231,6 +231,10 @@ describe('rate limits', () => {
       code: 'RATE_LIMITED',
       type: 'https://oms.dev/problems/rate-limited',
     });
+    // the limiter runs before auth: a refused request is charged and carries the headers too
+    const anonymous = await h.call('GET', '/v1/orders');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('ratelimit-policy')).toContain('"global"');
     // the scope is per route and principal: another route, or another customer, still passes
     expect((await h.call('GET', '/v1/orders', { token: await h.token('customer', 'rl-other') })).status).toBe(
       200,
