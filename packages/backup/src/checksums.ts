@@ -78,44 +78,58 @@ async function tableChecksum(
 /**
  * Row counts and content checksums of every user table, sequence and the large objects (`tableChecksumSql` states a
  * table's). With `inTransaction` the caller's open transaction is used (the dump's snapshot); otherwise
- * they run in a repeatable-read transaction of their own, so every table is read at one instant.
+ * they run in a repeatable-read transaction of their own, so every table is read at one instant. `helpers` are
+ * more connections to the same database that hash tables at the same time, largest first; each reads in a
+ * transaction of its own, so use them only where nothing else writes (a freshly restored scratch database).
  */
 export async function tableChecksums(
   db: SqlDatabase,
-  o: { inTransaction?: boolean } = {},
+  o: { inTransaction?: boolean; helpers?: SqlDatabase[] } = {},
 ): Promise<TableChecksum[]> {
-  for (const s of CANONICAL_SETTINGS) await db.query(s);
-  if (!o.inTransaction) await db.query('begin isolation level repeatable read read only');
+  const helpers = o.helpers ?? [];
+  const own = o.inTransaction ? helpers : [db, ...helpers];
+  for (const c of [db, ...helpers]) for (const s of CANONICAL_SETTINGS) await c.query(s);
+  for (const c of own) await c.query('begin isolation level repeatable read read only');
   try {
-    const out = await checksumsInTransaction(db);
-    if (!o.inTransaction) await db.query('commit');
+    const out = await checksumsInTransaction(db, helpers);
+    for (const c of own) await c.query('commit');
     return out;
   } catch (e) {
-    if (!o.inTransaction) await db.query('rollback').catch(() => {});
+    for (const c of own) await c.query('rollback').catch(() => {});
     throw e;
   }
 }
 
-async function checksumsInTransaction(db: SqlDatabase): Promise<TableChecksum[]> {
-  const objects = (await db.query(OBJECTS_SQL)).rows as {
-    schema: string;
-    name: string;
-    kind: string;
-    bytes: unknown;
-  }[];
-  const out: TableChecksum[] = [];
-  for (const o of objects) {
-    const rel = `${ident(o.schema)}.${ident(o.name)}`;
-    if (o.kind === 'S') {
-      const r = first(
-        await db.query(`select md5(last_value::text || ':' || is_called::text) as sum from ${rel}`),
-      );
-      out.push({ schema: o.schema, name: o.name, kind: 'sequence', rows: 1, checksum: String(r.sum) });
-      continue;
-    }
-    const r = await tableChecksum(db, rel, Number(o.bytes));
-    out.push({ schema: o.schema, name: o.name, kind: 'table', rows: r.rows, checksum: r.sum });
+interface DbObject {
+  schema: string;
+  name: string;
+  kind: string;
+  bytes: unknown;
+}
+
+async function objectChecksum(db: SqlDatabase, o: DbObject): Promise<TableChecksum> {
+  const rel = `${ident(o.schema)}.${ident(o.name)}`;
+  if (o.kind === 'S') {
+    const r = first(
+      await db.query(`select md5(last_value::text || ':' || is_called::text) as sum from ${rel}`),
+    );
+    return { schema: o.schema, name: o.name, kind: 'sequence', rows: 1, checksum: String(r.sum) };
   }
+  const r = await tableChecksum(db, rel, Number(o.bytes));
+  return { schema: o.schema, name: o.name, kind: 'table', rows: r.rows, checksum: r.sum };
+}
+
+async function checksumsInTransaction(db: SqlDatabase, helpers: SqlDatabase[]): Promise<TableChecksum[]> {
+  const objects = (await db.query(OBJECTS_SQL)).rows as DbObject[];
+  const out: TableChecksum[] = new Array(objects.length);
+  // Largest first, each connection taking the next one as it finishes; results keep the catalogue's order.
+  const queue = objects.map((o, i) => ({ o, i })).sort((x, y) => Number(y.o.bytes) - Number(x.o.bytes));
+  await Promise.all(
+    [db, ...helpers].map(async (c) => {
+      for (let next = queue.shift(); next; next = queue.shift())
+        out[next.i] = await objectChecksum(c, next.o);
+    }),
+  );
   const lo = first(
     await db.query(
       `select count(*)::int8 as rows,

@@ -65,6 +65,21 @@ describe('table checksums', () => {
   );
 
   it(
+    'are the same, in the same order, when helper connections hash tables at the same time',
+    async () => {
+      const [a, b] = [await pool.connect(), await pool.connect()];
+      try {
+        const alone = await tableChecksums(a);
+        expect(await tableChecksums(a, { helpers: [b] })).toEqual(alone);
+      } finally {
+        a.release();
+        b.release();
+      }
+    },
+    HEAVY,
+  );
+
+  it(
     'do not depend on physical row order, and change with any value',
     async () => {
       const other = await freshDatabase(db.url);

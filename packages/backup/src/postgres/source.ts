@@ -243,7 +243,10 @@ export function postgresSource(opts: PostgresSourceOptions): BackupSource {
     try {
       const target = admin.withDatabase(name);
       await pgRestore(ctx, target, ['--no-owner', '--no-privileges']);
-      return await withClient(target, signal, (c) => tableChecksums(c));
+      // Nothing else writes to the scratch database, so a second connection can hash tables at the same time.
+      return await withClient(target, signal, (c) =>
+        withClient(target, signal, (helper) => tableChecksums(c, { helpers: [helper] })),
+      );
     } finally {
       // Drop even after an abort: a scratch database must never be left behind.
       await withClient(admin, new AbortController().signal, (c) =>
