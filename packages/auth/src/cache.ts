@@ -16,13 +16,11 @@ export interface CacheEntry {
 }
 
 /**
- * Where an entry is filed: the token's last 12 characters (its signature's tail). A JS string's hash is computed
- * over every character each time a new string is looked up, and a token read from a request is a new string every
- * time, so filing by the whole string costs a pass over ~1 KB per hit. Twelve characters are copied, not sliced,
- * and hash in a few nanoseconds. The index is only where to look: `get` answers with an entry only when its token
- * is the identical string, so two tokens that differ anywhere (payload, header, signature) never share an answer.
+ * Where an entry is filed: the whole token, never a part of it, so the index itself can never point two tokens
+ * at one answer. (Hashing a fresh ~1 KB string costs a pass over it per hit; a part would be cheaper, but a cache
+ * keyed by a part is the shape of fast-jwt's cache-confusion advisory, and `get` still compares the whole string.)
  */
-const indexOf = (token: string): string => token.slice(-12);
+const indexOf = (token: string): string => token;
 
 /**
  * Verified tokens, answered only for the exact token string that was verified. Not for a part of it: a cache that

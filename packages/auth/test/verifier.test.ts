@@ -260,7 +260,7 @@ describe('the verification cache', () => {
     await verifier.verify(token);
     const [h, , s] = parts(token);
     const other = parts(await sign(key, { claims: { sub: 'admin' } }));
-    // the same last 12 characters (where the cache files entries) in front of another payload and signature head
+    // the verified token's last 12 characters in front of another payload and signature head
     const lookalike = `${h}.${other[1]}.${other[2].slice(0, -12)}${s.slice(-12)}`;
     events.length = 0;
     expect(await codeOf(verifier.verify(lookalike))).toBe('ERR_OMS_AUTH_SIGNATURE');
