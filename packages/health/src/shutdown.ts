@@ -330,6 +330,10 @@ class ShutdownRun {
     await new Promise<void>((r) => {
       this.#sleepTimer = clock.setTimeout(r, this.#o.drainDelayMs);
     });
+    // A process that stalled through the drain (a GC pause, a starved CPU) runs this timer before it reads the
+    // sockets: a request that arrived meanwhile sits unparsed on a connection that still looks idle, and closing
+    // idle connections now would reset it. One turn of the poll phase parses it, so it is served instead.
+    await new Promise<void>((r) => setImmediate(r));
     if (this.#exited) return;
     this.#setPhase('closing');
     const closed = Promise.resolve(this.#target.close()).then(

@@ -1,5 +1,8 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { spawnWorkers } from '@oms/testkit';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnWorkers, until } from '@oms/testkit';
 import { describe, expect, it } from 'vitest';
 import type { LoadInput, LoadResult } from './fixtures/load.js';
 import type { ServerInput } from './fixtures/shutdown-server.js';
@@ -146,5 +149,47 @@ describe('graceful shutdown of a real server under load', () => {
     expect(log.inFlight.map((r) => r.path)).toEqual(['/work']); // no query string: it may hold tokens
     expect(messages.some((m) => m.type === 'hook')).toBe(false);
     await pending;
+  });
+});
+
+describe('graceful shutdown of a process that stalls through its drain', () => {
+  it('serves a request that arrived during the stall, instead of resetting its idle connection', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oms-health-stall-'));
+    const blockFile = join(dir, 'block');
+    const DRAIN_MS = 300;
+    try {
+      const { group, waitFor } = startServer({
+        requestMs: 10,
+        drainDelayMs: DRAIN_MS,
+        timeoutMs: 30_000,
+        blockFile,
+      });
+      const ports = (await waitFor((m) => m.type === 'listening')) as Msg & { appPort: number };
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      // one answered request leaves an idle keep-alive connection, which the late request below reuses
+      expect(await get(ports.appPort, '/warm', agent)).toBe(200);
+
+      group.kill(0, 'SIGTERM');
+      await waitFor((m) => m.type === 'phase' && m.phase === 'draining');
+      const drainingAt = Date.now();
+      const blocked = get(ports.appPort, '/block');
+      await until(() => existsSync(blockFile), { timeoutMs: 20_000, what: 'the server to start its stall' });
+      // sent while the server cannot read it; it waits in the socket buffer of the idle connection
+      const late = get(ports.appPort, '/late', agent).then(
+        (status) => status,
+        (e: NodeJS.ErrnoException) => `failed: ${e.code ?? e.message}`,
+      );
+      // end the stall only once the drain timer is overdue, so it runs before the poll phase reads /late
+      await new Promise((r) => setTimeout(r, Math.max(0, drainingAt + 3 * DRAIN_MS - Date.now())));
+      writeFileSync(`${blockFile}.release`, '');
+
+      expect(await blocked).toBe(200);
+      expect(await late).toBe(200);
+      expect(await waitFor((m) => m.type === 'exit')).toMatchObject({ code: 0 });
+      agent.destroy();
+      await group.outcomes;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
