@@ -26,11 +26,24 @@ export interface Ratio {
   goal?: string;
 }
 
+/**
+ * A figure that is not a time per operation (peak memory, CPU seconds, a start-up time), measured by the suite
+ * itself after the timed runs and published next to them. `goal` reads as for a ratio ('<= 100').
+ */
+export interface Metric {
+  name: string;
+  value: number;
+  unit: string;
+  goal?: string;
+}
+
 export interface Suite<C> {
   name: string;
   setup(env: BenchEnv): Promise<C>;
   cases(ctx: C): BenchCase[];
   ratios?: Ratio[];
+  /** Runs after the timed runs, before teardown. */
+  metrics?(ctx: C): Promise<Metric[]>;
   teardown?(ctx: C): Promise<void>;
 }
 

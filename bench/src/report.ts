@@ -30,6 +30,7 @@ interface Result {
   };
   cases: { name: string; medianNsPerOp: number; minNsPerOp: number; maxNsPerOp: number; opsPerSec: number }[];
   ratios: { name: string; value: number; runs: number[]; goal?: string; met?: boolean }[];
+  metrics?: { name: string; value: number; unit: string; goal?: string; met?: boolean }[];
 }
 
 const files = existsSync(resultsDir) ? readdirSync(resultsDir).filter((f) => f.endsWith('.json')) : [];
@@ -85,6 +86,20 @@ function render(r: Result): string {
       ]),
     );
   }
+  if (r.metrics?.length) {
+    out.push(
+      '',
+      table([
+        ['metric', 'value', 'goal', 'met'],
+        ...r.metrics.map((q) => [
+          q.name,
+          `${Number(q.value.toPrecision(4))} ${q.unit}`,
+          q.goal ?? '',
+          q.met === undefined ? '' : q.met ? 'yes' : '**no**',
+        ]),
+      ]),
+    );
+  }
   return out.join('\n');
 }
 
@@ -97,9 +112,11 @@ export function readmeBlock(suite: string, section: string | undefined): string 
   const paragraphs = section.split(/\n\n+/);
   const machine = paragraphs[0] ?? '';
   const ratios = paragraphs.find((p) => p.startsWith('| ratio'));
+  const metrics = paragraphs.find((p) => p.startsWith('| metric'));
   return [
     `Measured by \`pnpm bench ${suite}\`. ${machine}`,
     ...(ratios ? ['', ratios] : []),
+    ...(metrics ? ['', metrics] : []),
     '',
     `Every case, with the anchors' own figures: [BENCHMARKS.md](${link}).`,
   ].join('\n');

@@ -105,13 +105,21 @@ async function runSuite(suite: Suite<unknown>, env: BenchEnv, machine: Machine):
       const value = median(per);
       return { ...q, value, runs: per, met: meetsGoal(value, q.goal) };
     });
+    const metrics = ((await suite.metrics?.(ctx)) ?? []).map((m) => ({
+      ...m,
+      met: meetsGoal(m.value, m.goal),
+    }));
     mkdirSync(resultsDir, { recursive: true });
     const file = join(resultsDir, `${suite.name}.json`);
     writeFileSync(
       file,
-      `${JSON.stringify({ suite: suite.name, runs, timeMsPerCase: timeMs, machine, cases: results, ratios }, null, 2)}\n`,
+      `${JSON.stringify({ suite: suite.name, runs, timeMsPerCase: timeMs, machine, cases: results, ratios, ...(metrics.length ? { metrics } : {}) }, null, 2)}\n`,
     );
     printTable(suite.name, results, ratios);
+    for (const m of metrics)
+      process.stdout.write(
+        `  ${m.name}: ${m.value} ${m.unit}${m.goal ? ` (goal ${m.goal}: ${m.met ? 'met' : 'NOT met'})` : ''}\n`,
+      );
     process.stdout.write(`→ ${file}\n\n`);
   } finally {
     await suite.teardown?.(ctx);

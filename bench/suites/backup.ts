@@ -168,6 +168,14 @@ function cpuMeter(postmasterPid: number) {
         s.server.push(server() - s0);
       };
     },
+    /** Median CPU seconds per operation of each case, the client's (with its tools) and the server's. */
+    medians(): { name: string; client: number; server: number }[] {
+      return [...samples].map(([name, s]) => ({
+        name,
+        client: median(s.client) / 1000,
+        server: median(s.server) / 1000,
+      }));
+    },
     report(): string {
       const med = (xs: number[]) => median(xs) / 1000;
       const rows = [...samples].map(
@@ -181,6 +189,7 @@ function cpuMeter(postmasterPid: number) {
 
 interface Ctx {
   cpu: ReturnType<typeof cpuMeter>;
+  rss: { db: string; peakMb: number; beforeMb: number }[];
   url: string;
   dbs: string[];
   dir: string;
@@ -243,6 +252,7 @@ export default defineSuite<Ctx>({
     let previous: string | undefined;
     return {
       cpu,
+      rss,
       url,
       dbs,
       dir,
@@ -299,6 +309,24 @@ export default defineSuite<Ctx>({
       goal: '<= 1.2',
     },
   ],
+  async metrics(c) {
+    return [
+      ...c.rss.map((r) => ({
+        name: `peak RSS of a process creating a backup of the ${r.db} database`,
+        value: Number(r.peakMb.toFixed(1)),
+        unit: 'MB',
+        goal: `< ${RSS_BUDGET_MB}`,
+      })),
+      ...c.cpu.medians().flatMap((m) => [
+        {
+          name: `CPU per op, client and its tools: ${m.name}`,
+          value: Number(m.client.toFixed(3)),
+          unit: 's',
+        },
+        { name: `CPU per op, server: ${m.name}`, value: Number(m.server.toFixed(3)), unit: 's' },
+      ]),
+    ];
+  },
   async teardown(c) {
     process.stdout.write(c.cpu.report());
     await c.backups.close();
