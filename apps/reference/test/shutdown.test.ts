@@ -13,7 +13,7 @@ import { type PaymentsServer, startPaymentsServer } from '../src/payments/server
 // 500 requests/s (reads, plus one write in ten) until the balancer stops routing. Every request sent must be
 // answered completely, and the process must exit 0.
 
-const DRAIN_MS = 1_000;
+const DRAIN_MS = 2_000;
 const RATE_PER_SEC = 500;
 const CONCURRENCY = 16;
 // answered before the signal: about half a second at the offered rate (a loaded machine answers fewer per second)
@@ -178,10 +178,10 @@ describe('SIGTERM under load', () => {
     expect(failures, `failed requests; ${timeline}`).toEqual([]);
     expect(ok, timeline).toBe(sent);
     expect(okAtSignal).toBeGreaterThanOrEqual(WARM);
-    // the balancer's side of the contract: it saw the app go unready within the drain delay. Only a stall of
-    // this process can make it late, and then the run proves nothing about the drain: say so.
+    // the balancer's side of the contract: it saw the app go unready within the drain delay, once this process's
+    // own stalls (it is the balancer) are taken out: those delay its probe, not the app's readiness.
     expect(
-      flippedAt - signalAt,
+      flippedAt - signalAt - lag.total(),
       `the balancer saw /readyz fail ${flippedAt - signalAt} ms into a ${DRAIN_MS} ms drain (this process stalled ${Math.round(lag.total())} ms)`,
     ).toBeLessThan(DRAIN_MS);
   });
