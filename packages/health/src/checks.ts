@@ -140,7 +140,7 @@ export function redis(client: Pingable, opts: LatencyThresholds = {}): HealthChe
 }
 
 /**
- * Options of {@link eventLoopDelay}.
+ * Options of `checks.eventLoopDelay`.
  *
  * @example
  * const opts: EventLoopDelayOptions = { warnMs: 100, failMs: 500, resolutionMs: 10 };
@@ -193,7 +193,7 @@ export function eventLoopDelay(opts: EventLoopDelayOptions = {}): HealthCheck {
 }
 
 /**
- * Options of {@link memory}.
+ * Options of `checks.memory`.
  *
  * @example
  * const opts: MemoryOptions = { warnRatio: 0.85, failRatio: 0.95, maxRssBytes: 1.5 * 2 ** 30 };
@@ -257,7 +257,7 @@ export function memory(opts: MemoryOptions = {}): HealthCheck {
 }
 
 /**
- * Options of {@link disk}.
+ * Options of `checks.disk`.
  *
  * @example
  * const opts: DiskOptions = { path: '/var/lib/app', minFreeBytes: 1e9, warnFreeBytes: 5e9 };
@@ -329,7 +329,7 @@ export function disk(opts: DiskOptions = {}): HealthCheck {
 }
 
 /**
- * Options of {@link http}.
+ * Options of `checks.http`.
  *
  * @example
  * const opts: HttpCheckOptions = { url: 'http://payments.internal/livez', expectedStatus: [200, 204], timeoutMs: 800 };
