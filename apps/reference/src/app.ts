@@ -222,17 +222,18 @@ async function compose(
   detach.push(instrumentHealth(health, meter('@oms/health')));
 
   // ---- rate limits: global, per principal, per IP, per route+principal, in one limitAll
-  const perMin = (name: string, n: number) =>
+  // A Redis call slower than 1 s is decided in process memory at a fraction of the limit ('insurance'), except
+  // for the global limit: it protects the whole service, so it is never exceeded and denies instead ('closed').
+  const perMin = (name: string, n: number, onStoreError: 'insurance' | 'closed' = 'insurance') =>
     rateLimiter({
       name,
       algorithm: tokenBucket({ capacity: n, refillPerSec: n / 60 }),
       ...(backends.rateLimitStore ? { store: backends.rateLimitStore } : {}),
-      // a Redis call slower than 1 s is decided in process memory, at a fraction of the limit
-      onStoreError: 'insurance',
+      onStoreError,
       timeoutMs: 1_000,
     });
   const limiters = {
-    global: perMin('global', config.rate.globalPerMin),
+    global: perMin('global', config.rate.globalPerMin, 'closed'),
     principal: perMin('principal', config.rate.principalPerMin),
     ip: perMin('ip', config.rate.ipPerMin),
     route: perMin('route', config.rate.routePerMin),

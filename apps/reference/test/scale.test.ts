@@ -101,13 +101,11 @@ describe(`${INSTANCES} instances on one Redis and PostgreSQL`, () => {
     const bound = N + Math.ceil((N * elapsedMs) / 60_000);
     const errorsAfter = await Promise.all(apps.map(rateLimitStoreErrors));
     const storeErrors = errorsAfter.reduce((a, e, i) => a + e - errorsBefore[i]!, 0);
-    // A store timeout (250 ms; this machine is loaded) is decided by the 'insurance' policy, a local tenth of
-    // the limit per instance, not by the shared bucket: those few may pass on top, and only when they happened.
-    const insurance = storeErrors > 0 ? Math.min(storeErrors, INSTANCES * Math.ceil(N / 10)) : 0;
-    const what = `admitted ${JSON.stringify(admitted)}, denied ${JSON.stringify(denied)} in ${Math.round(elapsedMs)} ms; bound N ${N} + refill ${bound - N} + insurance ${insurance} (${storeErrors} store errors)`;
+    // The global limiter denies when its store fails ('closed'), so a slow Redis can never let more through.
+    const what = `admitted ${JSON.stringify(admitted)}, denied ${JSON.stringify(denied)} in ${Math.round(elapsedMs)} ms; bound N ${N} + refill ${bound - N} (${storeErrors} store errors)`;
     console.info(`scale: ${what}`);
     expect(other, what).toEqual([]);
-    expect(sum, what).toBeLessThanOrEqual(bound + insurance);
+    expect(sum, what).toBeLessThanOrEqual(bound);
     expect(sum, what).toBeGreaterThan(0);
     for (const d of denied) expect(d, what).toBeGreaterThan(0);
   });

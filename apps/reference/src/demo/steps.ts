@@ -107,8 +107,8 @@ export async function waitFor<T>(
 
 /**
  * Rate-limit store failures and timeouts an instance counted (oms_ratelimit_store_errors_total). Each one was
- * decided by the limiter's onStoreError policy ('insurance': a local tenth of the limit), not by the shared
- * bucket, so a burst that saw some may pass the global bound by up to that many.
+ * decided by the limiter's onStoreError policy: the global limit denies ('closed'), so it is never exceeded; the
+ * narrower scopes fall back to a local tenth of their limit ('insurance').
  */
 export async function rateLimitStoreErrors(app: AppInstance): Promise<number> {
   const r = await call('GET', `${app.url}/metrics`);
