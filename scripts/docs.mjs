@@ -35,7 +35,19 @@ for (const dir of publishedPackages()) {
     treatWarningsAsErrors: true,
     logLevel: LogLevel.Warn,
     validation: { notExported: true, invalidLink: true, notDocumented: false },
-    highlightLanguages: ['typescript', 'ts', 'javascript', 'js', 'json', 'sh', 'bash', 'sql', 'yaml', 'http', 'text'],
+    highlightLanguages: [
+      'typescript',
+      'ts',
+      'javascript',
+      'js',
+      'json',
+      'sh',
+      'bash',
+      'sql',
+      'yaml',
+      'http',
+      'text',
+    ],
   });
   const project = await app.convert();
   if (project) {
