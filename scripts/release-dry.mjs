@@ -83,6 +83,18 @@ export function checkPackage(inCopy, nodes, log = () => {}) {
   const found = tryTarball(inCopy, {
     nodes,
     alsoInstall: peersForExamples(pkg),
+    onPacked(packed) {
+      const files = packed.files.map((f) => f.path);
+      const kb = (packed.size / 1024).toFixed(1);
+      log(`${pkg.name}: ${packed.filename}, ${kb} KiB packed, ${files.length} files:`);
+      // one line per top-level folder or file, so a stray file stands out without pages of dist/ paths
+      const groups = new Map();
+      for (const f of files) {
+        const top = f.includes('/') ? `${f.split('/')[0]}/` : f;
+        groups.set(top, (groups.get(top) ?? 0) + 1);
+      }
+      for (const [top, n] of groups) log(`  ${top}${top.endsWith('/') ? ` (${n} files)` : ''}`);
+    },
     onInstalled(app) {
       const installed = join(app, 'node_modules', ...pkg.name.split('/'));
       const { problems: bad, checked } = checkExamples(installed);

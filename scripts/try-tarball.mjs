@@ -33,15 +33,20 @@ const run = (cmd, args, cwd) =>
 /**
  * Problems found installing the package at `pkgDir` alone. `nodes` are the Node binaries every subpath is
  * imported with (this one by default); `alsoInstall` are packages added after the alone checks, in the same
- * install as the README example's peers; `onInstalled(app, pkg, problems)` runs before the temp project goes.
+ * install as the README example's peers; `onPacked(npmPackJson)` sees the tarball before it is installed, and
+ * `onInstalled(app, pkg, problems)` runs before the temp project goes.
  */
-export function tryTarball(pkgDir, { nodes = [process.execPath], alsoInstall = [], onInstalled } = {}) {
+export function tryTarball(
+  pkgDir,
+  { nodes = [process.execPath], alsoInstall = [], onPacked, onInstalled } = {},
+) {
   pkgDir = resolve(pkgDir);
   const problems = [];
   const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
   const work = mkdtempSync(join(tmpdir(), `oms-try-${basename(pkgDir)}-`));
   try {
     const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], pkgDir))[0];
+    onPacked?.(packed);
     for (const f of packed.files.map((x) => x.path)) {
       if (!ALLOWED.test(f)) problems.push(`tarball ships ${f}`);
       if (f.endsWith('.tsbuildinfo')) problems.push(`tarball ships ${f} (monorepo paths)`);
