@@ -16,7 +16,13 @@ describe('redisBreakerStore on clients with enableOfflineQueue: false (the READM
     for (let run = 0; run < 3; run++) {
       const prefix = `${redis.prefix}r${run}:`;
       const instance = () => {
-        const store = redisBreakerStore({ redis: redis.client({ enableOfflineQueue: false }), prefix });
+        // A reply slower than commandTimeoutMs is an outage by design; on a loaded machine the default 500 ms can
+        // pass during these runs, and that is not what this test is about (a connection still coming up).
+        const store = redisBreakerStore({
+          redis: redis.client({ enableOfflineQueue: false }),
+          prefix,
+          commandTimeoutMs: 5_000,
+        });
         const modes: string[] = [];
         store.on('modeChange', (e) => modes.push(e.mode));
         return { store, modes };

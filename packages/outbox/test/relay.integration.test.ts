@@ -437,9 +437,10 @@ describe('enqueue with serializeKey', () => {
     const rec = recorder();
     const r = make({ publisher: rec.publisher });
     r.start();
-    await until(() => rec.accepted.length === 1, { what: 'the committed message' });
+    // generous bounds: two CI runs at once have stalled this relay's 50 ms poll past the default 5 s
+    await until(() => rec.accepted.length === 1, { timeoutMs: 20_000, what: 'the committed message' });
     await finish();
-    await until(() => rec.accepted.length === 2, { what: 'both' });
+    await until(() => rec.accepted.length === 2, { timeoutMs: 20_000, what: 'both' });
     await r.stop();
     expect(rec.accepted.map((m) => (m.payload as { seq: number }).seq)).toEqual([2, 1]);
     expect(BigInt(rec.accepted[0]!.id)).toBeGreaterThan(BigInt(rec.accepted[1]!.id));
@@ -453,7 +454,7 @@ describe('enqueue with serializeKey', () => {
     const rec = recorder();
     const r = make({ publisher: rec.publisher });
     r.start();
-    await until(() => rec.accepted.length === 2, { what: 'both' });
+    await until(() => rec.accepted.length === 2, { timeoutMs: 20_000, what: 'both' });
     await r.stop();
     expect(rec.accepted.map((m) => (m.payload as { seq: number }).seq)).toEqual([1, 2]);
     expect(BigInt(rec.accepted[0]!.id)).toBeLessThan(BigInt(rec.accepted[1]!.id));
