@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Locks } from '@oms/locks';
+import type { Lease, Locks } from '@oms/locks';
 import { enqueue } from '@oms/outbox';
 import { context, propagation } from '@opentelemetry/api';
 import { type Kysely, sql, type Transaction } from 'kysely';
@@ -183,73 +183,93 @@ export class OrderService {
    * the same charge key, so it is never charged twice) and the caller gets 503 with Retry-After.
    */
   async pay(id: string, check: (o: Order) => void): Promise<Order> {
-    return this.#maintenance.write(() =>
-      this.#locks.withLock(
-        `order:${id}`,
-        async (lease) => {
-          const fence = this.#fence(lease.fencingToken);
-          const order = await this.get(id);
-          check(order);
-          if (order.status === 'paid') return order;
-          if (order.status === 'cancelled') {
-            throw new Problem('INVALID_TRANSITION', `a ${order.status} order cannot be paid`, {
-              status: order.status,
-            });
-          }
-          if (order.status === 'created')
-            await this.#transition(this.#db, id, ['created'], 'payment_pending', fence);
-          const traceHeaders: Record<string, string> = {};
-          propagation.inject(context.active(), traceHeaders);
-          let charge: { chargeId: string };
-          try {
-            charge = await this.#payments.charge(
-              {
-                orderId: id,
-                amountCents: order.totalCents,
-                currency: order.currency,
-                idempotencyKey: `charge:${id}`,
-                traceHeaders,
-              },
-              lease.signal,
-            );
-          } catch (e) {
-            const u = this.#payments.unavailable(e);
-            this.#log.warn({ orderId: id, reason: u.reason }, 'payment failed; order left payment_pending');
-            throw new Problem(
-              'PAYMENTS_UNAVAILABLE',
-              `payments unavailable (${u.reason}); the order stays payment_pending, retry later`,
-              { orderId: id, orderStatus: 'payment_pending' },
-              { 'Retry-After': String(u.retryAfterSec) },
-            );
-          }
-          return this.#db.transaction().execute(async (trx) => {
-            await this.#transition(trx, id, ['payment_pending'], 'paid', fence);
-            await trx
-              .insertInto('payments')
-              .values({
-                charge_id: charge.chargeId,
-                order_id: id,
-                amount_cents: order.totalCents,
-                currency: order.currency,
-              })
-              .onConflict((oc) => oc.column('order_id').doNothing())
-              .execute();
-            await enqueue(trx, {
-              topic: ORDER_TOPIC,
-              key: id,
-              type: 'OrderPaid',
-              payload: { orderId: id, chargeId: charge.chargeId, totalCents: order.totalCents },
-            });
-            return this.#load(trx, id);
-          });
-        },
-        { ttlMs: 15_000, waitMs: 5_000 },
-      ),
-    );
+    return this.#underOrderLock(id, check, async (order, fence, lease) => {
+      if (order.status === 'paid') return order;
+      if (order.status === 'cancelled') {
+        throw new Problem('INVALID_TRANSITION', `a ${order.status} order cannot be paid`, {
+          status: order.status,
+        });
+      }
+      if (order.status === 'created')
+        await this.#transition(this.#db, id, ['created'], 'payment_pending', fence);
+      const traceHeaders: Record<string, string> = {};
+      propagation.inject(context.active(), traceHeaders);
+      let charge: { chargeId: string };
+      try {
+        charge = await this.#payments.charge(
+          {
+            orderId: id,
+            amountCents: order.totalCents,
+            currency: order.currency,
+            idempotencyKey: `charge:${id}`,
+            traceHeaders,
+          },
+          lease.signal,
+        );
+      } catch (e) {
+        const u = this.#payments.unavailable(e);
+        this.#log.warn({ orderId: id, reason: u.reason }, 'payment failed; order left payment_pending');
+        throw new Problem(
+          'PAYMENTS_UNAVAILABLE',
+          `payments unavailable (${u.reason}); the order stays payment_pending, retry later`,
+          { orderId: id, orderStatus: 'payment_pending' },
+          { 'Retry-After': String(u.retryAfterSec) },
+        );
+      }
+      return this.#db.transaction().execute(async (trx) => {
+        await this.#transition(trx, id, ['payment_pending'], 'paid', fence);
+        await trx
+          .insertInto('payments')
+          .values({
+            charge_id: charge.chargeId,
+            order_id: id,
+            amount_cents: order.totalCents,
+            currency: order.currency,
+          })
+          .onConflict((oc) => oc.column('order_id').doNothing())
+          .execute();
+        await enqueue(trx, {
+          topic: ORDER_TOPIC,
+          key: id,
+          type: 'OrderPaid',
+          payload: { orderId: id, chargeId: charge.chargeId, totalCents: order.totalCents },
+        });
+        return this.#load(trx, id);
+      });
+    });
   }
 
   /** Cancels a created or payment_pending order (a paid one is 409 INVALID_TRANSITION). */
   async cancel(id: string, check: (o: Order) => void): Promise<Order> {
+    return this.#underOrderLock(id, check, async (order, fence) => {
+      if (order.status === 'cancelled') return order;
+      if (order.status === 'paid') {
+        throw new Problem('INVALID_TRANSITION', 'a paid order cannot be cancelled', {
+          status: order.status,
+        });
+      }
+      return this.#db.transaction().execute(async (trx) => {
+        await this.#transition(trx, id, ['created', 'payment_pending'], 'cancelled', fence);
+        await enqueue(trx, {
+          topic: ORDER_TOPIC,
+          key: id,
+          type: 'OrderCancelled',
+          payload: { orderId: id },
+        });
+        return this.#load(trx, id);
+      });
+    });
+  }
+
+  /**
+   * A state transition's frame: the shared side of the maintenance lock, the order's own lock, the order as it is
+   * now (after `check`, the caller's access rule) and the lease's fencing token for the UPDATE.
+   */
+  #underOrderLock(
+    id: string,
+    check: (o: Order) => void,
+    fn: (order: Order, fence: bigint, lease: Lease) => Promise<Order>,
+  ): Promise<Order> {
     return this.#maintenance.write(() =>
       this.#locks.withLock(
         `order:${id}`,
@@ -257,22 +277,7 @@ export class OrderService {
           const fence = this.#fence(lease.fencingToken);
           const order = await this.get(id);
           check(order);
-          if (order.status === 'cancelled') return order;
-          if (order.status === 'paid') {
-            throw new Problem('INVALID_TRANSITION', 'a paid order cannot be cancelled', {
-              status: order.status,
-            });
-          }
-          return this.#db.transaction().execute(async (trx) => {
-            await this.#transition(trx, id, ['created', 'payment_pending'], 'cancelled', fence);
-            await enqueue(trx, {
-              topic: ORDER_TOPIC,
-              key: id,
-              type: 'OrderCancelled',
-              payload: { orderId: id },
-            });
-            return this.#load(trx, id);
-          });
+          return fn(order, fence, lease);
         },
         { ttlMs: 15_000, waitMs: 5_000 },
       ),
