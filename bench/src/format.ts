@@ -24,3 +24,35 @@ export function table(rows: string[][]): string {
     ...rows.slice(1).map(line),
   ].join('\n');
 }
+
+/** The columns of a case table; the Redis server columns appear when any case measured them. */
+export interface CaseRow {
+  name: string;
+  medianNsPerOp: number;
+  minNsPerOp: number;
+  maxNsPerOp: number;
+  opsPerSec: number;
+  redisUsecPerOp?: number;
+  redisCallsPerOp?: number;
+}
+
+/** Header plus one row per case, shared by the console table and BENCHMARKS.md. */
+export function caseRows(cases: CaseRow[]): string[][] {
+  const server = cases.some((c) => c.redisUsecPerOp !== undefined);
+  const head = ['case', 'median/op', 'ops/s', 'min–max/op'];
+  return [
+    server ? [...head, 'Redis CPU/op', 'Redis calls/op'] : head,
+    ...cases.map((c) => {
+      const row = [
+        c.name,
+        fmtNs(c.medianNsPerOp),
+        fmtOps(c.opsPerSec),
+        `${fmtNs(c.minNsPerOp)} – ${fmtNs(c.maxNsPerOp)}`,
+      ];
+      if (!server) return row;
+      return c.redisUsecPerOp === undefined
+        ? [...row, '', '']
+        : [...row, `${c.redisUsecPerOp.toFixed(2)} µs`, (c.redisCallsPerOp ?? 0).toFixed(2)];
+    }),
+  ];
+}

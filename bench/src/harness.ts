@@ -11,6 +11,11 @@ export interface BenchCase {
   fn: () => unknown;
   /** Operations per iteration (64 when fn runs 64 calls concurrently). Default 1. */
   ops?: number;
+  /**
+   * The case talks to the suite's Redis at `env.redisUrl`: after the timed runs the harness runs it alone once more
+   * and records the server's CPU and commands per op (`redisUsecPerOp`, `redisCallsPerOp`, see redis-cost.ts).
+   */
+  redis?: boolean;
 }
 
 /**
@@ -24,6 +29,11 @@ export interface Ratio {
   denominator: string;
   subtract?: string;
   goal?: string;
+  /**
+   * What is compared: client time per op (default), or `'redisUsec'`, the Redis server's CPU per op of two
+   * `redis: true` cases (measured once, after the timed runs, so the ratio has one run).
+   */
+  of?: 'time' | 'redisUsec';
 }
 
 /**

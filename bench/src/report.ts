@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmtNs, fmtOps, table } from './format.js';
+import { type CaseRow, caseRows, table } from './format.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const resultsDir = join(here, '..', 'results');
@@ -28,7 +28,7 @@ interface Result {
     postgres: string;
     date: string;
   };
-  cases: { name: string; medianNsPerOp: number; minNsPerOp: number; maxNsPerOp: number; opsPerSec: number }[];
+  cases: CaseRow[];
   ratios: { name: string; value: number; runs: number[]; goal?: string; met?: boolean }[];
   metrics?: { name: string; value: number; unit: string; goal?: string; met?: boolean }[];
 }
@@ -61,15 +61,7 @@ function render(r: Result): string {
   const out = [
     `${m.date.slice(0, 10)}: ${m.cores} cores (${m.cpu}), load ${m.loadAverage1m}, Node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres.split(' ')[0]}; ${r.runs} runs × ${r.timeMsPerCase} ms per case.`,
     '',
-    table([
-      ['case', 'median/op', 'ops/s', 'min–max/op'],
-      ...r.cases.map((c) => [
-        c.name,
-        fmtNs(c.medianNsPerOp),
-        fmtOps(c.opsPerSec),
-        `${fmtNs(c.minNsPerOp)} – ${fmtNs(c.maxNsPerOp)}`,
-      ]),
-    ]),
+    table(caseRows(r.cases)),
   ];
   if (r.ratios.length) {
     out.push(

@@ -4,9 +4,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startPostgres, startRedis } from '@oms/testkit/servers';
 import { measure } from 'mitata';
-import { fmtNs, fmtOps, table } from './format.js';
+import { caseRows, table } from './format.js';
 import { type BenchEnv, median, meetsGoal, type Suite } from './harness.js';
 import { describeMachine, type Machine } from './machine.js';
+import { measureRedisCost, type RedisCost } from './redis-cost.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const suitesDir = join(here, '..', 'suites');
@@ -34,6 +35,10 @@ interface CaseResult {
   maxNsPerOp: number;
   opsPerSec: number;
   runsNsPerOp: number[];
+  /** Server CPU µs and commands per op, for `redis: true` cases. */
+  redisUsecPerOp?: number;
+  redisCallsPerOp?: number;
+  redisCalls?: Record<string, number>;
 }
 
 interface RatioResult {
@@ -45,6 +50,7 @@ interface RatioResult {
   runs: number[];
   goal?: string;
   met?: boolean;
+  of?: 'time' | 'redisUsec';
 }
 
 async function environment(): Promise<{ env: BenchEnv; stop: () => Promise<void> }> {
@@ -77,8 +83,12 @@ async function runSuite(suite: Suite<unknown>, env: BenchEnv, machine: Machine):
         perRun.get(c.name)?.push(stats.p50 / (c.ops ?? 1));
       }
     }
+    const cost = new Map<string, RedisCost>();
+    for (const c of cases)
+      if (c.redis) cost.set(c.name, await measureRedisCost(env.redisUrl, c.fn, c.ops ?? 1, timeMs));
     const results: CaseResult[] = cases.map((c) => {
       const xs = perRun.get(c.name) ?? [];
+      const rc = cost.get(c.name);
       const med = median(xs);
       return {
         name: c.name,
@@ -88,6 +98,7 @@ async function runSuite(suite: Suite<unknown>, env: BenchEnv, machine: Machine):
         maxNsPerOp: Math.max(...xs),
         opsPerSec: 1e9 / med,
         runsNsPerOp: xs,
+        ...(rc ? { redisUsecPerOp: rc.usecPerOp, redisCallsPerOp: rc.callsPerOp, redisCalls: rc.calls } : {}),
       };
     });
     const byName = new Map(results.map((r) => [r.name, r]));
@@ -95,6 +106,17 @@ async function runSuite(suite: Suite<unknown>, env: BenchEnv, machine: Machine):
       for (const n of [q.numerator, q.denominator, q.subtract]) {
         if (n !== undefined && !byName.has(n))
           throw new Error(`suite ${suite.name}: ratio '${q.name}' names unknown case '${n}'`);
+      }
+      if (q.of === 'redisUsec') {
+        const side = (n: string) => {
+          const v = byName.get(n)?.redisUsecPerOp;
+          if (v === undefined)
+            throw new Error(`suite ${suite.name}: ratio '${q.name}' needs case '${n}' to set redis: true`);
+          return v;
+        };
+        const base = q.subtract ? side(q.subtract) : 0;
+        const value = (side(q.numerator) - base) / (side(q.denominator) - base);
+        return { ...q, value, runs: [value], met: meetsGoal(value, q.goal) };
       }
       const per = Array.from({ length: runs }, (_, i) => {
         const base = q.subtract ? (byName.get(q.subtract)?.runsNsPerOp[i] ?? 0) : 0;
@@ -127,15 +149,7 @@ async function runSuite(suite: Suite<unknown>, env: BenchEnv, machine: Machine):
 }
 
 function printTable(name: string, cases: CaseResult[], ratios: RatioResult[]): void {
-  const rows = [
-    ['case', 'median/op', 'ops/s', 'min–max/op'],
-    ...cases.map((c) => [
-      c.name,
-      fmtNs(c.medianNsPerOp),
-      fmtOps(c.opsPerSec),
-      `${fmtNs(c.minNsPerOp)} – ${fmtNs(c.maxNsPerOp)}`,
-    ]),
-  ];
+  const rows = caseRows(cases);
   const out = [`\n## ${name} (median of ${runs} runs)\n`, table(rows)];
   if (ratios.length) {
     out.push(
