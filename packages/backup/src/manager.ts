@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { restoreContext, storeArtifact } from './archive.js';
 import { assertSameChecksums } from './checksums.js';
-import { checkEncryption, decrypt, encrypt, type KeyConfig, unwrapKey, wrapKey } from './encryption.js';
+import { checkEncryption, type KeyConfig, unwrapKey, wrapKey } from './encryption.js';
 import {
   abortError,
   type BackupErrorCode,
@@ -10,6 +11,16 @@ import {
 } from './errors.js';
 import { type Clock, systemClock } from './internal/clock.js';
 import { Emitter } from './internal/emitter.js';
+import {
+  archiveSha,
+  idTime,
+  MANIFEST,
+  newId,
+  parseManifest,
+  readAll,
+  removeBackup,
+  writeManifest,
+} from './manifest.js';
 import {
   type CheckedPolicy,
   checkRetention,
@@ -33,47 +44,13 @@ import type {
   Manifest,
   Operation,
   PrunePlan,
-  RestoreContext,
   RestoreOptions,
   Schedule,
   ScheduleOptions,
   VerifyOptions,
   VerifyResult,
 } from './types.js';
-import { checkId, checkSignal, invalid, v } from './validate.js';
-
-const MANIFEST = 'manifest.json';
-
-async function* once(b: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield b;
-}
-
-/** Passes chunks through, telling `see` about each: hashing and counting on the way to storage. */
-async function* tap(
-  src: AsyncIterable<Uint8Array>,
-  see: (c: Uint8Array) => void,
-): AsyncGenerator<Uint8Array> {
-  for await (const c of src) {
-    see(c);
-    yield c;
-  }
-}
-
-async function readAll(src: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of src) parts.push(Buffer.from(c));
-  return Buffer.concat(parts);
-}
-
-const compactIso = (ms: number) => new Date(ms).toISOString().replace(/[-:.]/g, '');
-
-/** When a backup with this id started (ids begin with a compact ISO time), or undefined for a foreign key. */
-function idTime(id: string): number | undefined {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(id);
-  if (!m) return undefined;
-  const t = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z`);
-  return Number.isNaN(t) ? undefined : t;
-}
+import { checkId, checkParts, checkSignal, invalid, v } from './validate.js';
 
 function codeOf(e: unknown): BackupErrorCode | 'ERR_UNKNOWN' {
   return isOmsBackupError(e) ? e.code : 'ERR_UNKNOWN';
@@ -86,29 +63,6 @@ const RECORDED: ReadonlySet<string> = new Set([
   'ERR_OMS_BACKUP_VERIFY_MISMATCH',
   'ERR_OMS_BACKUP_RESTORE_FAILED',
 ]);
-
-function checkManifest(id: string, raw: Buffer): Manifest {
-  let m: Manifest;
-  try {
-    m = JSON.parse(raw.toString('utf8')) as Manifest;
-  } catch (e) {
-    throw new OmsBackupError(
-      'ERR_OMS_BACKUP_CORRUPT',
-      `the manifest of backup ${id} is not valid JSON`,
-      false,
-      {
-        cause: e,
-      },
-    );
-  }
-  if (m?.version !== 1 || m.id !== id || !Array.isArray(m.files) || !Array.isArray(m.tables)) {
-    throw new OmsBackupError(
-      'ERR_OMS_BACKUP_CORRUPT',
-      `the manifest of backup ${id} is not a version 1 @oms/backup manifest for this id`,
-    );
-  }
-  return m;
-}
 
 class Manager implements BackupManager {
   readonly name: string;
@@ -127,24 +81,7 @@ class Manager implements BackupManager {
   #lastError: BackupStatus['lastError'];
 
   constructor(o: BackupManagerOptions) {
-    if (typeof o !== 'object' || o === null) throw invalid('backupManager needs { source, storage }');
-    const s = o.source as Partial<BackupSource> | undefined;
-    if (
-      !s ||
-      typeof s.dump !== 'function' ||
-      typeof s.verify !== 'function' ||
-      typeof s.restore !== 'function'
-    ) {
-      throw invalid('source must be a backup source such as postgresSource({ connectionString })');
-    }
-    const st = o.storage as Partial<BackupStorage> | undefined;
-    if (!st || (['put', 'get', 'list', 'delete'] as const).some((k) => typeof st[k] !== 'function')) {
-      throw invalid('storage must have put, get, list and delete, such as fileStorage(dir)');
-    }
-    const lock = o.lock as Record<string, unknown> | undefined;
-    if (lock !== undefined && typeof lock?.tryAcquire !== 'function' && typeof lock?.acquire !== 'function') {
-      throw invalid('lock must have tryAcquire(key) or acquire(key), such as a Locks store of @oms/locks');
-    }
+    checkParts(o);
     this.#source = o.source;
     this.#storage = o.storage;
     this.#key = checkEncryption(o.encryption);
@@ -231,33 +168,20 @@ class Manager implements BackupManager {
   async #create(signal: AbortSignal, run: number): Promise<Manifest> {
     throwIfAborted(signal, 'create');
     const started = this.clock.now();
-    const id = `${compactIso(started)}-${randomBytes(4).toString('hex')}`;
-    const dataKey = this.#key ? randomBytes(32) : undefined;
+    const id = newId(started, randomBytes(4));
+    const key = this.#key ? { config: this.#key, dataKey: randomBytes(32) } : undefined;
     const files: ArtifactFile[] = [];
     let total = 0;
+    const seen = (bytes: number) => {
+      total += bytes;
+      if (this.#events.has('progress'))
+        this.#events.emit('progress', { run, operation: 'create', bytes: total });
+    };
+    const artifacts = { storage: this.#storage, id, key, files, signal, seen };
     try {
       const info = await this.#source.dump({
         signal,
-        write: async (name, body) => {
-          if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name === MANIFEST) {
-            throw invalid(`artifact name ${JSON.stringify(name)} is not allowed`);
-          }
-          const hash = createHash('sha256');
-          let bytes = 0;
-          const stored = dataKey && this.#key ? encrypt(body, dataKey, name, this.#key.chunkBytes) : body;
-          await this.#storage.put(
-            `${id}/${name}`,
-            tap(stored, (c) => {
-              hash.update(c);
-              bytes += c.byteLength;
-              total += c.byteLength;
-              if (this.#events.has('progress'))
-                this.#events.emit('progress', { run, operation: 'create', bytes: total });
-            }),
-            { signal },
-          );
-          files.push({ name, bytes, sha256: hash.digest('hex') });
-        },
+        write: (name, body) => storeArtifact(artifacts, name, body),
       });
       throwIfAborted(signal, 'create');
       if (files.length === 0) {
@@ -280,35 +204,17 @@ class Manager implements BackupManager {
         sha256: archiveSha(files),
         files,
         tables: info.tables,
-        ...(dataKey && this.#key ? { encryption: wrapKey(this.#key, id, dataKey) } : {}),
+        ...(key ? { encryption: wrapKey(key.config, id, key.dataKey) } : {}),
       };
       // Written last: until this rename, the backup does not exist for list(), verify() or prune().
-      await this.#writeManifest(manifest, signal);
+      await writeManifest(this.#storage, manifest, signal);
       this.#lastSuccessAt = Math.max(this.#lastSuccessAt ?? 0, started);
       return manifest;
     } catch (e) {
-      await this.#remove(id).catch(() => {});
+      await removeBackup(this.#storage, id).catch(() => {});
       if (signal.aborted && !isOmsBackupError(e)) throw abortError(signal, 'create');
       throw e;
     }
-  }
-
-  #writeManifest(m: Manifest, signal?: AbortSignal): Promise<{ bytes: number }> {
-    return this.#storage.put(
-      `${m.id}/${MANIFEST}`,
-      once(Buffer.from(`${JSON.stringify(m, null, 2)}\n`)),
-      signal ? { signal } : {},
-    );
-  }
-
-  /** The manifest goes first, so a half-deleted backup is never listed as complete. */
-  async #remove(id: string): Promise<void> {
-    const keys = await this.#storage.list(`${id}/`);
-    const ordered = [
-      ...keys.filter((k) => k.endsWith(`/${MANIFEST}`)),
-      ...keys.filter((k) => !k.endsWith(`/${MANIFEST}`)),
-    ];
-    for (const k of ordered) await this.#storage.delete(k);
   }
 
   async list(opts?: CallOptions): Promise<Manifest[]> {
@@ -354,63 +260,7 @@ class Manager implements BackupManager {
       }
       throw e;
     }
-    return checkManifest(id, raw);
-  }
-
-  /**
-   * Reads every stored file end to end before anything is restored: the SHA-256 of each against the manifest,
-   * then (when encrypted) every chunk's authentication tag. Nothing reaches a database before both passed.
-   */
-  async #checkArchive(m: Manifest, dataKey: Buffer | undefined, signal: AbortSignal): Promise<void> {
-    for (const f of m.files) {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const stored = await this.#storage.get(`${m.id}/${f.name}`, { signal }).catch((e: unknown) => {
-        if (!isOmsBackupError(e) || e.code !== 'ERR_OMS_BACKUP_NOT_FOUND') throw e;
-        throw new OmsBackupError(
-          'ERR_OMS_BACKUP_CORRUPT',
-          `backup ${m.id} is incomplete: ${f.name} is missing from storage; it is not restored`,
-          false,
-          { cause: e },
-        );
-      });
-      for await (const c of stored) {
-        throwIfAborted(signal, 'reading the archive');
-        hash.update(c);
-        bytes += c.byteLength;
-      }
-      const sha = hash.digest('hex');
-      if (bytes !== f.bytes || sha !== f.sha256) {
-        throw new OmsBackupError(
-          'ERR_OMS_BACKUP_CORRUPT',
-          `backup ${m.id} is corrupt: ${f.name} has ${bytes} bytes and SHA-256 ${sha.slice(0, 12)}…, the manifest says ${f.bytes} bytes and ${f.sha256.slice(0, 12)}…; it is not restored`,
-        );
-      }
-    }
-    if (!dataKey) return;
-    for (const f of m.files) {
-      for await (const _ of decrypt(
-        await this.#storage.get(`${m.id}/${f.name}`, { signal }),
-        dataKey,
-        f.name,
-      )) {
-        throwIfAborted(signal, 'reading the archive');
-      }
-    }
-  }
-
-  async #prepare(m: Manifest, signal: AbortSignal): Promise<RestoreContext> {
-    const dataKey = m.encryption ? unwrapKey(this.#key, m.id, m.encryption) : undefined;
-    await this.#checkArchive(m, dataKey, signal);
-    const storage = this.#storage;
-    return {
-      signal,
-      manifest: m,
-      async *read(name) {
-        const src = await storage.get(`${m.id}/${name}`, { signal });
-        yield* dataKey ? decrypt(src, dataKey, name) : src;
-      },
-    };
+    return parseManifest(id, raw);
   }
 
   async verify(id: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
@@ -419,7 +269,7 @@ class Manager implements BackupManager {
     return this.#observe('verify', id, signal, async () => {
       const m = await this.#get(id, signal);
       try {
-        const ctx = await this.#prepare(m, signal);
+        const ctx = await restoreContext(this.#storage, this.#key, m, signal);
         const t0 = this.clock.now();
         const tables = await this.#source.verify(
           ctx,
@@ -428,7 +278,7 @@ class Manager implements BackupManager {
         const restoreMs = this.clock.now() - t0;
         assertSameChecksums(id, m.tables, tables);
         m.verification = { at: new Date(this.clock.now()).toISOString(), ok: true, restoreMs };
-        await this.#writeManifest(m);
+        await writeManifest(this.#storage, m);
         return { id, restoreMs, tables };
       } catch (e) {
         if (!signal.aborted && isOmsBackupError(e) && RECORDED.has(e.code)) {
@@ -438,7 +288,7 @@ class Manager implements BackupManager {
             restoreMs: 0,
             code: e.code,
           };
-          await this.#writeManifest(m).catch(() => {});
+          await writeManifest(this.#storage, m).catch(() => {});
         }
         throw e;
       }
@@ -450,7 +300,7 @@ class Manager implements BackupManager {
     checkId(id);
     return this.#observe('restore', id, signal, async () => {
       const m = await this.#get(id, signal);
-      const ctx = await this.#prepare(m, signal);
+      const ctx = await restoreContext(this.#storage, this.#key, m, signal);
       await this.#source.restore(ctx, {
         ...(opts.targetUrl === undefined ? {} : { targetUrl: opts.targetUrl }),
         ...(opts.target === undefined ? {} : { target: opts.target }),
@@ -481,7 +331,7 @@ class Manager implements BackupManager {
       if (!plan.dryRun) {
         for (const d of [...plan.delete, ...plan.incomplete]) {
           throwIfAborted(signal, 'prune');
-          await this.#remove(d.id);
+          await removeBackup(this.#storage, d.id);
         }
         await this.#storage.sweep?.(staleMs, { signal });
       }
@@ -497,7 +347,7 @@ class Manager implements BackupManager {
     if (!m.encryption) throw invalid(`backup ${id} is not encrypted; there is no key to rewrap`);
     const dataKey = unwrapKey(this.#key, id, m.encryption);
     m.encryption = { ...wrapKey(cfg, id, dataKey), chunkBytes: m.encryption.chunkBytes };
-    await this.#writeManifest(m, signal);
+    await writeManifest(this.#storage, m, signal);
     return m;
   }
 
@@ -551,13 +401,6 @@ class Manager implements BackupManager {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-function archiveSha(files: ArtifactFile[]): string {
-  if (files.length === 1) return (files[0] as ArtifactFile).sha256;
-  return createHash('sha256')
-    .update(files.map((f) => `${f.name} ${f.sha256}\n`).join(''))
-    .digest('hex');
 }
 
 /**

@@ -1,5 +1,6 @@
 import { OmsBackupError } from './errors.js';
 import { type Validators, validators } from './internal/validate.js';
+import type { BackupManagerOptions, BackupSource, BackupStorage } from './types.js';
 
 /** The shared option checks, failing with ERR_OMS_BACKUP_INVALID_OPTION. */
 export const v: Validators = validators((m) => new OmsBackupError('ERR_OMS_BACKUP_INVALID_OPTION', m));
@@ -24,4 +25,26 @@ export function checkSignal(name: string, s: unknown): AbortSignal | undefined {
     throw invalid(`${name} must be an AbortSignal (got ${s === null ? 'null' : typeof s})`);
   }
   return s as AbortSignal;
+}
+
+/** backupManager's source, storage and lock have the shapes it calls, checked once at construction. */
+export function checkParts(o: BackupManagerOptions): void {
+  if (typeof o !== 'object' || o === null) throw invalid('backupManager needs { source, storage }');
+  const s = o.source as Partial<BackupSource> | undefined;
+  if (
+    !s ||
+    typeof s.dump !== 'function' ||
+    typeof s.verify !== 'function' ||
+    typeof s.restore !== 'function'
+  ) {
+    throw invalid('source must be a backup source such as postgresSource({ connectionString })');
+  }
+  const st = o.storage as Partial<BackupStorage> | undefined;
+  if (!st || (['put', 'get', 'list', 'delete'] as const).some((k) => typeof st[k] !== 'function')) {
+    throw invalid('storage must have put, get, list and delete, such as fileStorage(dir)');
+  }
+  const lock = o.lock as Record<string, unknown> | undefined;
+  if (lock !== undefined && typeof lock?.tryAcquire !== 'function' && typeof lock?.acquire !== 'function') {
+    throw invalid('lock must have tryAcquire(key) or acquire(key), such as a Locks store of @oms/locks');
+  }
 }
