@@ -1,13 +1,20 @@
 import type { Algorithm } from './types.js';
 
 /**
- * Per-key state in the memory store. Field meaning depends on the algorithm; numeric fields keep every
- * slot one hidden class. `exp === 0` marks a fresh slot (new, or past the time it could matter).
+ * Per-key state in the memory store, the same model the Lua scripts keep in Redis (`at level [prevLevel]`):
+ * - token bucket: `level` tokens at time `at` (ms);
+ * - gcra: `level` cells in flight at time `at` (ms);
+ * - fixed window: `level` units counted in window number `at`;
+ * - sliding counter: `level` units in window number `at`, `prevLevel` in the window before;
+ * - sliding log: `log` (one timestamp per unit, from `head` on).
+ *
+ * Numeric fields keep every slot one hidden class. `exp === 0` marks a fresh slot (new, or past the time it
+ * could matter).
  */
 export class Slot {
-  a = 0;
-  b = 0;
-  c = 0;
+  at = 0;
+  level = 0;
+  prevLevel = 0;
   log: number[] | null = null;
   head = 0;
   exp = 0;
@@ -29,17 +36,27 @@ export interface Out {
 
 export const newOut = (): Out => ({ allowed: false, remaining: 0, resetMs: 0, retryAfterMs: 0 });
 
-/** Step modes, shared with the Lua scripts. */
-export const PEEK = 0;
-export const COMMIT = 1;
-export const REFUND = 2;
+/**
+ * What a step does, shared with the Lua scripts: `peek` evaluates only, `commit` charges when allowed,
+ * `refund` returns what a reservation made at `rts` took.
+ */
+export const Mode = { peek: 0, commit: 1, refund: 2 } as const;
+export type Mode = (typeof Mode)[keyof typeof Mode];
+
+/** Each algorithm's dispatch code in the Lua scripts (`alg<code>`). */
+export const AlgCode = { tokenBucket: 1, gcra: 2, fixedWindow: 3, slidingCounter: 4, slidingLog: 5 } as const;
+export type AlgCode = (typeof AlgCode)[keyof typeof AlgCode];
+
+/** Unit of each parameter: the Redis store converts ms-unit values to the scripts' µs. */
+export const Unit = { none: 0, ms: 1, perMs: -1 } as const;
+export type Unit = (typeof Unit)[keyof typeof Unit];
 
 /** The engine side of an `Algorithm`: memory step, Lua dispatch code and parameter scaling. */
 export interface AlgorithmImpl extends Algorithm {
   /** Dispatch code in the Lua scripts. */
-  readonly code: 1 | 2 | 3 | 4 | 5;
-  /** Power of the time unit in each parameter: the Redis store converts ms to µs with 1000^unit. */
-  readonly units: readonly [number, number, number];
+  readonly code: AlgCode;
+  /** The time unit of each parameter: the Redis store converts ms to µs with 1000^unit. */
+  readonly units: readonly [Unit, Unit, Unit];
   /** Parameters at multiplier 1, ms units. */
   readonly base: Float64Array;
   /** Writes the parameters at multiplier `m` into `p`. */
@@ -51,10 +68,10 @@ export interface AlgorithmImpl extends Algorithm {
   /** Current multiplier (adaptive only). */
   multiplier?: () => number;
   /**
-   * Evaluates one call on a memory slot at `now` (ms); writes the slot only for COMMIT (when allowed) and
-   * REFUND (`rts` is the reservation's time).
+   * Evaluates one call on a memory slot at `now` (ms); writes the slot only for `commit` (when allowed) and
+   * `refund` (`rts` is the reservation's time).
    */
-  step(s: Slot, now: number, p: Float64Array, cost: number, mode: number, rts: number, out: Out): void;
+  step(s: Slot, now: number, p: Float64Array, cost: number, mode: Mode, rts: number, out: Out): void;
 }
 
 export const impl = (a: Algorithm): AlgorithmImpl => a as AlgorithmImpl;

@@ -1,11 +1,12 @@
 import {
+  AlgCode,
   type AlgorithmImpl,
-  COMMIT,
+  Mode,
   type Out,
   quotaInP0,
-  REFUND,
   type Slot,
   scaledInt,
+  Unit,
 } from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { Algorithm, FixedWindowOptions } from './types.js';
@@ -31,8 +32,8 @@ export function fixedWindow(o: FixedWindowOptions): Algorithm {
     quota: limit,
     windowMs: w,
     adaptive: false,
-    code: 3,
-    units: [0, 1, 0],
+    code: AlgCode.fixedWindow,
+    units: [Unit.none, Unit.ms, Unit.none],
     base: Float64Array.of(limit, w, 0),
     scale(p, m) {
       p[0] = scaledInt(limit, m);
@@ -46,25 +47,25 @@ export function fixedWindow(o: FixedWindowOptions): Algorithm {
   return Object.freeze(a);
 }
 
-// a = window index, b = count
+// slot: at = window number, level = count
 function fixedWindowStep(
   s: Slot,
   now: number,
   p: Float64Array,
   cost: number,
-  mode: number,
+  mode: Mode,
   rts: number,
   out: Out,
 ) {
   const limit = p[0]!;
   const w = p[1]!;
   const win = Math.floor(now / w);
-  let count = s.exp !== 0 && s.a === win ? s.b : 0;
+  let count = s.exp !== 0 && s.at === win ? s.level : 0;
   const end = (win + 1) * w;
-  if (mode === REFUND) {
+  if (mode === Mode.refund) {
     if (Math.floor(rts / w) === win) count = Math.max(0, count - cost);
-    s.a = win;
-    s.b = count;
+    s.at = win;
+    s.level = count;
     s.exp = end;
     out.allowed = true;
     out.retryAfterMs = 0;
@@ -72,10 +73,10 @@ function fixedWindowStep(
     const ok = count + cost <= limit;
     out.allowed = ok;
     out.retryAfterMs = ok ? 0 : Math.ceil(end - now);
-    if (ok && mode === COMMIT) {
+    if (ok && mode === Mode.commit) {
       count += cost;
-      s.a = win;
-      s.b = count;
+      s.at = win;
+      s.level = count;
       s.exp = end;
     }
   }

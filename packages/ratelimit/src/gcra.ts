@@ -1,4 +1,13 @@
-import { type AlgorithmImpl, COMMIT, floorEps, type Out, REFUND, type Slot, scaledInt } from './algorithm.js';
+import {
+  AlgCode,
+  type AlgorithmImpl,
+  floorEps,
+  Mode,
+  type Out,
+  type Slot,
+  scaledInt,
+  Unit,
+} from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { Algorithm, GcraOptions } from './types.js';
 import { v } from './validate.js';
@@ -28,8 +37,8 @@ export function gcra(o: GcraOptions): Algorithm {
     quota: limit,
     windowMs: period,
     adaptive: false,
-    code: 2,
-    units: [1, 0, 0],
+    code: AlgCode.gcra,
+    units: [Unit.ms, Unit.none, Unit.none],
     base: Float64Array.of(period / limit, burst, 0),
     scale(p, m) {
       // under load both the rate and the burst shrink
@@ -44,15 +53,15 @@ export function gcra(o: GcraOptions): Algorithm {
   return Object.freeze(a);
 }
 
-// a = cells in flight at time b (ms); p = [T, burst]
-function gcraStep(s: Slot, now: number, p: Float64Array, cost: number, mode: number, rts: number, out: Out) {
+// slot: level = cells in flight at time at (ms); p = [T, burst]
+function gcraStep(s: Slot, now: number, p: Float64Array, cost: number, mode: Mode, rts: number, out: Out) {
   const t = p[0]!;
   const burst = p[1]!;
   let cells = 0;
   let ts = now;
   if (s.exp !== 0) {
-    cells = s.a;
-    ts = s.b;
+    cells = s.level;
+    ts = s.at;
     // a clock that steps back keeps ts: nothing drains until time catches up
     if (now > ts) {
       cells -= (now - ts) / t;
@@ -60,11 +69,11 @@ function gcraStep(s: Slot, now: number, p: Float64Array, cost: number, mode: num
       if (cells < 0) cells = 0;
     }
   }
-  if (mode === REFUND) {
+  if (mode === Mode.refund) {
     void rts;
     cells = Math.max(0, cells - cost);
-    s.a = cells;
-    s.b = ts;
+    s.level = cells;
+    s.at = ts;
     s.exp = ts + cells * t + 1;
     out.allowed = true;
     out.retryAfterMs = 0;
@@ -74,10 +83,10 @@ function gcraStep(s: Slot, now: number, p: Float64Array, cost: number, mode: num
     const ok = next <= burst;
     out.allowed = ok;
     out.retryAfterMs = ok ? 0 : Math.ceil((next - burst) * t);
-    if (ok && mode === COMMIT) {
+    if (ok && mode === Mode.commit) {
       cells = next;
-      s.a = cells;
-      s.b = ts;
+      s.level = cells;
+      s.at = ts;
       s.exp = ts + cells * t + 1;
     }
   }

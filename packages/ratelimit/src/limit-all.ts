@@ -1,7 +1,7 @@
-import { COMMIT, newOut, type Out } from './algorithm.js';
+import { Mode, newOut, type Out } from './algorithm.js';
 import { abortedError } from './deadlines.js';
 import { invalidOption, isOmsRatelimitError, OmsRatelimitError } from './errors.js';
-import { Limiter } from './limiter.js';
+import { internals as I, Limiter } from './limiter.js';
 import type { StoreImpl, StoreScope, SyncStore } from './store.js';
 import type { Decision, LimitAllResult, RateLimiter, Scope } from './types.js';
 import { costError, keyError } from './validate.js';
@@ -51,7 +51,11 @@ export async function limitAll(
   let denied: number;
   let degraded = false;
   try {
-    denied = await first.runBounded(c.store.applyAll(c.items, cost, outs, first.timeoutMs), opts.signal);
+    denied = await I.runBounded(
+      first,
+      c.store.applyAll(c.items, cost, outs, I.timeoutMs(first)),
+      opts.signal,
+    );
   } catch (e) {
     if (
       isOmsRatelimitError(e) &&
@@ -83,7 +87,7 @@ export function limitAllNow(scopes: readonly Scope[], cost = 1): LimitAllResult 
 function checkScope(limiter: unknown, key: string, cost: number): Limiter {
   if (!(limiter instanceof Limiter)) throw invalidOption('every scope needs a limiter made by rateLimiter()');
   const l = limiter;
-  if (l.closed) throw new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', `limiter ${l.name} is closed`);
+  if (I.closed(l)) throw new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', `limiter ${l.name} is closed`);
   const ke = keyError(key);
   if (ke) throw ke;
   const ce = costError(cost, l.algorithm.limit);
@@ -98,7 +102,7 @@ function checkScope(limiter: unknown, key: string, cost: number): Limiter {
  */
 export function limitOneNow(limiter: RateLimiter, key: string, cost = 1): LimitAllResult | undefined {
   const l = checkScope(limiter, key, cost);
-  const d = l.commitNow(key, cost);
+  const d = I.commitNow(l, key, cost);
   if (d === undefined) return undefined;
   if (d.allowed) return { allowed: true, decisions: [d] };
   return { allowed: false, decisions: [d], deniedBy: { index: 0, name: l.name, key } };
@@ -132,7 +136,7 @@ function prepare(scopes: readonly Scope[], cost: number): Checked {
           'use memory stores only, or Redis stores on one ioredis client',
       );
     }
-    const { p, limit } = l.params();
+    const { p, limit } = I.params(l);
     limiters.push(l);
     limits.push(limit);
     items.push({
@@ -151,7 +155,7 @@ function prepare(scopes: readonly Scope[], cost: number): Checked {
 function allNow(c: Checked, cost: number): LimitAllResult {
   const outs: Out[] = c.items.map(newOut);
   const store = c.store as SyncStore;
-  return result(c, outs, store.applyAll(c.items, cost, c.limiters[0]!.clock.now(), outs), false);
+  return result(c, outs, store.applyAll(c.items, cost, I.clock(c.limiters[0]!).now(), outs), false);
 }
 
 function result(c: Checked, outs: Out[], denied: number, degraded: boolean): LimitAllResult {
@@ -159,7 +163,7 @@ function result(c: Checked, outs: Out[], denied: number, degraded: boolean): Lim
   const decisions: Decision[] = new Array(limiters.length);
   for (let i = 0; i < limiters.length; i++) {
     const l = limiters[i]!;
-    decisions[i] = l.decision(outs[i]!, c.limits[i]!, degraded ? l.onStoreError : undefined);
+    decisions[i] = I.decision(l, outs[i]!, c.limits[i]!, degraded);
   }
   if (denied < 0) return { allowed: true, decisions };
   return {
@@ -179,13 +183,10 @@ function degradeAll(
 ): number {
   let denied = -1;
   for (let i = 0; i < limiters.length; i++) {
-    limiters[i]!.degrade(error, items[i]!.key, cost, 0, outs[i]!);
+    I.degrade(limiters[i]!, error, items[i]!.key, cost, Mode.peek, outs[i]!);
     if (!outs[i]!.allowed && denied < 0) denied = i;
   }
   if (denied >= 0) return denied;
-  for (let i = 0; i < limiters.length; i++) {
-    const l = limiters[i]!;
-    if (l.hasInsurance()) l.insurance(items[i]!.key, cost, COMMIT, outs[i]!);
-  }
+  for (let i = 0; i < limiters.length; i++) I.chargeInsurance(limiters[i]!, items[i]!.key, cost, outs[i]!);
   return -1;
 }

@@ -1,4 +1,4 @@
-import { type AlgorithmImpl, COMMIT, impl, newOut, type Out, PEEK } from './algorithm.js';
+import { type AlgorithmImpl, impl, Mode, newOut, type Out } from './algorithm.js';
 import { Abort, abortedError, Deadlines } from './deadlines.js';
 import { invalidOption, isOmsRatelimitError, OmsRatelimitError } from './errors.js';
 import { systemClock } from './internal/clock.js';
@@ -23,14 +23,45 @@ const POLICIES: readonly StoreErrorPolicy[] = ['open', 'closed', 'insurance'];
 const closedError = () =>
   new OmsRatelimitError('ERR_OMS_RATELIMIT_CLOSED', 'the limiter is closed; create a new one');
 
-/** The engine behind `rateLimiter()`; `limitAll` reaches its internals through `Limiter.internals`. */
+/**
+ * What `limitAll` needs of a limiter beyond `RateLimiter`. It is reached through `internals`, which only this
+ * package's modules import, so none of it is a method a user could call.
+ */
+export interface LimiterInternals {
+  readonly clock: (l: Limiter) => Clock;
+  readonly closed: (l: Limiter) => boolean;
+  readonly timeoutMs: (l: Limiter) => number;
+  /** Current parameters and the quota they give (scaled when adaptive). */
+  readonly params: (l: Limiter) => { p: Float64Array; limit: number };
+  /** The Decision of `out` (and the 'decision' event); `degraded` when the store-error policy answered. */
+  readonly decision: (l: Limiter, out: Out, limit: number, degraded: boolean) => Decision;
+  /** A memory store's one-scope commit, with no promise; undefined on a remote store. */
+  readonly commitNow: (l: Limiter, key: string, cost: number) => Decision | undefined;
+  /** Fills `out` per `onStoreError` after a store failure, and reports it. */
+  readonly degrade: (
+    l: Limiter,
+    error: unknown,
+    key: string,
+    cost: number,
+    mode: Mode,
+    out: Out,
+  ) => StoreErrorPolicy;
+  /** Charges the insurance limiter when the policy is 'insurance' (a no-op otherwise). */
+  readonly chargeInsurance: (l: Limiter, key: string, cost: number, out: Out) => void;
+  readonly runBounded: <T>(l: Limiter, p: Promise<T>, signal: AbortSignal | undefined) => Promise<T>;
+}
+
+/** Set by `Limiter`'s static block, the one place that can reach its private members. */
+export let internals: LimiterInternals;
+
+/** The engine behind `rateLimiter()`; `limitAll` reaches its internals through `internals`. */
 export class Limiter implements RateLimiter {
   readonly name: string;
   readonly algorithm: AlgorithmImpl;
   readonly policy: RatePolicy;
   readonly store: StoreImpl;
-  readonly clock: Clock;
-  readonly onStoreError: StoreErrorPolicy;
+  readonly #clock: Clock;
+  readonly #onStoreError: StoreErrorPolicy;
   readonly #ev = new Emitter<RateLimiterEvents>();
   readonly #sync: SyncBinding | undefined;
   readonly #async: AsyncBinding | undefined;
@@ -66,8 +97,8 @@ export class Limiter implements RateLimiter {
     this.name = o.name;
     this.algorithm = alg;
     this.store = store;
-    this.clock = clock;
-    this.onStoreError = policy;
+    this.#clock = clock;
+    this.#onStoreError = policy;
     this.#max = alg.limit;
     this.#quota = alg.quota;
     this.policy = Object.freeze({
@@ -89,8 +120,23 @@ export class Limiter implements RateLimiter {
     }
   }
 
-  /** Current parameters and the quota they give (scaled when adaptive). */
-  params(): { p: Float64Array; limit: number } {
+  static {
+    internals = {
+      clock: (l) => l.#clock,
+      closed: (l) => l.#closed,
+      timeoutMs: (l) => l.#deadlines.ms,
+      params: (l) => l.#params(),
+      decision: (l, out, limit, degraded) => l.#decision(out, limit, degraded ? l.#onStoreError : undefined),
+      commitNow: (l, key, cost) => l.#commitNow(key, cost),
+      degrade: (l, error, key, cost, mode, out) => l.#degrade(error, key, cost, mode, out),
+      chargeInsurance: (l, key, cost, out) => {
+        if (l.#onStoreError === 'insurance') l.#insure(key, cost, Mode.commit, out);
+      },
+      runBounded: (l, p, signal) => l.#deadlines.run(p, signal),
+    };
+  }
+
+  #params(): { p: Float64Array; limit: number } {
     const a = this.algorithm;
     if (!a.adaptive) return { p: this.#p, limit: this.#quota };
     const p = new Float64Array(3);
@@ -102,7 +148,7 @@ export class Limiter implements RateLimiter {
     return this.algorithm.adaptive ? this.algorithm.quotaOf(p) : this.#quota;
   }
 
-  decision(out: Out, limit: number, degraded?: StoreErrorPolicy): Decision {
+  #decision(out: Out, limit: number, degraded?: StoreErrorPolicy): Decision {
     const d: Decision =
       degraded === undefined
         ? {
@@ -127,20 +173,20 @@ export class Limiter implements RateLimiter {
   }
 
   consume(key: string, opts?: ConsumeOptions): Promise<Decision> {
-    return this.#call(key, opts, COMMIT);
+    return this.#call(key, opts, Mode.commit);
   }
 
   peek(key: string, opts?: { signal?: AbortSignal }): Promise<Decision> {
-    return this.#call(key, opts, PEEK);
+    return this.#call(key, opts, Mode.peek);
   }
 
-  #call(key: string, opts: ConsumeOptions | undefined, mode: number): Promise<Decision> {
+  #call(key: string, opts: ConsumeOptions | undefined, mode: Mode): Promise<Decision> {
     const ke = keyError(key);
     if (ke) return Promise.reject(ke);
     let cost = 1;
     let signal: AbortSignal | undefined;
     if (opts !== undefined) {
-      if (opts.cost !== undefined && mode === COMMIT) {
+      if (opts.cost !== undefined && mode === Mode.commit) {
         cost = opts.cost;
         const ce = costError(cost, this.#max);
         if (ce) return Promise.reject(ce);
@@ -161,19 +207,19 @@ export class Limiter implements RateLimiter {
    * `limitAll`'s one-scope case on a memory store: the caller has checked the key, the cost and `closed`, so
    * this is the step alone, with no promise. Undefined on a remote store.
    */
-  commitNow(key: string, cost: number): Decision | undefined {
+  #commitNow(key: string, cost: number): Decision | undefined {
     if (this.#sync === undefined) return undefined;
     const a = this.algorithm;
     const p = this.#p;
     if (a.adaptive) a.scale(p, a.multiplier!());
-    return this.#stepNow(key, p, cost, COMMIT);
+    return this.#stepNow(key, p, cost, Mode.commit);
   }
 
-  #stepNow(key: string, p: Float64Array, cost: number, mode: number): Decision {
+  #stepNow(key: string, p: Float64Array, cost: number, mode: Mode): Decision {
     const a = this.algorithm;
     const out = this.#out;
-    const now = this.clock.now();
-    a.step(this.#sync!.slot(key, now, mode !== PEEK), now, p, cost, mode, now, out);
+    const now = this.#clock.now();
+    a.step(this.#sync!.slot(key, now, mode !== Mode.peek), now, p, cost, mode, now, out);
     const d: Decision = {
       allowed: out.allowed,
       limit: a.adaptive ? a.quotaOf(p) : this.#quota,
@@ -186,7 +232,7 @@ export class Limiter implements RateLimiter {
     return d;
   }
 
-  #remote(key: string, p: Float64Array, cost: number, mode: number, signal?: AbortSignal): Promise<Decision> {
+  #remote(key: string, p: Float64Array, cost: number, mode: Mode, signal?: AbortSignal): Promise<Decision> {
     const limit = this.#limitNow(p);
     const timed = this.#ev.has('storeCall');
     const t0 = timed ? performance.now() : 0;
@@ -198,8 +244,8 @@ export class Limiter implements RateLimiter {
         if (isOmsRatelimitError(err) && err.code === 'ERR_OMS_RATELIMIT_CLOSED') return reject(err);
         if (timed) this.#storeCall(t0, false);
         const out = newOut();
-        const degraded = this.degrade(err, key, cost, mode, out);
-        resolve(this.decision(out, limit, degraded));
+        const degraded = this.#degrade(err, key, cost, mode, out);
+        resolve(this.#decision(out, limit, degraded));
       };
       const e = deadlines.track(fail);
       if (signal) {
@@ -213,7 +259,7 @@ export class Limiter implements RateLimiter {
         if (err !== null && err !== undefined) return fail(err);
         if (onAbort) signal!.removeEventListener('abort', onAbort);
         if (timed) this.#storeCall(t0, true);
-        resolve(this.decision(out!, limit));
+        resolve(this.#decision(out!, limit));
       });
     });
   }
@@ -228,13 +274,13 @@ export class Limiter implements RateLimiter {
   }
 
   /** Fills `out` per `onStoreError` after a store failure, and reports it. */
-  degrade(error: unknown, key: string, cost: number, mode: number, out: Out): StoreErrorPolicy {
-    const policy = this.onStoreError;
+  #degrade(error: unknown, key: string, cost: number, mode: Mode, out: Out): StoreErrorPolicy {
+    const policy = this.#onStoreError;
     const code = isOmsRatelimitError(error) ? error.code : 'ERR_OMS_RATELIMIT_STORE_UNAVAILABLE';
     this.#ev.emit('storeError', { name: this.name, store: this.store.kind, policy, code, error });
     if (policy === 'open') {
       out.allowed = true;
-      out.remaining = Math.max(0, this.algorithm.limit - (mode === COMMIT ? cost : 0));
+      out.remaining = Math.max(0, this.algorithm.limit - (mode === Mode.commit ? cost : 0));
       out.resetMs = 0;
       out.retryAfterMs = 0;
     } else if (policy === 'closed') {
@@ -243,26 +289,26 @@ export class Limiter implements RateLimiter {
       out.resetMs = this.#closedRetryAfterMs;
       out.retryAfterMs = this.#closedRetryAfterMs;
     } else {
-      this.insurance(key, cost, mode, out);
+      this.#insure(key, cost, mode, out);
     }
     return policy;
   }
 
   /** Evaluates the call on this process's insurance limiter (a fraction of the limit). */
-  insurance(key: string, cost: number, mode: number, out: Out): void {
+  #insure(key: string, cost: number, mode: Mode, out: Out): void {
     const a = this.algorithm;
     const p = new Float64Array(3);
     a.scale(p, this.#insuranceFraction * (a.adaptive ? a.multiplier!() : 1));
     const binding = this.#insurance ?? this.#sync!;
-    binding.apply(key, a, p, Math.min(cost, a.limitAt(this.#insuranceFraction)), mode, this.clock.now(), out);
-  }
-
-  get timeoutMs(): number {
-    return this.#deadlines.ms;
-  }
-
-  hasInsurance(): boolean {
-    return this.onStoreError === 'insurance';
+    binding.apply(
+      key,
+      a,
+      p,
+      Math.min(cost, a.limitAt(this.#insuranceFraction)),
+      mode,
+      this.#clock.now(),
+      out,
+    );
   }
 
   async reset(key: string, opts?: { signal?: AbortSignal }): Promise<void> {
@@ -291,11 +337,11 @@ export class Limiter implements RateLimiter {
     if (opts === null || typeof opts !== 'object') throw invalidOption('acquire() needs { maxWaitMs }');
     const { signal } = opts;
     const maxWaitMs = v.nonNegativeFinite('maxWaitMs', opts.maxWaitMs);
-    const deadline = this.clock.now() + maxWaitMs;
+    const deadline = this.#clock.now() + maxWaitMs;
     for (;;) {
       const d = await this.consume(key, opts);
       if (d.allowed) return d;
-      const left = deadline - this.clock.now();
+      const left = deadline - this.#clock.now();
       const wait = Math.max(1, d.retryAfterMs);
       if (wait > left) {
         const e = new OmsRatelimitError(
@@ -307,20 +353,12 @@ export class Limiter implements RateLimiter {
         throw e;
       }
       // the algorithm says exactly when the cost fits; sleep until then instead of polling
-      await Abort.sleep(this.clock, wait, signal);
+      await Abort.sleep(this.#clock, wait, signal);
     }
   }
 
   on<E extends keyof RateLimiterEvents>(event: E, fn: (e: RateLimiterEvents[E]) => void): () => void {
     return this.#ev.on(event, fn);
-  }
-
-  runBounded<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-    return this.#deadlines.run(p, signal);
-  }
-
-  get closed(): boolean {
-    return this.#closed;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { type AlgorithmImpl, COMMIT, type Out, PEEK, Slot } from './algorithm.js';
+import { type AlgorithmImpl, Mode, type Out, Slot } from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { StoreImpl, StoreScope, SyncBinding, SyncStore } from './store.js';
 import type { RateLimitStore } from './types.js';
@@ -46,11 +46,11 @@ class Partition implements SyncBinding {
     alg: AlgorithmImpl,
     p: Float64Array,
     cost: number,
-    mode: number,
+    mode: Mode,
     now: number,
     out: Out,
   ): void {
-    alg.step(this.slot(key, now, mode !== PEEK), now, p, cost, mode, now, out);
+    alg.step(this.slot(key, now, mode !== Mode.peek), now, p, cost, mode, now, out);
   }
 
   reset(key: string): void {
@@ -136,14 +136,16 @@ class MemoryStoreImpl implements SyncStore {
     let denied = -1;
     for (let i = 0; i < scopes.length; i++) {
       const sc = scopes[i]!;
-      (sc.store as MemoryStoreImpl).bind(sc.name).apply(sc.key, sc.alg, sc.p, cost, PEEK, now, outs[i]!);
+      (sc.store as MemoryStoreImpl).bind(sc.name).apply(sc.key, sc.alg, sc.p, cost, Mode.peek, now, outs[i]!);
       if (!outs[i]!.allowed && denied < 0) denied = i;
     }
     if (denied >= 0) return denied;
     // everything is synchronous, so nothing can change between the check and the charge
     for (let i = 0; i < scopes.length; i++) {
       const sc = scopes[i]!;
-      (sc.store as MemoryStoreImpl).bind(sc.name).apply(sc.key, sc.alg, sc.p, cost, COMMIT, now, outs[i]!);
+      (sc.store as MemoryStoreImpl)
+        .bind(sc.name)
+        .apply(sc.key, sc.alg, sc.p, cost, Mode.commit, now, outs[i]!);
     }
     return -1;
   }

@@ -1,12 +1,13 @@
 import {
+  AlgCode,
   type AlgorithmImpl,
-  COMMIT,
   floorEps,
+  Mode,
   type Out,
   quotaInP0,
-  REFUND,
   type Slot,
   scaledInt,
+  Unit,
 } from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { Algorithm, SlidingWindowOptions } from './types.js';
@@ -40,8 +41,8 @@ export function slidingWindow(o: SlidingWindowOptions): Algorithm {
     quota: limit,
     windowMs: w,
     adaptive: false,
-    code: log ? 5 : 4,
-    units: [0, 1, 0],
+    code: log ? AlgCode.slidingLog : AlgCode.slidingCounter,
+    units: [Unit.none, Unit.ms, Unit.none],
     base: Float64Array.of(limit, w, 0),
     scale(p, m) {
       p[0] = scaledInt(limit, m);
@@ -55,40 +56,32 @@ export function slidingWindow(o: SlidingWindowOptions): Algorithm {
   return Object.freeze(a);
 }
 
-// a = window index, b = current count, c = previous count
-function counterStep(
-  s: Slot,
-  now: number,
-  p: Float64Array,
-  cost: number,
-  mode: number,
-  rts: number,
-  out: Out,
-) {
+// slot: at = window number, level = its count, prevLevel = the previous window's count
+function counterStep(s: Slot, now: number, p: Float64Array, cost: number, mode: Mode, rts: number, out: Out) {
   const limit = p[0]!;
   const w = p[1]!;
   const win = Math.floor(now / w);
   let cur = 0;
   let prev = 0;
   if (s.exp !== 0) {
-    if (s.a === win) {
-      cur = s.b;
-      prev = s.c;
-    } else if (s.a === win - 1) {
-      prev = s.b;
+    if (s.at === win) {
+      cur = s.level;
+      prev = s.prevLevel;
+    } else if (s.at === win - 1) {
+      prev = s.level;
     }
   }
   const start = win * w;
   const f = (now - start) / w;
-  if (mode === REFUND) {
+  if (mode === Mode.refund) {
     const rw = Math.floor(rts / w);
     if (rw === win) cur = Math.max(0, cur - cost);
     else if (rw === win - 1) prev = Math.max(0, prev - cost);
     out.allowed = true;
     out.retryAfterMs = 0;
-    s.a = win;
-    s.b = cur;
-    s.c = prev;
+    s.at = win;
+    s.level = cur;
+    s.prevLevel = prev;
     s.exp = start + 2 * w;
   } else {
     const est = prev * (1 - f) + cur;
@@ -96,11 +89,11 @@ function counterStep(
     out.allowed = ok;
     if (ok) {
       out.retryAfterMs = 0;
-      if (mode === COMMIT) {
+      if (mode === Mode.commit) {
         cur += cost;
-        s.a = win;
-        s.b = cur;
-        s.c = prev;
+        s.at = win;
+        s.level = cur;
+        s.prevLevel = prev;
         s.exp = start + 2 * w;
       }
     } else if (cur + cost <= limit && prev > 0) {
@@ -120,7 +113,7 @@ function counterStep(
 }
 
 // log holds admitted timestamps (one per unit) from index head on, oldest first
-function logStep(s: Slot, now: number, p: Float64Array, cost: number, mode: number, rts: number, out: Out) {
+function logStep(s: Slot, now: number, p: Float64Array, cost: number, mode: Mode, rts: number, out: Out) {
   const limit = p[0]!;
   const w = p[1]!;
   let log = s.log;
@@ -137,7 +130,7 @@ function logStep(s: Slot, now: number, p: Float64Array, cost: number, mode: numb
     head = 0;
   }
   let n = log.length - head;
-  if (mode === REFUND) {
+  if (mode === Mode.refund) {
     let left = cost;
     for (let i = log.length - 1; i >= head && left > 0; i--) {
       if (log[i] === rts) {
@@ -156,7 +149,7 @@ function logStep(s: Slot, now: number, p: Float64Array, cost: number, mode: numb
     out.allowed = ok;
     if (ok) {
       out.retryAfterMs = 0;
-      if (mode === COMMIT) {
+      if (mode === Mode.commit) {
         for (let i = 0; i < cost; i++) log.push(now);
         n += cost;
         s.log = log;
@@ -167,7 +160,7 @@ function logStep(s: Slot, now: number, p: Float64Array, cost: number, mode: numb
       // the (n + cost − limit)-th oldest unit has to leave the window
       out.retryAfterMs = Math.max(1, Math.ceil(log[head + n + cost - limit - 1]! + w - now));
     }
-    if (mode !== COMMIT) s.head = head;
+    if (mode !== Mode.commit) s.head = head;
   }
   out.remaining = Math.max(limit - n, 0);
   out.resetMs = n > 0 ? Math.ceil(log[log.length - 1]! + w - now) : 0;

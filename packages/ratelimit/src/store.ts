@@ -1,4 +1,4 @@
-import type { AlgorithmImpl, Out } from './algorithm.js';
+import type { AlgorithmImpl, Mode, Out } from './algorithm.js';
 import type { RateLimitStore } from './types.js';
 
 /** One scope of a multi-scope call, as the stores see it. */
@@ -29,7 +29,7 @@ export interface SyncBinding {
     alg: AlgorithmImpl,
     p: Float64Array,
     cost: number,
-    mode: number,
+    mode: Mode,
     now: number,
     out: Out,
   ): void;
@@ -54,7 +54,7 @@ export interface AsyncBinding {
     alg: AlgorithmImpl,
     p: Float64Array,
     cost: number,
-    mode: number,
+    mode: Mode,
     cb: (err: unknown, out: Out | undefined) => void,
   ): void;
   reset(key: string): Promise<void>;

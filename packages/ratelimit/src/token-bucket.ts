@@ -1,12 +1,13 @@
 import {
+  AlgCode,
   type AlgorithmImpl,
-  COMMIT,
   floorEps,
+  Mode,
   type Out,
   quotaInP0,
-  REFUND,
   type Slot,
   scaledInt,
+  Unit,
 } from './algorithm.js';
 import { invalidOption } from './errors.js';
 import type { Algorithm, TokenBucketOptions } from './types.js';
@@ -33,8 +34,8 @@ export function tokenBucket(o: TokenBucketOptions): Algorithm {
     quota: cap,
     windowMs: (cap / o.refillPerSec) * 1000,
     adaptive: false,
-    code: 1,
-    units: [0, -1, 0],
+    code: AlgCode.tokenBucket,
+    units: [Unit.none, Unit.perMs, Unit.none],
     base: Float64Array.of(cap, ratePerMs, 0),
     scale(p, m) {
       p[0] = scaledInt(cap, m);
@@ -48,13 +49,13 @@ export function tokenBucket(o: TokenBucketOptions): Algorithm {
   return Object.freeze(a);
 }
 
-// a = tokens at time b (ms)
+// slot: level = tokens at time at (ms)
 function tokenBucketStep(
   s: Slot,
   now: number,
   p: Float64Array,
   cost: number,
-  mode: number,
+  mode: Mode,
   rts: number,
   out: Out,
 ) {
@@ -63,8 +64,8 @@ function tokenBucketStep(
   let tokens = cap;
   let ts = now;
   if (s.exp !== 0) {
-    tokens = s.a;
-    ts = s.b;
+    tokens = s.level;
+    ts = s.at;
     // a clock that steps back keeps ts: no refill until time catches up
     if (now > ts) {
       tokens += (now - ts) * rate;
@@ -72,21 +73,21 @@ function tokenBucketStep(
     }
     if (tokens > cap) tokens = cap;
   }
-  if (mode === REFUND) {
+  if (mode === Mode.refund) {
     void rts;
     tokens = Math.min(cap, tokens + cost);
-    s.a = tokens;
-    s.b = ts;
+    s.level = tokens;
+    s.at = ts;
     s.exp = ts + (cap - tokens) / rate;
     if (s.exp === 0) s.exp = 1;
     out.allowed = true;
   } else {
     const ok = tokens >= cost;
     out.allowed = ok;
-    if (ok && mode === COMMIT) {
+    if (ok && mode === Mode.commit) {
       tokens -= cost;
-      s.a = tokens;
-      s.b = ts;
+      s.level = tokens;
+      s.at = ts;
       s.exp = ts + (cap - tokens) / rate + 1;
     }
     out.retryAfterMs = ok ? 0 : Math.ceil((cost - tokens) / rate);

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
+import { Mode } from '../algorithm.js';
 
 // Every algorithm is a Lua function f(key, p1, p2, p3, now, cost, mode, rts) -> ok, remaining, reset, retry
-// with times in µs from the server's TIME. mode 0 evaluates only, 1 charges when allowed, 2 refunds a
-// reservation made at rts. Values are stored with %.17g so doubles round-trip exactly.
+// with times in µs from the server's TIME. mode is one of PEEK (evaluate only), COMMIT (charge when allowed)
+// and REFUND (return a reservation made at rts), the values of `Mode`. Values are stored with %.17g so doubles
+// round-trip exactly.
 
 const PRELUDE = `
+local PEEK, COMMIT, REFUND = ${Mode.peek}, ${Mode.commit}, ${Mode.refund}
 -- limitAll checks every scope, then charges them: the charge pass reuses what the check pass read
 local cache = nil
 local function GET(k)
@@ -25,14 +28,14 @@ local function ms(us)
 end
 `;
 
-// Token bucket and GCRA keep "ts x": ts is the server's TIME in whole µs (exact in a double and in %.17g), x
-// the bucket's small remainder at ts (tokens, or GCRA cells in flight). Calls at one instant then subtract or
+// Token bucket and GCRA keep "at level", the memory store's Slot model: at is the server's TIME in whole µs
+// (exact in a double and in %.17g), level the bucket's small remainder at that time (tokens, or GCRA cells in
+// flight). Calls at one instant then subtract or
 // add whole units to a small number, which is exact, so a due token is never lost to rounding; a single
 // absolute float (an empty-at time or a TAT near 1.7e15 µs) rounds to 0.25 µs on every charge.
 const STATE = `
 local function state(v)
   local sp = string.find(v, ' ', 1, true)
-  if sp == nil then return nil, tonumber(v) end
   return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
 end
 `;
@@ -43,13 +46,11 @@ local function alg1(key, cap, rate, _, now, cost, mode, rts)
   local v = GET(key)
   if v then
     ts, tokens = state(v)
-    -- a key written before this format holds the time E it was empty at: tokens(now) = (now - E) x rate
-    if ts == nil then ts, tokens = now, (now - tokens) * rate end
     -- a server clock that steps back keeps ts: no refill until time catches up
     if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
     if tokens > cap then tokens = cap end
   end
-  if mode == 2 then
+  if mode == REFUND then
     tokens = math.min(cap, tokens + cost)
     redis.call('SET', key, num(ts) .. ' ' .. num(tokens), 'PX', ms((cap - tokens) / rate) + 1)
     return true, tokens, (cap - tokens) / rate, 0
@@ -57,7 +58,7 @@ local function alg1(key, cap, rate, _, now, cost, mode, rts)
   local ok = tokens >= cost
   local retry = 0
   if ok then
-    if mode == 1 then
+    if mode == COMMIT then
       tokens = tokens - cost
       redis.call('SET', key, num(ts) .. ' ' .. num(tokens), 'PX', ms((cap - tokens) / rate) + 1)
     end
@@ -74,11 +75,9 @@ local function alg2(key, t, burst, _, now, cost, mode, rts)
   local v = GET(key)
   if v then
     ts, cells = state(v)
-    -- a key written before this format holds the TAT
-    if ts == nil then ts, cells = now, math.max(0, cells - now) / t end
     if now > ts then cells = math.max(0, cells - (now - ts) / t); ts = now end
   end
-  if mode == 2 then
+  if mode == REFUND then
     cells = math.max(0, cells - cost)
     redis.call('SET', key, num(ts) .. ' ' .. num(cells), 'PX', ms(cells * t) + 1)
     return true, burst - cells, cells * t, 0
@@ -87,7 +86,7 @@ local function alg2(key, t, burst, _, now, cost, mode, rts)
   local ok = nxt <= burst
   local retry = 0
   if ok then
-    if mode == 1 then
+    if mode == COMMIT then
       cells = nxt
       redis.call('SET', key, num(ts) .. ' ' .. num(cells), 'PX', ms(cells * t) + 1)
     end
@@ -108,7 +107,7 @@ local function alg3(key, limit, w, _, now, cost, mode, rts)
     if vw == win then count = c end
   end
   local rest = (win + 1) * w - now
-  if mode == 2 then
+  if mode == REFUND then
     if math.floor(rts / w) == win then
       count = math.max(0, count - cost)
       redis.call('SET', key, num(win) .. ' ' .. num(count), 'PX', ms(rest) + 1)
@@ -116,7 +115,7 @@ local function alg3(key, limit, w, _, now, cost, mode, rts)
     return true, limit - count, rest, 0
   end
   local ok = count + cost <= limit
-  if ok and mode == 1 then
+  if ok and mode == COMMIT then
     count = count + cost
     redis.call('SET', key, num(win) .. ' ' .. num(count), 'PX', ms(rest) + 1)
   end
@@ -141,14 +140,14 @@ local function alg4(key, limit, w, _, now, cost, mode, rts)
   local f = (now - start) / w
   local retry = 0
   local ok = true
-  if mode == 2 then
+  if mode == REFUND then
     local rw = math.floor(rts / w)
     if rw == win then cur = math.max(0, cur - cost) elseif rw == win - 1 then prev = math.max(0, prev - cost) end
     redis.call('SET', key, num(win) .. ' ' .. num(cur) .. ' ' .. num(prev), 'PX', ms(start + 2 * w - now) + 1)
   else
     ok = prev * (1 - f) + cur + cost <= limit
     if ok then
-      if mode == 1 then
+      if mode == COMMIT then
         cur = cur + cost
         redis.call('SET', key, num(win) .. ' ' .. num(cur) .. ' ' .. num(prev), 'PX', ms(start + 2 * w - now) + 1)
       end
@@ -168,7 +167,7 @@ end
 
 const SLIDING_LOG = `
 local function alg5(key, limit, w, _, now, cost, mode, rts)
-  if mode == 2 then
+  if mode == REFUND then
     redis.call('LREM', key, -cost, string.format('%.17g', rts))
     return true, 0, 0, 0
   end
@@ -182,7 +181,7 @@ local function alg5(key, limit, w, _, now, cost, mode, rts)
   local ok = n + cost <= limit
   local retry = 0
   if ok then
-    if mode == 1 then
+    if mode == COMMIT then
       local s = string.format('%.17g', now)
       local left = cost
       while left > 0 do
@@ -251,10 +250,10 @@ local function run(m)
     if not ok and out[1] == 0 then out[1] = i end
   end
 end
-if mode == 2 then run(2) return out end
+if mode == REFUND then run(REFUND) return out end
 cache = {}
-run(0)
-if out[1] == 0 and mode == 1 then run(1) end
+run(PEEK)
+if out[1] == 0 and mode == COMMIT then run(COMMIT) end
 return out
 `;
 
@@ -317,12 +316,12 @@ for g = 1, tonumber(ARGV[1]) do
   if dl > 0 and now > dl then
     out[o0] = -1
     for i = 1, n * 4 do out[o0 + i] = 0 end
-  elseif mode == 2 then
-    run(2)
+  elseif mode == REFUND then
+    run(REFUND)
   else
     cache = {}
-    run(0)
-    if out[o0] == 0 and mode == 1 then run(1) end
+    run(PEEK)
+    if out[o0] == 0 and mode == COMMIT then run(COMMIT) end
     cache = nil
   end
   ai = ai + n * 4
@@ -345,3 +344,7 @@ export const MULTI_SCRIPT = SCRIPTS[0]!;
 export const BATCH_SCRIPT = script(BATCH);
 /** The script of same-tick `limitAll` calls sent together. */
 export const MULTI_BATCH_SCRIPT = script(MULTI_BATCH);
+/** Reads the server clock: the batch script with no keys. */
+export const CLOCK_SCRIPT = BATCH_SCRIPT;
+/** Every script the store may run, loaded ahead of a store's first command. */
+export const ALL_SCRIPTS: readonly Script[] = [...SCRIPTS, BATCH_SCRIPT, MULTI_BATCH_SCRIPT];
