@@ -10,6 +10,7 @@ import type {
   AuthorizerOptions,
   DecisionEvent,
   Principal,
+  Rbac,
   Resource,
   RoutePolicy,
   RouteResolution,
@@ -74,69 +75,16 @@ export function authorizer<P extends string>(opts: AuthorizerOptions<P>): Author
   const events = new Emitter<AuthorizerEvents>();
   const cached = hasCachedRequest(verifier) ? verifier : undefined;
 
-  /** Emits the audit fact of one outcome, when someone listens, and settles with it. */
-  const settle = (
-    req: AuthorizeRequest,
-    result: AuthorizeResult,
-    entry: CacheEntry | undefined,
-  ): AuthorizeResult => {
-    if (events.has('decision')) {
-      const e: DecisionEvent = {
-        method: typeof req?.method === 'string' ? req.method.slice(0, 16) : '',
-        route: result.route ?? UNMAPPED,
-        status: result.status,
-        reason: result.reason,
-        ...(result.code === undefined ? {} : { code: result.code }),
-        ...(result.principal === undefined ? {} : { subject: result.principal.subject }),
-      };
-      // A cached verification keeps its digest: a hit hashes nothing.
-      let digest: string | undefined;
-      if (entry !== undefined) {
-        entry.digest ??= digestOf(entry.token);
-        digest = entry.digest;
-      } else if (typeof req === 'object' && req !== null) digest = requestDigest(req);
-      events.emit('decision', digest === undefined ? e : { ...e, tokenDigest: digest });
-    }
-    return result;
-  };
-
-  const permit = (match: Permission<P>, principal: Principal): AuthorizeResult => {
-    let resource: Resource | undefined;
-    try {
-      resource = match.resource?.(match.params);
-    } catch {
-      return {
-        ...deny(403, 'ERR_OMS_AUTH_FORBIDDEN', 'the route resource could not be built'),
-        route: match.route,
-        principal,
-      };
-    }
-    const x = rbac.explain(principal, match.permission, resource);
-    if (!x.allowed) {
-      return { ...deny(403, 'ERR_OMS_AUTH_FORBIDDEN', x.detail), route: match.route, principal };
-    }
-    return { status: 200, principal, reason: x.detail, route: match.route };
-  };
-
-  const refused = (match: Permission<P>, e: unknown): AuthorizeResult => {
-    if (!isOmsAuthError(e)) throw e;
-    const status = e.httpStatus === 503 ? 503 : e.httpStatus === 403 ? 403 : 401;
-    return {
-      status,
-      code: e.code,
-      reason: e.message,
-      route: match.route,
-      ...(e.wwwAuthenticate === undefined ? {} : { wwwAuthenticate: e.wwwAuthenticate }),
-      ...(e.dpopNonce === undefined ? {} : { dpopNonce: e.dpopNonce }),
-      ...(status === 503 && e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
-    };
-  };
-
   return {
     authorize(req, vo) {
       if (typeof req !== 'object' || req === null) {
         return Promise.resolve(
-          settle(req, deny(403, 'ERR_OMS_AUTH_ROUTE_DENIED', 'the request is not an object'), undefined),
+          settle(
+            events,
+            req,
+            deny(403, 'ERR_OMS_AUTH_ROUTE_DENIED', 'the request is not an object'),
+            undefined,
+          ),
         );
       }
       const match = resolveRoute(routes, req);
@@ -145,19 +93,22 @@ export function authorizer<P extends string>(opts: AuthorizerOptions<P>): Author
           match.reason === 'unmapped'
             ? 'no route policy maps this route'
             : 'the request path is not acceptable';
-        return Promise.resolve(settle(req, deny(403, 'ERR_OMS_AUTH_ROUTE_DENIED', reason), undefined));
+        return Promise.resolve(
+          settle(events, req, deny(403, 'ERR_OMS_AUTH_ROUTE_DENIED', reason), undefined),
+        );
       }
       if (match.kind === 'public') {
         return Promise.resolve(
-          settle(req, { status: 200, reason: 'public route', route: match.route }, undefined),
+          settle(events, req, { status: 200, reason: 'public route', route: match.route }, undefined),
         );
       }
       // A cached Bearer verification decides without a promise in between; anything else verifies in full.
       const entry = cached?.[cachedRequest](req);
-      if (entry !== undefined) return Promise.resolve(settle(req, permit(match, entry.principal), entry));
+      if (entry !== undefined)
+        return Promise.resolve(settle(events, req, permit(rbac, match, entry.principal), entry));
       return verifier.verifyRequest(req, vo).then(
-        (principal) => settle(req, permit(match, principal), undefined),
-        (e: unknown) => settle(req, refused(match, e), undefined),
+        (principal) => settle(events, req, permit(rbac, match, principal), undefined),
+        (e: unknown) => settle(events, req, refused(match, e), undefined),
       );
     },
     on: (event, fn) => events.on(event, fn),
@@ -165,6 +116,71 @@ export function authorizer<P extends string>(opts: AuthorizerOptions<P>): Author
 }
 
 type Permission<P extends string> = Extract<RouteResolution<P>, { kind: 'permission' }>;
+
+/** Emits the audit fact of one outcome, when someone listens, and settles with it. */
+function settle(
+  events: Emitter<AuthorizerEvents>,
+  req: AuthorizeRequest,
+  result: AuthorizeResult,
+  entry: CacheEntry | undefined,
+): AuthorizeResult {
+  if (events.has('decision')) {
+    const e: DecisionEvent = {
+      method: typeof req?.method === 'string' ? req.method.slice(0, 16) : '',
+      route: result.route ?? UNMAPPED,
+      status: result.status,
+      reason: result.reason,
+      ...(result.code === undefined ? {} : { code: result.code }),
+      ...(result.principal === undefined ? {} : { subject: result.principal.subject }),
+    };
+    // A cached verification keeps its digest: a hit hashes nothing.
+    let digest: string | undefined;
+    if (entry !== undefined) {
+      entry.digest ??= digestOf(entry.token);
+      digest = entry.digest;
+    } else if (typeof req === 'object' && req !== null) digest = requestDigest(req);
+    events.emit('decision', digest === undefined ? e : { ...e, tokenDigest: digest });
+  }
+  return result;
+}
+
+/** The RBAC decision for a verified principal on a matched route. */
+function permit<P extends string>(
+  rbac: Rbac<P>,
+  match: Permission<P>,
+  principal: Principal,
+): AuthorizeResult {
+  let resource: Resource | undefined;
+  try {
+    resource = match.resource?.(match.params);
+  } catch {
+    return {
+      ...deny(403, 'ERR_OMS_AUTH_FORBIDDEN', 'the route resource could not be built'),
+      route: match.route,
+      principal,
+    };
+  }
+  const x = rbac.explain(principal, match.permission, resource);
+  if (!x.allowed) {
+    return { ...deny(403, 'ERR_OMS_AUTH_FORBIDDEN', x.detail), route: match.route, principal };
+  }
+  return { status: 200, principal, reason: x.detail, route: match.route };
+}
+
+/** A verification failure as an answer: 401, 403 or 503, with what the client needs to retry. */
+function refused<P extends string>(match: Permission<P>, e: unknown): AuthorizeResult {
+  if (!isOmsAuthError(e)) throw e;
+  const status = e.httpStatus === 503 ? 503 : e.httpStatus === 403 ? 403 : 401;
+  return {
+    status,
+    code: e.code,
+    reason: e.message,
+    route: match.route,
+    ...(e.wwwAuthenticate === undefined ? {} : { wwwAuthenticate: e.wwwAuthenticate }),
+    ...(e.dpopNonce === undefined ? {} : { dpopNonce: e.dpopNonce }),
+    ...(status === 503 && e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
+  };
+}
 
 /** The router's own match when a framework gives one, else the request target's. */
 function resolveRoute<P extends string>(routes: RoutePolicy<P>, req: AuthorizeRequest): RouteResolution<P> {

@@ -55,6 +55,26 @@ export const accessTokenHash = (token: string): string =>
  * });
  */
 export function dpop(opts: DpopOptions): DpopVerifier {
+  const cfg = parseDpopOptions(opts);
+  return {
+    verifyProof: (check, signal) => verifyProof(cfg, check, signal),
+    algorithms: Object.freeze(cfg.algorithms),
+  };
+}
+
+/** dpop()'s options, validated once at construction. */
+interface DpopConfig {
+  algorithms: JwsAlgorithm[];
+  algorithmSet: Set<string>;
+  htuOf: (req: { method: string; url: string }) => string | undefined;
+  windowSec: number;
+  maxProofBytes: number;
+  clock: Clock;
+  nonce: DpopOptions['nonce'];
+  replayStore: DpopOptions['replayStore'];
+}
+
+function parseDpopOptions(opts: DpopOptions): DpopConfig {
   if (typeof opts !== 'object' || opts === null)
     throw invalidOption('dpop(options) needs { replayStore, htuFrom }');
   if (typeof opts.replayStore?.remember !== 'function') {
@@ -71,92 +91,120 @@ export function dpop(opts: DpopOptions): DpopVerifier {
       );
     }
   }
-  const algorithmSet = new Set<string>(algorithms);
-  const htuOf = buildHtu(opts.htuFrom);
-  const windowSec = v.positiveFinite('iatWindowSec', opts.iatWindowSec ?? 60);
-  const maxProofBytes = v.integer('maxProofBytes', opts.maxProofBytes ?? 4096, { min: 64 });
-  const clock: Clock = v.clock(opts.clock, systemClock);
-  const { nonce, replayStore } = opts;
+  const { nonce } = opts;
   if (nonce !== undefined && (typeof nonce.current !== 'function' || typeof nonce.accepts !== 'function')) {
     throw invalidOption('dpop: nonce must have current() and accepts(nonce)');
   }
-  const nonceError = (message: string) => {
-    const e = fail('ERR_OMS_AUTH_DPOP_NONCE', message);
-    if (nonce !== undefined) e.dpopNonce = nonce.current();
-    return e;
+  return {
+    algorithms,
+    algorithmSet: new Set<string>(algorithms),
+    htuOf: buildHtu(opts.htuFrom),
+    windowSec: v.positiveFinite('iatWindowSec', opts.iatWindowSec ?? 60),
+    maxProofBytes: v.integer('maxProofBytes', opts.maxProofBytes ?? 4096, { min: 64 }),
+    clock: v.clock(opts.clock, systemClock),
+    nonce,
+    replayStore: opts.replayStore,
   };
+}
 
-  async function verifyProof(check: DpopCheck, signal?: AbortSignal): Promise<{ jkt: string }> {
-    const { proof, method, url, accessToken } = check;
-    if (typeof proof !== 'string' || proof.length === 0) throw invalid('the DPoP proof is missing');
-    if (proof.length > maxProofBytes) throw invalid(`the DPoP proof is longer than ${maxProofBytes} bytes`);
-    let header: ReturnType<typeof parseHeader>;
-    try {
-      header = parseHeader(proof, {
-        algorithms: algorithmSet,
-        typ: 'dpop+jwt',
-        refusedTyp: undefined,
-        allowEmbeddedJwk: true,
-        what: 'the DPoP proof',
-      });
-    } catch (e) {
-      throw isOmsAuthError(e) ? invalid(e.message, e) : e;
-    }
-    const jwk = header.jwk;
-    if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk))
-      throw invalid('the DPoP proof has no jwk header');
-    if (hasPrivateMembers(jwk as Record<string, unknown>))
-      throw invalid('the DPoP proof jwk holds private key material');
-    let claims: Record<string, unknown>;
-    const now = clock.now();
-    try {
-      const r = await jwtVerify(proof, EmbeddedJWK, {
-        algorithms,
-        typ: 'dpop+jwt',
-        currentDate: new Date(now),
-        requiredClaims: ['jti', 'htm', 'htu', 'iat'],
-      });
-      claims = r.payload as Record<string, unknown>;
-    } catch (e) {
-      throw invalid(fromJose(e, 'the DPoP proof').message, e);
-    }
-    const { jti, htm, htu, iat, ath } = claims;
-    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 512)
-      throw invalid('the DPoP proof jti is not a string of 1-512 characters');
-    if (typeof htm !== 'string' || htm !== method)
-      throw invalid('the DPoP proof htm does not match the request method');
-    const expected = htuOf({ method, url });
-    if (typeof htu !== 'string' || expected === undefined || normalizeUri(htu) !== expected) {
-      throw invalid('the DPoP proof htu does not match the request URL');
-    }
-    if (typeof iat !== 'number' || !Number.isFinite(iat) || Math.abs(iat - now / 1000) > windowSec) {
-      throw invalid('the DPoP proof iat is outside the accepted window');
-    }
-    if (nonce !== undefined) {
-      if (typeof claims.nonce !== 'string')
-        throw nonceError('the DPoP proof has no nonce; use the one in DPoP-Nonce');
-      if (!nonce.accepts(claims.nonce)) throw nonceError('the DPoP proof nonce is stale');
-    }
-    if (accessToken !== undefined) {
-      if (typeof ath !== 'string' || ath !== accessTokenHash(accessToken)) {
-        throw invalid('the DPoP proof ath does not match the access token');
-      }
-    }
-    const jkt = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0], 'sha256');
-    // Keyed by key and jti, hashed so a hostile jti never reaches the store as is. Kept for the whole window.
-    const id = createHash('sha256').update(jkt).update('\0').update(jti).digest('base64url');
-    let fresh: boolean;
-    try {
-      fresh = await replayStore.remember(id, Math.ceil(2 * windowSec * 1000), signal);
-    } catch (e) {
-      if (isOmsAuthError(e)) throw e;
-      throw fail('ERR_OMS_AUTH_REPLAY_STORE_UNAVAILABLE', 'the DPoP replay store could not be reached', e);
-    }
-    if (!fresh) throw fail('ERR_OMS_AUTH_DPOP_REPLAY', 'the DPoP proof was already used');
-    return { jkt };
+/** A nonce failure carries the current nonce, so the client can retry with it (RFC 9449 §8). */
+function nonceError(cfg: DpopConfig, message: string) {
+  const e = fail('ERR_OMS_AUTH_DPOP_NONCE', message);
+  if (cfg.nonce !== undefined) e.dpopNonce = cfg.nonce.current();
+  return e;
+}
+
+async function verifyProof(
+  cfg: DpopConfig,
+  check: DpopCheck,
+  signal?: AbortSignal,
+): Promise<{ jkt: string }> {
+  const { proof } = check;
+  if (typeof proof !== 'string' || proof.length === 0) throw invalid('the DPoP proof is missing');
+  if (proof.length > cfg.maxProofBytes)
+    throw invalid(`the DPoP proof is longer than ${cfg.maxProofBytes} bytes`);
+  const jwk = proofKey(cfg, proof);
+  let claims: Record<string, unknown>;
+  const now = cfg.clock.now();
+  try {
+    const r = await jwtVerify(proof, EmbeddedJWK, {
+      algorithms: cfg.algorithms,
+      typ: 'dpop+jwt',
+      currentDate: new Date(now),
+      requiredClaims: ['jti', 'htm', 'htu', 'iat'],
+    });
+    claims = r.payload as Record<string, unknown>;
+  } catch (e) {
+    throw invalid(fromJose(e, 'the DPoP proof').message, e);
   }
+  const jti = checkClaims(cfg, claims, check, now);
+  const jkt = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0], 'sha256');
+  // Keyed by key and jti, hashed so a hostile jti never reaches the store as is. Kept for the whole window.
+  const id = createHash('sha256').update(jkt).update('\0').update(jti).digest('base64url');
+  let fresh: boolean;
+  try {
+    fresh = await cfg.replayStore.remember(id, Math.ceil(2 * cfg.windowSec * 1000), signal);
+  } catch (e) {
+    if (isOmsAuthError(e)) throw e;
+    throw fail('ERR_OMS_AUTH_REPLAY_STORE_UNAVAILABLE', 'the DPoP replay store could not be reached', e);
+  }
+  if (!fresh) throw fail('ERR_OMS_AUTH_DPOP_REPLAY', 'the DPoP proof was already used');
+  return { jkt };
+}
 
-  return { verifyProof, algorithms: Object.freeze(algorithms) };
+/** The public key the proof embeds, refused when the header is wrong or the key is private. */
+function proofKey(cfg: DpopConfig, proof: string): object {
+  let header: ReturnType<typeof parseHeader>;
+  try {
+    header = parseHeader(proof, {
+      algorithms: cfg.algorithmSet,
+      typ: 'dpop+jwt',
+      refusedTyp: undefined,
+      allowEmbeddedJwk: true,
+      what: 'the DPoP proof',
+    });
+  } catch (e) {
+    throw isOmsAuthError(e) ? invalid(e.message, e) : e;
+  }
+  const jwk = header.jwk;
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk))
+    throw invalid('the DPoP proof has no jwk header');
+  if (hasPrivateMembers(jwk as Record<string, unknown>))
+    throw invalid('the DPoP proof jwk holds private key material');
+  return jwk;
+}
+
+/** Checks the proof's claims against the request; returns its jti. */
+function checkClaims(
+  cfg: DpopConfig,
+  claims: Record<string, unknown>,
+  check: DpopCheck,
+  now: number,
+): string {
+  const { method, url, accessToken } = check;
+  const { jti, htm, htu, iat, ath } = claims;
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 512)
+    throw invalid('the DPoP proof jti is not a string of 1-512 characters');
+  if (typeof htm !== 'string' || htm !== method)
+    throw invalid('the DPoP proof htm does not match the request method');
+  const expected = cfg.htuOf({ method, url });
+  if (typeof htu !== 'string' || expected === undefined || normalizeUri(htu) !== expected) {
+    throw invalid('the DPoP proof htu does not match the request URL');
+  }
+  if (typeof iat !== 'number' || !Number.isFinite(iat) || Math.abs(iat - now / 1000) > cfg.windowSec) {
+    throw invalid('the DPoP proof iat is outside the accepted window');
+  }
+  if (cfg.nonce !== undefined) {
+    if (typeof claims.nonce !== 'string')
+      throw nonceError(cfg, 'the DPoP proof has no nonce; use the one in DPoP-Nonce');
+    if (!cfg.nonce.accepts(claims.nonce)) throw nonceError(cfg, 'the DPoP proof nonce is stale');
+  }
+  if (accessToken !== undefined) {
+    if (typeof ath !== 'string' || ath !== accessTokenHash(accessToken)) {
+      throw invalid('the DPoP proof ath does not match the access token');
+    }
+  }
+  return jti;
 }
 
 function buildHtu(

@@ -142,6 +142,75 @@ const deny = (reason: Explanation['reason'], detail: string, role?: string, gran
   );
 };
 
+/** The concrete permissions `rbac()` was told about, so an unknown one is an error; undefined when not listed. */
+function knownPermissions(permissions: readonly string[] | undefined): Set<string> | undefined {
+  if (permissions === undefined) return undefined;
+  if (!Array.isArray(permissions))
+    throw invalidOption('permissions must be an array of "resource:action" strings');
+  for (const p of permissions)
+    if (checkPattern('(permissions)', p).includes('*')) {
+      throw invalidOption(`permissions lists concrete permissions; ${p} is a pattern`);
+    }
+  return new Set(permissions);
+}
+
+/**
+ * One grant of one role, judged for a principal and resource. Each outcome's explanation is built once per grant
+ * and kept, so a hot check allocates nothing.
+ */
+function judge(
+  rg: RoleGrant,
+  role: string,
+  principal: Principal,
+  resource: Resource | undefined,
+  foreign: boolean,
+): Explanation {
+  const g = rg.grant;
+  if (foreign && !g.crossTenant) {
+    rg.tenantMismatch ??= deny(
+      'tenant-mismatch',
+      `role ${role} grants ${g.pattern} only within the principal's tenant`,
+      role,
+      g.pattern,
+    );
+    return rg.tenantMismatch;
+  }
+  if (g.when !== undefined) {
+    if (resource === undefined) {
+      rg.needsResource ??= deny(
+        'condition-needs-resource',
+        `role ${role} grants ${g.pattern} only on a resource`,
+        role,
+        g.pattern,
+      );
+      return rg.needsResource;
+    }
+    let ok = false;
+    try {
+      ok = g.when(principal, resource) === true;
+    } catch {
+      ok = false; // a throwing condition denies; it never grants
+    }
+    if (!ok) {
+      rg.conditionFalse ??= deny(
+        'condition-false',
+        `role ${role} grants ${g.pattern} only when ${g.name ?? 'its condition'} holds`,
+        role,
+        g.pattern,
+      );
+      return rg.conditionFalse;
+    }
+  }
+  rg.allowed ??= Object.freeze({
+    allowed: true,
+    reason: 'granted',
+    role,
+    grant: g.pattern,
+    detail: `${g.from === role ? role : `${role} (inherited from ${g.from})`} grants ${g.pattern}`,
+  });
+  return rg.allowed;
+}
+
 /**
  * Role-based access control with inheritance, `resource:action` permissions with `*` wildcards, conditional
  * grants (an owner may update their own order), and tenant isolation: a principal never passes a check on a
@@ -169,16 +238,7 @@ export function rbac<const P extends string = string>(opts: RbacOptions<P>): Rba
     throw invalidOption('rbac(options) needs { roles: { [name]: { inherits?, permissions } } }');
   }
   const roles = opts.roles as Readonly<Record<string, RoleDefinition<string>>>;
-  let known: Set<string> | undefined;
-  if (opts.permissions !== undefined) {
-    if (!Array.isArray(opts.permissions))
-      throw invalidOption('permissions must be an array of "resource:action" strings');
-    for (const p of opts.permissions)
-      if (checkPattern('(permissions)', p).includes('*')) {
-        throw invalidOption(`permissions lists concrete permissions; ${p} is a pattern`);
-      }
-    known = new Set(opts.permissions);
-  }
+  const known = knownPermissions(opts.permissions);
   checkGraph(roles);
   const compiled = compile(roles, known);
 
@@ -210,50 +270,9 @@ export function rbac<const P extends string = string>(opts: RbacOptions<P>): Rba
         const grants = index.get(c);
         if (grants === undefined) continue;
         for (const rg of grants) {
-          const g = rg.grant;
-          if (foreign && !g.crossTenant) {
-            refusal ??= rg.tenantMismatch ??= deny(
-              'tenant-mismatch',
-              `role ${role} grants ${g.pattern} only within the principal's tenant`,
-              role,
-              g.pattern,
-            );
-            continue;
-          }
-          if (g.when !== undefined) {
-            if (resource === undefined) {
-              refusal ??= rg.needsResource ??= deny(
-                'condition-needs-resource',
-                `role ${role} grants ${g.pattern} only on a resource`,
-                role,
-                g.pattern,
-              );
-              continue;
-            }
-            let ok = false;
-            try {
-              ok = g.when(principal, resource) === true;
-            } catch {
-              ok = false; // a throwing condition denies; it never grants
-            }
-            if (!ok) {
-              refusal ??= rg.conditionFalse ??= deny(
-                'condition-false',
-                `role ${role} grants ${g.pattern} only when ${g.name ?? 'its condition'} holds`,
-                role,
-                g.pattern,
-              );
-              continue;
-            }
-          }
-          rg.allowed ??= Object.freeze({
-            allowed: true,
-            reason: 'granted',
-            role,
-            grant: g.pattern,
-            detail: `${g.from === role ? role : `${role} (inherited from ${g.from})`} grants ${g.pattern}`,
-          });
-          return rg.allowed;
+          const x = judge(rg, role, principal, resource, foreign);
+          if (x.allowed) return x;
+          refusal ??= x;
         }
       }
     }

@@ -334,20 +334,7 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       'algorithms is required: list the JWS algorithms your issuer signs with, e.g. ["RS256"]',
     );
   }
-  for (const alg of opts.algorithms) {
-    if (typeof alg === 'string' && alg.toLowerCase() === 'none')
-      throw invalidOption('algorithms must never include "none"');
-    if (alg === ('Ed448' as JwsAlgorithm)) throw invalidOption(`algorithms: ${ED448_UNSUPPORTED('Ed448')}`);
-    if (!KNOWN_ALGORITHMS.has(alg))
-      throw invalidOption(`algorithms: unknown JWS algorithm ${JSON.stringify(alg)}`);
-    if (isHmac(alg) !== keys.symmetric) {
-      throw invalidOption(
-        keys.symmetric
-          ? `algorithms: ${alg} cannot be verified with an HMAC secret; list only HS256/HS384/HS512`
-          : `algorithms: ${alg} needs hmacSecret(); an HMAC algorithm is never accepted with a public key`,
-      );
-    }
-  }
+  for (const alg of opts.algorithms) checkAlgorithm(alg, keys.symmetric);
   const maxTokenBytes = v.integer('maxTokenBytes', opts.maxTokenBytes ?? 8192, { min: 16, max: 1_048_576 });
   const clockToleranceSec = v.nonNegativeFinite('clockToleranceSec', opts.clockToleranceSec ?? 5);
   if (opts.typ !== undefined && (typeof opts.typ !== 'string' || opts.typ.length === 0)) {
@@ -360,14 +347,7 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   if (opts.toPrincipal !== undefined && typeof opts.toPrincipal !== 'function') {
     throw invalidOption('toPrincipal must be a function (claims) => Principal');
   }
-  const credentials = { ...(opts.credentials ?? {}) };
-  if (credentials.header !== undefined) {
-    v.key('credentials.header', credentials.header, 128);
-    credentials.header = credentials.header.toLowerCase();
-    if (credentials.header === 'authorization')
-      throw invalidOption('credentials.header must not be authorization');
-  }
-  if (credentials.cookie !== undefined) v.key('credentials.cookie', credentials.cookie, 128);
+  const credentials = parseCredentials(opts.credentials);
   if (opts.dpop !== undefined && typeof opts.dpop?.verifyProof !== 'function') {
     throw invalidOption('dpop must be built with dpop({ replayStore, htuFrom })');
   }
@@ -405,4 +385,33 @@ export function createVerifier(opts: VerifierOptions): Verifier {
     },
     cache,
   );
+}
+
+/** One entry of `algorithms`, refused unless it is a known JWS algorithm that fits the kind of key. */
+function checkAlgorithm(alg: JwsAlgorithm, symmetric: boolean): void {
+  if (typeof alg === 'string' && alg.toLowerCase() === 'none')
+    throw invalidOption('algorithms must never include "none"');
+  if (alg === ('Ed448' as JwsAlgorithm)) throw invalidOption(`algorithms: ${ED448_UNSUPPORTED('Ed448')}`);
+  if (!KNOWN_ALGORITHMS.has(alg))
+    throw invalidOption(`algorithms: unknown JWS algorithm ${JSON.stringify(alg)}`);
+  if (isHmac(alg) !== symmetric) {
+    throw invalidOption(
+      symmetric
+        ? `algorithms: ${alg} cannot be verified with an HMAC secret; list only HS256/HS384/HS512`
+        : `algorithms: ${alg} needs hmacSecret(); an HMAC algorithm is never accepted with a public key`,
+    );
+  }
+}
+
+/** Where else a token may come from (a header other than Authorization, a cookie), validated. */
+function parseCredentials(from: VerifierOptions['credentials']): NonNullable<VerifierOptions['credentials']> {
+  const credentials = { ...(from ?? {}) };
+  if (credentials.header !== undefined) {
+    v.key('credentials.header', credentials.header, 128);
+    credentials.header = credentials.header.toLowerCase();
+    if (credentials.header === 'authorization')
+      throw invalidOption('credentials.header must not be authorization');
+  }
+  if (credentials.cookie !== undefined) v.key('credentials.cookie', credentials.cookie, 128);
+  return credentials;
 }
