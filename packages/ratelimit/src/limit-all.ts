@@ -144,8 +144,8 @@ function prepare(scopes: readonly Scope[], cost: number): Checked {
       name: l.name,
       key: sc.key,
       alg: l.algorithm,
-      // a remote call reads the parameters later, so it gets its own copy; a memory step reads them at once
-      p: l.algorithm.adaptive || l.store.sync ? p : p.slice(),
+      // fresh per call when adaptive; otherwise the limiter's own, which never change
+      p,
     });
   }
   return { limiters, items, limits, store: limiters[0]!.store };

@@ -1,4 +1,5 @@
-import { type AlgorithmImpl, type Mode, newOut, type Out, Unit } from '../algorithm.js';
+import { type Mode, newOut, type Out } from '../algorithm.js';
+import { fill, indexIn, nextMark, type Profile } from './profile.js';
 import { downError, type Raw, type ScriptRunner, STALE } from './script-runner.js';
 import { BATCH_SCRIPT, SCRIPTS } from './scripts.js';
 import type { ServerClock } from './server-clock.js';
@@ -15,27 +16,11 @@ export const serverTimeProbe: {
 /** One single-scope call waiting for the end of its tick. */
 export interface Call {
   readonly k: string;
-  readonly code: number;
-  readonly p1: number;
-  readonly p2: number;
+  readonly prof: Profile;
   readonly cost: number;
   readonly mode: Mode;
   readonly timeoutMs: number;
   readonly cb: (err: unknown, out: Out | undefined) => void;
-}
-
-/** Converts ms-unit parameter `i` to the scripts' µs. */
-export function usParam(alg: AlgorithmImpl, p: Float64Array, i: number): number {
-  const u = alg.units[i]!;
-  return u === Unit.none ? p[i]! : u === Unit.ms ? p[i]! * 1000 : p[i]! / 1000;
-}
-
-/** Copies one (ok remaining resetMs retryMs) quadruple of a reply into `out`. */
-export function fill(out: Out, raw: Raw, at: number): void {
-  out.allowed = raw[at] === 1;
-  out.remaining = raw[at + 1] as number;
-  out.resetMs = raw[at + 2] as number;
-  out.retryAfterMs = raw[at + 3] as number;
 }
 
 const failAll = (q: readonly Call[], e: unknown): void => {
@@ -76,53 +61,68 @@ export class SingleCalls {
 
   #sendBatch(q: Call[], at: number): void {
     const n = q.length;
-    const a: (number | string)[] = new Array(n * 7);
+    const mark = nextMark();
+    const profs: Profile[] = [];
+    // KEYS, then ARGV: nProfiles, the profiles, then (profile × 3 + mode, cost) per call
+    const calls: (number | string)[] = new Array(n * 2);
     for (let i = 0; i < n; i++) {
       const c = q[i]!;
-      const b = n + i * 6;
-      a[i] = c.k;
-      a[b] = c.code;
-      a[b + 1] = c.p1;
-      a[b + 2] = c.p2;
-      a[b + 3] = c.cost;
-      a[b + 4] = c.mode;
-      a[b + 5] = this.clock.deadline(at, c.timeoutMs);
+      calls[i * 2] = indexIn(profs, c.prof, mark, c.timeoutMs) * 3 + c.mode;
+      calls[i * 2 + 1] = c.cost;
     }
-    const ok = (raw: Raw): void => {
-      const now = raw[0] as number;
-      this.clock.sample(now);
-      for (let i = 0; i < n; i++) {
-        const o = 1 + i * 4;
-        if (raw[o] === -1) {
-          q[i]!.cb(STALE, undefined);
-          continue;
-        }
-        const out = newOut();
-        fill(out, raw, o);
-        serverTimeProbe.onDecision?.(q[i]!.k, now, q[i]!.cost, out);
-        q[i]!.cb(null, out);
+    const np = profs.length;
+    const a: (number | string)[] = new Array(n + 1 + np * 5);
+    for (let i = 0; i < n; i++) a[i] = q[i]!.k;
+    a[n] = np;
+    for (let j = 0; j < np; j++) {
+      const p = profs[j]!;
+      const b = n + 1 + j * 5;
+      a[b] = p.code;
+      a[b + 1] = p.p1;
+      a[b + 2] = p.p2;
+      a[b + 3] = p.p3;
+      a[b + 4] = this.clock.deadline(at, p.timeoutMs);
+    }
+    for (let i = 0; i < calls.length; i++) a.push(calls[i]!);
+    this.runner.run(BATCH_SCRIPT, n, a).then(
+      (raw) => this.#settleBatch(q, raw),
+      (e: unknown) => failAll(q, e),
+    );
+  }
+
+  #settleBatch(q: Call[], raw: Raw): void {
+    const now = raw[0] as number;
+    this.clock.sample(now);
+    const probe = serverTimeProbe.onDecision;
+    for (let i = 0; i < q.length; i++) {
+      const o = 1 + i * 3;
+      const c = q[i]!;
+      if (raw[o] === -1) {
+        c.cb(STALE, undefined);
+        continue;
       }
-    };
-    this.runner.run(BATCH_SCRIPT, n, a).then(ok, (e: unknown) => failAll(q, e));
+      const out = newOut();
+      fill(out, raw, o);
+      probe?.(c.k, now, c.cost, out);
+      c.cb(null, out);
+    }
   }
 
   #send1(c: Call, at: number): void {
-    const { k, cost, cb } = c;
-    const dl = this.clock.deadline(at, c.timeoutMs);
+    const { k, prof, cost, cb } = c;
+    const args = [k, prof.p1, prof.p2, prof.p3, this.clock.deadline(at, c.timeoutMs), c.mode, cost];
     const ok = (raw: Raw): void => {
       if (raw[0] === -1) {
         cb(STALE, undefined);
         return;
       }
-      const now = raw[4] as number;
+      const now = raw[3] as number;
       this.clock.sample(now);
       const out = newOut();
       fill(out, raw, 0);
       serverTimeProbe.onDecision?.(k, now, cost, out);
       cb(null, out);
     };
-    this.runner
-      .run(SCRIPTS[c.code]!, 1, [k, c.p1, c.p2, cost, c.mode, dl])
-      .then(ok, (e: unknown) => cb(e, undefined));
+    this.runner.run(SCRIPTS[prof.code]!, 1, args).then(ok, (e: unknown) => cb(e, undefined));
   }
 }

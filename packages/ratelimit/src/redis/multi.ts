@@ -1,34 +1,89 @@
 import { Mode, type Out } from '../algorithm.js';
 import type { StoreScope } from '../store.js';
-import { fill, usParam } from './calls.js';
+import { fill, indexIn, nextMark, type Profile, profileOf } from './profile.js';
 import { downError, type Raw, type ScriptRunner, STALE } from './script-runner.js';
-import { MULTI_BATCH_SCRIPT, MULTI_SCRIPT } from './scripts.js';
+import { MULTI_SCRIPT } from './scripts.js';
 import type { ServerClock } from './server-clock.js';
 import { keySlot } from './slot.js';
 import { MAX_BATCH, TickBatcher } from './tick-batcher.js';
 
-/** One single-slot `limitAll` call waiting for the end of its tick. */
+/** One `limitAll` call (or one slot's part of it) for the multi-scope script. */
 interface Group {
   readonly keys: string[];
-  readonly args: (number | string)[];
+  readonly profs: Profile[];
+  readonly cost: number;
+  readonly mode: Mode;
+  readonly rts: number;
   readonly timeoutMs: number;
-  readonly resolve: (raw: Raw) => void;
-  readonly reject: (e: unknown) => void;
+  /** Where this call's answer starts in the reply: {deniedIndex, then (remaining resetMs retryMs) per key}. */
+  at: number;
 }
 
-/** Appends (code p1 p2 p3) of `sc` to a script's ARGV. */
-function pushParams(args: (number | string)[], sc: StoreScope): void {
-  args.push(sc.alg.code, usParam(sc.alg, sc.p, 0), usParam(sc.alg, sc.p, 1), usParam(sc.alg, sc.p, 2));
+/** A group waiting for the end of its tick; `raw` is the reply of its run once it settles. */
+interface Queued extends Group {
+  raw: Raw;
+  resolve: (g: Queued) => void;
+  reject: (e: unknown) => void;
 }
 
-const rejectOne = (g: Group, e: unknown): void => g.reject(e);
+const NO_RAW: Raw = [];
+const settleNothing = (): void => undefined;
+
+function groupOf(
+  keys: string[],
+  scopes: readonly StoreScope[],
+  cost: number,
+  mode: Mode,
+  rts: number,
+  timeoutMs: number,
+): Group {
+  const profs: Profile[] = new Array(scopes.length);
+  for (let i = 0; i < scopes.length; i++) profs[i] = profileOf(scopes[i]!.alg, scopes[i]!.p);
+  return { keys, profs, cost, mode, rts, timeoutMs, at: 0 };
+}
+
+/** The multi-scope script's KEYS and ARGV for `groups`, each with its deadline from issue time `at`. */
+function multiArgs(
+  groups: readonly Group[],
+  clock: ServerClock,
+  at: number,
+): { numKeys: number; args: (number | string)[] } {
+  const mark = nextMark();
+  const profs: Profile[] = [];
+  const keys: (number | string)[] = [];
+  const tail: (number | string)[] = [];
+  for (const g of groups) {
+    for (const k of g.keys) keys.push(k);
+    tail.push(
+      g.keys.length,
+      g.cost,
+      g.mode,
+      g.mode === Mode.refund ? 0 : clock.deadline(at, g.timeoutMs),
+      g.rts,
+    );
+    for (const p of g.profs) tail.push(indexIn(profs, p, mark, 0));
+  }
+  const numKeys = keys.length;
+  keys.push(profs.length);
+  for (const p of profs) keys.push(p.code, p.p1, p.p2, p.p3);
+  for (const x of tail) keys.push(x);
+  return { numKeys, args: keys };
+}
+
+/** Fills `outs` from a group's answer at `from`: the index of the first denying scope, or -1. */
+function fillGroup(raw: Raw, from: number, outs: Out[], n: number): number {
+  for (let i = 0; i < n; i++) fill(outs[i]!, raw, from + 1 + i * 3);
+  return (raw[from] as number) - 1;
+}
+
+const rejectOne = (g: Queued, e: unknown): void => g.reject(e);
 
 /**
  * `limitAll` on Redis: all or nothing in one script run when every key is on one node (a tick's calls share
  * the run); on Cluster across slots, a reservation per slot and a refund of each when any slot denied.
  */
 export class MultiCalls {
-  readonly #batcher = new TickBatcher<Group>(MAX_BATCH / 4, (q) => this.#dispatch(q));
+  readonly #batcher = new TickBatcher<Queued>(MAX_BATCH / 4, (q) => this.#dispatch(q));
 
   constructor(
     readonly runner: ScriptRunner,
@@ -38,27 +93,23 @@ export class MultiCalls {
 
   /** Resolves to the index of the first denying scope, or -1 when all were charged. */
   async apply(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
+    const n = scopes.length;
     if (!this.runner.isCluster) {
       // on one node every key is local, so one script covers them all whatever their slots
-      return this.#fillGroup(await this.#enqueue(scopes, cost, timeoutMs), outs, 1);
+      const g = await this.#enqueue(scopes, cost, timeoutMs);
+      return fillGroup(g.raw, g.at, outs, n);
     }
     const groups = new Map<number, number[]>();
-    for (let i = 0; i < scopes.length; i++) {
+    for (let i = 0; i < n; i++) {
       const slot = keySlot(this.keyOf(scopes[i]!));
       const g = groups.get(slot);
       if (g) g.push(i);
       else groups.set(slot, [i]);
     }
     if (groups.size <= 1) {
-      return this.#fillGroup(await this.#multi(scopes, cost, Mode.commit, 0, timeoutMs), outs, 2);
+      return fillGroup(await this.#multi(scopes, cost, Mode.commit, 0, timeoutMs), 1, outs, n);
     }
     return this.#acrossSlots(scopes, [...groups.values()], cost, outs, timeoutMs);
-  }
-
-  #fillGroup(raw: Raw, outs: Out[], from: number): number {
-    const n = (raw.length - from) / 4;
-    for (let i = 0; i < n; i++) fill(outs[i]!, raw, from + i * 4);
-    return (raw[0] as number) - 1;
   }
 
   /** Keys span slots: reserve in each slot (atomic per slot), refund every reservation if any slot denied. */
@@ -90,21 +141,21 @@ export class MultiCalls {
       }
       const raw = s.value;
       idx.forEach((i, j) => {
-        fill(outs[i]!, raw, 2 + j * 4);
+        fill(outs[i]!, raw, 2 + j * 3);
       });
-      if (raw[0] !== 0) {
-        const i = idx[(raw[0] as number) - 1]!;
+      if (raw[1] !== 0) {
+        const i = idx[(raw[1] as number) - 1]!;
         if (denied < 0 || i < denied) denied = i;
       }
     });
     if (denied < 0 && failure === undefined) return -1;
     const refunds: Promise<unknown>[] = [];
     settled.forEach((s, gi) => {
-      if (s.status !== 'fulfilled' || s.value[0] !== 0) return;
+      if (s.status !== 'fulfilled' || s.value[1] !== 0) return;
       const idx = list[gi]!;
       const group = idx.map((i) => scopes[i]!);
       refunds.push(
-        this.#multi(group, cost, Mode.refund, s.value[1] as number, timeoutMs).then(
+        this.#multi(group, cost, Mode.refund, s.value[0] as number, timeoutMs).then(
           () => {
             // report what each scope has now the reservation is returned
             for (const i of idx)
@@ -131,68 +182,58 @@ export class MultiCalls {
     // a refund follows a reservation's reply, so the clock is known; it must land whatever the time: it only
     // returns what a reservation took
     if (mode !== Mode.refund) await this.clock.waitKnown(at, timeoutMs);
-    const keys: string[] = [];
-    const args: (number | string)[] = [
-      cost,
-      mode,
-      mode === Mode.refund ? 0 : this.clock.deadline(at, timeoutMs),
-      rts,
-    ];
-    for (const sc of group) {
-      keys.push(this.keyOf(sc));
-      pushParams(args, sc);
-    }
-    const raw = await this.runner.run(MULTI_SCRIPT, keys.length, [...keys, ...args]);
-    if (raw[0] === -1) throw STALE;
-    this.clock.sample(raw[1] as number);
+    const keys = group.map(this.keyOf);
+    const { numKeys, args } = multiArgs([groupOf(keys, group, cost, mode, rts, timeoutMs)], this.clock, at);
+    const raw = await this.runner.run(MULTI_SCRIPT, numKeys, args);
+    if (raw[1] === -1) throw STALE;
+    this.clock.sample(raw[0] as number);
     return raw;
   }
 
-  /** Resolves to {deniedIndex, then (ok remaining resetMs retryMs) per scope}, sent with the tick's other calls. */
-  #enqueue(scopes: readonly StoreScope[], cost: number, timeoutMs: number): Promise<Raw> {
+  /** Queues the call with the tick's others; it resolves once the run replied (its answer at `at` in `raw`). */
+  #enqueue(scopes: readonly StoreScope[], cost: number, timeoutMs: number): Promise<Queued> {
     const down = downError(this.runner.redis);
     if (down !== undefined) return Promise.reject(down);
     const keys: string[] = new Array(scopes.length);
-    const args: (number | string)[] = [scopes.length, cost, Mode.commit, 0, 0];
-    for (let i = 0; i < scopes.length; i++) {
-      keys[i] = this.keyOf(scopes[i]!);
-      pushParams(args, scopes[i]!);
-    }
-    return new Promise<Raw>((resolve, reject) => {
-      this.#batcher.add({ keys, args, timeoutMs, resolve, reject }, keys);
+    for (let i = 0; i < scopes.length; i++) keys[i] = this.keyOf(scopes[i]!);
+    const g = groupOf(keys, scopes, cost, Mode.commit, 0, timeoutMs) as Queued;
+    g.raw = NO_RAW;
+    g.resolve = settleNothing;
+    g.reject = settleNothing;
+    return new Promise<Queued>((resolve, reject) => {
+      g.resolve = resolve;
+      g.reject = reject;
+      this.#batcher.add(g, keys);
     });
   }
 
-  #dispatch(q: Group[]): void {
+  #dispatch(q: Queued[]): void {
     this.clock.whenKnown(q, Date.now(), this.#send, rejectOne);
   }
 
-  readonly #send = (q: Group[], at: number): void => {
+  readonly #send = (q: Queued[], at: number): void => {
     const down = downError(this.runner.redis);
     if (down !== undefined) {
       for (const g of q) g.reject(down);
       return;
     }
-    const keys: string[] = [];
-    const args: (number | string)[] = [q.length];
-    for (const g of q) {
-      g.args[3] = this.clock.deadline(at, g.timeoutMs);
-      for (const k of g.keys) keys.push(k);
-      for (const a of g.args) args.push(a);
-    }
+    const { numKeys, args } = multiArgs(q, this.clock, at);
     const ok = (raw: Raw): void => {
       this.clock.sample(raw[0] as number);
       let o = 1;
       for (const g of q) {
-        const len = 1 + g.keys.length * 4;
         if (raw[o] === -1) g.reject(STALE);
-        else g.resolve(raw.slice(o, o + len));
-        o += len;
+        else {
+          g.raw = raw;
+          g.at = o;
+          g.resolve(g);
+        }
+        o += 1 + g.keys.length * 3;
       }
     };
     const fail = (e: unknown): void => {
       for (const g of q) g.reject(e);
     };
-    this.runner.run(MULTI_BATCH_SCRIPT, keys.length, [...keys, ...args]).then(ok, fail);
+    this.runner.run(MULTI_SCRIPT, numKeys, args).then(ok, fail);
   };
 }

@@ -1,172 +1,149 @@
 import { createHash } from 'node:crypto';
-import { Mode } from '../algorithm.js';
+import { AlgCode, Mode } from '../algorithm.js';
 
-// Every algorithm is a Lua function f(key, p1, p2, p3, now, cost, mode, rts) -> ok, remaining, reset, retry
-// with times in µs from the server's TIME. mode is one of PEEK (evaluate only), COMMIT (charge when allowed)
-// and REFUND (return a reservation made at rts), the values of `Mode`. Values are stored with %.17g so doubles
-// round-trip exactly.
+// Each algorithm but the sliding log is a pure Lua function over the key's value, run once per call:
+//   dec<code>(v, p1, p2, p3, now, cost, mode, rts) -> ok, remaining, reset, retry, newValue, pxMs
+// with times in µs from the server's TIME, mode one of PEEK, COMMIT and REFUND (the values of `Mode`; REFUND
+// returns a reservation made at rts), newValue nil when nothing changes and pxMs nil when the key's TTL stays.
+// So a call costs one GET and at most one SET, the TTL rides on the SET, and limitAll decides every scope
+// before writing any. The state is the memory store's Slot model, (at, level[, prevLevel]), packed as
+// doubles: exact, and no number formatting or parsing in Lua.
 
 const PRELUDE = `
 local PEEK, COMMIT, REFUND = ${Mode.peek}, ${Mode.commit}, ${Mode.refund}
--- limitAll checks every scope, then charges them: the charge pass reuses what the check pass read
-local cache = nil
-local function GET(k)
-  if cache == nil then return redis.call('GET', k) end
-  local v = cache[k]
-  if v == nil then v = redis.call('GET', k); cache[k] = v end
-  return v
-end
--- Lua turns numbers into strings with %.14g, which rounds µs timestamps (~1.7e15) to 100 µs; %.17g is exact
-local function num(x) return string.format('%.17g', x) end
-local function pair(v)
-  local sp = string.find(v, ' ', 1, true)
-  return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
-end
+local spack, sunpack = struct.pack, struct.unpack
+local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
 local function ms(us)
   if us <= 0 then return 0 end
-  return math.ceil(us / 1000)
+  return ceil(us / 1000)
+end
+local function rem(x) if x < 0 then return 0 end return floor(x + 1e-9) end
+-- a denial always says when to come back, at least 1 ms: a retry of 0 reads as allowed in the reply
+local function retryMs(ok, us)
+  if ok then return 0 end
+  local r = ms(us)
+  if r < 1 then return 1 end
+  return r
+end
+local function put(k, nv, px)
+  if nv == nil then return end
+  if px == nil then redis.call('SET', k, nv, 'KEEPTTL') else redis.call('SET', k, nv, 'PX', px) end
 end
 `;
 
-// Token bucket and GCRA keep "at level", the memory store's Slot model: at is the server's TIME in whole µs
-// (exact in a double and in %.17g), level the bucket's small remainder at that time (tokens, or GCRA cells in
-// flight). Calls at one instant then subtract or
-// add whole units to a small number, which is exact, so a due token is never lost to rounding; a single
-// absolute float (an empty-at time or a TAT near 1.7e15 µs) rounds to 0.25 µs on every charge.
-const STATE = `
-local function state(v)
-  local sp = string.find(v, ' ', 1, true)
-  return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
-end
-`;
-
+// Token bucket and GCRA keep (at, level): at is the server's TIME in whole µs, level the bucket's small
+// remainder at that time (tokens, or GCRA cells in flight). Calls at one instant then subtract or add whole
+// units to a small number, which is exact, so a due token is never lost to rounding; a single absolute float
+// (an empty-at time or a TAT near 1.7e15 µs) rounds to 0.25 µs on every charge.
 const TOKEN_BUCKET = `
-local function alg1(key, cap, rate, _, now, cost, mode, rts)
+local function dec${AlgCode.tokenBucket}(v, cap, rate, _, now, cost, mode, rts)
   local ts, tokens = now, cap
-  local v = GET(key)
   if v then
-    ts, tokens = state(v)
+    ts, tokens = sunpack('<dd', v)
     -- a server clock that steps back keeps ts: no refill until time catches up
     if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
     if tokens > cap then tokens = cap end
   end
   if mode == REFUND then
-    tokens = math.min(cap, tokens + cost)
-    redis.call('SET', key, num(ts) .. ' ' .. num(tokens), 'PX', ms((cap - tokens) / rate) + 1)
-    return true, tokens, (cap - tokens) / rate, 0
+    tokens = min(cap, tokens + cost)
+    return true, tokens, (cap - tokens) / rate, 0, spack('<dd', ts, tokens), ms((cap - tokens) / rate) + 1
   end
-  local ok = tokens >= cost
-  local retry = 0
-  if ok then
-    if mode == COMMIT then
-      tokens = tokens - cost
-      redis.call('SET', key, num(ts) .. ' ' .. num(tokens), 'PX', ms((cap - tokens) / rate) + 1)
-    end
-  else
-    retry = (cost - tokens) / rate
-  end
-  return ok, tokens, (cap - tokens) / rate, retry
+  if tokens < cost then return false, tokens, (cap - tokens) / rate, (cost - tokens) / rate end
+  if mode ~= COMMIT then return true, tokens, (cap - tokens) / rate, 0 end
+  tokens = tokens - cost
+  return true, tokens, (cap - tokens) / rate, 0, spack('<dd', ts, tokens), ms((cap - tokens) / rate) + 1
 end
 `;
 
 const GCRA = `
-local function alg2(key, t, burst, _, now, cost, mode, rts)
+local function dec${AlgCode.gcra}(v, t, burst, _, now, cost, mode, rts)
   local ts, cells = now, 0
-  local v = GET(key)
   if v then
-    ts, cells = state(v)
-    if now > ts then cells = math.max(0, cells - (now - ts) / t); ts = now end
+    ts, cells = sunpack('<dd', v)
+    if now > ts then cells = max(0, cells - (now - ts) / t); ts = now end
   end
   if mode == REFUND then
-    cells = math.max(0, cells - cost)
-    redis.call('SET', key, num(ts) .. ' ' .. num(cells), 'PX', ms(cells * t) + 1)
-    return true, burst - cells, cells * t, 0
+    cells = max(0, cells - cost)
+    return true, burst - cells, cells * t, 0, spack('<dd', ts, cells), ms(cells * t) + 1
   end
   local nxt = cells + cost
-  local ok = nxt <= burst
-  local retry = 0
-  if ok then
-    if mode == COMMIT then
-      cells = nxt
-      redis.call('SET', key, num(ts) .. ' ' .. num(cells), 'PX', ms(cells * t) + 1)
-    end
-  else
-    retry = (nxt - burst) * t
-  end
-  return ok, burst - cells, cells * t, retry
+  if nxt > burst then return false, burst - cells, cells * t, (nxt - burst) * t end
+  if mode ~= COMMIT then return true, burst - cells, cells * t, 0 end
+  return true, burst - nxt, nxt * t, 0, spack('<dd', ts, nxt), ms(nxt * t) + 1
 end
 `;
 
+// The windows keep (window number, count[, previous count]); the TTL is set when a window starts and kept
+// for the rest of it.
 const FIXED_WINDOW = `
-local function alg3(key, limit, w, _, now, cost, mode, rts)
-  local win = math.floor(now / w)
-  local count = 0
-  local v = GET(key)
+local function dec${AlgCode.fixedWindow}(v, limit, w, _, now, cost, mode, rts)
+  local win = floor(now / w)
+  local count, px = 0, nil
   if v then
-    local vw, c = pair(v)
+    local vw, c = sunpack('<dd', v)
     if vw == win then count = c end
   end
   local rest = (win + 1) * w - now
+  if count == 0 then px = ms(rest) + 1 end
   if mode == REFUND then
-    if math.floor(rts / w) == win then
-      count = math.max(0, count - cost)
-      redis.call('SET', key, num(win) .. ' ' .. num(count), 'PX', ms(rest) + 1)
-    end
+    if floor(rts / w) ~= win then return true, limit - count, rest, 0 end
+    count = max(0, count - cost)
+    return true, limit - count, rest, 0, spack('<dd', win, count), px
+  end
+  if count + cost > limit then
+    if count == 0 then return false, limit, 0, rest end
+    return false, limit - count, rest, rest
+  end
+  if mode ~= COMMIT then
+    if count == 0 then return true, limit, 0, 0 end
     return true, limit - count, rest, 0
   end
-  local ok = count + cost <= limit
-  if ok and mode == COMMIT then
-    count = count + cost
-    redis.call('SET', key, num(win) .. ' ' .. num(count), 'PX', ms(rest) + 1)
-  end
-  local retry = 0
-  if not ok then retry = rest end
-  if count == 0 then rest = 0 end
-  return ok, limit - count, rest, retry
+  count = count + cost
+  return true, limit - count, rest, 0, spack('<dd', win, count), px
 end
 `;
 
 const SLIDING_COUNTER = `
-local function alg4(key, limit, w, _, now, cost, mode, rts)
-  local win = math.floor(now / w)
-  local cur, prev = 0, 0
-  local v = GET(key)
+local function dec${AlgCode.slidingCounter}(v, limit, w, _, now, cost, mode, rts)
+  local win = floor(now / w)
+  local cur, prev, px = 0, 0, nil
   if v then
-    local a, b, c = string.match(v, '(%S+) (%S+) (%S+)')
-    a = tonumber(a)
-    if a == win then cur = tonumber(b); prev = tonumber(c) elseif a == win - 1 then prev = tonumber(b) end
+    local a, b, c = sunpack('<ddd', v)
+    if a == win then cur = b; prev = c elseif a == win - 1 then prev = b end
   end
   local start = win * w
+  if v == nil or cur == 0 then px = ms(start + 2 * w - now) + 1 end
   local f = (now - start) / w
-  local retry = 0
+  local retry, nv = 0, nil
   local ok = true
   if mode == REFUND then
-    local rw = math.floor(rts / w)
-    if rw == win then cur = math.max(0, cur - cost) elseif rw == win - 1 then prev = math.max(0, prev - cost) end
-    redis.call('SET', key, num(win) .. ' ' .. num(cur) .. ' ' .. num(prev), 'PX', ms(start + 2 * w - now) + 1)
+    local rw = floor(rts / w)
+    if rw == win then cur = max(0, cur - cost) elseif rw == win - 1 then prev = max(0, prev - cost) end
+    nv = spack('<ddd', win, cur, prev)
   else
     ok = prev * (1 - f) + cur + cost <= limit
     if ok then
       if mode == COMMIT then
         cur = cur + cost
-        redis.call('SET', key, num(win) .. ' ' .. num(cur) .. ' ' .. num(prev), 'PX', ms(start + 2 * w - now) + 1)
+        nv = spack('<ddd', win, cur, prev)
       end
     elseif cur + cost <= limit and prev > 0 then
-      retry = math.max(1000, start + (1 - (limit - cost - cur) / prev) * w - now)
+      retry = max(1000, start + (1 - (limit - cost - cur) / prev) * w - now)
     else
       local g = 0
       if cur > limit - cost then g = 1 - (limit - cost) / cur end
-      retry = math.max(1000, start + w + g * w - now)
+      retry = max(1000, start + w + g * w - now)
     end
   end
   local reset = 0
   if cur > 0 then reset = start + 2 * w - now elseif prev > 0 then reset = start + w - now end
-  return ok, limit - (prev * (1 - f) + cur), reset, retry
+  return ok, limit - (prev * (1 - f) + cur), reset, retry, nv, px
 end
 `;
 
+// One list entry per admitted unit: it reads and writes the list itself, so it is a function of the key.
 const SLIDING_LOG = `
-local function alg5(key, limit, w, _, now, cost, mode, rts)
+local function alg${AlgCode.slidingLog}(key, limit, w, _, now, cost, mode, rts)
   if mode == REFUND then
     redis.call('LREM', key, -cost, string.format('%.17g', rts))
     return true, 0, 0, 0
@@ -186,7 +163,7 @@ local function alg5(key, limit, w, _, now, cost, mode, rts)
       local left = cost
       while left > 0 do
         local batch = {}
-        for i = 1, math.min(left, 1000) do batch[i] = s end
+        for i = 1, min(left, 1000) do batch[i] = s end
         redis.call('RPUSH', key, unpack(batch))
         left = left - #batch
       end
@@ -194,7 +171,7 @@ local function alg5(key, limit, w, _, now, cost, mode, rts)
       n = n + cost
     end
   else
-    retry = math.max(1000, tonumber(redis.call('LINDEX', key, n + cost - limit - 1)) + w - now)
+    retry = max(1000, tonumber(redis.call('LINDEX', key, n + cost - limit - 1)) + w - now)
   end
   local reset = 0
   if n > 0 then reset = tonumber(redis.call('LINDEX', key, -1)) + w - now end
@@ -202,134 +179,167 @@ local function alg5(key, limit, w, _, now, cost, mode, rts)
 end
 `;
 
-const ALGS = ['', TOKEN_BUCKET, GCRA, FIXED_WINDOW, SLIDING_COUNTER, SLIDING_LOG] as const;
+const DECS = ['', TOKEN_BUCKET, GCRA, FIXED_WINDOW, SLIDING_COUNTER, SLIDING_LOG] as const;
+const LOG = AlgCode.slidingLog;
+
+/** The algorithm as a function of the key, `alg<code>(key, p1, p2, p3, now, cost, mode, rts)`, for tests. */
+const ALG_OF_KEY = [1, 2, 3, 4]
+  .map(
+    (c) => `
+local function alg${c}(key, p1, p2, p3, now, cost, mode, rts)
+  local ok, r, reset, retry, nv, px = dec${c}(redis.call('GET', key), p1, p2, p3, now, cost, mode, rts)
+  put(key, nv, px)
+  return ok, r, reset, retry
+end`,
+  )
+  .join('\n');
+
+const lib = (code?: number): string => `${PRELUDE}${code === undefined ? DECS.join('\n') : DECS[code]}`;
 
 /**
  * The Lua function `alg<code>(key, p1, p2, p3, now, cost, mode, rts)` with what it needs, so a test can run
  * several decisions at one server instant.
  */
-export const algorithmLua = (code: number): string => `${PRELUDE}${STATE}${ALGS[code]}`;
+export const algorithmLua = (code: number): string => `${lib(code)}${code === LOG ? '' : ALG_OF_KEY}`;
 
 const CLOCK = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local dl = tonumber(ARGV[ARGC_DL])
--- a call its client already gave up on (offline queue, resend after reconnect) must not charge anything
-if dl > 0 and now > dl then return {-1, now} end
 `;
 
-const rem = `local function rem(x) if x < 0 then return 0 end return math.floor(x + 1e-9) end`;
-
-/** KEYS[1]; ARGV: p1 p2 cost mode deadline -> {ok, remaining, resetMs, retryMs, nowUs} */
+/**
+ * One call of one algorithm. KEYS[1]; ARGV: p1 p2 p3 deadline mode cost
+ * -> {remaining, resetMs, retryMs, nowUs}: remaining -1 when the deadline had passed, retryMs 0 when allowed
+ */
 function single(code: number): string {
-  return `${PRELUDE}${STATE}${rem}${ALGS[code]}${CLOCK.replace('ARGC_DL', '5')}
-local ok, r, reset, retry = alg${code}(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 0, now,
-  tonumber(ARGV[3]), tonumber(ARGV[4]), 0)
-if ok then ok = 1 else ok = 0 end
-return {ok, rem(r), ms(reset), ms(retry), now}
+  const call =
+    code === LOG
+      ? `local ok, r, reset, retry = alg${code}(k, p1, p2, p3, now, cost, mode, 0)`
+      : `local ok, r, reset, retry, nv, px = dec${code}(redis.call('GET', k), p1, p2, p3, now, cost, mode, 0)
+put(k, nv, px)`;
+  return `${lib(code)}${CLOCK}
+local dl = tonumber(ARGV[4])
+-- a call its client already gave up on (offline queue, resend after reconnect) must not charge anything
+if dl > 0 and now > dl then return {-1, 0, 0, now} end
+local k = KEYS[1]
+local p1, p2, p3 = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local mode, cost = tonumber(ARGV[5]), tonumber(ARGV[6])
+${call}
+return {rem(r), ms(reset), retryMs(ok, retry), now}
 `;
 }
 
-/**
- * KEYS[1..n]; ARGV: cost mode deadline rts, then (code p1 p2 p3) per key
- * -> {deniedIndex (0 = none), nowUs, then (ok remaining resetMs retryMs) per key}
- */
-const MULTI = `${PRELUDE}${STATE}${rem}${ALGS.join('\n')}
-local A = {alg1, alg2, alg3, alg4, alg5}
-${CLOCK.replace('ARGC_DL', '3')}
-local cost, mode, rts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
-local out = {0, now}
-local function run(m)
-  for i = 1, #KEYS do
-    local b = 4 + (i - 1) * 4
-    local ok, r, reset, retry = A[tonumber(ARGV[b + 1])](KEYS[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]),
-      tonumber(ARGV[b + 4]), now, cost, m, rts)
-    local o = 3 + (i - 1) * 4
-    if ok then out[o] = 1 else out[o] = 0 end
-    out[o + 1] = rem(r); out[o + 2] = ms(reset); out[o + 3] = ms(retry)
-    if not ok and out[1] == 0 then out[1] = i end
-  end
+// Calls name their algorithm and parameters by a profile: the few limiters of a send each send theirs once.
+const PROFILES = (width: number) => `
+local np = tonumber(ARGV[1]) or 0
+local code, P1, P2, P3, DL = {}, {}, {}, {}, {}
+for j = 1, np do
+  local b = 2 + (j - 1) * ${width}
+  code[j] = tonumber(ARGV[b]); P1[j] = tonumber(ARGV[b + 1]); P2[j] = tonumber(ARGV[b + 2])
+  P3[j] = tonumber(ARGV[b + 3])${width === 5 ? '; DL[j] = tonumber(ARGV[b + 4])' : ''}
 end
-if mode == REFUND then run(REFUND) return out end
-cache = {}
-run(PEEK)
-if out[1] == 0 and mode == COMMIT then run(COMMIT) end
-return out
+local a = 2 + np * ${width}
+local D = {dec1, dec2, dec3, dec4}
 `;
 
 /**
- * Independent single-scope decisions sent together (calls of one event-loop tick): one round trip and one
- * script run instead of one each. Each runs exactly as its own script would, in order, so repeated keys see
- * each other's charges. KEYS[1..n]; ARGV per key: code p1 p2 cost mode deadline
- * -> {nowUs, then (ok remaining resetMs retryMs) per key}, ok = -1 when that call's deadline had passed
+ * Independent single-scope calls sent together (calls of one event-loop tick): one round trip and one script
+ * run. Each runs exactly as its own script would, in order, so repeated keys see each other's charges.
+ * ARGV: nProfiles, per profile (code p1 p2 p3 deadline), then per call (profile × 3 + mode, cost); KEYS per call
+ * -> {nowUs, then (remaining resetMs retryMs) per call}: remaining -1 when that call's deadline had passed
  */
-const BATCH = `${PRELUDE}${STATE}${rem}${ALGS.join('\n')}
-local A = {alg1, alg2, alg3, alg4, alg5}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+const BATCH = `${lib()}${CLOCK}${PROFILES(5)}
 local out = {now}
 for i = 1, #KEYS do
-  local b = (i - 1) * 6
-  local o = 2 + (i - 1) * 4
-  local dl = tonumber(ARGV[b + 6])
+  local pm = tonumber(ARGV[a])
+  local cost = tonumber(ARGV[a + 1])
+  a = a + 2
+  local j = floor(pm / 3) + 1
+  local o = 2 + (i - 1) * 3
+  local dl = DL[j]
   -- a call its client already gave up on must not charge anything
   if dl > 0 and now > dl then
-    out[o] = -1; out[o + 1] = 0; out[o + 2] = 0; out[o + 3] = 0
+    out[o] = -1; out[o + 1] = 0; out[o + 2] = 0
   else
-    local ok, r, reset, retry = A[tonumber(ARGV[b + 1])](KEYS[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]),
-      0, now, tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), 0)
-    if ok then out[o] = 1 else out[o] = 0 end
-    out[o + 1] = rem(r); out[o + 2] = ms(reset); out[o + 3] = ms(retry)
+    local c, k = code[j], KEYS[i]
+    local ok, r, reset, retry, nv, px
+    if c == ${LOG} then
+      ok, r, reset, retry = alg${LOG}(k, P1[j], P2[j], P3[j], now, cost, pm % 3, 0)
+    else
+      ok, r, reset, retry, nv, px = D[c](redis.call('GET', k), P1[j], P2[j], P3[j], now, cost, pm % 3, 0)
+      put(k, nv, px)
+    end
+    out[o] = rem(r); out[o + 1] = ms(reset); out[o + 2] = retryMs(ok, retry)
   end
 end
 return out
 `;
 
 /**
- * Independent `limitAll` calls of one tick in one run, each all or nothing exactly as MULTI runs it.
- * ARGV[1] = number of calls; per call: n cost mode deadline rts, then (code p1 p2 p3) per key; KEYS in order
- * -> {nowUs, then per call: deniedIndex (0 = none, -1 = deadline passed), then (ok remaining resetMs retryMs) per key}
+ * `limitAll` calls, each all or nothing, in one run: one pass decides every scope of a call (one GET each), and
+ * its writes happen only when all allowed. A tick's calls share the run; on Cluster one slot's scopes run alone.
+ * ARGV: nProfiles, per profile (code p1 p2 p3), then per call: n cost mode deadline rts, then n profile indexes
+ * -> {nowUs, then per call: deniedIndex (0 = none, -1 = deadline passed), then (remaining resetMs retryMs) per key}
  */
-const MULTI_BATCH = `${PRELUDE}${STATE}${rem}${ALGS.join('\n')}
-local A = {alg1, alg2, alg3, alg4, alg5}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+const MULTI = `${lib()}${CLOCK}${PROFILES(4)}
 local out = {now}
-local ai, ki = 2, 0
-for g = 1, tonumber(ARGV[1]) do
-  local n, cost, mode = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
-  local dl, rts = tonumber(ARGV[ai + 3]), tonumber(ARGV[ai + 4])
-  ai = ai + 5
+local ki, nargs = 0, #ARGV
+local V, NV, PX, J = {}, {}, {}, {}
+local function emit(o, ok, r, reset, retry)
+  out[o] = rem(r); out[o + 1] = ms(reset); out[o + 2] = retryMs(ok, retry)
+end
+while a <= nargs do
+  local n, cost, mode = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local dl, rts = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  a = a + 5
   local o0 = #out + 1
   out[o0] = 0
-  local function run(m)
-    for i = 1, n do
-      local b = ai + (i - 1) * 4
-      local ok, r, reset, retry = A[tonumber(ARGV[b])](KEYS[ki + i], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]),
-        tonumber(ARGV[b + 3]), now, cost, m, rts)
-      local o = o0 + 1 + (i - 1) * 4
-      if ok then out[o] = 1 else out[o] = 0 end
-      out[o + 1] = rem(r); out[o + 2] = ms(reset); out[o + 3] = ms(retry)
-      if not ok and out[o0] == 0 then out[o0] = i end
-    end
-  end
   if dl > 0 and now > dl then
     out[o0] = -1
-    for i = 1, n * 4 do out[o0 + i] = 0 end
-  elseif mode == REFUND then
-    run(REFUND)
+    for i = 1, n * 3 do out[o0 + i] = 0 end
   else
-    cache = {}
-    run(PEEK)
-    if out[o0] == 0 and mode == COMMIT then run(COMMIT) end
-    cache = nil
+    for i = 1, n do
+      local j = tonumber(ARGV[a + i - 1]) + 1
+      local k = KEYS[ki + i]
+      local ok, r, reset, retry, nv, px
+      J[i] = j
+      if code[j] == ${LOG} then
+        -- the log writes its list itself: it checks here and charges in the write pass
+        local m = mode
+        if m == COMMIT then m = PEEK end
+        ok, r, reset, retry = alg${LOG}(k, P1[j], P2[j], P3[j], now, cost, m, rts)
+        NV[i] = ok and mode == COMMIT
+      else
+        local v = redis.call('GET', k)
+        V[i] = v
+        ok, r, reset, retry, nv, px = D[code[j]](v, P1[j], P2[j], P3[j], now, cost, mode, rts)
+        NV[i] = nv; PX[i] = px
+      end
+      emit(o0 + 1 + (i - 1) * 3, ok, r, reset, retry)
+      if not ok and out[o0] == 0 then out[o0] = i end
+    end
+    for i = 1, n do
+      local j, k, o = J[i], KEYS[ki + i], o0 + 1 + (i - 1) * 3
+      if out[o0] == 0 then
+        if code[j] == ${LOG} then
+          if NV[i] then emit(o, alg${LOG}(k, P1[j], P2[j], P3[j], now, cost, COMMIT, rts)) end
+        else
+          put(k, NV[i], PX[i])
+        end
+      elseif NV[i] and code[j] ~= ${LOG} then
+        -- denied elsewhere: nothing is written, and this scope reports its state without the charge
+        emit(o, D[code[j]](V[i], P1[j], P2[j], P3[j], now, cost, PEEK, rts))
+      end
+      NV[i] = nil; PX[i] = nil; V[i] = nil
+    end
   end
-  ai = ai + n * 4
+  a = a + n
   ki = ki + n
 end
 return out
 `;
 
+/** A script and its SHA1, for EVALSHA. */
 export interface Script {
   readonly src: string;
   readonly sha: string;
@@ -337,14 +347,12 @@ export interface Script {
 
 const script = (src: string): Script => ({ src, sha: createHash('sha1').update(src).digest('hex') });
 
-/** One script per algorithm (index = algorithm code), plus the multi-scope script of `limitAll`. */
+/** The multi-scope script of `limitAll`, then one single-call script per algorithm (index = algorithm code). */
 export const SCRIPTS: readonly Script[] = [script(MULTI), ...[1, 2, 3, 4, 5].map((c) => script(single(c)))];
 export const MULTI_SCRIPT = SCRIPTS[0]!;
 /** The script of same-tick single-scope calls sent together. */
 export const BATCH_SCRIPT = script(BATCH);
-/** The script of same-tick `limitAll` calls sent together. */
-export const MULTI_BATCH_SCRIPT = script(MULTI_BATCH);
-/** Reads the server clock: the batch script with no keys. */
+/** Reads the server clock: the batch script with no profiles and no calls. */
 export const CLOCK_SCRIPT = BATCH_SCRIPT;
 /** Every script the store may run, loaded ahead of a store's first command. */
-export const ALL_SCRIPTS: readonly Script[] = [...SCRIPTS, BATCH_SCRIPT, MULTI_BATCH_SCRIPT];
+export const ALL_SCRIPTS: readonly Script[] = [...SCRIPTS, BATCH_SCRIPT];

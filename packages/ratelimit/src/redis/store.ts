@@ -2,8 +2,9 @@ import type { AlgorithmImpl, Mode, Out } from '../algorithm.js';
 import { invalidOption } from '../errors.js';
 import type { AsyncBinding, AsyncStore, StoreImpl, StoreScope } from '../store.js';
 import type { RateLimitStore } from '../types.js';
-import { SingleCalls, usParam } from './calls.js';
+import { SingleCalls } from './calls.js';
 import { MultiCalls } from './multi.js';
+import { profileOf } from './profile.js';
 import { downError, ScriptRunner } from './script-runner.js';
 import { ServerClock } from './server-clock.js';
 import type { RedisLike, RedisStoreOptions } from './types.js';
@@ -63,16 +64,7 @@ class RedisStoreImpl implements AsyncStore {
       cb(down, undefined);
       return;
     }
-    this.#single.add({
-      k: this.redisKey(name, key),
-      code: alg.code,
-      p1: usParam(alg, p, 0),
-      p2: usParam(alg, p, 1),
-      cost,
-      mode,
-      timeoutMs,
-      cb,
-    });
+    this.#single.add({ k: this.redisKey(name, key), prof: profileOf(alg, p), cost, mode, timeoutMs, cb });
   }
 
   bind(name: string, timeoutMs: number): AsyncBinding {
