@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Attempt, AttemptRequest, Backend, HeldLock } from '../backend.js';
+import type { Attempt, AttemptRequest, AttemptResult, Backend, HeldLock } from '../backend.js';
 import { LocksCore } from '../core.js';
 import { OmsLocksError } from '../errors.js';
 import type { Locks } from '../types.js';
@@ -27,6 +27,59 @@ const S = {
 
 const isNoScript = (e: unknown) => e instanceof Error && e.message.startsWith('NOSCRIPT');
 
+/** Runs a script by its SHA; `args` are its keys (`numkeys` of them) followed by its arguments. */
+async function run(redis: RedisLike, s: Script, numkeys: number, args: (string | number)[]): Promise<unknown> {
+  try {
+    return await redis.evalsha(s.sha, numkeys, ...args);
+  } catch (e) {
+    // first use on this server (or on this Cluster node): EVAL loads the script for the next EVALSHA
+    if (!isNoScript(e)) throw e;
+    return redis.eval(s.source, numkeys, ...args);
+  }
+}
+
+/** An acquire script's reply: the fencing token, or minus the ms until the blocking hold lapses (0: none). */
+const denied = (n: number): AttemptResult => (n < 0 ? { retryAfterMs: -n } : {});
+
+/** A granted lock: the keys and owner its extend and release name. */
+class RedisHeld implements HeldLock {
+  readonly #redis: RedisLike;
+  readonly #lock: string;
+  readonly #readers: string;
+  readonly #key: string;
+  readonly #mode: 'x' | 's';
+  readonly #owner: string;
+  readonly #channel: string;
+
+  constructor(redis: RedisLike, keys: LockKeys, key: string, mode: 'x' | 's', owner: string, channel: string) {
+    this.#redis = redis;
+    this.#lock = keys.lock;
+    this.#readers = keys.readers;
+    this.#key = key;
+    this.#mode = mode;
+    this.#owner = owner;
+    this.#channel = channel;
+  }
+
+  async extend(ttlMs: number): Promise<boolean> {
+    const args = [this.#lock, this.#readers, this.#owner, Math.ceil(ttlMs), this.#mode];
+    return (await run(this.#redis, S.extend, 2, args)) === 1;
+  }
+
+  async release(): Promise<boolean> {
+    const args = [this.#lock, this.#readers, this.#owner, this.#mode, this.#channel, this.#key];
+    return (await run(this.#redis, S.release, 2, args)) === 1;
+  }
+}
+
+/** The keys of one lock; all share the lock's hash tag. */
+interface LockKeys {
+  /** The hash: holder, its expiry, the fencing counter, the readers' and intents' hints, the waiter mark. */
+  readonly lock: string;
+  readonly readers: string;
+  readonly base: string;
+}
+
 class RedisBackend implements Backend {
   readonly name = 'redis';
   readonly fair = true;
@@ -46,30 +99,12 @@ class RedisBackend implements Backend {
     this.#given = subscriber;
   }
 
-  async #run(s: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
-    try {
-      return await this.#redis.evalsha(s.sha, keys.length, ...keys, ...args);
-    } catch (e) {
-      // first use on this server (or on this Cluster node): EVAL loads the script for the next EVALSHA
-      if (!isNoScript(e)) throw e;
-      return this.#redis.eval(s.source, keys.length, ...keys, ...args);
-    }
-  }
-
-  #keys(key: string) {
+  #keys(key: string): LockKeys {
     // braces inside the key would change the hash tag; hash such keys so all of them stay in one slot
-    const tag = /[{}]/.test(key) ? createHash('sha1').update(key).digest('hex') : key;
+    const tag =
+      key.includes('{') || key.includes('}') ? createHash('sha1').update(key).digest('hex') : key;
     const base = `${this.#prefix}{${tag}}`;
-    return {
-      w: `${base}:w`,
-      r: `${base}:r`,
-      f: `${base}:f`,
-      q: `${base}:q`,
-      n: `${base}:n`,
-      /** The fair queue (places) and when each place lapses. */
-      o: `${base}:o`,
-      e: `${base}:e`,
-    };
+    return { lock: base, readers: `${base}:r`, base };
   }
 
   attempt(req: AttemptRequest): Attempt {
@@ -79,20 +114,20 @@ class RedisBackend implements Backend {
   #fairAttempt({ key, mode, ttlMs, owner, waitMarkMs }: AttemptRequest): Attempt {
     const k = this.#keys(key);
     const m = mode === 'exclusive' ? 'x' : 's';
+    const queue = `${k.base}:o`;
+    const expiries = `${k.base}:e`;
+    const ttl = Math.ceil(ttlMs);
     let queued = false;
     return {
       try: async () => {
-        const [ok, n] = (await this.#run(
-          S.acquireFair,
-          [k.w, k.r, k.f, k.o, k.e, k.n],
-          [owner, Math.ceil(ttlMs), m, waitMarkMs],
-        )) as [number, number];
-        if (ok === 1) return { token: BigInt(n), held: this.#held(k, key, m, owner) };
+        const args = [k.lock, k.readers, queue, expiries, owner, ttl, m, waitMarkMs];
+        const n = (await run(this.#redis, S.acquireFair, 4, args)) as number;
+        if (n > 0) return { token: BigInt(n), held: new RedisHeld(this.#redis, k, key, m, owner, this.#channel) };
         if (waitMarkMs > 0) queued = true;
-        return n > 0 ? { retryAfterMs: n } : {};
+        return denied(n);
       },
       cancel: async () => {
-        if (queued) await this.#run(S.cancelFair, [k.o, k.e], [`${m}:${owner}`, this.#channel, key]);
+        if (queued) await run(this.#redis, S.cancelFair, 2, [queue, expiries, `${m}:${owner}`, this.#channel, key]);
       },
     };
   }
@@ -100,29 +135,24 @@ class RedisBackend implements Backend {
   #preferWriters({ key, mode, ttlMs, owner, waitMarkMs }: AttemptRequest): Attempt {
     const k = this.#keys(key);
     const m = mode === 'exclusive' ? 'x' : 's';
+    const intents = `${k.base}:q`;
+    const ttl = Math.ceil(ttlMs);
+    // a writer whose failed try registered an intent drops it when granted ('X')
     let intent = false;
     return {
       try: async (intentMs) => {
-        const [ok, n] = (await this.#run(
-          S.acquire,
-          [k.w, k.r, k.f, k.q, k.n],
-          [owner, Math.ceil(ttlMs), m, intentMs, waitMarkMs],
-        )) as [number, number];
-        if (ok === 1) return { token: BigInt(n), held: this.#held(k, key, m, owner) };
-        if (intentMs > 0) intent = true;
-        return n > 0 ? { retryAfterMs: n } : {};
+        const args = [k.lock, k.readers, intents, owner, ttl, intent ? 'X' : m, intentMs, waitMarkMs];
+        const n = (await run(this.#redis, S.acquire, 3, args)) as number;
+        if (n > 0) {
+          intent = false;
+          return { token: BigInt(n), held: new RedisHeld(this.#redis, k, key, m, owner, this.#channel) };
+        }
+        if (intentMs > 0 && m === 'x') intent = true;
+        return denied(n);
       },
       cancel: async () => {
-        if (intent) await this.#run(S.cancel, [k.q], [owner, this.#channel, key]);
+        if (intent) await run(this.#redis, S.cancel, 1, [intents, owner, this.#channel, key]);
       },
-    };
-  }
-
-  #held(k: { w: string; r: string; n: string }, key: string, m: 'x' | 's', owner: string): HeldLock {
-    return {
-      extend: async (ttlMs) => (await this.#run(S.extend, [k.w, k.r], [owner, Math.ceil(ttlMs), m])) === 1,
-      release: async () =>
-        (await this.#run(S.release, [k.w, k.r, k.n], [owner, m, this.#channel, key])) === 1,
     };
   }
 
@@ -176,8 +206,8 @@ class RedisBackend implements Backend {
 }
 
 /**
- * Locks on Redis or Redis Cluster. Acquire (with the fencing `INCR`) is one Lua script and one round trip;
- * extend and release compare the owner; release publishes a wake-up that waiting `acquire`s listen to.
+ * Locks on Redis or Redis Cluster. Acquire (with its fencing token) is one Lua script and one round trip;
+ * extend and release compare the owner; a release publishes a wake-up only when an `acquire` waits for it.
  *
  * @example
  * import { Redis } from 'ioredis';
