@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
 import {
   authorizer,
   createVerifier,
@@ -89,6 +90,8 @@ export async function buildApp(
   opts: {
     signal?: AbortSignal /** where the JSON log lines go (default stdout) */;
     logDestination?: DestinationStream;
+    /** The embedded database, already opening (`openPglite(config.dataDir)`); embedded mode only. */
+    pglite?: Promise<PGlite>;
   } = {},
 ): Promise<ReferenceApp> {
   opts.signal?.throwIfAborted();
@@ -106,10 +109,10 @@ export async function buildApp(
     },
     opts.logDestination,
   );
-  const telemetry = startTelemetry(config, VERSION);
+  const telemetry = await startTelemetry(config, VERSION);
   let backends: Backends;
   try {
-    backends = await createBackends(config, log);
+    backends = await createBackends(config, log, config.databaseUrl ? undefined : opts.pglite);
   } catch (e) {
     await telemetry.shutdown();
     throw e;

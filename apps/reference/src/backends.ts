@@ -1,24 +1,17 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import type { BackupSource } from '@oms/backup';
-import { pgliteSource } from '@oms/backup/pglite';
-import { postgresSource } from '@oms/backup/postgres';
 import type { BreakerStore } from '@oms/breaker';
-import { redisBreakerStore } from '@oms/breaker/redis';
 import { type Locks, memoryLocks } from '@oms/locks';
-import { redisLocks } from '@oms/locks/redis';
 import type { Listen } from '@oms/outbox';
-import { pgliteListen } from '@oms/outbox/pglite';
-import { pgListen } from '@oms/outbox/postgres';
 import type { RateLimitStore } from '@oms/ratelimit';
-import { redisStore } from '@oms/ratelimit/redis';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Database } from './db/schema.js';
+import { openPglite, pgliteDir } from './embedded-db.js';
 
 /** Everything that differs between embedded mode and PostgreSQL + Redis, behind one shape. */
 export interface Backends {
@@ -53,17 +46,34 @@ export interface Backends {
  */
 export const fenceOf = (b: Pick<Backends, 'fenceEpoch'>, token: bigint): bigint => b.fenceEpoch + token;
 
-export async function createBackends(config: Config, log: Logger): Promise<Backends> {
+/** Kysely's PGlite dialect closes the database when it is destroyed: closing it again is not an error. */
+const closePglite = (p: PGlite): Promise<void> | undefined => (p.closed ? undefined : p.close());
+
+/**
+ * Opens the backends the configuration names. Each mode imports only its own drivers (embedded mode never loads
+ * pg or ioredis), and `early` is an embedded database the process entry already started opening.
+ */
+export async function createBackends(
+  config: Config,
+  log: Logger,
+  early?: Promise<PGlite>,
+): Promise<Backends> {
   const closers: (() => Promise<unknown>)[] = [];
+  if (early) closers.push(() => early.then(closePglite));
   try {
-    return await build(config, log, closers);
+    return await build(config, log, closers, early);
   } catch (e) {
     for (const c of closers.reverse()) await c().catch(() => {});
     throw e;
   }
 }
 
-async function build(config: Config, log: Logger, closers: (() => Promise<unknown>)[]): Promise<Backends> {
+async function build(
+  config: Config,
+  log: Logger,
+  closers: (() => Promise<unknown>)[],
+  early: Promise<PGlite> | undefined,
+): Promise<Backends> {
   let kysely: Kysely<Database>;
   let pglite: PGlite | undefined;
   let pool: pg.Pool | undefined;
@@ -71,6 +81,11 @@ async function build(config: Config, log: Logger, closers: (() => Promise<unknow
   let backupSource: BackupSource;
   if (config.databaseUrl) {
     const url = config.databaseUrl;
+    const [{ default: pg }, { pgListen }, { postgresSource }] = await Promise.all([
+      import('pg'),
+      import('@oms/outbox/postgres'),
+      import('@oms/backup/postgres'),
+    ]);
     pool = new pg.Pool({ connectionString: url, max: 20 });
     // A server restart makes idle and checked-out clients emit 'error'; unhandled, that kills the process.
     pool.on('error', (e) => log.warn({ err: e.message }, 'postgres pool client error'));
@@ -86,11 +101,14 @@ async function build(config: Config, log: Logger, closers: (() => Promise<unknow
     });
     backupSource = postgresSource({ connectionString: url });
   } else {
-    const dir = join(config.dataDir, 'pg');
-    await mkdir(dir, { recursive: true });
-    pglite = await PGlite.create(dir);
-    const p = pglite;
-    closers.push(() => p.close());
+    const opening = early ?? openPglite(config.dataDir);
+    if (!early) closers.push(() => opening.then(closePglite));
+    const [p, { pgliteListen }, { pgliteSource }] = await Promise.all([
+      opening,
+      import('@oms/outbox/pglite'),
+      import('@oms/backup/pglite'),
+    ]);
+    pglite = p;
     kysely = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
     listen = pgliteListen(pglite);
     backupSource = pgliteSource({ db: pglite });
@@ -104,6 +122,12 @@ async function build(config: Config, log: Logger, closers: (() => Promise<unknow
   const extra: Redis[] = [];
   if (config.redisUrl) {
     const url = config.redisUrl;
+    const [{ Redis }, { redisStore }, { redisLocks }, { redisBreakerStore }] = await Promise.all([
+      import('ioredis'),
+      import('@oms/ratelimit/redis'),
+      import('@oms/locks/redis'),
+      import('@oms/breaker/redis'),
+    ]);
     // a command whose reply was lost in a disconnect is not resent: it could charge a rate limit twice
     const r = new Redis(url, { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 2 });
     r.on('error', (e) => log.warn({ err: e.message }, 'redis error'));
@@ -149,7 +173,7 @@ async function build(config: Config, log: Logger, closers: (() => Promise<unknow
     },
     describe() {
       return {
-        database: pglite ? `pglite (${join(config.dataDir, 'pg')})` : 'postgres (DATABASE_URL)',
+        database: pglite ? `pglite (${pgliteDir(config.dataDir)})` : 'postgres (DATABASE_URL)',
         rateLimitStore: redis ? 'redis' : 'memory',
         breakerStore: breakerRedis ? 'redis' : 'memory',
         locks: redis ? 'redis' : 'memory',

@@ -1,7 +1,6 @@
 // The process entry: node apps/reference/dist/main.js
-import { gracefulShutdown } from '@oms/health/fastify';
-import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { openPglite } from './embedded-db.js';
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -16,7 +15,14 @@ try {
   throw e;
 }
 
-const app = await buildApp(config);
+// Embedded mode: the database starts opening (WebAssembly compile, file reads) while the app's modules load.
+const pglite = config.databaseUrl ? undefined : openPglite(config.dataDir);
+pglite?.catch(() => {}); // buildApp awaits it and reports its failure
+const [{ buildApp }, { gracefulShutdown }] = await Promise.all([
+  import('./app.js'),
+  import('@oms/health/fastify'),
+]);
+const app = await buildApp(config, pglite ? { pglite } : {});
 gracefulShutdown({
   server: app.fastify,
   registry: app.health,

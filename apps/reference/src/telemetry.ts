@@ -2,7 +2,6 @@ import { context, type Meter, metrics, propagation, type Tracer, trace } from '@
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
@@ -32,7 +31,13 @@ function setGlobals(): void {
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 }
 
-export function startTelemetry(config: Config, version: string): Telemetry {
+/** Starts the SDK; the OTLP exporter is loaded only when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+export async function startTelemetry(config: Config, version: string): Promise<Telemetry> {
+  const otlp = config.otlpEndpoint
+    ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter({
+        url: `${config.otlpEndpoint.replace(/\/$/, '')}/v1/traces`,
+      })
+    : undefined;
   setGlobals();
   const resource = resourceFromAttributes({
     'service.name': 'oms-reference',
@@ -44,13 +49,7 @@ export function startTelemetry(config: Config, version: string): Telemetry {
   // Spans always get real ids (so logs carry a trace_id); they leave the process only with an OTLP endpoint.
   const tracerProvider = new NodeTracerProvider({
     resource,
-    spanProcessors: config.otlpEndpoint
-      ? [
-          new BatchSpanProcessor(
-            new OTLPTraceExporter({ url: `${config.otlpEndpoint.replace(/\/$/, '')}/v1/traces` }),
-          ),
-        ]
-      : [],
+    spanProcessors: otlp ? [new BatchSpanProcessor(otlp)] : [],
   });
   // The first app of the process also becomes the global provider, for code that uses the global API.
   metrics.setGlobalMeterProvider(meterProvider);
