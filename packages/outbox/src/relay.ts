@@ -1,15 +1,13 @@
-import { randomUUID } from 'node:crypto';
-import { backoffFn } from './backoff.js';
 import { OmsOutboxError } from './errors.js';
-import { backgroundTimeout, type Clock, systemClock } from './internal/clock.js';
+import { backgroundTimeout } from './internal/clock.js';
 import { Emitter } from './internal/emitter.js';
+import { keyWaves } from './key-waves.js';
+import { ListenSession } from './listen-session.js';
+import { callPublisher } from './publish-call.js';
+import { type Config, configure, errorText } from './relay-options.js';
 import { backlog, claim, heartbeat, type Settlement, settle } from './relay-sql.js';
-import { type ResolvedTables, resolveTables } from './tables.js';
 import type {
-  Listen,
-  OutboxDb,
   OutboxMessage,
-  Publisher,
   PublishResult,
   Relay,
   RelayEvents,
@@ -21,67 +19,10 @@ import type {
 import { checkSignal, throwIfAborted, v } from './validate.js';
 import { Waker } from './waker.js';
 
-/** The options after defaults and checks: the relay trusts these. */
-interface Config {
-  readonly db: OutboxDb;
-  readonly publisher: Publisher;
-  readonly tables: ResolvedTables;
-  readonly batchSize: number;
-  readonly concurrency: number;
-  readonly listen: Listen | undefined;
-  readonly pollMs: number;
-  readonly perKey: boolean;
-  readonly maxAttempts: number;
-  readonly backoff: (attempt: number) => number;
-  readonly leaseMs: number;
-  readonly relayId: string;
-  readonly clock: Clock;
-}
+export { keyWaves };
 
-function configure(o: RelayOptions): Config {
-  if (typeof o !== 'object' || o === null) throw invalid('relay options must be an object');
-  if (
-    typeof o.db !== 'object' ||
-    o.db === null ||
-    typeof (o.db as { transaction?: unknown }).transaction !== 'function'
-  ) {
-    throw invalid('db must be a Kysely instance');
-  }
-  if (typeof o.publisher?.publish !== 'function')
-    throw invalid('publisher must have a publish(messages, signal) method');
-  if (o.listen !== undefined && typeof o.listen?.subscribe !== 'function') {
-    throw invalid('listen must have a subscribe(channel, onNotify) method');
-  }
-  if (o.ordering !== undefined && o.ordering !== 'per-key' && o.ordering !== 'none') {
-    throw invalid(`ordering must be 'per-key' or 'none' (got ${JSON.stringify(o.ordering)})`);
-  }
-  const leaseMs = v.durationMs('leaseMs', o.leaseMs ?? 30_000, { min: 300 });
-  return {
-    db: o.db,
-    publisher: o.publisher,
-    tables: resolveTables(o.tables),
-    batchSize: v.integer('batchSize', o.batchSize ?? 100, { min: 1, max: 10_000 }),
-    concurrency: v.integer('concurrency', o.concurrency ?? 1, { min: 1, max: 64 }),
-    listen: o.listen,
-    pollMs: v.durationMs('pollMs', o.pollMs ?? 1_000, { min: 1 }),
-    perKey: (o.ordering ?? 'per-key') === 'per-key',
-    maxAttempts: v.integer('maxAttempts', o.maxAttempts ?? 10, { min: 1 }),
-    backoff: backoffFn(o.backoff),
-    leaseMs,
-    relayId: o.relayId === undefined ? `relay-${randomUUID()}` : v.key('relayId', o.relayId, 200),
-    clock: v.clock(o.clock, systemClock),
-  };
-}
-
-/** How often a relay whose listen session was lost polls (unless `pollMs` is shorter). */
+/** How often a relay polls while its listen session is lost (unless `pollMs` is shorter). */
 const LOST_LISTEN_POLL_MS = 1_000;
-
-const invalid = (message: string) => new OmsOutboxError('ERR_OMS_OUTBOX_INVALID_OPTION', message);
-
-const errorText = (e: unknown): string => {
-  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  return text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text;
-};
 
 /** Counters since the relay was created. */
 interface Totals {
@@ -135,7 +76,7 @@ class OutboxRelay implements Relay {
   /** Aborts in-flight publishes: `stop({ drain: false })`, or a drain that ran out of time. */
   readonly #abort = new AbortController();
   #loops: Promise<void>[] = [];
-  #unlisten: Promise<(() => Promise<void>) | undefined> = Promise.resolve(undefined);
+  #listen: ListenSession | undefined;
   #heartbeat: unknown;
   /** `pollMs`, or shorter once the listen session is lost. */
   #pollMs: number;
@@ -166,18 +107,21 @@ class OutboxRelay implements Relay {
     this.#setState('running');
     const { listen, tables } = this.#c;
     if (listen) {
-      const lost = (error: unknown) => {
-        // without notifications the relay still works, on the poll
-        this.#events.emit('error', { phase: 'listen', error });
-        this.#pollMs = Math.min(this.#c.pollMs, LOST_LISTEN_POLL_MS);
-        this.#waker.wake();
-      };
-      this.#unlisten = listen
-        .subscribe(tables.channel, () => this.#waker.wake(), lost)
-        .catch((error: unknown) => {
-          lost(error);
-          return undefined;
-        });
+      this.#listen = new ListenSession(listen, tables.channel, this.#c.clock, {
+        notify: () => this.#waker.wake(),
+        lost: (error) => {
+          // without notifications the relay still works, on the poll, until the session is back
+          this.#events.emit('error', { phase: 'listen', error });
+          this.#pollMs = Math.min(this.#c.pollMs, LOST_LISTEN_POLL_MS);
+          this.#waker.wake();
+        },
+        restored: () => {
+          this.#pollMs = this.#c.pollMs;
+          // notifications sent while it was away are gone: look once
+          this.#waker.wake();
+        },
+      });
+      this.#listen.start();
     }
     this.#scheduleHeartbeat();
     this.#loops = Array.from({ length: this.#c.concurrency }, () => this.#run());
@@ -216,8 +160,7 @@ class OutboxRelay implements Relay {
     } finally {
       if (timer !== undefined) this.#c.clock.clearTimeout(timer);
       this.#c.clock.clearTimeout(this.#heartbeat);
-      const unlisten = await this.#unlisten;
-      await unlisten?.().catch((error: unknown) => this.#events.emit('error', { phase: 'listen', error }));
+      await this.#listen?.close((error) => this.#events.emit('error', { phase: 'listen', error }));
       this.#setState('stopped');
     }
   }
@@ -357,45 +300,8 @@ class OutboxRelay implements Relay {
   }
 
   /** Calls the publisher; every failure mode becomes one result per message. */
-  async #publish(messages: readonly OutboxMessage[]): Promise<readonly (PublishResult | 'aborted')[]> {
-    const signal = this.#abort.signal;
-    let onAbort: (() => void) | undefined;
-    // a publisher that ignores the signal must not hold a non-draining stop hostage
-    const aborted = new Promise<'aborted'>((resolve) => {
-      onAbort = () => resolve('aborted');
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      const call = Promise.resolve().then(() => this.#c.publisher.publish(messages, signal));
-      call.catch(() => {});
-      const results = await Promise.race([call, aborted]);
-      if (results === 'aborted') return messages.map(() => 'aborted');
-      if (!Array.isArray(results) || results.length !== messages.length) {
-        const error = new OmsOutboxError(
-          'ERR_OMS_OUTBOX_PUBLISHER',
-          `the publisher must resolve to one result per message (${messages.length}), got ${Array.isArray(results) ? results.length : typeof results}`,
-          true,
-        );
-        return messages.map(() => ({ ok: false, error }));
-      }
-      return results.map((r: unknown) =>
-        typeof r === 'object' && r !== null && typeof (r as PublishResult).ok === 'boolean'
-          ? (r as PublishResult)
-          : {
-              ok: false,
-              error: new OmsOutboxError(
-                'ERR_OMS_OUTBOX_PUBLISHER',
-                'a publish result must be { ok: boolean }',
-                true,
-              ),
-            },
-      );
-    } catch (error) {
-      if (signal.aborted) return messages.map(() => 'aborted');
-      return messages.map(() => ({ ok: false, error }));
-    } finally {
-      if (onAbort) signal.removeEventListener('abort', onAbort);
-    }
+  #publish(messages: readonly OutboxMessage[]): Promise<readonly (PublishResult | 'aborted')[]> {
+    return callPublisher(this.#c.publisher, messages, this.#abort.signal);
   }
 
   #failure(m: OutboxMessage, r: { ok: false; error: unknown; retryable?: boolean }): Settlement {
@@ -452,21 +358,4 @@ class OutboxRelay implements Relay {
       this.#c.leaseMs / 3,
     );
   }
-}
-
-/**
- * Splits a per-key batch (in id order) into waves: wave n holds each key's n-th message, so one publish call
- * never carries two messages of a key and a key's message goes out only after its predecessor's result.
- */
-export function keyWaves(batch: readonly OutboxMessage[]): OutboxMessage[][] {
-  const waves: OutboxMessage[][] = [];
-  const depth = new Map<string, number>();
-  for (const m of batch) {
-    const d = depth.get(m.key) ?? 0;
-    depth.set(m.key, d + 1);
-    const wave = waves[d];
-    if (wave) wave.push(m);
-    else waves[d] = [m];
-  }
-  return waves;
 }

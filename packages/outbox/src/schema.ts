@@ -35,25 +35,7 @@ export function migrationStatements(tables?: OutboxTables): string[] {
   const idSeq = qual(`${outbox}_uuidv7_seq`);
   return [
     ...(t.schema ? [`create schema if not exists ${q(t.schema)}`] : []),
-    ...(uuid
-      ? [
-          `create sequence if not exists ${idSeq}`,
-          // RFC 9562 UUIDv7 from the server clock: 48 bits of Unix milliseconds, the version, 12 bits of
-          // sub-millisecond fraction (method 3), the variant, then 30 bits of a sequence (method 1: ids made in the
-          // same clock tick still sort in the order they were made) and 32 random bits
-          `create or replace function ${idFn}() returns uuid language plpgsql volatile as $$
-declare
-  ts numeric := extract(epoch from clock_timestamp()) * 1000;
-  ms bigint := floor(ts);
-  sub int := floor((ts - ms) * 4096);
-  s bigint := nextval('${idSeq.replaceAll("'", "''")}') % 1073741824;
-begin
-  return (lpad(to_hex(ms), 12, '0') || '7' || lpad(to_hex(sub), 3, '0') || to_hex(8 | (s >> 28))
-    || lpad(to_hex(s & 268435455), 7, '0') || lpad(to_hex(floor(random() * 4294967296)::bigint), 8, '0'))::uuid;
-end
-$$`,
-        ]
-      : []),
+    ...(uuid ? uuidv7Statements(idSeq, idFn) : []),
     `create table if not exists ${o} (
   id ${uuid ? `uuid primary key default ${idFn}()` : 'bigserial primary key'},
   topic text not null,
@@ -106,6 +88,27 @@ begin
 end
 $$`,
     `create or replace trigger ${q(`${outbox}_notify`)} after insert on ${o} for each statement execute function ${fn}()`,
+  ];
+}
+
+/** The sequence and function behind the `uuidv7` id option. */
+function uuidv7Statements(idSeq: string, idFn: string): string[] {
+  return [
+    `create sequence if not exists ${idSeq}`,
+    // RFC 9562 UUIDv7 from the server clock: 48 bits of Unix milliseconds, the version, 12 bits of
+    // sub-millisecond fraction (method 3), the variant, then 30 bits of a sequence (method 1: ids made in the
+    // same clock tick still sort in the order they were made) and 32 random bits
+    `create or replace function ${idFn}() returns uuid language plpgsql volatile as $$
+declare
+  ts numeric := extract(epoch from clock_timestamp()) * 1000;
+  ms bigint := floor(ts);
+  sub int := floor((ts - ms) * 4096);
+  s bigint := nextval('${idSeq.replaceAll("'", "''")}') % 1073741824;
+begin
+  return (lpad(to_hex(ms), 12, '0') || '7' || lpad(to_hex(sub), 3, '0') || to_hex(8 | (s >> 28))
+    || lpad(to_hex(s & 268435455), 7, '0') || lpad(to_hex(floor(random() * 4294967296)::bigint), 8, '0'))::uuid;
+end
+$$`,
   ];
 }
 

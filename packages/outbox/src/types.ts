@@ -162,8 +162,10 @@ export interface Publisher {
  */
 export interface Listen {
   /**
-   * `onLost`, when the adapter passes it an error, says the session is gone for good and no notification
-   * will come: the relay reports it (an `error` event, phase `'listen'`) and falls back to polling.
+   * `onLost`, when the adapter passes it an error, says this subscription's session is gone and no
+   * notification will come through it: the relay reports it (one `error` event per outage, phase `'listen'`),
+   * polls at most every second, and calls `subscribe` again with backoff (1 s doubling to 30 s) until it
+   * resolves; the same happens when `subscribe` rejects. Then it looks once and goes back to `pollMs`.
    */
   subscribe(
     channel: string,
@@ -205,8 +207,8 @@ export interface RelayOptions extends TablesOption {
   /** Wakes on inserts; without it the relay only polls. */
   listen?: Listen;
   /**
-   * Fallback poll interval, and the longest a retry or a reclaim waits to be seen. Default 1000 ms. Once a
-   * `listen` session is lost for good, the relay polls at most every 1000 ms.
+   * Fallback poll interval, and the longest a retry or a reclaim waits to be seen. Default 1000 ms. While a
+   * `listen` session is lost, the relay polls at most every 1000 ms.
    */
   pollMs?: number;
   /** `'per-key'` (default) publishes a key's messages strictly in id order; `'none'` publishes in any order. */

@@ -55,9 +55,12 @@ const listenSql = (verb: 'LISTEN' | 'UNLISTEN', channel: string) =>
  * Wakes a relay on `NOTIFY` through a dedicated session (LISTEN needs a real one: behind PgBouncer transaction
  * pooling, connect to PostgreSQL directly).
  *
- * - Given a connected `pg.Client`, it listens on it. That client is yours: if it ends or fails, `pgListen`
- *   does not reconnect it, but reports `ERR_OMS_OUTBOX_LISTEN_LOST` to the relay, which emits it as an `error`
- *   event (phase `'listen'`) and polls from then on, at most every second.
+ * - Given a connected `pg.Client`, it listens on it. That client is yours (end it after the relay stopped). If
+ *   its session ends or fails, `pgListen` reports `ERR_OMS_OUTBOX_LISTEN_LOST`, which the relay emits once as an
+ *   `error` event (phase `'listen'`); the relay polls at most every second meanwhile and subscribes again with
+ *   backoff (1 s doubling to 30 s), and `pgListen` then connects a new client with the lost one's connection
+ *   settings (its `connectionParameters`), which it owns and ends at the relay's stop. Once that client
+ *   listens, the relay looks once and goes back to `pollMs`.
  * - Given a function that connects a new client, it owns the session: when the session is lost (a PostgreSQL
  *   restart, a terminated backend) it reconnects with backoff and then wakes the relay once, so anything
  *   inserted while it was away is claimed at once; the relay's stop ends the client.
@@ -83,20 +86,26 @@ export function pgListen(
   if (typeof source?.query !== 'function' || typeof source.on !== 'function') {
     throw new TypeError('pgListen needs a connected pg.Client, or a function that connects one');
   }
+  // clients seen ending or failing: a pg.Client cannot connect twice, so a later subscribe needs a new one
+  const dead = new WeakSet<PgListenClient>();
   return {
     async subscribe(channel, onNotify, onLost) {
+      const own = dead.has(source);
+      const client = own ? await replacementFor(source) : source;
       let lost = false;
       const fn = (m: Notification) => {
         if (m.channel === channel) onNotify();
       };
-      // a client we did not connect is not ours to reconnect: say once that it is gone, so the relay polls
+      // say once that the session is gone: the relay polls meanwhile and subscribes again, which lands here
+      // with `source` dead and connects a replacement
       const onGone = (cause?: unknown) => {
         if (lost) return;
         lost = true;
+        dead.add(client);
         onLost?.(
           new OmsOutboxError(
             'ERR_OMS_OUTBOX_LISTEN_LOST',
-            'the LISTEN client ended or failed; the relay polls from now on (pass pgListen a function that connects a client to have it reconnect)',
+            'the LISTEN session ended or failed; the relay polls until it listens again on a new client',
             true,
             cause === undefined ? undefined : { cause },
           ),
@@ -105,25 +114,69 @@ export function pgListen(
       const onError = (e: Error) => onGone(e);
       const onEnd = () => onGone();
       const detach = () => {
-        source.removeListener('notification', fn);
-        source.removeListener('error', onError);
-        source.removeListener('end', onEnd);
+        client.removeListener('notification', fn);
+        client.removeListener('error', onError);
+        client.removeListener('end', onEnd);
       };
-      source.on('notification', fn);
-      source.on('error', onError);
-      source.on('end', onEnd);
+      client.on('notification', fn);
+      client.on('error', onError);
+      client.on('end', onEnd);
       try {
-        await source.query(listenSql('LISTEN', channel));
+        await client.query(listenSql('LISTEN', channel));
       } catch (e) {
         detach();
+        // most likely a dead session; if not, the replacement costs one connection
+        dead.add(client);
+        if (own) await endQuietly(client);
         throw e;
       }
+      if (own) {
+        // a replacement's events were only ours; keep a late socket error from going unhandled
+        client.on('error', () => {});
+      }
       return async () => {
+        // a dead session can still emit its socket's error after the server's: that must not go unhandled
+        if (lost) client.on('error', () => {});
         detach();
-        if (!lost) await source.query(listenSql('UNLISTEN', channel)).catch(() => {});
+        if (!lost) await client.query(listenSql('UNLISTEN', channel)).catch(() => {});
+        if (own) await endQuietly(client);
       };
     },
   };
+}
+
+const endQuietly = async (c: PgListenClient) => {
+  c.on('error', () => {});
+  await c.end?.().catch(() => {});
+};
+
+/**
+ * A new client with the lost one's connection settings (`connectionParameters`: host, port, user, password,
+ * database, ssl, application_name, keepalives), the way `pg.Client` builds itself from a config.
+ */
+async function replacementFor(lost: PgListenClient): Promise<PgListenClient> {
+  const params = (lost as { connectionParameters?: unknown }).connectionParameters;
+  const Client = (lost as { constructor?: unknown }).constructor as
+    | (new (
+        config: unknown,
+      ) => PgListenClient & { connect(): Promise<unknown> })
+    | undefined;
+  if (typeof params !== 'object' || params === null || typeof Client?.prototype?.connect !== 'function') {
+    throw new OmsOutboxError(
+      'ERR_OMS_OUTBOX_LISTEN_LOST',
+      'the LISTEN client is gone and is not a pg.Client to reconnect from; pass pgListen a function that connects a client',
+      true,
+    );
+  }
+  const keepalives = (params as { keepalives?: unknown }).keepalives;
+  const next = new Client(Object.assign(Object.create(params), { keepAlive: keepalives === 1 }));
+  try {
+    await next.connect();
+  } catch (e) {
+    await endQuietly(next);
+    throw e;
+  }
+  return next;
 }
 
 function reconnecting(connect: () => Promise<PgListenClient>, opts: PgListenOptions): Listen {
@@ -132,84 +185,87 @@ function reconnecting(connect: () => Promise<PgListenClient>, opts: PgListenOpti
     throw new TypeError(`reconnectMs must be a finite number >= 0 (got ${String(opts.reconnectMs)})`);
   }
   const clock = opts.clock ?? systemClock;
-  return {
-    async subscribe(channel, onNotify) {
-      let client: PgListenClient | undefined;
-      let closed = false;
-      let timer: unknown;
-      let delay = baseMs;
-      const onNotification = (m: Notification) => {
-        if (m.channel === channel) onNotify();
-      };
-      const detach = (c: PgListenClient) => {
-        c.removeListener('notification', onNotification);
-        c.removeListener('error', onLost);
-        c.removeListener('end', onLost);
-      };
-      function onLost() {
-        const lost = client;
-        client = undefined;
-        if (lost) {
-          detach(lost);
-          // keep a late socket error from becoming an unhandled 'error' event
-          lost.on('error', () => {});
-          void lost.end?.().catch(() => {});
-        }
-        if (!closed && timer === undefined) retry();
-      }
-      const open = async () => {
-        const c = await connect();
-        c.on('notification', onNotification);
-        c.on('error', onLost);
-        c.on('end', onLost);
-        try {
-          await c.query(listenSql('LISTEN', channel));
-        } catch (e) {
-          detach(c);
-          c.on('error', () => {});
-          await c.end?.().catch(() => {});
-          throw e;
-        }
-        if (closed) {
-          detach(c);
-          await c.end?.().catch(() => {});
-          return;
-        }
-        client = c;
-        delay = baseMs;
-      };
-      const retry = () => {
-        timer = backgroundTimeout(
-          clock,
-          () => {
-            timer = undefined;
-            if (closed) return;
-            open().then(
-              // notifications sent while the session was down are gone: look once
-              () => onNotify(),
-              () => {
-                delay = Math.min(delay * 2 || 100, 30_000);
-                if (!closed && timer === undefined) retry();
-              },
-            );
-          },
-          delay,
-        );
-      };
-      await open();
-      return async () => {
-        closed = true;
-        if (timer !== undefined) clock.clearTimeout(timer);
+  return { subscribe: (channel, onNotify) => ownSession(connect, { baseMs, clock, channel, onNotify }) };
+}
+
+/** A LISTEN session on clients `connect` makes, reconnected with backoff until the returned unsubscribe. */
+async function ownSession(
+  connect: () => Promise<PgListenClient>,
+  o: { baseMs: number; clock: Clock; channel: string; onNotify: () => void },
+): Promise<() => Promise<void>> {
+  const { clock, channel, onNotify } = o;
+  let client: PgListenClient | undefined;
+  let closed = false;
+  let timer: unknown;
+  let delay = o.baseMs;
+  const onNotification = (m: Notification) => {
+    if (m.channel === channel) onNotify();
+  };
+  const detach = (c: PgListenClient) => {
+    c.removeListener('notification', onNotification);
+    c.removeListener('error', onLost);
+    c.removeListener('end', onLost);
+  };
+  function onLost() {
+    const lost = client;
+    client = undefined;
+    if (lost) {
+      detach(lost);
+      // endQuietly keeps a late socket error from becoming an unhandled 'error' event
+      void endQuietly(lost);
+    }
+    if (!closed && timer === undefined) retry();
+  }
+  const open = async () => {
+    const c = await connect();
+    c.on('notification', onNotification);
+    c.on('error', onLost);
+    c.on('end', onLost);
+    try {
+      await c.query(listenSql('LISTEN', channel));
+    } catch (e) {
+      detach(c);
+      await endQuietly(c);
+      throw e;
+    }
+    if (closed) {
+      detach(c);
+      await endQuietly(c);
+      return;
+    }
+    client = c;
+    delay = o.baseMs;
+  };
+  const retry = () => {
+    timer = backgroundTimeout(
+      clock,
+      () => {
         timer = undefined;
-        const c = client;
-        client = undefined;
-        if (c) {
-          detach(c);
-          c.on('error', () => {});
-          await c.query(listenSql('UNLISTEN', channel)).catch(() => {});
-          await c.end?.().catch(() => {});
-        }
-      };
-    },
+        if (closed) return;
+        open().then(
+          // notifications sent while the session was down are gone: look once
+          () => onNotify(),
+          () => {
+            delay = Math.min(delay * 2 || 100, 30_000);
+            if (!closed && timer === undefined) retry();
+          },
+        );
+      },
+      delay,
+    );
+  };
+  await open();
+  return async () => {
+    closed = true;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timer = undefined;
+    const c = client;
+    client = undefined;
+    if (c) {
+      detach(c);
+      c.on('error', () => {});
+      await c.query(listenSql('UNLISTEN', channel)).catch(() => {});
+      await endQuietly(c);
+    }
   };
 }

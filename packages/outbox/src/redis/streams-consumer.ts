@@ -137,7 +137,7 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
   if (typeof o.handler !== 'function') {
     throw new OmsOutboxError('ERR_OMS_OUTBOX_INVALID_OPTION', 'handler must be a function (message, trx)');
   }
-  const cfg = {
+  return new StreamsConsumer(o, {
     stream: v.key('stream', o.stream),
     group: v.key('group', o.group, 200),
     consumer: v.key('consumer', o.consumer, 200),
@@ -148,68 +148,225 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
     maxDeliveries: v.integer('maxDeliveries', o.maxDeliveries ?? 10, { min: 1 }),
     deadLetterStream: v.key('deadLetterStream', o.deadLetterStream ?? `${o.stream}:dead`),
     clock: v.clock(o.clock, systemClock),
-  };
-  const events = new Emitter<RedisStreamsConsumerEvents>();
-  const call = (...args: (string | number)[]) => o.redis.call(args[0] as string, ...args.slice(1));
-  let running = false;
-  let loop: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
+  });
+}
 
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const h = backgroundTimeout(cfg.clock, () => resolve(), ms);
-      wake = () => {
-        cfg.clock.clearTimeout(h);
+/** The options after defaults and checks. */
+interface ConsumerConfig {
+  readonly stream: string;
+  readonly group: string;
+  readonly consumer: string;
+  readonly inboxConsumer: string;
+  readonly count: number;
+  readonly blockMs: number;
+  readonly claimIdleMs: number;
+  readonly maxDeliveries: number;
+  readonly deadLetterStream: string;
+  readonly clock: Clock;
+}
+
+/** Where the read loop is: which command reads next. */
+interface ReadState {
+  /** Read this consumer's own pending entries (from id 0) before new ones. */
+  pending: boolean;
+  /**
+   * After a failure, re-read only the failed entry: every read of an entry counts as a delivery, and the
+   * entries behind it must not use up their maxDeliveries while they wait.
+   */
+  retryHead: boolean;
+  nextClaimAt: number;
+  failures: number;
+}
+
+class StreamsConsumer<DB, T> implements RedisStreamsConsumer {
+  readonly #o: RedisStreamsConsumerOptions<DB, T>;
+  readonly #cfg: ConsumerConfig;
+  readonly #events = new Emitter<RedisStreamsConsumerEvents>();
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(o: RedisStreamsConsumerOptions<DB, T>, cfg: ConsumerConfig) {
+    this.#o = o;
+    this.#cfg = cfg;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  on<K extends keyof RedisStreamsConsumerEvents>(
+    event: K,
+    fn: (e: RedisStreamsConsumerEvents[K]) => void,
+  ): () => void {
+    return this.#events.on(event, fn);
+  }
+
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  #call(...args: (string | number)[]): Promise<unknown> {
+    return this.#o.redis.call(args[0] as string, ...args.slice(1));
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const h = backgroundTimeout(this.#cfg.clock, () => resolve(), ms);
+      this.#wake = () => {
+        this.#cfg.clock.clearTimeout(h);
         resolve();
       };
     });
+  }
+
+  async #run(): Promise<void> {
+    const { stream, group } = this.#cfg;
+    if (this.#o.createGroup !== false) {
+      await this.#call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM').catch((e: unknown) => {
+        if (!String((e as Error)?.message).includes('BUSYGROUP')) this.#events.emit('error', { error: e });
+      });
+    }
+    const st: ReadState = { pending: true, retryHead: false, nextClaimAt: 0, failures: 0 };
+    while (this.#running) {
+      try {
+        const entries = await this.#read(st);
+        if (entries.length === 0) continue;
+        if (await this.#handle(entries)) {
+          st.failures = 0;
+          st.retryHead = false;
+        } else {
+          st.retryHead = true;
+          // what failed and what came after it are pending for this consumer: read them again, in order
+          st.pending = true;
+          st.failures++;
+          await this.#pause(Math.min(30_000, 100 * 2 ** Math.min(st.failures, 8)));
+        }
+      } catch (error) {
+        this.#events.emit('error', { error });
+        st.pending = true;
+        st.failures++;
+        await this.#pause(Math.min(30_000, 100 * 2 ** Math.min(st.failures, 8)));
+      }
+    }
+  }
+
+  /** Own pending entries first, then (every `claimIdleMs / 2`) dead consumers' entries, then new ones. */
+  async #read(st: ReadState): Promise<Entry[]> {
+    const { stream, group, consumer, count, clock } = this.#cfg;
+    if (st.pending) {
+      const entries = parseRead(
+        await this.#call(
+          'XREADGROUP',
+          'GROUP',
+          group,
+          consumer,
+          'COUNT',
+          st.retryHead ? 1 : count,
+          'STREAMS',
+          stream,
+          '0',
+        ),
+      );
+      if (entries.length === 0) st.pending = false;
+      return entries;
+    }
+    if (clock.now() >= st.nextClaimAt) {
+      st.nextClaimAt = clock.now() + this.#cfg.claimIdleMs / 2;
+      const res = (await this.#call(
+        'XAUTOCLAIM',
+        stream,
+        group,
+        consumer,
+        this.#cfg.claimIdleMs,
+        '0-0',
+        'COUNT',
+        count,
+      )) as [string, Entry[] | null];
+      return (res?.[1] ?? []).filter((e): e is Entry => Array.isArray(e?.[1]));
+    }
+    return parseRead(
+      await this.#call(
+        'XREADGROUP',
+        'GROUP',
+        group,
+        consumer,
+        'COUNT',
+        count,
+        'BLOCK',
+        this.#cfg.blockMs,
+        'STREAMS',
+        stream,
+        '>',
+      ),
+    );
+  }
 
   /** Handles entries in order; returns false at the first failure (it and what follows stay pending). */
-  const handle = async (entries: Entry[]): Promise<boolean> => {
+  async #handle(entries: Entry[]): Promise<boolean> {
+    const o = this.#o;
     for (const [entryId, fields] of entries) {
-      if (!running) return true;
+      if (!this.#running) return true;
       let message: OutboxMessage | undefined;
       try {
         message = parseStreamEntry(fields);
         const m = message;
         const r = await context.with(extractTraceContext(m.headers), () =>
-          handleOnce(o.db, { consumer: cfg.inboxConsumer, messageId: m.id }, (trx) => o.handler(m, trx), {
-            ...(o.tables ? { tables: o.tables } : {}),
-          }),
+          handleOnce(
+            o.db,
+            { consumer: this.#cfg.inboxConsumer, messageId: m.id },
+            (trx) => o.handler(m, trx),
+            {
+              ...(o.tables ? { tables: o.tables } : {}),
+            },
+          ),
         );
-        await call('XACK', cfg.stream, cfg.group, entryId);
-        events.emit('handled', { message: m, status: r.status });
+        await this.#call('XACK', this.#cfg.stream, this.#cfg.group, entryId);
+        this.#events.emit('handled', { message: m, status: r.status });
       } catch (error) {
-        events.emit('error', message ? { error, message } : { error });
+        this.#events.emit('error', message ? { error, message } : { error });
         // a poison entry would hold back every entry behind it for ever: past maxDeliveries, move it aside
-        if (await deadLetter(entryId, fields, error, message).catch(() => false)) continue;
+        if (await this.#deadLetter(entryId, fields, error, message).catch(() => false)) continue;
         return false;
       }
     }
     return true;
-  };
+  }
 
   /**
    * Moves an entry that failed its `maxDeliveries`-th delivery to the dead-letter stream, then acknowledges it.
    * Resolves to false while it has deliveries left. A crash between the two commands leaves the entry pending,
    * so it may be dead-lettered twice, never lost.
    */
-  const deadLetter = async (
+  async #deadLetter(
     entryId: string,
     fields: string[],
     error: unknown,
     message: OutboxMessage | undefined,
-  ): Promise<boolean> => {
-    const info = (await call('XPENDING', cfg.stream, cfg.group, entryId, entryId, 1)) as
+  ): Promise<boolean> {
+    const { stream, group } = this.#cfg;
+    const info = (await this.#call('XPENDING', stream, group, entryId, entryId, 1)) as
       | [string, string, number, number][]
       | null;
     const deliveries = Number(info?.[0]?.[3] ?? 0);
-    if (deliveries < cfg.maxDeliveries) return false;
+    if (deliveries < this.#cfg.maxDeliveries) return false;
     const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     const deadEntryId = String(
-      await call(
+      await this.#call(
         'XADD',
-        cfg.deadLetterStream,
+        this.#cfg.deadLetterStream,
         '*',
         ...fields,
         'dead_error',
@@ -217,13 +374,13 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
         'dead_source_id',
         entryId,
         'dead_group',
-        cfg.group,
+        group,
         'dead_deliveries',
         deliveries,
       ),
     );
-    await call('XACK', cfg.stream, cfg.group, entryId);
-    events.emit('deadLettered', {
+    await this.#call('XACK', stream, group, entryId);
+    this.#events.emit('deadLettered', {
       entryId,
       deadEntryId,
       deliveries,
@@ -231,104 +388,7 @@ export function redisStreamsConsumer<DB, T>(o: RedisStreamsConsumerOptions<DB, T
       ...(message ? { message } : {}),
     });
     return true;
-  };
-
-  const run = async () => {
-    if (o.createGroup !== false) {
-      await call('XGROUP', 'CREATE', cfg.stream, cfg.group, '0', 'MKSTREAM').catch((e: unknown) => {
-        if (!String((e as Error)?.message).includes('BUSYGROUP')) events.emit('error', { error: e });
-      });
-    }
-    let pending = true;
-    // after a failure, re-read only the failed entry: every read of an entry counts as a delivery, and the
-    // entries behind it must not use up their maxDeliveries while they wait
-    let retryHead = false;
-    let nextClaimAt = 0;
-    let failures = 0;
-    while (running) {
-      try {
-        let entries: Entry[];
-        if (pending) {
-          entries = parseRead(
-            await call(
-              'XREADGROUP',
-              'GROUP',
-              cfg.group,
-              cfg.consumer,
-              'COUNT',
-              retryHead ? 1 : cfg.count,
-              'STREAMS',
-              cfg.stream,
-              '0',
-            ),
-          );
-          if (entries.length === 0) pending = false;
-        } else if (cfg.clock.now() >= nextClaimAt) {
-          nextClaimAt = cfg.clock.now() + cfg.claimIdleMs / 2;
-          const res = (await call(
-            'XAUTOCLAIM',
-            cfg.stream,
-            cfg.group,
-            cfg.consumer,
-            cfg.claimIdleMs,
-            '0-0',
-            'COUNT',
-            cfg.count,
-          )) as [string, Entry[] | null];
-          entries = (res?.[1] ?? []).filter((e): e is Entry => Array.isArray(e?.[1]));
-        } else {
-          entries = parseRead(
-            await call(
-              'XREADGROUP',
-              'GROUP',
-              cfg.group,
-              cfg.consumer,
-              'COUNT',
-              cfg.count,
-              'BLOCK',
-              cfg.blockMs,
-              'STREAMS',
-              cfg.stream,
-              '>',
-            ),
-          );
-        }
-        if (entries.length === 0) continue;
-        if (await handle(entries)) {
-          failures = 0;
-          retryHead = false;
-        } else {
-          retryHead = true;
-          // what failed and what came after it are pending for this consumer: read them again, in order
-          pending = true;
-          failures++;
-          await pause(Math.min(30_000, 100 * 2 ** Math.min(failures, 8)));
-        }
-      } catch (error) {
-        events.emit('error', { error });
-        pending = true;
-        failures++;
-        await pause(Math.min(30_000, 100 * 2 ** Math.min(failures, 8)));
-      }
-    }
-  };
-
-  const consumer: RedisStreamsConsumer = {
-    start() {
-      if (running) return;
-      running = true;
-      loop = run();
-    },
-    async stop() {
-      running = false;
-      wake?.();
-      await loop;
-    },
-    on: (event, fn) => events.on(event, fn),
-    close: () => consumer.stop(),
-    [Symbol.asyncDispose]: () => consumer.stop(),
-  };
-  return consumer;
+  }
 }
 
 function parseRead(res: unknown): Entry[] {
