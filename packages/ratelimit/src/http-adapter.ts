@@ -196,13 +196,12 @@ export function compileLimit<R extends PeerRequest>(o: RequestLimitOptions<R>): 
   const bySocket = trust === false || trust === 0 ? new WeakMap<object, string>() : undefined;
   const ipKey = (req: R): string => {
     const socket = req.socket;
+    // a known connection skips even remoteAddress, a getter into the socket handle
+    const known = bySocket?.get(socket);
+    if (known !== undefined) return known;
     const ip = socket.remoteAddress;
-    if (bySocket === undefined || ip === undefined) return clientKey({ ip, headers: req.headers }, keyOpts);
-    let key = bySocket.get(socket);
-    if (key === undefined) {
-      key = clientKey({ ip, headers: req.headers }, keyOpts);
-      bySocket.set(socket, key);
-    }
+    const key = clientKey({ ip, headers: req.headers }, keyOpts);
+    if (bySocket !== undefined && ip !== undefined) bySocket.set(socket, key);
     return key;
   };
   const shared: Shared<R> = { ipKey, cost: o.cost, problem: problemOf(o.problem) };

@@ -135,6 +135,16 @@ describe('rateLimitPlugin on Fastify over HTTP', () => {
     expect((await ip.peek('ip:127.0.0.3')).remaining).toBe(1);
   });
 
+  it('writes quotas beyond 32-bit integers exactly (the headers format big numbers in two halves)', async () => {
+    // 1e12 tokens refilling 1 per 1000 s; 2_999_999_999 is just below a multiple of 1e9, where n / 1e9 rounds up
+    const { get } = await serve({ scopes: [{ limiter: bucket('big', 1e12) }] });
+    const first = await get();
+    expect(first.headers.get('ratelimit-policy')).toBe('"big";q=1000000000000;w=1000000000000000');
+    expect(first.headers.get('ratelimit')).toBe('"big";r=999999999999;t=1000');
+    const odd = await serve({ scopes: [{ limiter: bucket('odd', 3_000_000_000) }] });
+    expect((await odd.get()).headers.get('ratelimit')).toBe('"odd";r=2999999999;t=1000');
+  });
+
   it('limits a route registered before the plugin too, with its own override', async () => {
     const app = Fastify();
     apps.push(app);
