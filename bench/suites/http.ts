@@ -7,7 +7,7 @@ import { rateLimitMiddleware } from '@oms/ratelimit/express';
 import { rateLimitPlugin } from '@oms/ratelimit/fastify';
 import { rateLimit as expressRateLimit } from 'express-rate-limit';
 import Fastify from 'fastify';
-import { defineSuite } from '../src/harness.js';
+import { defineSuite, median } from '../src/harness.js';
 
 // Per-request overhead of a rate limiter in a real framework over real HTTP on loopback: each case is IN_FLIGHT
 // keep-alive GETs at once against one app; the bare app of the same framework is the floor the ratios subtract.
@@ -16,6 +16,13 @@ import { defineSuite } from '../src/harness.js';
 const IN_FLIGHT = 16;
 const HUGE = 1e12;
 const WINDOW_MS = 60_000;
+// Each app is warmed for this long before the first timed run: one burst left the whole HTTP stack cold, so
+// the first run of every case read 10 to 20 times its later runs and the first cases paid the JIT's tier-up.
+const WARM_MS = 600;
+// CPU metrics: rounds of BURSTS bursts per app, the apps' order rotating each round. Process CPU time is what
+// the server and the client in this process spend; a loaded box stretches wall time but not CPU time.
+const CPU_ROUNDS = 11;
+const CPU_BURSTS = { fastify: 150, express: 40 };
 
 type Fetch = () => Promise<void>;
 type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
@@ -70,6 +77,38 @@ async function expressApp(middleware?: Handler) {
   };
 }
 
+interface App {
+  fetch: Fetch;
+}
+
+/**
+ * Process CPU µs per request over the bare app for [bare, oms, anchor], each the median over rounds in which
+ * every app runs `bursts` bursts (its place in the order rotating), and the median of the rounds' ratios.
+ */
+async function cpuOverhead(apps: readonly [App, App, App], bursts: number) {
+  const perRound: number[][] = [];
+  for (let r = 0; r < CPU_ROUNDS; r++) {
+    const cpu = [0, 0, 0];
+    for (let k = 0; k < 3; k++) {
+      const i = (k + r) % 3;
+      const run = burst(apps[i]!.fetch);
+      const c0 = process.cpuUsage();
+      for (let b = 0; b < bursts; b++) await run();
+      const c = process.cpuUsage(c0);
+      cpu[i] = (c.user + c.system) / (bursts * IN_FLIGHT);
+    }
+    perRound.push(cpu);
+  }
+  const oms = perRound.map(([bare, o]) => o! - bare!);
+  const anchor = perRound.map(([bare, , x]) => x! - bare!);
+  const round = (v: number) => Math.round(v * 1000) / 1000;
+  return {
+    ratio: round(median(perRound.map((_, i) => oms[i]! / anchor[i]!))),
+    oms: round(median(oms)),
+    anchor: round(median(anchor)),
+  };
+}
+
 export default defineSuite({
   name: 'http',
   async setup() {
@@ -93,8 +132,11 @@ export default defineSuite({
         }) as unknown as Handler,
       ),
     };
-    // warm every app (JIT, sockets) before the first measured case
-    for (const a of Object.values(apps)) await burst(a.fetch)();
+    // warm every app (JIT, sockets) before the first measured case, all of them the same time
+    for (const a of Object.values(apps)) {
+      const until = performance.now() + WARM_MS;
+      while (performance.now() < until) await burst(a.fetch)();
+    }
     return apps;
   },
   cases: (a) => [
@@ -133,6 +175,31 @@ export default defineSuite({
       goal: '<= 1',
     },
   ],
+  // The wall-time ratios subtract two noisy medians of ~50 µs to get differences of a few µs, so on a loaded
+  // box a single run can read anything; CPU time per request, interleaved, is the steadier view of the same
+  // overhead. Same apps, same client, same subtraction of the bare app as the timed ratios.
+  async metrics(a) {
+    const fastify = await cpuOverhead([a.fastifyBare, a.fastifyOms, a.fastifyAnchor], CPU_BURSTS.fastify);
+    const express = await cpuOverhead([a.expressBare, a.expressOms, a.expressAnchor], CPU_BURSTS.express);
+    return [
+      {
+        name: 'fastify: oms CPU overhead / @fastify/rate-limit CPU overhead',
+        value: fastify.ratio,
+        unit: '×',
+        goal: '<= 1',
+      },
+      { name: 'fastify: oms CPU overhead per request', value: fastify.oms, unit: 'µs' },
+      { name: 'fastify: @fastify/rate-limit CPU overhead per request', value: fastify.anchor, unit: 'µs' },
+      {
+        name: 'express: oms CPU overhead / express-rate-limit CPU overhead',
+        value: express.ratio,
+        unit: '×',
+        goal: '<= 1',
+      },
+      { name: 'express: oms CPU overhead per request', value: express.oms, unit: 'µs' },
+      { name: 'express: express-rate-limit CPU overhead per request', value: express.anchor, unit: 'µs' },
+    ];
+  },
   async teardown(a) {
     for (const agent of agents.splice(0)) agent.destroy();
     await Promise.all(Object.values(a).map((x) => x.close()));
