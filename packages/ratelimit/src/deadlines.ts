@@ -44,6 +44,12 @@ export class Deadlines {
     return e;
   }
 
+  /** Registers a call object of its own: its `reject` runs (once) if `settle` has not been called by the deadline. */
+  add(e: Pending): void {
+    e.at = this.clock.now() + this.ms;
+    this.#push(e);
+  }
+
   /** Marks a call finished; false when it already timed out (or was aborted), so the caller drops the result. */
   settle(e: Pending): boolean {
     if (e.done) return false;

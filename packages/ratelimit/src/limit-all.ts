@@ -136,7 +136,8 @@ function prepare(scopes: readonly Scope[], cost: number): Checked {
           'use memory stores only, or Redis stores on one ioredis client',
       );
     }
-    const { p, limit } = I.params(l);
+    const p = I.params(l);
+    const limit = I.quota(l, p);
     limiters.push(l);
     limits.push(limit);
     items.push({

@@ -4,6 +4,7 @@ import { invalidOption, isOmsRatelimitError, OmsRatelimitError } from './errors.
 import { systemClock } from './internal/clock.js';
 import { Emitter } from './internal/emitter.js';
 import { memoryStore } from './memory-store.js';
+import { RemoteCall } from './remote-call.js';
 import { type AsyncBinding, isStoreImpl, type StoreImpl, type SyncBinding } from './store.js';
 import type {
   AcquireOptions,
@@ -31,8 +32,10 @@ export interface LimiterInternals {
   readonly clock: (l: Limiter) => Clock;
   readonly closed: (l: Limiter) => boolean;
   readonly timeoutMs: (l: Limiter) => number;
-  /** Current parameters and the quota they give (scaled when adaptive). */
-  readonly params: (l: Limiter) => { p: Float64Array; limit: number };
+  /** Current parameters: the limiter's own, or a fresh array scaled for now when adaptive. */
+  readonly params: (l: Limiter) => Float64Array;
+  /** The quota parameters `p` of `l` give. */
+  readonly quota: (l: Limiter, p: Float64Array) => number;
   /** The Decision of `out` (and the 'decision' event); `degraded` when the store-error policy answered. */
   readonly decision: (l: Limiter, out: Out, limit: number, degraded: boolean) => Decision;
   /** A memory store's one-scope commit, with no promise; undefined on a remote store. */
@@ -49,6 +52,15 @@ export interface LimiterInternals {
   /** Charges the insurance limiter when the policy is 'insurance' (a no-op otherwise). */
   readonly chargeInsurance: (l: Limiter, key: string, cost: number, out: Out) => void;
   readonly runBounded: <T>(l: Limiter, p: Promise<T>, signal: AbortSignal | undefined) => Promise<T>;
+  /** The Decision of `out` as `decision` makes it, with the policy that answered (if any) named. */
+  readonly decisionAs: (
+    l: Limiter,
+    out: Out,
+    limit: number,
+    policy: StoreErrorPolicy | undefined,
+  ) => Decision;
+  /** Emits 'storeCall' for a round trip that began at `t0` (performance.now()). */
+  readonly storeCall: (l: Limiter, t0: number, ok: boolean) => void;
 }
 
 /** Set by `Limiter`'s static block, the one place that can reach its private members. */
@@ -126,6 +138,7 @@ export class Limiter implements RateLimiter {
       closed: (l) => l.#closed,
       timeoutMs: (l) => l.#deadlines.ms,
       params: (l) => l.#params(),
+      quota: (l, p) => l.#limitNow(p),
       decision: (l, out, limit, degraded) => l.#decision(out, limit, degraded ? l.#onStoreError : undefined),
       commitNow: (l, key, cost) => l.#commitNow(key, cost),
       degrade: (l, error, key, cost, mode, out) => l.#degrade(error, key, cost, mode, out),
@@ -133,15 +146,17 @@ export class Limiter implements RateLimiter {
         if (l.#onStoreError === 'insurance') l.#insure(key, cost, Mode.commit, out);
       },
       runBounded: (l, p, signal) => l.#deadlines.run(p, signal),
+      decisionAs: (l, out, limit, policy) => l.#decision(out, limit, policy),
+      storeCall: (l, t0, ok) => l.#storeCall(t0, ok),
     };
   }
 
-  #params(): { p: Float64Array; limit: number } {
+  #params(): Float64Array {
     const a = this.algorithm;
-    if (!a.adaptive) return { p: this.#p, limit: this.#quota };
+    if (!a.adaptive) return this.#p;
     const p = new Float64Array(3);
     a.scale(p, a.multiplier!());
-    return { p, limit: a.quotaOf(p) };
+    return p;
   }
 
   #limitNow(p: Float64Array): number {
@@ -233,35 +248,15 @@ export class Limiter implements RateLimiter {
   }
 
   #remote(key: string, p: Float64Array, cost: number, mode: Mode, signal?: AbortSignal): Promise<Decision> {
-    const limit = this.#limitNow(p);
-    const timed = this.#ev.has('storeCall');
-    const t0 = timed ? performance.now() : 0;
-    const deadlines = this.#deadlines;
-    return new Promise<Decision>((resolve, reject) => {
-      let onAbort: (() => void) | undefined;
-      const fail = (err: unknown) => {
-        if (onAbort) signal!.removeEventListener('abort', onAbort);
-        if (isOmsRatelimitError(err) && err.code === 'ERR_OMS_RATELIMIT_CLOSED') return reject(err);
-        if (timed) this.#storeCall(t0, false);
-        const out = newOut();
-        const degraded = this.#degrade(err, key, cost, mode, out);
-        resolve(this.#decision(out, limit, degraded));
-      };
-      const e = deadlines.track(fail);
-      if (signal) {
-        onAbort = () => {
-          if (deadlines.settle(e)) reject(abortedError(signal));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
-      this.#async!.apply(key, this.algorithm, p, cost, mode, (err, out) => {
-        if (!deadlines.settle(e)) return; // timed out or aborted: the policy (or the caller) already decided
-        if (err !== null && err !== undefined) return fail(err);
-        if (onAbort) signal!.removeEventListener('abort', onAbort);
-        if (timed) this.#storeCall(t0, true);
-        resolve(this.#decision(out!, limit));
-      });
+    const t0 = this.#ev.has('storeCall') ? performance.now() : -1;
+    const call = new RemoteCall(this, this.#deadlines, key, cost, mode, this.#limitNow(p), t0, signal);
+    const promise = new Promise<Decision>((resolve, reject) => {
+      call.resolve = resolve;
+      call.fail = reject;
     });
+    call.start();
+    this.#async!.apply(key, this.algorithm, p, cost, mode, call);
+    return promise;
   }
 
   #storeCall(t0: number, ok: boolean): void {

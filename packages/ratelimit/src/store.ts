@@ -47,16 +47,14 @@ export interface AsyncStore extends RateLimitStore {
   applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number>;
 }
 
+/** Where a remote store delivers one call's answer: an object, so the hot path needs no closure per call. */
+export interface StoreSink {
+  reply(err: unknown, out: Out | undefined): void;
+}
+
 export interface AsyncBinding {
-  /** Callback style: the hot path then needs no promise of its own besides the one it returns. */
-  apply(
-    key: string,
-    alg: AlgorithmImpl,
-    p: Float64Array,
-    cost: number,
-    mode: Mode,
-    cb: (err: unknown, out: Out | undefined) => void,
-  ): void;
+  /** Answers through `sink`: the hot path then needs no promise of its own besides the one it returns. */
+  apply(key: string, alg: AlgorithmImpl, p: Float64Array, cost: number, mode: Mode, sink: StoreSink): void;
   reset(key: string): Promise<void>;
 }
 

@@ -1,4 +1,5 @@
 import { type Mode, newOut, type Out } from '../algorithm.js';
+import type { StoreSink } from '../store.js';
 import { fill, indexIn, nextMark, type Profile } from './profile.js';
 import { downError, type Raw, type ScriptRunner, STALE } from './script-runner.js';
 import { BATCH_SCRIPT, SCRIPTS } from './scripts.js';
@@ -20,14 +21,14 @@ export interface Call {
   readonly cost: number;
   readonly mode: Mode;
   readonly timeoutMs: number;
-  readonly cb: (err: unknown, out: Out | undefined) => void;
+  readonly sink: StoreSink;
 }
 
 const failAll = (q: readonly Call[], e: unknown): void => {
-  for (const c of q) c.cb(e, undefined);
+  for (const c of q) c.sink.reply(e, undefined);
 };
 
-const failOne = (c: Call, e: unknown): void => c.cb(e, undefined);
+const failOne = (c: Call, e: unknown): void => c.sink.reply(e, undefined);
 
 /** Single-scope calls: a tick's calls go out as one script run (one per call on Cluster). */
 export class SingleCalls {
@@ -98,31 +99,32 @@ export class SingleCalls {
       const o = 1 + i * 3;
       const c = q[i]!;
       if (raw[o] === -1) {
-        c.cb(STALE, undefined);
+        c.sink.reply(STALE, undefined);
         continue;
       }
       const out = newOut();
       fill(out, raw, o);
       probe?.(c.k, now, c.cost, out);
-      c.cb(null, out);
+      c.sink.reply(null, out);
     }
   }
 
   #send1(c: Call, at: number): void {
-    const { k, prof, cost, cb } = c;
+    const { k, prof, cost, sink } = c;
     const args = [k, prof.p1, prof.p2, prof.p3, this.clock.deadline(at, c.timeoutMs), c.mode, cost];
     const ok = (raw: Raw): void => {
       if (raw[0] === -1) {
-        cb(STALE, undefined);
+        sink.reply(STALE, undefined);
         return;
       }
-      const now = raw[3] as number;
+      const now = raw[4] as number;
       this.clock.sample(now);
       const out = newOut();
-      fill(out, raw, 0);
+      fill(out, raw, 1);
+      out.allowed = raw[0] === 1;
       serverTimeProbe.onDecision?.(k, now, cost, out);
-      cb(null, out);
+      sink.reply(null, out);
     };
-    this.runner.run(SCRIPTS[prof.code]!, 1, args).then(ok, (e: unknown) => cb(e, undefined));
+    this.runner.run(SCRIPTS[prof.code]!, 1, args).then(ok, (e: unknown) => sink.reply(e, undefined));
   }
 }

@@ -15,18 +15,15 @@ interface Group {
   readonly mode: Mode;
   readonly rts: number;
   readonly timeoutMs: number;
-  /** Where this call's answer starts in the reply: {deniedIndex, then (remaining resetMs retryMs) per key}. */
-  at: number;
 }
 
-/** A group waiting for the end of its tick; `raw` is the reply of its run once it settles. */
+/** A group waiting for the end of its tick: its reply fills `outs`, then it resolves to the denied index. */
 interface Queued extends Group {
-  raw: Raw;
-  resolve: (g: Queued) => void;
+  outs: Out[];
+  resolve: (denied: number) => void;
   reject: (e: unknown) => void;
 }
 
-const NO_RAW: Raw = [];
 const settleNothing = (): void => undefined;
 
 function groupOf(
@@ -39,7 +36,7 @@ function groupOf(
 ): Group {
   const profs: Profile[] = new Array(scopes.length);
   for (let i = 0; i < scopes.length; i++) profs[i] = profileOf(scopes[i]!.alg, scopes[i]!.p);
-  return { keys, profs, cost, mode, rts, timeoutMs, at: 0 };
+  return { keys, profs, cost, mode, rts, timeoutMs };
 }
 
 /** The multi-scope script's KEYS and ARGV for `groups`, each with its deadline from issue time `at`. */
@@ -92,13 +89,19 @@ export class MultiCalls {
   ) {}
 
   /** Resolves to the index of the first denying scope, or -1 when all were charged. */
-  async apply(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
+  apply(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
+    // on one node every key is local, so one script covers them all whatever their slots
+    if (!this.runner.isCluster) return this.#enqueue(scopes, cost, outs, timeoutMs);
+    return this.#cluster(scopes, cost, outs, timeoutMs);
+  }
+
+  async #cluster(
+    scopes: readonly StoreScope[],
+    cost: number,
+    outs: Out[],
+    timeoutMs: number,
+  ): Promise<number> {
     const n = scopes.length;
-    if (!this.runner.isCluster) {
-      // on one node every key is local, so one script covers them all whatever their slots
-      const g = await this.#enqueue(scopes, cost, timeoutMs);
-      return fillGroup(g.raw, g.at, outs, n);
-    }
     const groups = new Map<number, number[]>();
     for (let i = 0; i < n; i++) {
       const slot = keySlot(this.keyOf(scopes[i]!));
@@ -190,17 +193,17 @@ export class MultiCalls {
     return raw;
   }
 
-  /** Queues the call with the tick's others; it resolves once the run replied (its answer at `at` in `raw`). */
-  #enqueue(scopes: readonly StoreScope[], cost: number, timeoutMs: number): Promise<Queued> {
+  /** Queues the call with the tick's others; once the run replied it fills `outs` and resolves to the denied index. */
+  #enqueue(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
     const down = downError(this.runner.redis);
     if (down !== undefined) return Promise.reject(down);
     const keys: string[] = new Array(scopes.length);
     for (let i = 0; i < scopes.length; i++) keys[i] = this.keyOf(scopes[i]!);
     const g = groupOf(keys, scopes, cost, Mode.commit, 0, timeoutMs) as Queued;
-    g.raw = NO_RAW;
+    g.outs = outs;
     g.resolve = settleNothing;
     g.reject = settleNothing;
-    return new Promise<Queued>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       g.resolve = resolve;
       g.reject = reject;
       this.#batcher.add(g, keys);
@@ -224,9 +227,7 @@ export class MultiCalls {
       for (const g of q) {
         if (raw[o] === -1) g.reject(STALE);
         else {
-          g.raw = raw;
-          g.at = o;
-          g.resolve(g);
+          g.resolve(fillGroup(raw, o, g.outs, g.keys.length));
         }
         o += 1 + g.keys.length * 3;
       }

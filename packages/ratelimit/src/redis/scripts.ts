@@ -7,7 +7,8 @@ import { AlgCode, Mode } from '../algorithm.js';
 // returns a reservation made at rts), newValue nil when nothing changes and pxMs nil when the key's TTL stays.
 // So a call costs one GET and at most one SET, the TTL rides on the SET, and limitAll decides every scope
 // before writing any. The state is the memory store's Slot model, (at, level[, prevLevel]), packed as
-// doubles: exact, and no number formatting or parsing in Lua.
+// doubles: exact, and no number formatting or parsing in Lua. A value of another length (the text format of
+// earlier versions) reads as a new key.
 
 const PRELUDE = `
 local PEEK, COMMIT, REFUND = ${Mode.peek}, ${Mode.commit}, ${Mode.refund}
@@ -38,7 +39,7 @@ end
 const TOKEN_BUCKET = `
 local function dec${AlgCode.tokenBucket}(v, cap, rate, _, now, cost, mode, rts)
   local ts, tokens = now, cap
-  if v then
+  if v and #v == 16 then
     ts, tokens = sunpack('<dd', v)
     -- a server clock that steps back keeps ts: no refill until time catches up
     if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
@@ -58,7 +59,7 @@ end
 const GCRA = `
 local function dec${AlgCode.gcra}(v, t, burst, _, now, cost, mode, rts)
   local ts, cells = now, 0
-  if v then
+  if v and #v == 16 then
     ts, cells = sunpack('<dd', v)
     if now > ts then cells = max(0, cells - (now - ts) / t); ts = now end
   end
@@ -79,7 +80,7 @@ const FIXED_WINDOW = `
 local function dec${AlgCode.fixedWindow}(v, limit, w, _, now, cost, mode, rts)
   local win = floor(now / w)
   local count, px = 0, nil
-  if v then
+  if v and #v == 16 then
     local vw, c = sunpack('<dd', v)
     if vw == win then count = c end
   end
@@ -107,7 +108,7 @@ const SLIDING_COUNTER = `
 local function dec${AlgCode.slidingCounter}(v, limit, w, _, now, cost, mode, rts)
   local win = floor(now / w)
   local cur, prev, px = 0, 0, nil
-  if v then
+  if v and #v == 24 then
     local a, b, c = sunpack('<ddd', v)
     if a == win then cur = b; prev = c elseif a == win - 1 then prev = b end
   end
@@ -209,7 +210,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
 /**
  * One call of one algorithm. KEYS[1]; ARGV: p1 p2 p3 deadline mode cost
- * -> {remaining, resetMs, retryMs, nowUs}: remaining -1 when the deadline had passed, retryMs 0 when allowed
+ * -> {ok, remaining, resetMs, retryMs, nowUs}: ok -1 when the deadline had passed
  */
 function single(code: number): string {
   const call =
@@ -220,12 +221,14 @@ put(k, nv, px)`;
   return `${lib(code)}${CLOCK}
 local dl = tonumber(ARGV[4])
 -- a call its client already gave up on (offline queue, resend after reconnect) must not charge anything
-if dl > 0 and now > dl then return {-1, 0, 0, now} end
+if dl > 0 and now > dl then return {-1, 0, 0, 0, now} end
 local k = KEYS[1]
 local p1, p2, p3 = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local mode, cost = tonumber(ARGV[5]), tonumber(ARGV[6])
 ${call}
-return {rem(r), ms(reset), retryMs(ok, retry), now}
+local okn = 0
+if ok then okn = 1 end
+return {okn, rem(r), ms(reset), retryMs(ok, retry), now}
 `;
 }
 

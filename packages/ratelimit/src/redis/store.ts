@@ -1,6 +1,6 @@
 import type { AlgorithmImpl, Mode, Out } from '../algorithm.js';
 import { invalidOption } from '../errors.js';
-import type { AsyncBinding, AsyncStore, StoreImpl, StoreScope } from '../store.js';
+import type { AsyncBinding, AsyncStore, StoreImpl, StoreScope, StoreSink } from '../store.js';
 import type { RateLimitStore } from '../types.js';
 import { SingleCalls } from './calls.js';
 import { MultiCalls } from './multi.js';
@@ -57,19 +57,19 @@ class RedisStoreImpl implements AsyncStore {
     cost: number,
     mode: Mode,
     timeoutMs: number,
-    cb: (err: unknown, out: Out | undefined) => void,
+    sink: StoreSink,
   ): void {
     const down = downError(this.redis);
     if (down !== undefined) {
-      cb(down, undefined);
+      sink.reply(down, undefined);
       return;
     }
-    this.#single.add({ k: this.redisKey(name, key), prof: profileOf(alg, p), cost, mode, timeoutMs, cb });
+    this.#single.add({ k: this.redisKey(name, key), prof: profileOf(alg, p), cost, mode, timeoutMs, sink });
   }
 
   bind(name: string, timeoutMs: number): AsyncBinding {
     return {
-      apply: (key, alg, p, cost, mode, cb) => this.#apply(name, key, alg, p, cost, mode, timeoutMs, cb),
+      apply: (key, alg, p, cost, mode, sink) => this.#apply(name, key, alg, p, cost, mode, timeoutMs, sink),
       reset: async (key) => {
         await this.redis.del(this.redisKey(name, key));
       },
