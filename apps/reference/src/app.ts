@@ -185,6 +185,8 @@ async function compose(
     payments,
     fence: (t) => fenceOf(backends, t),
     log,
+    // embedded PGlite has this process as its one writer, so every change to an order passes the service
+    ...(backends.pglite ? { readCache: 10_000 } : {}),
   });
 
   // ---- outbox: relay on LISTEN (pglite or pg), delivered in process or through a Redis stream
@@ -307,19 +309,6 @@ async function compose(
     done();
   });
 
-  // Workaround until @oms/ratelimit/fastify can name its problem (requests/ratelimit.md): its 429 body says
-  // `type: about:blank` and has no code; give it the app's stable type and code, keep the rest as it is.
-  app.addHook('onSend', async (_req, reply, payload) => {
-    if (reply.statusCode !== 429 || typeof payload !== 'string') return payload;
-    try {
-      const body = JSON.parse(payload) as Record<string, unknown>;
-      if (body.type !== 'about:blank') return payload;
-      return JSON.stringify({ ...body, type: problemType('RATE_LIMITED'), code: 'RATE_LIMITED' });
-    } catch {
-      return payload;
-    }
-  });
-
   // Rate limits first, so a request auth refuses is still charged (global, IP) and still gets the headers. The
   // principal scopes key by the verified subject: the verifier's cache makes auth's own verification right
   // after this one a lookup. A request without a valid token is keyed by its address.
@@ -343,6 +332,8 @@ async function compose(
     return key;
   };
   await app.register(rateLimitPlugin, {
+    // the 429 body carries the app's stable type and code, like every other error
+    problem: { type: problemType('RATE_LIMITED'), code: 'RATE_LIMITED' },
     scopes: [
       { limiter: limiters.global, key: () => 'all' },
       { limiter: limiters.principal, key: byPrincipal },

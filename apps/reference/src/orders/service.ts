@@ -53,6 +53,7 @@ export class OrderService {
   readonly #payments: PaymentGateway;
   readonly #fence: (token: bigint) => bigint;
   readonly #log: Logger;
+  readonly #cache: OrderCache | undefined;
 
   constructor(o: {
     db: Kysely<Database>;
@@ -61,6 +62,11 @@ export class OrderService {
     payments: PaymentGateway;
     fence: (token: bigint) => bigint;
     log: Logger;
+    /**
+     * Keep read orders in process memory (at most this many). Only where this process is the database's one
+     * writer (embedded PGlite): every write here invalidates its order, a write elsewhere could not.
+     */
+    readCache?: number;
   }) {
     this.#db = o.db;
     this.#locks = o.locks;
@@ -68,6 +74,7 @@ export class OrderService {
     this.#payments = o.payments;
     this.#fence = o.fence;
     this.#log = o.log;
+    this.#cache = o.readCache ? new OrderCache(o.readCache) : undefined;
   }
 
   /**
@@ -141,9 +148,16 @@ export class OrderService {
     );
   }
 
-  /** The order, or 404. */
+  /** The order, or 404 (from the read cache when there is one). */
   async get(id: string): Promise<Order> {
-    return this.#load(this.#db, id);
+    const cache = this.#cache;
+    if (!cache) return this.#load(this.#db, id);
+    const hit = cache.get(id);
+    if (hit) return hit;
+    const epoch = cache.epoch;
+    const order = await this.#load(this.#db, id);
+    cache.set(order, epoch);
+    return order;
   }
 
   /** A page of orders, newest first; `customerId` limits it to one customer's. */
@@ -190,8 +204,10 @@ export class OrderService {
           status: order.status,
         });
       }
-      if (order.status === 'created')
+      if (order.status === 'created') {
         await this.#transition(this.#db, id, ['created'], 'payment_pending', fence);
+        this.#cache?.invalidate(id); // reads during the charge see payment_pending
+      }
       const traceHeaders: Record<string, string> = {};
       propagation.inject(context.active(), traceHeaders);
       let charge: { chargeId: string };
@@ -275,9 +291,14 @@ export class OrderService {
         `order:${id}`,
         async (lease) => {
           const fence = this.#fence(lease.fencingToken);
-          const order = await this.get(id);
+          // the row as it is now, never the cache: the transition decides on it
+          const order = await this.#load(this.#db, id);
           check(order);
-          return fn(order, fence, lease);
+          try {
+            return await fn(order, fence, lease);
+          } finally {
+            this.#cache?.invalidate(id); // after the commit (or the failure): later reads see the row
+          }
         },
         { ttlMs: 15_000, waitMs: 5_000 },
       ),
@@ -298,11 +319,28 @@ export class OrderService {
     }
   }
 
+  /** The order and its items in one query (one round trip; on PGlite, one turn of the database). */
   async #load(db: Db, id: string): Promise<Order> {
-    const row = await db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
+    const { rows } = await sql<OrderRow & { items: unknown }>`
+      select o.id, o.customer_id, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at,
+        coalesce((select json_agg(json_build_array(i.sku, i.quantity, i.unit_price_cents) order by i.line)
+          from order_items i where i.order_id = o.id), '[]') as items
+      from orders o where o.id = ${id}`.execute(db);
+    const row = rows[0];
     if (!row) throw new Problem('NOT_FOUND', `no order ${id}`);
-    const items = await this.#items(db, [id]);
-    return toOrder(row, items.get(id) ?? []);
+    const raw = (typeof row.items === 'string' ? JSON.parse(row.items) : row.items) as [
+      string,
+      number | string,
+      number | string,
+    ][];
+    return toOrder(
+      row,
+      raw.map(([sku, quantity, unitPriceCents]) => ({
+        sku,
+        quantity: Number(quantity),
+        unitPriceCents: Number(unitPriceCents),
+      })),
+    );
   }
 
   async #items(db: Db, ids: string[]): Promise<Map<string, OrderItem[]>> {
@@ -323,19 +361,18 @@ export class OrderService {
   }
 }
 
-function toOrder(
-  r: {
-    id: string;
-    customer_id: string;
-    status: OrderStatus;
-    total_cents: number | string;
-    currency: string;
-    version: number;
-    created_at: Date | string;
-    updated_at: Date | string;
-  },
-  items: OrderItem[],
-): Order {
+interface OrderRow {
+  id: string;
+  customer_id: string;
+  status: OrderStatus;
+  total_cents: number | string;
+  currency: string;
+  version: number;
+  created_at: Date | string;
+  updated_at: Date | string;
+}
+
+function toOrder(r: OrderRow, items: OrderItem[]): Order {
   return {
     id: r.id,
     customerId: r.customer_id,
@@ -360,4 +397,41 @@ function decodeCursor(c: string): { createdAt: string; id: string } {
     }
   } catch {}
   throw new Problem('VALIDATION', 'cursor is not one this API returned');
+}
+
+/**
+ * Orders read recently, at most `max` (the oldest read goes first). A read that began before a write's
+ * invalidation must not store what it read: every invalidation moves `epoch`, and `set` keeps an order only if
+ * the epoch is still the one its read began in.
+ */
+class OrderCache {
+  readonly #max: number;
+  readonly #orders = new Map<string, Order>();
+  #epoch = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  get(id: string): Order | undefined {
+    return this.#orders.get(id);
+  }
+
+  set(order: Order, readBeganIn: number): void {
+    if (readBeganIn !== this.#epoch) return;
+    if (this.#orders.size >= this.#max && !this.#orders.has(order.id)) {
+      const oldest = this.#orders.keys().next();
+      if (!oldest.done) this.#orders.delete(oldest.value);
+    }
+    this.#orders.set(order.id, order);
+  }
+
+  invalidate(id: string): void {
+    this.#epoch++;
+    this.#orders.delete(id);
+  }
 }
