@@ -121,20 +121,37 @@ export default defineSuite({
     {
       name: 'raw EVALSHA bucket x64',
       ops: 64,
+      redis: true,
       fn: inFlight(64, () => redis.evalsha(rawSha, 1, `raw:{${nextKey()}}`, CAP, CAP / 1000)),
     },
-    { name: 'oms redis consume x64', ops: 64, fn: inFlight(64, () => omsRedis.consume(nextKey())) },
-    { name: 'oms redis fixedWindow x64', ops: 64, fn: inFlight(64, () => omsRedisFixed.consume(nextKey())) },
-    { name: 'rlf redis consume x64', ops: 64, fn: inFlight(64, () => rlfRedis.consume(nextKey())) },
+    {
+      name: 'oms redis consume x64',
+      ops: 64,
+      redis: true,
+      fn: inFlight(64, () => omsRedis.consume(nextKey())),
+    },
+    {
+      name: 'oms redis fixedWindow x64',
+      ops: 64,
+      redis: true,
+      fn: inFlight(64, () => omsRedisFixed.consume(nextKey())),
+    },
+    {
+      name: 'rlf redis consume x64',
+      ops: 64,
+      redis: true,
+      fn: inFlight(64, () => rlfRedis.consume(nextKey())),
+    },
     {
       name: 'oms limitAll 3 scopes x64',
       ops: 64,
+      redis: true,
       fn: inFlight(64, () => {
         const key = nextKey();
         return limitAll(scopes3.map((limiter) => ({ limiter, key })));
       }),
     },
-    { name: 'rlf union of 3 x64', ops: 64, fn: inFlight(64, () => rlfUnion.consume(nextKey())) },
+    { name: 'rlf union of 3 x64', ops: 64, redis: true, fn: inFlight(64, () => rlfUnion.consume(nextKey())) },
   ],
   ratios: [
     {
@@ -172,6 +189,32 @@ export default defineSuite({
       numerator: 'rlf union of 3 x64',
       denominator: 'oms limitAll 3 scopes x64',
       goal: '>= 2.5',
+    },
+    {
+      name: 'redis CPU: oms / rlf token bucket',
+      numerator: 'oms redis consume x64',
+      denominator: 'rlf redis consume x64',
+      of: 'redisUsec',
+      goal: '<= 0.7',
+    },
+    {
+      name: 'redis CPU: oms fixedWindow / rlf',
+      numerator: 'oms redis fixedWindow x64',
+      denominator: 'rlf redis consume x64',
+      of: 'redisUsec',
+      goal: '<= 0.7',
+    },
+    {
+      name: 'redis CPU: oms limitAll 3 / rlf union of 3',
+      numerator: 'oms limitAll 3 scopes x64',
+      denominator: 'rlf union of 3 x64',
+      of: 'redisUsec',
+    },
+    {
+      name: 'redis CPU: oms token bucket / raw EVALSHA floor',
+      numerator: 'oms redis consume x64',
+      denominator: 'raw EVALSHA bucket x64',
+      of: 'redisUsec',
     },
   ],
   async teardown({ redis, omsMemory, omsRedis, omsRedisFixed, scopes3 }) {

@@ -6,9 +6,22 @@ import { AlgCode, Mode } from '../algorithm.js';
 // with times in µs from the server's TIME, mode one of PEEK, COMMIT and REFUND (the values of `Mode`; REFUND
 // returns a reservation made at rts), newValue nil when nothing changes and pxMs nil when the key's TTL stays.
 // So a call costs one GET and at most one SET, the TTL rides on the SET, and limitAll decides every scope
-// before writing any. The state is the memory store's Slot model, (at, level[, prevLevel]), packed as
+// before writing any. The state is the memory store's Slot model, (at, level[, prevLevel or exp]), packed as
 // doubles: exact, and no number formatting or parsing in Lua. A value of another length (the text format of
 // earlier versions) reads as a new key.
+
+// Token bucket and GCRA also keep their key's expiry (server µs) in the value, so a write whose key already
+// lives long enough keeps its TTL (a SET with PX costs Redis about twice one with KEEPTTL); a key that needs
+// more gets twice what it needs plus a second. A key that outlives its state reads as a new one would: a full
+// bucket, no cells in flight. The expiry kept errs 2 ms early: Redis counts a script's PX from its start in
+// whole ms.
+const EXPIRY = `
+local function ttl(now, need, exp)
+  if exp ~= nil and exp >= now + need + 1000 then return nil, exp end
+  local px = ms(2 * need) + 1002
+  return px, now + (px - 2) * 1000
+end
+`;
 
 const PRELUDE = `
 local PEEK, COMMIT, REFUND = ${Mode.peek}, ${Mode.commit}, ${Mode.refund}
@@ -30,7 +43,7 @@ local function put(k, nv, px)
   if nv == nil then return end
   if px == nil then redis.call('SET', k, nv, 'KEEPTTL') else redis.call('SET', k, nv, 'PX', px) end
 end
-`;
+${EXPIRY}`;
 
 // Token bucket and GCRA keep (at, level): at is the server's TIME in whole µs, level the bucket's small
 // remainder at that time (tokens, or GCRA cells in flight). Calls at one instant then subtract or add whole
@@ -38,39 +51,45 @@ end
 // (an empty-at time or a TAT near 1.7e15 µs) rounds to 0.25 µs on every charge.
 const TOKEN_BUCKET = `
 local function dec${AlgCode.tokenBucket}(v, cap, rate, _, now, cost, mode, rts)
-  local ts, tokens = now, cap
-  if v and #v == 16 then
-    ts, tokens = sunpack('<dd', v)
+  local ts, tokens, exp = now, cap, nil
+  if v and #v == 24 then
+    ts, tokens, exp = sunpack('<ddd', v)
     -- a server clock that steps back keeps ts: no refill until time catches up
     if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
     if tokens > cap then tokens = cap end
   end
   if mode == REFUND then
     tokens = min(cap, tokens + cost)
-    return true, tokens, (cap - tokens) / rate, 0, spack('<dd', ts, tokens), ms((cap - tokens) / rate) + 1
+  elseif tokens < cost then
+    return false, tokens, (cap - tokens) / rate, (cost - tokens) / rate
+  elseif mode ~= COMMIT then
+    return true, tokens, (cap - tokens) / rate, 0
+  else
+    tokens = tokens - cost
   end
-  if tokens < cost then return false, tokens, (cap - tokens) / rate, (cost - tokens) / rate end
-  if mode ~= COMMIT then return true, tokens, (cap - tokens) / rate, 0 end
-  tokens = tokens - cost
-  return true, tokens, (cap - tokens) / rate, 0, spack('<dd', ts, tokens), ms((cap - tokens) / rate) + 1
+  local need = (cap - tokens) / rate
+  local px, e = ttl(now, need, exp)
+  return true, tokens, need, 0, spack('<ddd', ts, tokens, e), px
 end
 `;
 
 const GCRA = `
 local function dec${AlgCode.gcra}(v, t, burst, _, now, cost, mode, rts)
-  local ts, cells = now, 0
-  if v and #v == 16 then
-    ts, cells = sunpack('<dd', v)
+  local ts, cells, exp = now, 0, nil
+  if v and #v == 24 then
+    ts, cells, exp = sunpack('<ddd', v)
     if now > ts then cells = max(0, cells - (now - ts) / t); ts = now end
   end
   if mode == REFUND then
     cells = max(0, cells - cost)
-    return true, burst - cells, cells * t, 0, spack('<dd', ts, cells), ms(cells * t) + 1
+  else
+    local nxt = cells + cost
+    if nxt > burst then return false, burst - cells, cells * t, (nxt - burst) * t end
+    if mode ~= COMMIT then return true, burst - cells, cells * t, 0 end
+    cells = nxt
   end
-  local nxt = cells + cost
-  if nxt > burst then return false, burst - cells, cells * t, (nxt - burst) * t end
-  if mode ~= COMMIT then return true, burst - cells, cells * t, 0 end
-  return true, burst - nxt, nxt * t, 0, spack('<dd', ts, nxt), ms(nxt * t) + 1
+  local px, e = ttl(now, cells * t, exp)
+  return true, burst - cells, cells * t, 0, spack('<ddd', ts, cells, e), px
 end
 `;
 
