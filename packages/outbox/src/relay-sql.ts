@@ -130,6 +130,16 @@ export async function claim(
           t,
           settling.map((x) => x.id),
         )}))`;
+  // a head's followers stop at the first one under a live claim or being settled right now: a lower id that
+  // committed late (another writer) becomes the head while later ids are in flight, and taking those again would
+  // publish them twice, and after it (the settle's delete skips a row this statement's update already changed)
+  const takenSettling =
+    settling.length === 0
+      ? sql``
+      : sql`or n.id = any(${idArray(
+          t,
+          settling.map((x) => x.id),
+        )})`;
   const picked = o.perKey
     ? sql`heads as (
           select h.id, h.key from ${t.outbox} h
@@ -143,11 +153,16 @@ export async function claim(
         ),
         picked as (
           select f.id from heads cross join lateral (
-            select n.id from ${t.outbox} n
-            where n.key = heads.key and n.id >= heads.id
-            order by n.id
-            limit ${Math.min(o.limit, MAX_PER_KEY)}
+            select n.id, bool_or(n.taken) over (order by n.id) as behind_taken
+            from (
+              select n.id, coalesce(n.claimed_until >= now(), false) ${takenSettling} as taken
+              from ${t.outbox} n
+              where n.key = heads.key and n.id >= heads.id
+              order by n.id
+              limit ${Math.min(o.limit, MAX_PER_KEY)}
+            ) n
           ) f
+          where not f.behind_taken
           order by f.id
           limit ${o.limit}
         )`
@@ -166,6 +181,8 @@ export async function claim(
     set claimed_by = ${o.relayId}, claimed_until = now() + ${o.leaseMs} * interval '1 millisecond'
     from picked
     where m.id = picked.id
+      -- re-checked on the row's latest version if a concurrent claim changed it first: never steal a live claim
+      and (m.claimed_until is null or m.claimed_until < now())
     returning m.id::text as id, m.topic, m.key, m.type, m.payload, m.headers, m.created_at, m.attempts`.execute(
       db,
     );

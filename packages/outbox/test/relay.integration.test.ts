@@ -459,4 +459,44 @@ describe('enqueue with serializeKey', () => {
     expect(rec.accepted.map((m) => (m.payload as { seq: number }).seq)).toEqual([1, 2]);
     expect(BigInt(rec.accepted[0]!.id)).toBeLessThan(BigInt(rec.accepted[1]!.id));
   });
+
+  it('a lower id that commits while a later one is being published goes out once after it, and the later one is not published again', async () => {
+    const { tables, outbox, make } = await setup();
+    // T1 takes the lower id and holds it uncommitted; T2's later id commits and is published first
+    let release!: () => void;
+    const hold = new Promise<void>((res) => {
+      release = res;
+    });
+    let t1Enqueued!: () => void;
+    const t1Ready = new Promise<void>((res) => {
+      t1Enqueued = res;
+    });
+    const t1 = db.transaction().execute(async (trx) => {
+      await enqueue(trx, { topic: 't', key: 'k', type: 'x', payload: { seq: 1 } }, { tables });
+      t1Enqueued();
+      await hold;
+    });
+    await t1Ready;
+    await enqueue(db, { topic: 't', key: 'k', type: 'x', payload: { seq: 2 } }, { tables });
+    const seen: number[] = [];
+    const r = make({
+      publisher: fnPublisher(async (m) => {
+        const seq = (m.payload as { seq: number }).seq;
+        seen.push(seq);
+        // T1 commits after seq 2 was published and before its settle: the next claim sees seq 1 as the key's
+        // head while it settles seq 2 in the same statement
+        if (seq === 2) {
+          release();
+          await t1;
+        }
+      }),
+    });
+    r.start();
+    await until(() => seen.length >= 2, { timeoutMs: 20_000, what: 'both published' });
+    await new Promise((res) => setTimeout(res, 500));
+    await r.stop();
+    expect(seen).toEqual([2, 1]);
+    const left = await sql<{ n: string }>`select count(*) as n from ${outbox}`.execute(db);
+    expect(Number(left.rows[0]?.n)).toBe(0);
+  });
 });
