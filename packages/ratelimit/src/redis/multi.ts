@@ -39,7 +39,10 @@ function groupOf(
   return { keys, profs, cost, mode, rts, timeoutMs };
 }
 
-/** The multi-scope script's KEYS and ARGV for `groups`, each with its deadline from issue time `at`. */
+/**
+ * The multi-scope script's KEYS and ARGV for `groups`, each with its deadline from issue time `at`. The groups
+ * of one run share their mode and rts: a tick's calls all commit, and a Cluster slot's call runs alone.
+ */
 function multiArgs(
   groups: readonly Group[],
   clock: ServerClock,
@@ -51,18 +54,12 @@ function multiArgs(
   const tail: (number | string)[] = [];
   for (const g of groups) {
     for (const k of g.keys) keys.push(k);
-    tail.push(
-      g.keys.length,
-      g.cost,
-      g.mode,
-      g.mode === Mode.refund ? 0 : clock.deadline(at, g.timeoutMs),
-      g.rts,
-    );
-    for (const p of g.profs) tail.push(indexIn(profs, p, mark, 0));
+    tail.push(g.keys.length, g.cost);
+    for (const p of g.profs) tail.push(indexIn(profs, p, mark, g.timeoutMs));
   }
   const numKeys = keys.length;
-  keys.push(profs.length);
-  for (const p of profs) keys.push(p.code, p.p1, p.p2, p.p3);
+  keys.push(groups[0]!.mode, groups[0]!.rts, profs.length);
+  for (const p of profs) keys.push(p.code, p.p1, p.p2, p.p3, clock.deadline(at, p.timeoutMs));
   for (const x of tail) keys.push(x);
   return { numKeys, args: keys };
 }

@@ -251,16 +251,17 @@ return {okn, rem(r), ms(reset), retryMs(ok, retry), now}
 `;
 }
 
-// Calls name their algorithm and parameters by a profile: the few limiters of a send each send theirs once.
-const PROFILES = (width: number) => `
-local np = tonumber(ARGV[1]) or 0
+// Calls name their algorithm, parameters and deadline by a profile: the few limiters of a send each send
+// theirs once. ARGV[first] is the number of profiles, then (code p1 p2 p3 deadline) each.
+const PROFILES = (first: number) => `
+local np = tonumber(ARGV[${first}]) or 0
 local code, P1, P2, P3, DL = {}, {}, {}, {}, {}
 for j = 1, np do
-  local b = 2 + (j - 1) * ${width}
+  local b = ${first + 1} + (j - 1) * 5
   code[j] = tonumber(ARGV[b]); P1[j] = tonumber(ARGV[b + 1]); P2[j] = tonumber(ARGV[b + 2])
-  P3[j] = tonumber(ARGV[b + 3])${width === 5 ? '; DL[j] = tonumber(ARGV[b + 4])' : ''}
+  P3[j] = tonumber(ARGV[b + 3]); DL[j] = tonumber(ARGV[b + 4])
 end
-local a = 2 + np * ${width}
+local a = ${first + 1} + np * 5
 local D = {dec1, dec2, dec3, dec4}
 `;
 
@@ -270,7 +271,7 @@ local D = {dec1, dec2, dec3, dec4}
  * ARGV: nProfiles, per profile (code p1 p2 p3 deadline), then per call (profile × 3 + mode, cost); KEYS per call
  * -> {nowUs, then (remaining resetMs retryMs) per call}: remaining -1 when that call's deadline had passed
  */
-const BATCH = `${lib()}${CLOCK}${PROFILES(5)}
+const BATCH = `${lib()}${CLOCK}${PROFILES(1)}
 local out = {now}
 for i = 1, #KEYS do
   local pm = tonumber(ARGV[a])
@@ -300,10 +301,13 @@ return out
 /**
  * `limitAll` calls, each all or nothing, in one run: one pass decides every scope of a call (one GET each), and
  * its writes happen only when all allowed. A tick's calls share the run; on Cluster one slot's scopes run alone.
- * ARGV: nProfiles, per profile (code p1 p2 p3), then per call: n cost mode deadline rts, then n profile indexes
+ * ARGV: mode rts, the profiles (see PROFILES), then per call: n cost, then n profile indexes (the first one's
+ * deadline is the call's); KEYS in order
  * -> {nowUs, then per call: deniedIndex (0 = none, -1 = deadline passed), then (remaining resetMs retryMs) per key}
  */
-const MULTI = `${lib()}${CLOCK}${PROFILES(4)}
+const MULTI = `${lib()}${CLOCK}
+local mode, rts = tonumber(ARGV[1]), tonumber(ARGV[2])
+${PROFILES(3)}
 local out = {now}
 local ki, nargs = 0, #ARGV
 local V, NV, PX, J = {}, {}, {}, {}
@@ -311,12 +315,12 @@ local function emit(o, ok, r, reset, retry)
   out[o] = rem(r); out[o + 1] = ms(reset); out[o + 2] = retryMs(ok, retry)
 end
 while a <= nargs do
-  local n, cost, mode = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local dl, rts = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  a = a + 5
+  local n, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
   local o0 = #out + 1
   out[o0] = 0
-  if dl > 0 and now > dl then
+  -- a refund only returns what a reservation took: it lands whatever the time
+  if mode ~= REFUND and now > DL[tonumber(ARGV[a]) + 1] then
     out[o0] = -1
     for i = 1, n * 3 do out[o0 + i] = 0 end
   else
