@@ -16,6 +16,33 @@ async function* tap(
   }
 }
 
+/** Stored writes of at least this size: a pipe from pg_dump delivers 4 KB pieces, each a write and a hash call. */
+const WRITE_BYTES = 1024 * 1024;
+
+/**
+ * Copies chunks into pieces of `bytes` (the last one shorter), so storage, hashing and encryption see few large
+ * writes. Copying rather than joining lets each small chunk go at once instead of living until the piece is full.
+ */
+export async function* coalesce(src: AsyncIterable<Uint8Array>, bytes: number): AsyncGenerator<Uint8Array> {
+  let piece = Buffer.allocUnsafe(bytes);
+  let n = 0;
+  for await (const c of src) {
+    let at = 0;
+    while (at < c.byteLength) {
+      const k = Math.min(bytes - n, c.byteLength - at);
+      piece.set(c.subarray(at, at + k), n);
+      n += k;
+      at += k;
+      if (n === bytes) {
+        yield piece;
+        piece = Buffer.allocUnsafe(bytes);
+        n = 0;
+      }
+    }
+  }
+  if (n > 0) yield piece.subarray(0, n);
+}
+
 /**
  * Streams one artifact of backup `id` into storage, encrypted when there is a data key, and records its stored
  * size and SHA-256 in `files`. `seen` hears the size of every stored chunk (progress).
@@ -37,7 +64,8 @@ export async function storeArtifact(
   }
   const hash = createHash('sha256');
   let bytes = 0;
-  const stored = a.key ? encrypt(body, a.key.dataKey, name, a.key.config.chunkBytes) : body;
+  const plain = coalesce(body, WRITE_BYTES);
+  const stored = a.key ? encrypt(plain, a.key.dataKey, name, a.key.config.chunkBytes) : plain;
   await a.storage.put(
     `${a.id}/${name}`,
     tap(stored, (c) => {

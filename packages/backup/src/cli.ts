@@ -5,7 +5,7 @@ import { isOmsBackupError, OmsBackupError } from './errors.js';
 import { fileStorage } from './file-storage.js';
 import { backupManager } from './manager.js';
 import { postgresSource } from './postgres/index.js';
-import type { BackupManager, EncryptionOptions, Manifest, RetentionPolicy } from './types.js';
+import type { BackupManager, BackupStatus, EncryptionOptions, Manifest, RetentionPolicy } from './types.js';
 import { VERSION } from './version.js';
 
 const HELP = `oms-backup ${VERSION}: PostgreSQL backups with verified restores
@@ -165,6 +165,20 @@ function progress(backups: BackupManager, enabled: boolean): () => void {
   };
 }
 
+/** The status as lines for a person: newest, last verified or failed, RTO and whether the RPO is met. */
+function statusText(s: BackupStatus): string {
+  return [
+    `backups: ${s.backups}`,
+    `newest: ${s.lastSuccess ? `${s.lastSuccess.id} (${Math.round(s.ageMs / 1000)} s old)` : 'none'}`,
+    `last verified: ${s.lastVerified ? `${s.lastVerified.id} at ${s.lastVerified.at}` : 'never'}`,
+    ...(s.lastVerifyFailed
+      ? [`last verify FAILED: ${s.lastVerifyFailed.id} (${s.lastVerifyFailed.code})`]
+      : []),
+    ...(s.rtoMs === undefined ? [] : [`measured RTO: ${(s.rtoMs / 1000).toFixed(1)} s`]),
+    ...(s.rpoMs === undefined ? [] : [`RPO ${s.rpoMs / 1000} s: ${s.rpoBreached ? 'BREACHED' : 'met'}`]),
+  ].join('\n');
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values: o, positionals } = parseArgs({
     args: argv,
@@ -227,18 +241,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'status': {
         const s = await backups.status();
-        const text = [
-          `backups: ${s.backups}`,
-          `newest: ${s.lastSuccess ? `${s.lastSuccess.id} (${Math.round(s.ageMs / 1000)} s old)` : 'none'}`,
-          `last verified: ${s.lastVerified ? `${s.lastVerified.id} at ${s.lastVerified.at}` : 'never'}`,
-          ...(s.lastVerifyFailed
-            ? [`last verify FAILED: ${s.lastVerifyFailed.id} (${s.lastVerifyFailed.code})`]
-            : []),
-          ...(s.rtoMs === undefined ? [] : [`measured RTO: ${(s.rtoMs / 1000).toFixed(1)} s`]),
-          ...(s.rpoMs === undefined
-            ? []
-            : [`RPO ${s.rpoMs / 1000} s: ${s.rpoBreached ? 'BREACHED' : 'met'}`]),
-        ].join('\n');
+        const text = statusText(s);
         out(s, text);
         return s.rpoBreached || s.lastVerifyFailed ? 3 : 0;
       }

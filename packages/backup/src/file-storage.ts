@@ -27,6 +27,99 @@ async function syncDir(dir: string): Promise<void> {
   await fh.close();
 }
 
+/** Temp file, fsync, rename, fsync of the directory: `file` is either absent or complete. */
+async function putFile(
+  root: string,
+  file: string,
+  key: string,
+  body: AsyncIterable<Uint8Array>,
+  opts: { signal?: AbortSignal },
+): Promise<{ bytes: number }> {
+  const tmp = `${file}${TMP}${randomBytes(6).toString('hex')}`;
+  let bytes = 0;
+  try {
+    await mkdir(dirname(file), { recursive: true });
+  } catch (e) {
+    throw storageError(`creating ${dirname(file)}`, e);
+  }
+  const fh = await open(tmp, 'wx').catch((e: unknown) => {
+    throw storageError(`writing ${tmp}`, e);
+  });
+  try {
+    for await (const chunk of body) {
+      if (opts.signal?.aborted) throw abortError(opts.signal, `writing ${key}`);
+      await fh.write(chunk);
+      bytes += chunk.byteLength;
+    }
+    if (opts.signal?.aborted) throw abortError(opts.signal, `writing ${key}`);
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, file);
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    // A directory made for this key alone goes too; one holding other files stays (rmdir refuses).
+    if (dirname(file) !== root) await rmdir(dirname(file)).catch(() => {});
+    throw e instanceof OmsBackupError || !(e as { code?: string }).code
+      ? e
+      : storageError(`writing ${key}`, e);
+  }
+  await syncDir(dirname(file));
+  return { bytes };
+}
+
+/** Every complete file under root whose key starts with `prefix`, sorted; temp files never show. */
+async function listKeys(root: string, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return;
+      throw storageError(`listing ${d}`, e);
+    }
+    for (const ent of entries) {
+      const p = join(d, ent.name);
+      if (ent.isDirectory()) await walk(p);
+      else if (ent.isFile() && !ent.name.includes(TMP)) {
+        const key = relative(root, p).split(sep).join('/');
+        if (key.startsWith(prefix)) out.push(key);
+      }
+    }
+  };
+  await walk(root);
+  return out.sort();
+}
+
+/** Removes temp files older than `olderThanMs` (interrupted writes) and the directories they leave empty. */
+async function sweepTemps(root: string, olderThanMs: number): Promise<number> {
+  let removed = 0;
+  const cutoff = Date.now() - olderThanMs;
+  const walk = async (d: string): Promise<void> => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    for (const ent of entries) {
+      const p = join(d, ent.name);
+      if (ent.isDirectory()) await walk(p);
+      else if (ent.name.includes(TMP)) {
+        const s = await stat(p).catch(() => undefined);
+        if (
+          s &&
+          s.mtimeMs < cutoff &&
+          (await unlink(p).then(
+            () => true,
+            () => false,
+          ))
+        )
+          removed++;
+      }
+    }
+    if (d !== root) await rmdir(d).catch(() => {});
+  };
+  await walk(root);
+  return removed;
+}
+
 /**
  * Stores backups in a local directory (`<dir>/<id>/…`). Every file is written to a temp name, fsynced, renamed
  * into place and the directory fsynced, so a crash leaves either nothing or a complete file; temp files never
@@ -56,40 +149,7 @@ export function fileStorage(dir: string): BackupStorage {
   };
 
   return {
-    async put(key, body, opts = {}) {
-      const file = pathOf(key);
-      const tmp = `${file}${TMP}${randomBytes(6).toString('hex')}`;
-      let bytes = 0;
-      try {
-        await mkdir(dirname(file), { recursive: true });
-      } catch (e) {
-        throw storageError(`creating ${dirname(file)}`, e);
-      }
-      const fh = await open(tmp, 'wx').catch((e: unknown) => {
-        throw storageError(`writing ${tmp}`, e);
-      });
-      try {
-        for await (const chunk of body) {
-          if (opts.signal?.aborted) throw abortError(opts.signal, `writing ${key}`);
-          await fh.write(chunk);
-          bytes += chunk.byteLength;
-        }
-        if (opts.signal?.aborted) throw abortError(opts.signal, `writing ${key}`);
-        await fh.sync();
-        await fh.close();
-        await rename(tmp, file);
-      } catch (e) {
-        await fh.close().catch(() => {});
-        await unlink(tmp).catch(() => {});
-        // A directory made for this key alone goes too; one holding other files stays (rmdir refuses).
-        if (dirname(file) !== root) await rmdir(dirname(file)).catch(() => {});
-        throw e instanceof OmsBackupError || !(e as { code?: string }).code
-          ? e
-          : storageError(`writing ${key}`, e);
-      }
-      await syncDir(dirname(file));
-      return { bytes };
-    },
+    put: async (key, body, opts = {}) => putFile(root, pathOf(key), key, body, opts),
 
     async get(key, opts = {}) {
       const file = pathOf(key);
@@ -110,55 +170,9 @@ export function fileStorage(dir: string): BackupStorage {
       });
     },
 
-    async list(prefix) {
-      const out: string[] = [];
-      const walk = async (d: string): Promise<void> => {
-        let entries: import('node:fs').Dirent[];
-        try {
-          entries = await readdir(d, { withFileTypes: true });
-        } catch (e) {
-          if ((e as { code?: string }).code === 'ENOENT') return;
-          throw storageError(`listing ${d}`, e);
-        }
-        for (const ent of entries) {
-          const p = join(d, ent.name);
-          if (ent.isDirectory()) await walk(p);
-          else if (ent.isFile() && !ent.name.includes(TMP)) {
-            const key = relative(root, p).split(sep).join('/');
-            if (key.startsWith(prefix)) out.push(key);
-          }
-        }
-      };
-      await walk(root);
-      return out.sort();
-    },
+    list: (prefix) => listKeys(root, prefix),
 
-    async sweep(olderThanMs) {
-      let removed = 0;
-      const cutoff = Date.now() - olderThanMs;
-      const walk = async (d: string): Promise<void> => {
-        const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
-        for (const ent of entries) {
-          const p = join(d, ent.name);
-          if (ent.isDirectory()) await walk(p);
-          else if (ent.name.includes(TMP)) {
-            const s = await stat(p).catch(() => undefined);
-            if (
-              s &&
-              s.mtimeMs < cutoff &&
-              (await unlink(p).then(
-                () => true,
-                () => false,
-              ))
-            )
-              removed++;
-          }
-        }
-        if (d !== root) await rmdir(d).catch(() => {});
-      };
-      await walk(root);
-      return removed;
-    },
+    sweep: (olderThanMs) => sweepTemps(root, olderThanMs),
 
     async delete(key) {
       const file = pathOf(key);

@@ -97,6 +97,73 @@ async function load(target: SqlDatabase, sql: string): Promise<void> {
   }
 }
 
+/** Checksums, then PGlite's pg_dump, on a clone of the live instance. */
+async function dump(live: PGliteLike, ctx: DumpContext): Promise<DumpInfo> {
+  const { pgDump } = await peer(
+    '@electric-sql/pglite-tools',
+    () => import('@electric-sql/pglite-tools/pg_dump'),
+  );
+  throwIfAborted(ctx.signal, 'create');
+  const copy = (await live.clone()) as PGliteLike;
+  let file: Blob;
+  let tables: TableChecksum[];
+  let info: { version: string; db: string };
+  try {
+    // Checksums first: pg_dump leaves its instance in a read-only transaction with an empty search_path.
+    tables = await tableChecksums(copy);
+    info = (await copy.query("select current_setting('server_version') as version, current_database() as db"))
+      .rows[0] as { version: string; db: string };
+    throwIfAborted(ctx.signal, 'create');
+    file = await pgDump({ pg: copy as never });
+  } catch (e) {
+    throw e instanceof OmsBackupError
+      ? e
+      : new OmsBackupError(
+          'ERR_OMS_BACKUP_DUMP_FAILED',
+          `PGlite pg_dump failed: ${(e as Error).message}`,
+          false,
+          {
+            cause: e,
+          },
+        );
+  } finally {
+    await copy.close().catch(() => {});
+  }
+  await ctx.write(
+    FILE,
+    Readable.fromWeb(file.stream() as import('node:stream/web').ReadableStream<Uint8Array>),
+  );
+  return { database: info.db, serverVersion: info.version, format: 'plain', tables };
+}
+
+async function verify(scratch: () => Promise<PGliteLike>, ctx: RestoreContext): Promise<TableChecksum[]> {
+  const sql = await text(ctx.read(FILE), ctx.signal);
+  const fresh = await scratch();
+  try {
+    await load(fresh, sql);
+    throwIfAborted(ctx.signal, 'verify');
+    return await tableChecksums(fresh);
+  } finally {
+    await fresh.close().catch(() => {});
+  }
+}
+
+async function restore(ctx: RestoreContext, t: RestoreTarget): Promise<void> {
+  if (t.target === undefined)
+    throw invalid('restore from a PGlite backup needs { target }: a PGlite instance');
+  if (t.clean) {
+    throw invalid('clean is not supported for PGlite backups: restore into a fresh PGlite instance instead');
+  }
+  const n = ((await t.target.query(USER_OBJECTS)).rows[0] as { n: number }).n;
+  if (n > 0) {
+    throw new OmsBackupError(
+      'ERR_OMS_BACKUP_TARGET_NOT_EMPTY',
+      `the target already holds ${n} tables, views or sequences: restore into a fresh PGlite instance`,
+    );
+  }
+  await load(t.target, await text(ctx.read(FILE), ctx.signal));
+}
+
 /**
  * Backs up an embedded PGlite database with PGlite's own pg_dump build (`@electric-sql/pglite-tools`). The dump
  * and the checksums run on a `clone()` of the database, so the live instance is never left in the read-only
@@ -129,74 +196,10 @@ export function pgliteSource(opts: PgliteSourceOptions): BackupSource {
       return new PGlite() as unknown as PGliteLike;
     });
 
-  async function dump(ctx: DumpContext): Promise<DumpInfo> {
-    const { pgDump } = await peer(
-      '@electric-sql/pglite-tools',
-      () => import('@electric-sql/pglite-tools/pg_dump'),
-    );
-    throwIfAborted(ctx.signal, 'create');
-    const copy = (await live.clone()) as PGliteLike;
-    let file: Blob;
-    let tables: TableChecksum[];
-    let info: { version: string; db: string };
-    try {
-      // Checksums first: pg_dump leaves its instance in a read-only transaction with an empty search_path.
-      tables = await tableChecksums(copy);
-      info = (
-        await copy.query("select current_setting('server_version') as version, current_database() as db")
-      ).rows[0] as { version: string; db: string };
-      throwIfAborted(ctx.signal, 'create');
-      file = await pgDump({ pg: copy as never });
-    } catch (e) {
-      throw e instanceof OmsBackupError
-        ? e
-        : new OmsBackupError(
-            'ERR_OMS_BACKUP_DUMP_FAILED',
-            `PGlite pg_dump failed: ${(e as Error).message}`,
-            false,
-            {
-              cause: e,
-            },
-          );
-    } finally {
-      await copy.close().catch(() => {});
-    }
-    await ctx.write(
-      FILE,
-      Readable.fromWeb(file.stream() as import('node:stream/web').ReadableStream<Uint8Array>),
-    );
-    return { database: info.db, serverVersion: info.version, format: 'plain', tables };
-  }
-
-  async function verify(ctx: RestoreContext): Promise<TableChecksum[]> {
-    const sql = await text(ctx.read(FILE), ctx.signal);
-    const fresh = await scratch();
-    try {
-      await load(fresh, sql);
-      throwIfAborted(ctx.signal, 'verify');
-      return await tableChecksums(fresh);
-    } finally {
-      await fresh.close().catch(() => {});
-    }
-  }
-
-  async function restore(ctx: RestoreContext, t: RestoreTarget): Promise<void> {
-    if (t.target === undefined)
-      throw invalid('restore from a PGlite backup needs { target }: a PGlite instance');
-    if (t.clean) {
-      throw invalid(
-        'clean is not supported for PGlite backups: restore into a fresh PGlite instance instead',
-      );
-    }
-    const n = ((await t.target.query(USER_OBJECTS)).rows[0] as { n: number }).n;
-    if (n > 0) {
-      throw new OmsBackupError(
-        'ERR_OMS_BACKUP_TARGET_NOT_EMPTY',
-        `the target already holds ${n} tables, views or sequences: restore into a fresh PGlite instance`,
-      );
-    }
-    await load(t.target, await text(ctx.read(FILE), ctx.signal));
-  }
-
-  return { kind: 'pglite', dump, verify, restore };
+  return {
+    kind: 'pglite',
+    dump: (ctx) => dump(live, ctx),
+    verify: (ctx) => verify(scratch, ctx),
+    restore,
+  };
 }

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readdirSync } from 'node:fs';
+import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { OmsBackupError } from '../errors.js';
 
@@ -47,8 +47,26 @@ export function findTool(name: 'pg_dump' | 'pg_restore', explicit?: string): str
   );
 }
 
-/** The major version a tool reports (`pg_dump (PostgreSQL) 16.4` → 16). */
-export function toolMajor(file: string, signal?: AbortSignal): Promise<number> {
+const majors = new Map<string, { stamp: string; major: number }>();
+
+/**
+ * The major version a tool reports (`pg_dump (PostgreSQL) 16.4` → 16), remembered per file while the file stays
+ * the same (inode, size, mtime): asking costs a process start on every backup otherwise.
+ */
+export async function toolMajor(file: string, signal?: AbortSignal): Promise<number> {
+  let stamp: string | undefined;
+  try {
+    const st = statSync(file);
+    stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {}
+  const known = majors.get(file);
+  if (stamp !== undefined && known?.stamp === stamp) return known.major;
+  const major = await askMajor(file, signal);
+  if (stamp !== undefined) majors.set(file, { stamp, major });
+  return major;
+}
+
+function askMajor(file: string, signal?: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
     execFile(file, ['--version'], { timeout: 30_000, ...(signal ? { signal } : {}) }, (err, stdout) => {
       const m = /\(PostgreSQL\)\s+(\d+)/.exec(String(stdout));

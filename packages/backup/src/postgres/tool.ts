@@ -13,6 +13,23 @@ export interface ToolRun {
 
 const TAIL = 4096;
 
+/** Keeps the last 4 KB of stderr for the error message, without the lines `onLine` takes as progress. */
+function tail(child: ChildProcess, onLine?: (line: string) => boolean): () => string {
+  let kept = '';
+  let partial = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => {
+    if (!onLine) {
+      kept = (kept + d).slice(-TAIL);
+      return;
+    }
+    const lines = (partial + d).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (!onLine(line)) kept = `${kept}${line}\n`.slice(-TAIL);
+  });
+  return () => kept + partial;
+}
+
 /**
  * Spawns a client tool. Abort kills it (SIGTERM, then SIGKILL after 2 s); a non-zero exit rejects with `code`
  * and the tail of stderr, which never holds the password because the password is never on argv.
@@ -26,17 +43,15 @@ export function runTool(
     code: BackupErrorCode;
     stdin?: AsyncIterable<Uint8Array>;
     stdout?: boolean;
+    /** Hears each complete line of stderr (`--verbose` progress); true keeps it out of the error message. */
+    onLine?: (line: string) => boolean;
   },
 ): ToolRun {
   const child = spawn(file, args, {
     env: o.env,
     stdio: [o.stdin ? 'pipe' : 'ignore', o.stdout ? 'pipe' : 'ignore', 'pipe'],
   });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (d: string) => {
-    stderr = (stderr + d).slice(-TAIL);
-  });
+  const stderr = tail(child, o.onLine);
   let escalate: ReturnType<typeof setTimeout> | undefined;
   const kill = () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -63,7 +78,7 @@ export function runTool(
       if (o.signal.aborted) reject(abortError(o.signal, name));
       else if (exit === 0) resolve();
       else {
-        const why = stderr.trim().split('\n').slice(-3).join(' | ') || `exit ${exit ?? sig}`;
+        const why = stderr().trim().split('\n').slice(-3).join(' | ') || `exit ${exit ?? sig}`;
         reject(new OmsBackupError(o.code, `${name} failed: ${why}`, o.code === 'ERR_OMS_BACKUP_DUMP_FAILED'));
       }
     });
