@@ -32,6 +32,7 @@ export class LocksCore implements Locks {
   readonly #clock: Clock;
   readonly #defaults: { ttlMs: number; waitMs: number };
   readonly #pollMs: number;
+  readonly #markMs: number;
   readonly #fair: boolean;
   readonly #events = new Emitter<LocksEvents>();
   readonly #host: LeaseHost;
@@ -50,6 +51,7 @@ export class LocksCore implements Locks {
     const margin =
       opts.safetyMarginMs === undefined ? undefined : v.durationMs('safetyMarginMs', opts.safetyMarginMs);
     this.#pollMs = v.durationMs('pollMs', opts.pollMs ?? 1_000, { min: 10 });
+    this.#markMs = Math.ceil(this.#pollMs * 3 + 1_000);
     this.#clock = v.clock(opts.clock, systemClock);
     this.#fair = checkBoolean('fair', opts.fair ?? false);
     if (this.#fair && !backend.fair) {
@@ -111,21 +113,21 @@ export class LocksCore implements Locks {
     if (typeof fn !== 'function') {
       throw new OmsLocksError('ERR_OMS_LOCKS_INVALID_OPTION', `withLock needs a function (got ${typeof fn})`);
     }
-    const lease = await this.acquire(key, opts);
-    let onLost: (() => void) | undefined;
+    const lease = (await this.acquire(key, opts)) as LeaseImpl;
+    let unwatch: (() => void) | undefined;
     try {
-      const lost = new Promise<never>((_, reject) => {
-        onLost = () => reject(lease.signal.reason);
-        if (lease.signal.aborted) onLost();
-        else lease.signal.addEventListener('abort', onLost, { once: true });
+      const result = await new Promise<T>((resolve, reject) => {
+        unwatch = lease.watchLoss(reject);
+        Promise.resolve()
+          .then(() => fn(lease))
+          .then(resolve, reject);
       });
-      const result = await Promise.race([Promise.resolve().then(() => fn(lease)), lost]);
       // release reports a lease that had silently expired; the result is then not protected by the lock
       await lease.release();
       if (lease.lost) throw lease.signal.reason;
       return result;
     } finally {
-      if (onLost) lease.signal.removeEventListener('abort', onLost);
+      unwatch?.();
       await lease.release();
     }
   }
@@ -158,15 +160,8 @@ export class LocksCore implements Locks {
     if (signal?.aborted) throw aborted(signal.reason);
     const started = this.#clock.now();
     const waiting = waitMs > 0;
-    const wait = new Wait();
-    if (waiting) {
-      this.#subscribe(key, wait.wake);
-      // wake-ups must flow before the first try, or a release between try and subscribe is missed;
-      // a failure leaves this wait to the poll and the next one retries
-      if (!this.#b.listening) await this.#b.listen(this.#wakeFn).catch(() => {});
-    }
     // waiters' marks (and writers' intents, and queue places) outlive the longest gap between two tries
-    const markMs = waiting ? Math.ceil(this.#pollMs * 3 + 1_000) : 0;
+    const markMs = waiting ? this.#markMs : 0;
     const attempt = this.#b.attempt({
       key,
       mode: r.mode,
@@ -179,8 +174,8 @@ export class LocksCore implements Locks {
     try {
       const got = await this.#tryUntil(
         attempt,
+        key,
         r,
-        wait,
         started,
         waiting ? started + waitMs : undefined,
         markMs,
@@ -193,19 +188,20 @@ export class LocksCore implements Locks {
       this.#waitFailed(r.mode, this.#clock.now() - started, 'aborted');
       throw aborted(signal?.reason);
     } finally {
-      if (waiting) this.#unsubscribe(key, wait.wake);
       if (!granted) await attempt.cancel().catch(() => {});
     }
   }
 
   /**
    * Tries until the backend grants the lock (its answer and when the try was sent), until `deadline`
-   * (null; undefined for a single try), an abort (rejects with WAIT_ABORTED) or close().
+   * (null; undefined for a single try), an abort (rejects with WAIT_ABORTED) or close(). Wake-ups for `key`
+   * are subscribed to only once a try failed, and the next try follows at once: a release between the failed
+   * try and the subscription woke nobody, so that try is what sees it.
    */
   async #tryUntil(
     attempt: Attempt,
+    key: string,
     r: Resolved,
-    wait: Wait,
     started: number,
     deadline: number | undefined,
     markMs: number,
@@ -213,36 +209,45 @@ export class LocksCore implements Locks {
     const clock = this.#clock;
     // a fair store orders waiters by their place in the queue, so writers need no intent to get their turn
     const intentMs = r.mode === 'exclusive' && !this.#fair ? markMs : 0;
-    let announced = false;
-    for (;;) {
-      wait.woken = false;
-      const sentAt = clock.now();
-      let res: AttemptResult;
-      try {
-        res = await attempt.try(intentMs);
-      } catch (e) {
-        throw backendError('acquire', e);
+    let wait: Wait | undefined;
+    try {
+      for (;;) {
+        if (wait) wait.woken = false;
+        const sentAt = clock.now();
+        let res: AttemptResult;
+        try {
+          res = await attempt.try(intentMs);
+        } catch (e) {
+          throw backendError('acquire', e);
+        }
+        if ('token' in res) return { res, sentAt };
+        const now = clock.now();
+        if (deadline === undefined || now >= deadline) {
+          if (deadline !== undefined) this.#waitFailed(r.mode, now - started, 'timeout');
+          return null;
+        }
+        if (r.signal?.aborted) throw WAIT_ABORTED;
+        if (this.#closed) throw closedError();
+        let again = false;
+        if (!wait) {
+          this.#events.emit('waiting', { backend: this.backend, mode: r.mode });
+          wait = new Wait();
+          this.#subscribe(key, wait.wake);
+          // a failure leaves this wait to the poll, and the next wait retries
+          if (!this.#b.listening) await this.#b.listen(this.#wakeFn).catch(() => {});
+          again = true;
+        }
+        try {
+          if (attempt.markWaiting && (await attempt.markWaiting())) again = true;
+        } catch {
+          // no mark: this wait falls back to the poll
+        }
+        if (again || wait.woken) continue;
+        const delay = waitDelay(this.#pollMs, res.retryAfterMs, deadline - now, this.#random);
+        await wait.sleep(clock, delay, r.signal, this.#stopWaits);
       }
-      if ('token' in res) return { res, sentAt };
-      const now = clock.now();
-      if (deadline === undefined || now >= deadline) {
-        if (deadline !== undefined) this.#waitFailed(r.mode, now - started, 'timeout');
-        return null;
-      }
-      if (r.signal?.aborted) throw WAIT_ABORTED;
-      if (this.#closed) throw closedError();
-      if (!announced) {
-        announced = true;
-        this.#events.emit('waiting', { backend: this.backend, mode: r.mode });
-      }
-      try {
-        if (attempt.markWaiting && (await attempt.markWaiting())) continue;
-      } catch {
-        // no mark: this wait falls back to the poll
-      }
-      if (wait.woken) continue;
-      const delay = waitDelay(this.#pollMs, res.retryAfterMs, deadline - now, this.#random);
-      await wait.sleep(clock, delay, r.signal, this.#stopWaits);
+    } finally {
+      if (wait) this.#unsubscribe(key, wait.wake);
     }
   }
 
@@ -254,11 +259,13 @@ export class LocksCore implements Locks {
       throw this.#closed ? closedError() : aborted(r.signal?.reason);
     }
     this.#held.add(lease);
-    this.#events.emit('acquired', {
-      backend: this.backend,
-      mode: r.mode,
-      waitMs: this.#clock.now() - started,
-    });
+    if (this.#events.has('acquired')) {
+      this.#events.emit('acquired', {
+        backend: this.backend,
+        mode: r.mode,
+        waitMs: this.#clock.now() - started,
+      });
+    }
     return lease;
   }
 

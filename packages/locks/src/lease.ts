@@ -24,16 +24,22 @@ export const backendError = (what: string, cause: unknown) =>
 export class LeaseImpl implements Lease {
   readonly #store: LeaseHost;
   readonly #held: HeldLock;
-  readonly #ac = new AbortController();
+  // created when someone reads `signal`: most leases are released without anybody asking
+  #ac: AbortController | undefined;
+  #lostError: OmsLocksError | undefined;
   readonly #autoExtend: boolean;
   readonly #acquiredAt: number;
   #ttl: number;
   #confirmedAt: number;
-  #extendTimer: unknown;
-  #expiryTimer: unknown;
+  // One timer per lease, set for its next deadline: the next heartbeat (while auto-extending) or else the
+  // local expiry. A heartbeat that fires re-arms it for the expiry while its extend is in flight, so a lease
+  // released before ttl/3 never had more than this one timer.
+  #timer: unknown;
+  /** When the next heartbeat is due; undefined while one is in flight, after release, or without auto-extend. */
+  #extendAt: number | undefined;
   #released: Promise<void> | undefined;
-  #lost = false;
   #onLost: (() => void) | undefined;
+  #lossWatcher: ((e: OmsLocksError) => void) | undefined;
 
   constructor(
     store: LeaseHost,
@@ -56,11 +62,15 @@ export class LeaseImpl implements Lease {
   }
 
   get signal(): AbortSignal {
+    if (!this.#ac) {
+      this.#ac = new AbortController();
+      if (this.#lostError) this.#ac.abort(this.#lostError);
+    }
     return this.#ac.signal;
   }
 
   get lost(): boolean {
-    return this.#lost;
+    return this.#lostError !== undefined;
   }
 
   get validUntil(): number {
@@ -68,44 +78,67 @@ export class LeaseImpl implements Lease {
     return this.#confirmedAt + this.#ttl - this.#store.marginFor(this.#ttl);
   }
 
-  #clearTimers(): void {
-    const c = this.#store.clock;
-    if (this.#extendTimer !== undefined) c.clearTimeout(this.#extendTimer);
-    if (this.#expiryTimer !== undefined) c.clearTimeout(this.#expiryTimer);
-    this.#extendTimer = this.#expiryTimer = undefined;
+  /**
+   * Calls `fn` when the lease is lost (at once if it is); withLock's race, without an AbortController or a
+   * listener. Returns the function that stops watching.
+   */
+  watchLoss(fn: (e: OmsLocksError) => void): () => void {
+    if (this.#lostError) {
+      fn(this.#lostError);
+      return () => {};
+    }
+    this.#lossWatcher = fn;
+    return () => {
+      if (this.#lossWatcher === fn) this.#lossWatcher = undefined;
+    };
   }
 
+  #clearTimer(): void {
+    if (this.#timer !== undefined) this.#store.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Starts a new ttl period: the next heartbeat at a third of it, the expiry at `validUntil`. */
   #arm(): void {
-    const c = this.#store.clock;
-    this.#clearTimers();
-    // background: nobody awaits the expiry, and a held lease must not keep a finished script alive
-    this.#expiryTimer = backgroundTimeout(
-      c,
-      () => this.#lose('expired'),
-      Math.max(0, this.validUntil - c.now()),
-    );
-    if (this.#autoExtend) this.#scheduleExtend(this.#ttl / 3);
+    this.#extendAt = this.#autoExtend ? this.#store.clock.now() + this.#ttl / 3 : undefined;
+    this.#schedule();
   }
 
-  #scheduleExtend(ms: number): void {
+  /** (Re)sets the one timer for the earlier of the next heartbeat and the expiry. */
+  #schedule(): void {
     const c = this.#store.clock;
-    if (this.#extendTimer !== undefined) c.clearTimeout(this.#extendTimer);
-    this.#extendTimer = backgroundTimeout(
-      c,
-      () => {
-        this.#extendTimer = undefined;
-        this.extend().catch(() => {
-          // a transient failure: try again soon; the expiry timer decides when it is too late
-          if (!this.#lost && !this.#released) this.#scheduleExtend(Math.max(this.#ttl / 10, 20));
-        });
-      },
-      ms,
-    );
+    this.#clearTimer();
+    const at = this.#extendAt === undefined ? this.validUntil : Math.min(this.#extendAt, this.validUntil);
+    // background: nobody awaits the expiry, and a held lease must not keep a finished script alive
+    this.#timer = backgroundTimeout(c, () => this.#due(), Math.max(0, at - c.now()));
+  }
+
+  #due(): void {
+    this.#timer = undefined;
+    if (this.#lostError) return;
+    const now = this.#store.clock.now();
+    if (now >= this.validUntil) {
+      this.#lose('expired');
+      return;
+    }
+    if (this.#extendAt !== undefined && now >= this.#extendAt && !this.#released) {
+      this.#extendAt = undefined;
+      this.extend().catch(() => {
+        // a transient failure: try again soon; the expiry decides when it is too late
+        if (this.#lostError || this.#released) return;
+        this.#extendAt = this.#store.clock.now() + Math.max(this.#ttl / 10, 20);
+        this.#schedule();
+      });
+    } else if (this.#released) {
+      this.#extendAt = undefined;
+    }
+    // until the extend confirms (which re-arms), or after a release that is still in flight: the expiry
+    this.#schedule();
   }
 
   async extend(ttlMs: number = this.#ttl): Promise<void> {
     checkTtl('ttlMs', ttlMs);
-    if (this.#lost) throw this.signal.reason;
+    if (this.#lostError) throw this.#lostError;
     if (this.#released)
       throw new OmsLocksError('ERR_OMS_LOCKS_RELEASED', 'the lease was released; acquire again');
     const c = this.#store.clock;
@@ -116,27 +149,31 @@ export class LeaseImpl implements Lease {
     } catch (e) {
       throw backendError('extend', e);
     }
-    if (this.#lost) throw this.signal.reason;
+    if (this.#lostError) throw this.#lostError;
     if (this.#released)
       throw new OmsLocksError('ERR_OMS_LOCKS_RELEASED', 'the lease was released; acquire again');
     if (!ok) {
       this.#lose('stolen');
-      throw this.signal.reason;
+      throw this.#lostError;
     }
     // a confirmation that arrives after the local deadline cannot un-lose the lease (checked above)
     this.#confirmedAt = Math.max(this.#confirmedAt, sentAt);
     this.#ttl = ttlMs;
     this.#arm();
-    this.#store.events.emit('extended', { backend: this.#store.backend, mode: this.mode, at: sentAt });
+    const events = this.#store.events;
+    if (events.has('extended'))
+      events.emit('extended', { backend: this.#store.backend, mode: this.mode, at: sentAt });
   }
 
   #lose(reason: LossReason): void {
-    if (this.#lost) return;
-    this.#lost = true;
-    this.#clearTimers();
-    this.#store.forget(this);
+    if (this.#lostError) return;
     const e = new OmsLocksError('ERR_OMS_LOCKS_LOST', `lease lost (${reason}); stop writing under it`, false);
-    this.#ac.abort(e);
+    this.#lostError = e;
+    this.#extendAt = undefined;
+    this.#clearTimer();
+    this.#store.forget(this);
+    this.#ac?.abort(e);
+    this.#lossWatcher?.(e);
     this.#store.events.emit('lost', {
       backend: this.#store.backend,
       mode: this.mode,
@@ -152,34 +189,42 @@ export class LeaseImpl implements Lease {
   }
 
   release(): Promise<void> {
-    this.#released ??= (async () => {
-      if (this.#extendTimer !== undefined) this.#store.clock.clearTimeout(this.#extendTimer);
-      this.#extendTimer = undefined;
-      // the expiry timer keeps running: a release stuck on a hung server still ends in a loss, on time
-      const lost = new Promise<'lost'>((resolve) => {
-        this.#onLost = () => resolve('lost');
-      });
-      const ok = await Promise.race([
-        // unreachable backend: the lock expires with its ttl (or with its connection)
-        this.#held.release().catch(() => true),
-        lost,
-      ]);
-      this.#onLost = undefined;
-      if (ok === 'lost' || this.#lost) return;
-      this.#clearTimers();
-      this.#store.forget(this);
-      if (!ok) {
-        // the lock had expired or changed hands while we thought we held it: that is a loss
-        this.#lose('stolen');
-        return;
-      }
-      this.#store.events.emit('released', {
+    this.#released ??= this.#release();
+    return this.#released;
+  }
+
+  #release(): Promise<void> {
+    // no more heartbeats; the timer stays: a release stuck on a hung server still ends in a loss, on time
+    this.#extendAt = undefined;
+    return new Promise<void>((resolve) => {
+      this.#onLost = resolve;
+      const settle = (ok: boolean) => {
+        this.#onLost = undefined;
+        if (!this.#lostError) this.#settleRelease(ok);
+        resolve();
+      };
+      // unreachable backend: the lock expires with its ttl (or with its connection)
+      this.#held.release().then(settle, () => settle(true));
+    });
+  }
+
+  /** The backend answered the release: `ok` false means the lock had been lost meanwhile. */
+  #settleRelease(ok: boolean): void {
+    this.#clearTimer();
+    this.#store.forget(this);
+    if (!ok) {
+      // the lock had expired or changed hands while we thought we held it: that is a loss
+      this.#lose('stolen');
+      return;
+    }
+    const events = this.#store.events;
+    if (events.has('released')) {
+      events.emit('released', {
         backend: this.#store.backend,
         mode: this.mode,
         heldMs: this.#store.clock.now() - this.#acquiredAt,
       });
-    })();
-    return this.#released;
+    }
   }
 
   [Symbol.asyncDispose](): Promise<void> {

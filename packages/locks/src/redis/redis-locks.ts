@@ -28,7 +28,12 @@ const S = {
 const isNoScript = (e: unknown) => e instanceof Error && e.message.startsWith('NOSCRIPT');
 
 /** Runs a script by its SHA; `args` are its keys (`numkeys` of them) followed by its arguments. */
-async function run(redis: RedisLike, s: Script, numkeys: number, args: (string | number)[]): Promise<unknown> {
+async function run(
+  redis: RedisLike,
+  s: Script,
+  numkeys: number,
+  args: (string | number)[],
+): Promise<unknown> {
   try {
     return await redis.evalsha(s.sha, numkeys, ...args);
   } catch (e) {
@@ -51,7 +56,14 @@ class RedisHeld implements HeldLock {
   readonly #owner: string;
   readonly #channel: string;
 
-  constructor(redis: RedisLike, keys: LockKeys, key: string, mode: 'x' | 's', owner: string, channel: string) {
+  constructor(
+    redis: RedisLike,
+    keys: LockKeys,
+    key: string,
+    mode: 'x' | 's',
+    owner: string,
+    channel: string,
+  ) {
     this.#redis = redis;
     this.#lock = keys.lock;
     this.#readers = keys.readers;
@@ -101,8 +113,7 @@ class RedisBackend implements Backend {
 
   #keys(key: string): LockKeys {
     // braces inside the key would change the hash tag; hash such keys so all of them stay in one slot
-    const tag =
-      key.includes('{') || key.includes('}') ? createHash('sha1').update(key).digest('hex') : key;
+    const tag = key.includes('{') || key.includes('}') ? createHash('sha1').update(key).digest('hex') : key;
     const base = `${this.#prefix}{${tag}}`;
     return { lock: base, readers: `${base}:r`, base };
   }
@@ -122,12 +133,14 @@ class RedisBackend implements Backend {
       try: async () => {
         const args = [k.lock, k.readers, queue, expiries, owner, ttl, m, waitMarkMs];
         const n = (await run(this.#redis, S.acquireFair, 4, args)) as number;
-        if (n > 0) return { token: BigInt(n), held: new RedisHeld(this.#redis, k, key, m, owner, this.#channel) };
+        if (n > 0)
+          return { token: BigInt(n), held: new RedisHeld(this.#redis, k, key, m, owner, this.#channel) };
         if (waitMarkMs > 0) queued = true;
         return denied(n);
       },
       cancel: async () => {
-        if (queued) await run(this.#redis, S.cancelFair, 2, [queue, expiries, `${m}:${owner}`, this.#channel, key]);
+        if (queued)
+          await run(this.#redis, S.cancelFair, 2, [queue, expiries, `${m}:${owner}`, this.#channel, key]);
       },
     };
   }
