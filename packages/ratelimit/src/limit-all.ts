@@ -1,8 +1,8 @@
 import { Mode, newOut, type Out } from './algorithm.js';
-import { abortedError } from './deadlines.js';
+import { abortedError, type Deadlines, type Pending } from './deadlines.js';
 import { invalidOption, isOmsRatelimitError, OmsRatelimitError } from './errors.js';
 import { internals as I, Limiter } from './limiter.js';
-import type { StoreImpl, StoreScope, SyncStore } from './store.js';
+import type { AllSink, AsyncStore, StoreImpl, StoreScope, SyncStore } from './store.js';
 import type { Decision, LimitAllResult, RateLimiter, Scope } from './types.js';
 import { costError, keyError } from './validate.js';
 
@@ -35,38 +35,97 @@ import { costError, keyError } from './validate.js';
  * ], { cost: 1 });
  * if (!r.allowed) res.writeHead(429, { ...httpHeaders(r.decisions) }).end();
  */
-export async function limitAll(
+export function limitAll(
   scopes: readonly Scope[],
   opts: { cost?: number; signal?: AbortSignal } = {},
+): Promise<LimitAllResult> {
+  try {
+    return run(scopes, opts);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function run(
+  scopes: readonly Scope[],
+  opts: { cost?: number; signal?: AbortSignal },
 ): Promise<LimitAllResult> {
   const cost = opts.cost ?? 1;
   // an aborted signal takes the long way, which reports bad input first and then the abort
   const one = scopes?.length === 1 && !opts.signal?.aborted ? oneNow(scopes[0]!, cost) : undefined;
-  if (one !== undefined) return one;
+  if (one !== undefined) return Promise.resolve(one);
   const c = prepare(scopes, cost);
   if (opts.signal?.aborted) throw abortedError(opts.signal);
-  if (c.store.sync) return allNow(c, cost);
+  if (c.store.sync) return Promise.resolve(allNow(c, cost));
   const first = c.limiters[0]!;
-  const outs: Out[] = c.items.map(newOut);
-  let denied: number;
-  let degraded = false;
-  try {
-    denied = await I.runBounded(
-      first,
-      c.store.applyAll(c.items, cost, outs, I.timeoutMs(first)),
-      opts.signal,
-    );
-  } catch (e) {
-    if (
-      isOmsRatelimitError(e) &&
-      (e.code === 'ERR_OMS_RATELIMIT_ABORTED' || e.code === 'ERR_OMS_RATELIMIT_CLOSED')
-    ) {
-      throw e;
-    }
-    denied = degradeAll(c.limiters, c.items, cost, outs, e);
-    degraded = true;
+  const call = new RemoteAll(c, cost, I.deadlines(first), opts.signal);
+  const promise = new Promise<LimitAllResult>((resolve, reject) => {
+    call.resolve = resolve;
+    call.fail = reject;
+  });
+  call.start();
+  (c.store as AsyncStore).applyAll(c.items, cost, call.outs, I.timeoutMs(first), call);
+  return promise;
+}
+
+const noop = (): void => undefined;
+
+/**
+ * One `limitAll` on a remote store: its deadline entry (the first scope's bound), abort handling and the
+ * store's answer in one object, so the call allocates no closures of its own.
+ */
+class RemoteAll implements Pending, AllSink {
+  at = 0;
+  done = false;
+  resolve: (r: LimitAllResult) => void = noop;
+  fail: (e: unknown) => void = noop;
+  onAbort: (() => void) | undefined = undefined;
+  readonly outs: Out[];
+
+  constructor(
+    readonly c: Checked,
+    readonly cost: number,
+    readonly deadlines: Deadlines,
+    readonly signal: AbortSignal | undefined,
+  ) {
+    this.outs = c.items.map(newOut);
   }
-  return result(c, outs, denied, degraded);
+
+  start(): void {
+    this.deadlines.add(this);
+    const signal = this.signal;
+    if (signal) {
+      this.onAbort = () => {
+        if (this.deadlines.settle(this)) this.fail(abortedError(signal));
+      };
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+  }
+
+  /** The bound passed (or the limiter closed) before the store answered. */
+  reject(err: unknown): void {
+    if (this.onAbort) this.signal!.removeEventListener('abort', this.onAbort);
+    if (
+      isOmsRatelimitError(err) &&
+      (err.code === 'ERR_OMS_RATELIMIT_ABORTED' || err.code === 'ERR_OMS_RATELIMIT_CLOSED')
+    ) {
+      this.fail(err);
+      return;
+    }
+    const { c, cost, outs } = this;
+    this.resolve(result(c, outs, degradeAll(c.limiters, c.items, cost, outs, err), true));
+  }
+
+  replyAll(err: unknown, denied: number): void {
+    // timed out or aborted: the policy (or the caller) already decided
+    if (!this.deadlines.settle(this)) return;
+    if (err !== null && err !== undefined) {
+      this.reject(err);
+      return;
+    }
+    if (this.onAbort) this.signal!.removeEventListener('abort', this.onAbort);
+    this.resolve(result(this.c, this.outs, denied, false));
+  }
 }
 
 /**

@@ -51,7 +51,8 @@ export interface LimiterInternals {
   ) => StoreErrorPolicy;
   /** Charges the insurance limiter when the policy is 'insurance' (a no-op otherwise). */
   readonly chargeInsurance: (l: Limiter, key: string, cost: number, out: Out) => void;
-  readonly runBounded: <T>(l: Limiter, p: Promise<T>, signal: AbortSignal | undefined) => Promise<T>;
+  /** The limiter's store-call bound, which `limitAll` uses for its first scope's limiter. */
+  readonly deadlines: (l: Limiter) => Deadlines;
   /** The Decision of `out` as `decision` makes it, with the policy that answered (if any) named. */
   readonly decisionAs: (
     l: Limiter,
@@ -145,7 +146,7 @@ export class Limiter implements RateLimiter {
       chargeInsurance: (l, key, cost, out) => {
         if (l.#onStoreError === 'insurance') l.#insure(key, cost, Mode.commit, out);
       },
-      runBounded: (l, p, signal) => l.#deadlines.run(p, signal),
+      deadlines: (l) => l.#deadlines,
       decisionAs: (l, out, limit, policy) => l.#decision(out, limit, policy),
       storeCall: (l, t0, ok) => l.#storeCall(t0, ok),
     };

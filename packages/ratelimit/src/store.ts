@@ -43,13 +43,18 @@ export interface AsyncStore extends RateLimitStore {
   bind(name: string, timeoutMs: number): AsyncBinding;
   /** True when one atomic step can cover scopes on this store and on `other`. */
   atomicWith(other: StoreImpl): boolean;
-  /** Resolves to the index of the first denying scope, or -1 when all were charged. */
-  applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number>;
+  /** Fills `outs` and answers `sink` with the index of the first denying scope, or -1 when all were charged. */
+  applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number, sink: AllSink): void;
 }
 
 /** Where a remote store delivers one call's answer: an object, so the hot path needs no closure per call. */
 export interface StoreSink {
   reply(err: unknown, out: Out | undefined): void;
+}
+
+/** Where a remote store delivers a `limitAll` answer (`denied` is -1 when all were charged, or on `err`). */
+export interface AllSink {
+  replyAll(err: unknown, denied: number): void;
 }
 
 export interface AsyncBinding {

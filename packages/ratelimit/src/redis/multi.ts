@@ -1,5 +1,5 @@
 import { Mode, type Out } from '../algorithm.js';
-import type { StoreScope } from '../store.js';
+import type { AllSink, StoreScope } from '../store.js';
 import { fill, indexIn, nextMark, type Profile, profileOf } from './profile.js';
 import { downError, type Raw, type ScriptRunner, STALE } from './script-runner.js';
 import { MULTI_SCRIPT } from './scripts.js';
@@ -17,14 +17,11 @@ interface Group {
   readonly timeoutMs: number;
 }
 
-/** A group waiting for the end of its tick: its reply fills `outs`, then it resolves to the denied index. */
+/** A group waiting for the end of its tick: its reply fills `outs`, then `sink` gets the denied index. */
 interface Queued extends Group {
   outs: Out[];
-  resolve: (denied: number) => void;
-  reject: (e: unknown) => void;
+  sink: AllSink;
 }
-
-const settleNothing = (): void => undefined;
 
 function groupOf(
   keys: string[],
@@ -70,7 +67,7 @@ function fillGroup(raw: Raw, from: number, outs: Out[], n: number): number {
   return (raw[from] as number) - 1;
 }
 
-const rejectOne = (g: Queued, e: unknown): void => g.reject(e);
+const rejectOne = (g: Queued, e: unknown): void => g.sink.replyAll(e, -1);
 
 /**
  * `limitAll` on Redis: all or nothing in one script run when every key is on one node (a tick's calls share
@@ -85,11 +82,16 @@ export class MultiCalls {
     readonly keyOf: (sc: StoreScope) => string,
   ) {}
 
-  /** Resolves to the index of the first denying scope, or -1 when all were charged. */
-  apply(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
+  /** Fills `outs`, then tells `sink` the index of the first denying scope, or -1 when all were charged. */
+  apply(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number, sink: AllSink): void {
     // on one node every key is local, so one script covers them all whatever their slots
-    if (!this.runner.isCluster) return this.#enqueue(scopes, cost, outs, timeoutMs);
-    return this.#cluster(scopes, cost, outs, timeoutMs);
+    if (!this.runner.isCluster) this.#enqueue(scopes, cost, outs, timeoutMs, sink);
+    else {
+      this.#cluster(scopes, cost, outs, timeoutMs).then(
+        (denied) => sink.replyAll(null, denied),
+        (e: unknown) => sink.replyAll(e, -1),
+      );
+    }
   }
 
   async #cluster(
@@ -190,21 +192,19 @@ export class MultiCalls {
     return raw;
   }
 
-  /** Queues the call with the tick's others; once the run replied it fills `outs` and resolves to the denied index. */
-  #enqueue(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
+  /** Queues the call with the tick's others; once the run replied it fills `outs` and answers `sink`. */
+  #enqueue(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number, sink: AllSink): void {
     const down = downError(this.runner.redis);
-    if (down !== undefined) return Promise.reject(down);
+    if (down !== undefined) {
+      sink.replyAll(down, -1);
+      return;
+    }
     const keys: string[] = new Array(scopes.length);
     for (let i = 0; i < scopes.length; i++) keys[i] = this.keyOf(scopes[i]!);
     const g = groupOf(keys, scopes, cost, Mode.commit, 0, timeoutMs) as Queued;
     g.outs = outs;
-    g.resolve = settleNothing;
-    g.reject = settleNothing;
-    return new Promise<number>((resolve, reject) => {
-      g.resolve = resolve;
-      g.reject = reject;
-      this.#batcher.add(g, keys);
-    });
+    g.sink = sink;
+    this.#batcher.add(g, keys);
   }
 
   #dispatch(q: Queued[]): void {
@@ -214,7 +214,7 @@ export class MultiCalls {
   readonly #send = (q: Queued[], at: number): void => {
     const down = downError(this.runner.redis);
     if (down !== undefined) {
-      for (const g of q) g.reject(down);
+      for (const g of q) g.sink.replyAll(down, -1);
       return;
     }
     const { numKeys, args } = multiArgs(q, this.clock, at);
@@ -222,15 +222,13 @@ export class MultiCalls {
       this.clock.sample(raw[0] as number);
       let o = 1;
       for (const g of q) {
-        if (raw[o] === -1) g.reject(STALE);
-        else {
-          g.resolve(fillGroup(raw, o, g.outs, g.keys.length));
-        }
+        if (raw[o] === -1) g.sink.replyAll(STALE, -1);
+        else g.sink.replyAll(null, fillGroup(raw, o, g.outs, g.keys.length));
         o += 1 + g.keys.length * 3;
       }
     };
     const fail = (e: unknown): void => {
-      for (const g of q) g.reject(e);
+      for (const g of q) g.sink.replyAll(e, -1);
     };
     this.runner.run(MULTI_SCRIPT, numKeys, args).then(ok, fail);
   };

@@ -1,6 +1,6 @@
 import type { AlgorithmImpl, Mode, Out } from '../algorithm.js';
 import { invalidOption } from '../errors.js';
-import type { AsyncBinding, AsyncStore, StoreImpl, StoreScope, StoreSink } from '../store.js';
+import type { AllSink, AsyncBinding, AsyncStore, StoreImpl, StoreScope, StoreSink } from '../store.js';
 import type { RateLimitStore } from '../types.js';
 import { SingleCalls } from './calls.js';
 import { MultiCalls } from './multi.js';
@@ -76,8 +76,8 @@ class RedisStoreImpl implements AsyncStore {
     };
   }
 
-  applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number): Promise<number> {
-    return this.#multi.apply(scopes, cost, outs, timeoutMs);
+  applyAll(scopes: readonly StoreScope[], cost: number, outs: Out[], timeoutMs: number, sink: AllSink): void {
+    this.#multi.apply(scopes, cost, outs, timeoutMs, sink);
   }
 }
 
