@@ -78,7 +78,9 @@ async function runSuite(suite: Suite<unknown>, env: BenchEnv, machine: Machine):
     const perRun = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     // Runs interleave the cases so a burst of load from a neighbour lands on all of them, not on one.
     for (let r = 0; r < runs; r++) {
-      for (const c of cases) {
+      // rotated each run too, so no case always follows the same neighbour (its GC debt, its warm caches)
+      for (let k = 0; k < cases.length; k++) {
+        const c = cases[(k + r) % cases.length] as (typeof cases)[number];
         const stats = await measure(c.fn, { min_cpu_time: timeMs * 1e6 });
         perRun.get(c.name)?.push(stats.p50 / (c.ops ?? 1));
       }
