@@ -55,7 +55,7 @@ async function pgRestore(
 }
 
 /**
- * Restores into a fresh scratch database and returns its checksums. A custom-format restore runs without
+ * Restores into a fresh scratch database and returns its checksums. A custom-format restore (serial) runs without
  * --single-transaction (the scratch database is dropped whatever happens), so each table can be hashed as soon
  * as its data is in while pg_restore goes on with the rest: the hashing overlaps the restore instead of following
  * it. The checksums are the same either way; tables not hashed early are hashed after the restore.
@@ -81,11 +81,13 @@ export async function verifyInto(
       withClient(target, signal, async (helper) => {
         await canonical(c);
         await canonical(helper);
+        // A directory-format restore runs --jobs in parallel, where "the next item started" says nothing about
+        // the previous one: its tables are all hashed after it.
+        const serial = ctx.manifest.format === 'custom';
         const early = new SettledTables([c, helper]);
+        const flags = ['--no-owner', '--no-privileges', ...(serial ? ['--verbose'] : [])];
         try {
-          await pgRestore(cfg, ctx, target, ['--no-owner', '--no-privileges', '--verbose'], (l) =>
-            early.line(l),
-          );
+          await pgRestore(cfg, ctx, target, flags, serial ? (l) => early.line(l) : undefined);
         } finally {
           await early.drain();
         }
