@@ -34,8 +34,29 @@ export function advisoryKey(namespace: string, key: string): bigint {
  */
 const prepared = (text: string) => {
   const name = `oms_locks_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
-  return (values: unknown[]) => ({ name, text, values });
+  // pg copies a query config's own properties on every query; name and text sit on a shared prototype, so
+  // only `values` is copied
+  const statement = { name, text };
+  return (values: unknown[]): { name: string; text: string; values: unknown[] } => {
+    const q = Object.create(statement) as { name: string; text: string; values: unknown[] };
+    q.values = values;
+    return q;
+  };
 };
+
+/** What one key is called on the server: its lock id, its waiters' marker, its NOTIFY payload. */
+interface KeyIds {
+  readonly k: bigint;
+  /** `k` as the text a statement binds. */
+  readonly id: string;
+  readonly marker: string;
+  readonly payload: string;
+  /** The writer-intent lock id, derived on first need. */
+  intent: string | undefined;
+}
+
+/** Derived ids are kept for this many keys (then forgotten all at once): a hash and some BigInt work each. */
+const IDS_KEPT = 4_096;
 const P = {
   tryExclusive: prepared(ADVISORY_TRY_EXCLUSIVE),
   tryShared: prepared(ADVISORY_TRY_SHARED),
@@ -52,11 +73,29 @@ export class AdvisoryBackend implements Backend {
   readonly #pool: PgPoolLike;
   readonly #ns: string;
   readonly #listener: Listener;
+  readonly #ids = new Map<string, KeyIds>();
 
   constructor(pool: PgPoolLike, ns: string, listen: PgPoolLike | false) {
     this.#pool = pool;
     this.#ns = ns;
     this.#listener = new Listener(listen, ns);
+  }
+
+  #idsOf(key: string): KeyIds {
+    let ids = this.#ids.get(key);
+    if (!ids) {
+      if (this.#ids.size >= IDS_KEPT) this.#ids.clear();
+      const k = advisoryKey(this.#ns, key);
+      ids = {
+        k,
+        id: k.toString(),
+        marker: markerOf(k),
+        payload: payloadOf(this.#ns, key),
+        intent: undefined,
+      };
+      this.#ids.set(key, ids);
+    }
+    return ids;
   }
 
   attempt(req: AttemptRequest): Attempt {
@@ -68,10 +107,8 @@ export class AdvisoryBackend implements Backend {
    * one statement that checks its place and takes the session lock under the key's transaction lock.
    */
   #fairAttempt({ key, mode, owner, waitMarkMs }: AttemptRequest): Attempt {
-    const k = advisoryKey(this.#ns, key);
-    const marker = markerOf(k);
-    const mark = waiterMark(this.#listener, marker, waitMarkMs);
-    const payload = payloadOf(this.#ns, key);
+    const ids = this.#idsOf(key);
+    const mark = waiterMark(this.#listener, ids.marker, waitMarkMs);
     let queued = false;
     return {
       try: async (): Promise<AttemptResult> => {
@@ -80,7 +117,7 @@ export class AdvisoryBackend implements Backend {
         let row: { ok: boolean; token: string | null };
         try {
           const { rows } = await c.query(
-            P.tryFair([this.#ns, key, owner, mode, k.toString(), Math.ceil(waitMarkMs)]),
+            P.tryFair([this.#ns, key, owner, mode, ids.id, Math.ceil(waitMarkMs)]),
           );
           row = rows[0] as { ok: boolean; token: string | null };
         } catch (e) {
@@ -93,23 +130,21 @@ export class AdvisoryBackend implements Backend {
           return {};
         }
         mark.unmark();
-        return { token: BigInt(row.token), held: this.#held(c, w, k, mode, payload, marker) };
+        return { token: BigInt(row.token), held: this.#held(c, w, ids, mode) };
       },
       markWaiting: mark.markWaiting,
       cancel: async () => {
         mark.unmark();
-        if (queued) await this.#pool.query(QUEUE_CANCEL, [this.#ns, key, owner, payload]);
+        if (queued) await this.#pool.query(QUEUE_CANCEL, [this.#ns, key, owner, ids.payload]);
       },
     };
   }
 
   #preferWriters({ key, mode, waitMarkMs }: AttemptRequest): Attempt {
-    const k = advisoryKey(this.#ns, key);
-    const marker = markerOf(k);
-    const mark = waiterMark(this.#listener, marker, waitMarkMs);
-    let ik: string | undefined;
-    const intentKey = () => (ik ??= advisoryKey(this.#ns, `\0intent\0${key}`).toString());
-    const payload = payloadOf(this.#ns, key);
+    const ids = this.#idsOf(key);
+    const mark = waiterMark(this.#listener, ids.marker, waitMarkMs);
+    const intentKey = () => (ids.intent ??= advisoryKey(this.#ns, `\0intent\0${key}`).toString());
+    const payload = ids.payload;
     let conn: { c: PgClientLike; w: ReturnType<typeof watch> } | undefined;
     let intent = false;
     const giveBack = async () => {
@@ -139,7 +174,7 @@ export class AdvisoryBackend implements Backend {
           if (mode === 'exclusive') {
             const wantIntent = intentMs > 0 && !intent;
             const { rows } = await c.query(
-              P.tryExclusive([k.toString(), wantIntent || intent ? intentKey() : '0', wantIntent, intent]),
+              P.tryExclusive([ids.id, wantIntent || intent ? intentKey() : '0', wantIntent, intent]),
             );
             const row = rows[0] as { ok: boolean; token: string | null; intent: boolean | null };
             ok = row.ok;
@@ -147,7 +182,7 @@ export class AdvisoryBackend implements Backend {
             if (ok) intent = false;
             else if (row.intent) intent = true;
           } else {
-            const { rows } = await c.query(P.tryShared([k.toString(), intentKey()]));
+            const { rows } = await c.query(P.tryShared([ids.id, intentKey()]));
             const row = rows[0] as { ok: boolean; token: string | null };
             ok = row.ok;
             token = row.token ?? undefined;
@@ -165,7 +200,7 @@ export class AdvisoryBackend implements Backend {
         }
         conn = undefined;
         mark.unmark();
-        return { token: BigInt(token), held: this.#held(c, w, k, mode, payload, marker) };
+        return { token: BigInt(token), held: this.#held(c, w, ids, mode) };
       },
       markWaiting: mark.markWaiting,
       cancel: async () => {
@@ -175,24 +210,19 @@ export class AdvisoryBackend implements Backend {
     };
   }
 
-  #held(
-    c: PgClientLike,
-    w: ReturnType<typeof watch>,
-    k: bigint,
-    mode: LockMode,
-    payload: string,
-    marker: string,
-  ): HeldLock {
-    const u = BigInt.asUintN(64, k);
-    const classid = (u >> 32n).toString();
-    const objid = (u & 0xffffffffn).toString();
+  #held(c: PgClientLike, w: ReturnType<typeof watch>, ids: KeyIds, mode: LockMode): HeldLock {
+    let oid: [string, string] | undefined;
     let done = false;
     return {
       // the heartbeat asks the server whether this session still holds the lock, which also catches a
       // transaction pooler that swapped the session underneath us
       extend: async () => {
         if (w.dead) return false;
-        const { rows } = await c.query(P.held([classid, objid]));
+        if (!oid) {
+          const u = BigInt.asUintN(64, ids.k);
+          oid = [(u >> 32n).toString(), (u & 0xffffffffn).toString()];
+        }
+        const { rows } = await c.query(P.held(oid));
         return (rows[0] as { n: number }).n > 0;
       },
       release: async () => {
@@ -203,7 +233,7 @@ export class AdvisoryBackend implements Backend {
           return false;
         }
         try {
-          const values = [k.toString(), payload, marker];
+          const values = [ids.id, ids.payload, ids.marker];
           const { rows } = await c.query(
             mode === 'exclusive' ? P.unlockExclusive(values) : P.unlockShared(values),
           );
