@@ -56,6 +56,32 @@ async function entries(stream: string) {
 }
 
 describe('redisStreamsPublisher', () => {
+  it('adds a large batch over several streams in stream order, once per id, with one result per message', async () => {
+    const a = `${redisServer.prefix}big-a`;
+    const b = `${redisServer.prefix}big-b`;
+    const publisher = redisStreamsPublisher({
+      redis,
+      stream: (m) => {
+        if (m.key === 'bad') throw new Error('no stream for this one');
+        return Number(m.id) % 2 === 0 ? a : b;
+      },
+    });
+    const batch = Array.from({ length: 250 }, (_, i) => message(String(i + 1), `k${i}`));
+    const results = await publisher.publish([...batch, message('999', 'bad')], AbortSignal.timeout(10_000));
+    expect(results).toHaveLength(251);
+    expect(results.slice(0, 250).every((r) => r.ok)).toBe(true);
+    expect(results[250]).toMatchObject({ ok: false });
+    // a re-publish of part of it (a relay that crashed before settling) adds nothing
+    expect(
+      (await publisher.publish(batch.slice(100, 180), AbortSignal.timeout(10_000))).every((r) => r.ok),
+    ).toBe(true);
+    const ids = (s: string) => entries(s).then((list) => list.map((m) => Number(m.id)));
+    const even = batch.map((m) => Number(m.id)).filter((n) => n % 2 === 0);
+    const odd = batch.map((m) => Number(m.id)).filter((n) => n % 2 === 1);
+    expect(await ids(a)).toEqual(even);
+    expect(await ids(b)).toEqual(odd);
+  });
+
   it('adds one entry per message, and a re-publish of an outbox id adds nothing', async () => {
     const stream = `${redisServer.prefix}s1`;
     const p = redisStreamsPublisher({ redis, stream });

@@ -5,18 +5,28 @@ import { v } from '../validate.js';
 import type { RedisStreamsLike, RedisStreamsPublisherOptions } from './types.js';
 
 // XADD once per outbox id: a relay that crashed after publishing but before settling republishes the message,
-// and the second XADD returns the first entry's id instead of adding a duplicate.
-const XADD_ONCE = `local seen = redis.call('GET', KEYS[2])
-if seen then return seen end
-local id
-if ARGV[2] ~= '' then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
-else
-  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+// and the second XADD returns the first entry's id instead of adding a duplicate. One call adds a whole chunk
+// of messages to one stream (KEYS[1]; KEYS[i + 1] is message i's dedup key; ARGV: ttl, maxLen, then
+// FIELD_ARGS fields per message): one command and one reply per chunk instead of per message.
+const FIELD_ARGS = 14;
+const XADD_ONCE = `local ttl, maxlen, out = ARGV[1], ARGV[2], {}
+for i = 2, #KEYS do
+  local id = redis.call('GET', KEYS[i])
+  if not id then
+    local from = 3 + (i - 2) * ${FIELD_ARGS}
+    if maxlen ~= '' then
+      id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(ARGV, from, from + ${FIELD_ARGS - 1}))
+    else
+      id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, from, from + ${FIELD_ARGS - 1}))
+    end
+    redis.call('SET', KEYS[i], id, 'EX', ttl)
+  end
+  out[i - 1] = id
 end
-redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
-return id`;
+return out`;
 const XADD_ONCE_SHA = createHash('sha1').update(XADD_ONCE).digest('hex');
+/** Messages per script call: bounds the command's size and how long it holds the server. */
+const CHUNK = 100;
 
 /** The key remembering that an outbox id was added; a hash tag keeps it in the stream's Cluster slot. */
 const dedupKey = (stream: string, id: string) =>
@@ -45,43 +55,70 @@ export function redisStreamsPublisher(o: RedisStreamsPublisherOptions): Publishe
   const maxLen = o.maxLen === undefined ? '' : String(v.integer('maxLen', o.maxLen, { min: 1 }));
   const ttl = String(v.integer('dedupTtlSec', o.dedupTtlSec ?? 86_400, { min: 1 }));
 
-  const add = async (m: OutboxMessage): Promise<string> => {
-    const s = typeof stream === 'string' ? stream : v.key('stream', stream(m));
-    const args = [
-      s,
-      dedupKey(s, m.id),
-      ttl,
-      maxLen,
-      'id',
-      m.id,
-      'topic',
-      m.topic,
-      'key',
-      m.key,
-      'type',
-      m.type,
-      'payload',
-      JSON.stringify(m.payload),
-      'headers',
-      JSON.stringify(m.headers),
-      'created_at',
-      m.createdAt.toISOString(),
-    ];
+  const fields = (m: OutboxMessage) => [
+    'id',
+    m.id,
+    'topic',
+    m.topic,
+    'key',
+    m.key,
+    'type',
+    m.type,
+    'payload',
+    JSON.stringify(m.payload),
+    'headers',
+    JSON.stringify(m.headers),
+    'created_at',
+    m.createdAt.toISOString(),
+  ];
+  /** Adds a chunk of one stream's messages; a failed call fails exactly that chunk (retrying it is safe). */
+  const addChunk = async (s: string, chunk: readonly OutboxMessage[]): Promise<void> => {
+    const keys = [s, ...chunk.map((m) => dedupKey(s, m.id))];
+    const args = [ttl, maxLen, ...chunk.flatMap(fields)];
     try {
-      return (await redis.evalsha(XADD_ONCE_SHA, 2, ...args)) as string;
+      await redis.evalsha(XADD_ONCE_SHA, keys.length, ...keys, ...args);
     } catch (e) {
       if (!String((e as Error)?.message).includes('NOSCRIPT')) throw e;
-      return (await redis.eval(XADD_ONCE, 2, ...args)) as string;
+      await redis.eval(XADD_ONCE, keys.length, ...keys, ...args);
     }
   };
 
   return {
     async publish(messages) {
-      // commands go out back to back on the connection; each message gets its own result
-      const settled = await Promise.allSettled(messages.map(add));
-      return settled.map(
-        (r): PublishResult => (r.status === 'fulfilled' ? { ok: true } : { ok: false, error: r.reason }),
-      );
+      const results: PublishResult[] = new Array(messages.length);
+      // per stream, in chunks; the calls go out back to back on the connection
+      const byStream = new Map<string, number[]>();
+      messages.forEach((m, i) => {
+        try {
+          const s = typeof stream === 'string' ? stream : v.key('stream', stream(m));
+          const list = byStream.get(s);
+          if (list) list.push(i);
+          else byStream.set(s, [i]);
+        } catch (error) {
+          results[i] = { ok: false, error };
+        }
+      });
+      const calls: Promise<void>[] = [];
+      for (const [s, indexes] of byStream) {
+        for (let from = 0; from < indexes.length; from += CHUNK) {
+          const part = indexes.slice(from, from + CHUNK);
+          calls.push(
+            addChunk(
+              s,
+              part.map((i) => messages[i] as OutboxMessage),
+            ).then(
+              () => {
+                for (const i of part) results[i] = { ok: true };
+              },
+              (error: unknown) => {
+                for (const i of part) results[i] = { ok: false, error };
+              },
+            ),
+          );
+        }
+      }
+      await Promise.all(calls);
+      return results;
     },
   };
 }
