@@ -187,6 +187,7 @@ async function compose(
     log,
     // embedded PGlite has this process as its one writer, so every change to an order passes the service
     ...(backends.pglite ? { readCache: 10_000 } : {}),
+    ...(backends.pool ? { pool: backends.pool } : {}),
   });
 
   // ---- outbox: relay on LISTEN (pglite or pg), delivered in process or through a Redis stream

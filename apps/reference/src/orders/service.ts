@@ -3,6 +3,7 @@ import type { Lease, Locks } from '@oms/locks';
 import { enqueue } from '@oms/outbox';
 import { context, propagation } from '@opentelemetry/api';
 import { type Kysely, sql, type Transaction } from 'kysely';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { canonicalJson } from '../audit.js';
 import type { Database, OrdersTable } from '../db/schema.js';
@@ -54,6 +55,7 @@ export class OrderService {
   readonly #fence: (token: bigint) => bigint;
   readonly #log: Logger;
   readonly #cache: OrderCache | undefined;
+  readonly #pool: Pick<pg.Pool, 'query'> | undefined;
 
   constructor(o: {
     db: Kysely<Database>;
@@ -67,6 +69,8 @@ export class OrderService {
      * writer (embedded PGlite): every write here invalidates its order, a write elsewhere could not.
      */
     readCache?: number;
+    /** PostgreSQL: reads run as a named prepared statement on this pool (planned once per connection). */
+    pool?: Pick<pg.Pool, 'query'>;
   }) {
     this.#db = o.db;
     this.#locks = o.locks;
@@ -75,6 +79,7 @@ export class OrderService {
     this.#fence = o.fence;
     this.#log = o.log;
     this.#cache = o.readCache ? new OrderCache(o.readCache) : undefined;
+    this.#pool = o.pool;
   }
 
   /**
@@ -321,12 +326,11 @@ export class OrderService {
 
   /** The order and its items in one query (one round trip; on PGlite, one turn of the database). */
   async #load(db: Db, id: string): Promise<Order> {
-    const { rows } = await sql<OrderRow & { items: unknown }>`
-      select o.id, o.customer_id, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at,
-        coalesce((select json_agg(json_build_array(i.sku, i.quantity, i.unit_price_cents) order by i.line)
-          from order_items i where i.order_id = o.id), '[]') as items
-      from orders o where o.id = ${id}`.execute(db);
-    const row = rows[0];
+    const row =
+      db === this.#db && this.#pool
+        ? (await this.#pool.query<LoadedRow>({ name: 'oms-order-load', text: LOAD_ORDER, values: [id] }))
+            .rows[0]
+        : (await sql<LoadedRow>`${sql.raw(LOAD_ORDER_BY)} ${id}`.execute(db)).rows[0];
     if (!row) throw new Problem('NOT_FOUND', `no order ${id}`);
     const raw = (typeof row.items === 'string' ? JSON.parse(row.items) : row.items) as [
       string,
@@ -361,6 +365,13 @@ export class OrderService {
   }
 }
 
+/** An order and its items as `[sku, quantity, unitPriceCents]` rows, by id (the id is the parameter after it). */
+const LOAD_ORDER_BY = `select o.id, o.customer_id, o.status, o.total_cents, o.currency, o.version, o.created_at,
+    o.updated_at, coalesce((select json_agg(json_build_array(i.sku, i.quantity, i.unit_price_cents) order by i.line)
+      from order_items i where i.order_id = o.id), '[]') as items
+  from orders o where o.id =`;
+const LOAD_ORDER = `${LOAD_ORDER_BY} $1`;
+
 interface OrderRow {
   id: string;
   customer_id: string;
@@ -371,6 +382,8 @@ interface OrderRow {
   created_at: Date | string;
   updated_at: Date | string;
 }
+
+type LoadedRow = OrderRow & { items: unknown };
 
 function toOrder(r: OrderRow, items: OrderItem[]): Order {
   return {
