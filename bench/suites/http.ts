@@ -19,8 +19,8 @@ const IN_FLIGHT = 16;
 // slow double-to-text path on every request, a cost no deployment pays (ours formats big numbers fast).
 const HUGE = 1e9;
 const WINDOW_MS = 60_000;
-// Each app is warmed for this long before the first timed run: one burst left the whole HTTP stack cold, so
-// the first run of every case read 10 to 20 times its later runs and the first cases paid the JIT's tier-up.
+// Each app is warmed for this long before the first timed run: with one burst of warm-up the first run of
+// every case read 10 to 20 times its later runs (a cold HTTP stack), and a median of 5 then rests on 4.
 const WARM_MS = 600;
 // CPU metrics: rounds of BURSTS bursts per app, the apps' order rotating each round. Process CPU time is what
 // the server and the client in this process spend; a loaded box stretches wall time but not CPU time.
