@@ -2,7 +2,7 @@ import { type Mode, newOut, type Out } from '../algorithm.js';
 import type { StoreSink } from '../store.js';
 import { fill, indexIn, nextMark, type Profile } from './profile.js';
 import { downError, type Raw, type ScriptRunner, STALE } from './script-runner.js';
-import { BATCH_SCRIPT, SCRIPTS } from './scripts.js';
+import { BATCH_SCRIPT, DROPPED, SCRIPTS } from './scripts.js';
 import type { ServerClock } from './server-clock.js';
 import { MAX_BATCH, TickBatcher } from './tick-batcher.js';
 
@@ -98,7 +98,7 @@ export class SingleCalls {
     for (let i = 0; i < q.length; i++) {
       const o = 1 + i * 3;
       const c = q[i]!;
-      if (raw[o] === -1) {
+      if (raw[o] === DROPPED) {
         c.sink.reply(STALE, undefined);
         continue;
       }
@@ -113,7 +113,7 @@ export class SingleCalls {
     const { k, prof, cost, sink } = c;
     const args = [k, prof.p1, prof.p2, prof.p3, this.clock.deadline(at, c.timeoutMs), c.mode, cost];
     const ok = (raw: Raw): void => {
-      if (raw[0] === -1) {
+      if (raw[0] === DROPPED) {
         sink.reply(STALE, undefined);
         return;
       }

@@ -2,7 +2,7 @@ import { Mode, type Out } from '../algorithm.js';
 import type { AllSink, StoreScope } from '../store.js';
 import { fill, indexIn, nextMark, type Profile, profileOf } from './profile.js';
 import { downError, type Raw, type ScriptRunner, STALE } from './script-runner.js';
-import { MULTI_SCRIPT } from './scripts.js';
+import { DROPPED, MULTI_SCRIPT } from './scripts.js';
 import type { ServerClock } from './server-clock.js';
 import { keySlot } from './slot.js';
 import { MAX_BATCH, TickBatcher } from './tick-batcher.js';
@@ -187,7 +187,7 @@ export class MultiCalls {
     const keys = group.map(this.keyOf);
     const { numKeys, args } = multiArgs([groupOf(keys, group, cost, mode, rts, timeoutMs)], this.clock, at);
     const raw = await this.runner.run(MULTI_SCRIPT, numKeys, args);
-    if (raw[1] === -1) throw STALE;
+    if (raw[1] === DROPPED) throw STALE;
     this.clock.sample(raw[0] as number);
     return raw;
   }
@@ -222,7 +222,7 @@ export class MultiCalls {
       this.clock.sample(raw[0] as number);
       let o = 1;
       for (const g of q) {
-        if (raw[o] === -1) g.sink.replyAll(STALE, -1);
+        if (raw[o] === DROPPED) g.sink.replyAll(STALE, -1);
         else g.sink.replyAll(null, fillGroup(raw, o, g.outs, g.keys.length));
         o += 1 + g.keys.length * 3;
       }

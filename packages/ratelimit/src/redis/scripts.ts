@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import { AlgCode, Mode } from '../algorithm.js';
 
+/** What a reply holds in place of a call whose deadline had passed when the script ran (it did nothing). */
+export const DROPPED = -1;
+
 // Each algorithm but the sliding log is a pure Lua function over the key's value, run once per call:
 //   dec<code>(v, p1, p2, p3, now, cost, mode, rts) -> ok, remaining, reset, retry, newValue, pxMs
 // with times in µs from the server's TIME, mode one of PEEK, COMMIT and REFUND (the values of `Mode`; REFUND
@@ -229,7 +232,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
 /**
  * One call of one algorithm. KEYS[1]; ARGV: p1 p2 p3 deadline mode cost
- * -> {ok, remaining, resetMs, retryMs, nowUs}: ok -1 when the deadline had passed
+ * -> {ok, remaining, resetMs, retryMs, nowUs}: ok DROPPED when the deadline had passed
  */
 function single(code: number): string {
   const call =
@@ -240,7 +243,7 @@ put(k, nv, px)`;
   return `${lib(code)}${CLOCK}
 local dl = tonumber(ARGV[4])
 -- a call its client already gave up on (offline queue, resend after reconnect) must not charge anything
-if dl > 0 and now > dl then return {-1, 0, 0, 0, now} end
+if dl > 0 and now > dl then return {${DROPPED}, 0, 0, 0, now} end
 local k = KEYS[1]
 local p1, p2, p3 = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local mode, cost = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -269,7 +272,7 @@ local D = {dec1, dec2, dec3, dec4}
  * Independent single-scope calls sent together (calls of one event-loop tick): one round trip and one script
  * run. Each runs exactly as its own script would, in order, so repeated keys see each other's charges.
  * ARGV: nProfiles, per profile (code p1 p2 p3 deadline), then per call (profile × 3 + mode, cost); KEYS per call
- * -> {nowUs, then (remaining resetMs retryMs) per call}: remaining -1 when that call's deadline had passed
+ * -> {nowUs, then (remaining resetMs retryMs) per call}: remaining DROPPED when that call's deadline had passed
  */
 const BATCH = `${lib()}${CLOCK}${PROFILES(1)}
 local out = {now}
@@ -282,7 +285,7 @@ for i = 1, #KEYS do
   local dl = DL[j]
   -- a call its client already gave up on must not charge anything
   if dl > 0 and now > dl then
-    out[o] = -1; out[o + 1] = 0; out[o + 2] = 0
+    out[o] = ${DROPPED}; out[o + 1] = 0; out[o + 2] = 0
   else
     local c, k = code[j], KEYS[i]
     local ok, r, reset, retry, nv, px
@@ -303,7 +306,7 @@ return out
  * its writes happen only when all allowed. A tick's calls share the run; on Cluster one slot's scopes run alone.
  * ARGV: mode rts, the profiles (see PROFILES), then per call: n cost, then n profile indexes (the first one's
  * deadline is the call's); KEYS in order
- * -> {nowUs, then per call: deniedIndex (0 = none, -1 = deadline passed), then (remaining resetMs retryMs) per key}
+ * -> {nowUs, then per call: deniedIndex (0 = none, DROPPED = deadline passed), then (remaining resetMs retryMs) per key}
  */
 const MULTI = `${lib()}${CLOCK}
 local mode, rts = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -321,7 +324,7 @@ while a <= nargs do
   out[o0] = 0
   -- a refund only returns what a reservation took: it lands whatever the time
   if mode ~= REFUND and now > DL[tonumber(ARGV[a]) + 1] then
-    out[o0] = -1
+    out[o0] = ${DROPPED}
     for i = 1, n * 3 do out[o0 + i] = 0 end
   else
     for i = 1, n do
