@@ -23,17 +23,11 @@ interface Queued extends Group {
   sink: AllSink;
 }
 
-function groupOf(
-  keys: string[],
-  scopes: readonly StoreScope[],
-  cost: number,
-  mode: Mode,
-  rts: number,
-  timeoutMs: number,
-): Group {
+/** The profile of each scope. */
+function profilesOf(scopes: readonly StoreScope[]): Profile[] {
   const profs: Profile[] = new Array(scopes.length);
   for (let i = 0; i < scopes.length; i++) profs[i] = profileOf(scopes[i]!.alg, scopes[i]!.p);
-  return { keys, profs, cost, mode, rts, timeoutMs };
+  return profs;
 }
 
 /**
@@ -185,7 +179,11 @@ export class MultiCalls {
     // returns what a reservation took
     if (mode !== Mode.refund) await this.clock.waitKnown(at, timeoutMs);
     const keys = group.map(this.keyOf);
-    const { numKeys, args } = multiArgs([groupOf(keys, group, cost, mode, rts, timeoutMs)], this.clock, at);
+    const { numKeys, args } = multiArgs(
+      [{ keys, profs: profilesOf(group), cost, mode, rts, timeoutMs }],
+      this.clock,
+      at,
+    );
     const raw = await this.runner.run(MULTI_SCRIPT, numKeys, args);
     if (raw[1] === DROPPED) throw STALE;
     this.clock.sample(raw[0] as number);
@@ -201,9 +199,8 @@ export class MultiCalls {
     }
     const keys: string[] = new Array(scopes.length);
     for (let i = 0; i < scopes.length; i++) keys[i] = this.keyOf(scopes[i]!);
-    const g = groupOf(keys, scopes, cost, Mode.commit, 0, timeoutMs) as Queued;
-    g.outs = outs;
-    g.sink = sink;
+    const profs = profilesOf(scopes);
+    const g: Queued = { keys, profs, cost, mode: Mode.commit, rts: 0, timeoutMs, outs, sink };
     this.#batcher.add(g, keys);
   }
 
