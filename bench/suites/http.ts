@@ -19,7 +19,7 @@ const IN_FLIGHT = 16;
 // slow double-to-text path on every request, a cost no deployment pays (ours formats big numbers fast).
 const HUGE = 1e9;
 const WINDOW_MS = 60_000;
-// Warm-up before the first timed run: every app, twice round, at least WARM_BURSTS bursts each time. With
+// Warm-up before the first timed run: every app, twice round, WARM_BURSTS bursts each time. With
 // one burst (later 600 ms, which was only ~40 bursts on a cold stack) the JIT had not optimized the plugins'
 // paths, nor the framework and header code they share: the first plugin case measured (ours) compiled them
 // during its run 1 and read up to 10 times its later runs, and the anchor after it found them ready.
