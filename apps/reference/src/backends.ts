@@ -91,7 +91,7 @@ async function build(
     pool.on('error', (e) => log.warn({ err: e.message }, 'postgres pool client error'));
     pool.on('connect', (c) => c.on('error', (e) => log.warn({ err: e.message }, 'postgres client error')));
     const p = pool;
-    closers.push(() => p.end());
+    closers.push(async () => (p.ending || p.ended ? undefined : p.end())); // kysely.destroy() ends it first
     kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     listen = pgListen(async () => {
       const client = new pg.Client({ connectionString: url });
