@@ -1,12 +1,11 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { timerLag, until } from '@oms/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_MAIN, type AppInstance, killAll, startApp } from '../src/demo/processes.js';
 import { mintDevToken } from '../src/dev-keys.js';
 import { type PaymentsServer, startPaymentsServer } from '../src/payments/server.js';
+import { freshDataDir } from './helpers.js';
 
 // SIGTERM under load on the real process (`node dist/main.js`, embedded): this test plays the load balancer
 // (it polls /readyz and stops routing once it is not 200) and its keep-alive clients, which send about
@@ -25,7 +24,8 @@ let app: AppInstance;
 
 beforeAll(async () => {
   if (!existsSync(APP_MAIN)) throw new Error(`${APP_MAIN} is missing: build the app before testing`);
-  dataDir = mkdtempSync(join(tmpdir(), 'oms-ref-shutdown-'));
+  // a migrated copy, not an empty directory: an initdb starved by a loaded machine once took past the start limit
+  dataDir = await freshDataDir('oms-ref-shutdown-');
   payments = await startPaymentsServer();
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
