@@ -1,3 +1,4 @@
+import { OmsOutboxError } from './errors.js';
 import { backgroundTimeout, type Clock } from './internal/clock.js';
 import type { Listen } from './types.js';
 
@@ -14,6 +15,8 @@ export interface ListenHooks {
 /** The first wait before subscribing again after an outage; doubled per failure up to `MAX_RETRY_MS`. */
 const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
+/** How long `close` waits for a subscribe in flight. */
+export const CLOSE_WAIT_MS = 5_000;
 
 /**
  * Keeps a relay subscribed to its channel: when `subscribe` rejects, or the adapter reports the session lost,
@@ -46,12 +49,33 @@ export class ListenSession {
     this.#subscribe();
   }
 
-  /** Unsubscribes (errors go to `onError`) and stops resubscribing. */
+  /**
+   * Unsubscribes (errors go to `onError`) and stops resubscribing. A subscribe still in flight is waited for at
+   * most `CLOSE_WAIT_MS`: a connect that never answers must not hold the relay's stop. Should it settle later,
+   * its own handler sees the session closed and unsubscribes at once.
+   */
   async close(onError: (error: unknown) => void): Promise<void> {
     this.#closed = true;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#pending;
+    let bound: unknown;
+    const settled = await Promise.race([
+      this.#pending.then(() => true),
+      // ref'd on purpose: the caller awaits this close
+      new Promise<false>((resolve) => {
+        bound = this.#clock.setTimeout(() => resolve(false), CLOSE_WAIT_MS);
+      }),
+    ]);
+    this.#clock.clearTimeout(bound);
+    if (!settled) {
+      onError(
+        new OmsOutboxError(
+          'ERR_OMS_OUTBOX_LISTEN_LOST',
+          `the listen subscribe had not answered ${CLOSE_WAIT_MS} ms into stop; it is dropped when it does`,
+        ),
+      );
+      return;
+    }
     const unsubscribe = this.#unsubscribe;
     this.#unsubscribe = undefined;
     await unsubscribe?.().catch(onError);

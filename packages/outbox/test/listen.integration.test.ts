@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueue, isOmsOutboxError, type Listen, migrate, type OutboxDb, relay } from '../src/index.js';
+import { CLOSE_WAIT_MS } from '../src/listen-session.js';
 import { pgListen } from '../src/postgres/index.js';
 import { freshTables, openDb } from './fixtures/db.js';
 import { recorder } from './fixtures/recorder.js';
@@ -171,4 +172,41 @@ describe('a relay whose listen subscription fails', () => {
     expect(unsubscribed).toBe(1);
     expect(calls).toBe(3);
   });
+});
+
+describe('a relay whose listen subscribe never answers', () => {
+  it('stops within the close bound, reports it, and drops the subscription when it answers late', async () => {
+    const tables = freshTables();
+    await migrate(db, { tables });
+    let answer: ((unsubscribe: () => Promise<void>) => void) | undefined;
+    let unsubscribed = 0;
+    // a connect that hangs (a firewall dropping packets): subscribe is called and never settles on its own
+    const listen: Listen = {
+      subscribe: () =>
+        new Promise((resolve) => {
+          answer = resolve;
+        }),
+    };
+    const rec = recorder();
+    const r = relay({ db, tables, publisher: rec.publisher, listen, pollMs: 30_000 });
+    const listenErrors: unknown[] = [];
+    r.on('error', (e) => {
+      if (e.phase === 'listen') listenErrors.push(e.error);
+    });
+    r.start();
+    await until(() => answer !== undefined, { what: 'the subscribe call' });
+    const t0 = performance.now();
+    await r.stop();
+    const took = performance.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(CLOSE_WAIT_MS - 50);
+    expect(took).toBeLessThan(CLOSE_WAIT_MS + 10_000);
+    expect(r.state).toBe('stopped');
+    expect(listenErrors).toHaveLength(1);
+    expect(isOmsOutboxError(listenErrors[0]) && listenErrors[0].code).toBe('ERR_OMS_OUTBOX_LISTEN_LOST');
+    // the late answer is unsubscribed at once, not kept
+    answer?.(async () => {
+      unsubscribed++;
+    });
+    await until(() => unsubscribed === 1, { what: 'the late subscription dropped' });
+  }, 30_000);
 });
