@@ -175,3 +175,23 @@ export const Abort = {
     });
   },
 };
+
+/** A bounded call that an AbortSignal can also end: what a remote consume and a remote limitAll share. */
+export interface AbortablePending extends Pending {
+  readonly deadlines: Deadlines;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  fail: (e: unknown) => void;
+}
+
+/** Starts `call`'s deadline and, with a signal, the abort that settles it first (the one closure, only then). */
+export function startAbortable(call: AbortablePending): void {
+  call.deadlines.add(call);
+  const signal = call.signal;
+  if (signal) {
+    call.onAbort = () => {
+      if (call.deadlines.settle(call)) call.fail(abortedError(signal));
+    };
+    signal.addEventListener('abort', call.onAbort, { once: true });
+  }
+}

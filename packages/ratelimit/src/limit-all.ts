@@ -1,5 +1,5 @@
 import { Mode, newOut, type Out } from './algorithm.js';
-import { abortedError, type Deadlines, type Pending } from './deadlines.js';
+import { abortedError, type Deadlines, type Pending, startAbortable } from './deadlines.js';
 import { invalidOption, isOmsRatelimitError, OmsRatelimitError } from './errors.js';
 import { internals as I, Limiter } from './limiter.js';
 import type { AllSink, AsyncStore, StoreImpl, StoreScope, SyncStore } from './store.js';
@@ -92,14 +92,7 @@ class RemoteAll implements Pending, AllSink {
   }
 
   start(): void {
-    this.deadlines.add(this);
-    const signal = this.signal;
-    if (signal) {
-      this.onAbort = () => {
-        if (this.deadlines.settle(this)) this.fail(abortedError(signal));
-      };
-      signal.addEventListener('abort', this.onAbort, { once: true });
-    }
+    startAbortable(this);
   }
 
   /** The bound passed (or the limiter closed) before the store answered. */

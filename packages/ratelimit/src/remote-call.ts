@@ -1,5 +1,5 @@
 import type { Mode, Out } from './algorithm.js';
-import { abortedError, type Deadlines, type Pending } from './deadlines.js';
+import { type Deadlines, type Pending, startAbortable } from './deadlines.js';
 import { isOmsRatelimitError } from './errors.js';
 import { internals as I, type Limiter } from './limiter.js';
 import type { StoreSink } from './store.js';
@@ -30,14 +30,7 @@ export class RemoteCall implements Pending, StoreSink {
 
   /** Starts the call's clock and abort handling; the caller then hands it to the store. */
   start(): void {
-    this.deadlines.add(this);
-    const signal = this.signal;
-    if (signal) {
-      this.onAbort = () => {
-        if (this.deadlines.settle(this)) this.fail(abortedError(signal));
-      };
-      signal.addEventListener('abort', this.onAbort, { once: true });
-    }
+    startAbortable(this);
   }
 
   #unlisten(): void {
