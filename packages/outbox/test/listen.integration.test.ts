@@ -17,22 +17,28 @@ beforeAll(() => {
 });
 afterAll(() => close());
 
+/** A relay on `listen` with a 30 s poll (so only a notification wakes it soon), and what it reported. */
+function watchedRelay(tables: ReturnType<typeof freshTables>, listen: Listen) {
+  const rec = recorder();
+  const r = relay({ db, tables, publisher: rec.publisher, listen, pollMs: 30_000 });
+  const listenErrors: unknown[] = [];
+  r.on('error', (e) => {
+    if (e.phase === 'listen') listenErrors.push(e.error);
+  });
+  const idle = { count: 0 };
+  r.on('idle', () => idle.count++);
+  return { r, rec, listenErrors, idle };
+}
+
 describe('pgListen on a client you passed in', () => {
   it('reports ERR_OMS_OUTBOX_LISTEN_LOST when PostgreSQL restarts, and the relay falls back to polling', async () => {
     const tables = freshTables();
     await migrate(db, { tables });
     const client = new pg.Client({ connectionString: pgServer.url });
     await client.connect();
-    const rec = recorder();
-    const r = relay({ db, tables, publisher: rec.publisher, listen: pgListen(client), pollMs: 30_000 });
-    const listenErrors: unknown[] = [];
-    r.on('error', (e) => {
-      if (e.phase === 'listen') listenErrors.push(e.error);
-    });
-    let idle = 0;
-    r.on('idle', () => idle++);
+    const { r, rec, listenErrors, idle } = watchedRelay(tables, pgListen(client));
     r.start();
-    await until(() => idle >= 1, { what: 'the relay to go idle' });
+    await until(() => idle.count >= 1, { what: 'the relay to go idle' });
     // notified while the session is alive
     await enqueue(db, { topic: 't', key: 'k', type: 'x', payload: 1 }, { tables });
     await until(() => rec.accepted.length === 1, { timeoutMs: 10_000, what: 'the notified publish' });
@@ -77,19 +83,12 @@ describe('pgListen on a client you passed in', () => {
     const client = new pg.Client({ connectionString: pgServer.url });
     client.on('error', () => {}); // the terminated session's error is the user's client's to handle
     await client.connect();
-    const rec = recorder();
-    const r = relay({ db, tables, publisher: rec.publisher, listen: pgListen(client), pollMs: 30_000 });
-    const listenErrors: unknown[] = [];
-    r.on('error', (e) => {
-      if (e.phase === 'listen') listenErrors.push(e.error);
-    });
-    let idle = 0;
-    r.on('idle', () => idle++);
+    const { r, rec, listenErrors, idle } = watchedRelay(tables, pgListen(client));
     r.start();
     const [first] = await until(
       async () => {
         const pids = await listeners();
-        return idle >= 1 && pids.length === 1 ? pids : undefined;
+        return idle.count >= 1 && pids.length === 1 ? pids : undefined;
       },
       { what: 'the relay to listen and go idle' },
     );
@@ -110,9 +109,9 @@ describe('pgListen on a client you passed in', () => {
     );
     // back on the 30 s poll: a 1 s poll would go idle about 3 times in 3 s; the look after the restore is 1
     await new Promise((res) => setTimeout(res, 500));
-    const idleBefore = idle;
+    const idleBefore = idle.count;
     await new Promise((res) => setTimeout(res, 3_000));
-    expect(idle - idleBefore).toBeLessThanOrEqual(1);
+    expect(idle.count - idleBefore).toBeLessThanOrEqual(1);
     const t0 = Date.now();
     await enqueue(db, { topic: 't', key: 'k', type: 'x', payload: 1 }, { tables });
     await until(() => rec.accepted.length === 1, {
@@ -146,12 +145,7 @@ describe('a relay whose listen subscription fails', () => {
         };
       },
     };
-    const rec = recorder();
-    const r = relay({ db, tables, publisher: rec.publisher, listen, pollMs: 30_000 });
-    const listenErrors: unknown[] = [];
-    r.on('error', (e) => {
-      if (e.phase === 'listen') listenErrors.push(e.error);
-    });
+    const { r, rec, listenErrors } = watchedRelay(tables, listen);
     r.start();
     // polled while the subscription is down (1 s, not 30 s)
     await enqueue(db, { topic: 't', key: 'k', type: 'x', payload: 1 }, { tables, notify: false });
@@ -187,12 +181,7 @@ describe('a relay whose listen subscribe never answers', () => {
           answer = resolve;
         }),
     };
-    const rec = recorder();
-    const r = relay({ db, tables, publisher: rec.publisher, listen, pollMs: 30_000 });
-    const listenErrors: unknown[] = [];
-    r.on('error', (e) => {
-      if (e.phase === 'listen') listenErrors.push(e.error);
-    });
+    const { r, listenErrors } = watchedRelay(tables, listen);
     r.start();
     await until(() => answer !== undefined, { what: 'the subscribe call' });
     const t0 = performance.now();

@@ -267,19 +267,7 @@ class StreamsConsumer<DB, T> implements RedisStreamsConsumer {
   async #read(st: ReadState): Promise<Entry[]> {
     const { stream, group, consumer, count, clock } = this.#cfg;
     if (st.pending) {
-      const entries = parseRead(
-        await this.#call(
-          'XREADGROUP',
-          'GROUP',
-          group,
-          consumer,
-          'COUNT',
-          st.retryHead ? 1 : count,
-          'STREAMS',
-          stream,
-          '0',
-        ),
-      );
+      const entries = await this.#readGroup(st.retryHead ? 1 : count, '0');
       if (entries.length === 0) st.pending = false;
       return entries;
     }
@@ -297,6 +285,13 @@ class StreamsConsumer<DB, T> implements RedisStreamsConsumer {
       )) as [string, Entry[] | null];
       return (res?.[1] ?? []).filter((e): e is Entry => Array.isArray(e?.[1]));
     }
+    return this.#readGroup(count, '>', this.#cfg.blockMs);
+  }
+
+  /** XREADGROUP as this consumer: `'0'` reads its own pending entries, `'>'` new ones (blocking `blockMs`). */
+  async #readGroup(count: number, from: '0' | '>', blockMs?: number): Promise<Entry[]> {
+    const { stream, group, consumer } = this.#cfg;
+    const block = blockMs === undefined ? [] : ['BLOCK', blockMs];
     return parseRead(
       await this.#call(
         'XREADGROUP',
@@ -305,11 +300,10 @@ class StreamsConsumer<DB, T> implements RedisStreamsConsumer {
         consumer,
         'COUNT',
         count,
-        'BLOCK',
-        this.#cfg.blockMs,
+        ...block,
         'STREAMS',
         stream,
-        '>',
+        from,
       ),
     );
   }
